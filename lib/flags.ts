@@ -1,0 +1,248 @@
+/**
+ * The one command-line flag parser of every script: kebab-case flags,
+ * `--help`, typed values, and a one-line {@linkcode UserError} for a bad flag.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { UserError } from "./errors.ts";
+
+/** The kinds of value a flag takes. */
+export type FlagType = "string" | "int" | "number" | "boolean";
+
+/** One flag: its type, default and help text. */
+export interface FlagDef {
+  /** The value's type; `int` and `number` are checked on parsing. */
+  type: FlagType;
+  /** One line for `--help`. */
+  help: string;
+  /** Value when the flag is absent; without one the value is `undefined`. */
+  default?: string | number | boolean;
+  /** Accepted values of a string flag. */
+  choices?: readonly string[];
+  /** Smallest accepted value of a numeric flag. */
+  min?: number;
+  /** Largest accepted value of a numeric flag. */
+  max?: number;
+}
+
+/** Flag definitions keyed by camelCase name (`batchSize` is `--batch-size`). */
+export type FlagDefs = Record<string, FlagDef>;
+
+type ValueOf<D extends FlagDef> = D["type"] extends "boolean" ? boolean
+  : D["type"] extends "string" ? string
+  : number;
+
+/** Parsed values: a flag with a default always has a value. */
+export type FlagValues<T extends FlagDefs> = {
+  [K in keyof T]: T[K] extends { default: string | number | boolean } ? ValueOf<T[K]>
+    : ValueOf<T[K]> | undefined;
+};
+
+/** What a script says about itself in `--help`. */
+export interface ScriptInfo {
+  /** How to run it, e.g. `deno task bin_loss [flags]`. */
+  usage: string;
+  /** One or two sentences on what it does. */
+  summary: string;
+}
+
+/**
+ * Converts a camelCase name to its kebab-case flag.
+ *
+ * @param name camelCase name.
+ * @returns The flag without dashes.
+ *
+ * @example
+ * ```ts
+ * import { kebab } from "./flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(kebab("batchSize"), "batch-size");
+ * ```
+ */
+export function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/**
+ * Formats the `--help` text of a script.
+ *
+ * @param info Usage line and summary.
+ * @param defs The script's flags.
+ * @returns The help text.
+ *
+ * @example
+ * ```ts
+ * import { helpText } from "./flags.ts";
+ * import { assert } from "./assert.ts";
+ * const text = helpText({ usage: "x", summary: "y" }, {
+ *   iters: { type: "int", default: 500, help: "Iterations" },
+ * });
+ * assert(text.includes("--iters"));
+ * ```
+ */
+export function helpText(info: ScriptInfo, defs: FlagDefs): string {
+  const rows = Object.entries(defs).map(([name, def]) => {
+    const value = def.type === "boolean" ? "" : ` <${def.type}>`;
+    const extra = [
+      def.choices ? `one of ${def.choices.join(", ")}` : "",
+      def.default !== undefined ? `default ${JSON.stringify(def.default)}` : "",
+    ].filter((s) => s).join("; ");
+    return [
+      `  --${kebab(name)}${value}`,
+      def.help + (extra ? ` (${extra})` : ""),
+    ];
+  });
+  rows.push(["  --help", "Show this help and exit"]);
+  const width = Math.max(...rows.map(([flag]) => flag!.length)) + 2;
+  return `Usage: ${info.usage}\n\n${info.summary}\n\nFlags:\n` +
+    rows.map(([flag, help]) => flag!.padEnd(width) + help).join("\n");
+}
+
+/**
+ * Parses command-line arguments against flag definitions. `--help` prints the
+ * help text and exits with status 0.
+ *
+ * @param args The arguments, usually `Deno.args`.
+ * @param defs The flags the script accepts.
+ * @param info Usage line and summary for `--help`.
+ * @returns The typed values, keyed by camelCase name.
+ * @throws {UserError} On an unknown flag, a missing or malformed value, or a
+ * value out of range.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const flags = parseFlags(["--batch-size", "8"], {
+ *   batchSize: { type: "int", default: 4, help: "Minibatch size", min: 1 },
+ *   flip: { type: "boolean", default: false, help: "Flip" },
+ * }, { usage: "x", summary: "y" });
+ * assertEquals(flags.batchSize, 8);
+ * assertEquals(flags.flip, false);
+ * ```
+ */
+export function parseFlags<T extends FlagDefs>(
+  args: string[],
+  defs: T,
+  info: ScriptInfo,
+): FlagValues<T> {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+  };
+  for (const [name, def] of Object.entries(defs)) {
+    options[kebab(name)] = {
+      type: def.type === "boolean" ? "boolean" : "string",
+    };
+    if (def.type === "boolean") {
+      options[`no-${kebab(name)}`] = { type: "boolean" };
+    }
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options,
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error);
+    throw new UserError(
+      `${message.replace(/\.$/, "")}; run with --help to see the flags`,
+    );
+  }
+  if (parsed.values.help) {
+    console.log(helpText(info, defs));
+    Deno.exit(0);
+  }
+  const values: Record<string, unknown> = {};
+  for (const [name, def] of Object.entries(defs)) {
+    const flag = kebab(name);
+    const raw = parsed.values[flag];
+    if (def.type === "boolean") {
+      values[name] = parsed.values[`no-${flag}`] ? false : raw ?? def.default;
+      continue;
+    }
+    if (raw === undefined) {
+      values[name] = def.default;
+      continue;
+    }
+    values[name] = parseValue(flag, String(raw), def);
+  }
+  return values as FlagValues<T>;
+}
+
+function parseValue(flag: string, raw: string, def: FlagDef): string | number {
+  if (def.type === "string") {
+    if (def.choices && !def.choices.includes(raw)) {
+      throw new UserError(
+        `Bad value for --${flag}: "${raw}"; use one of ${def.choices.join(", ")}`,
+      );
+    }
+    return raw;
+  }
+  const value = Number(raw);
+  const kind = def.type === "int" ? "an integer" : "a number";
+  if (
+    raw.trim() === "" || !Number.isFinite(value) ||
+    (def.type === "int" && !Number.isInteger(value))
+  ) {
+    throw new UserError(`Bad value for --${flag}: "${raw}" is not ${kind}`);
+  }
+  if (def.min !== undefined && value < def.min) {
+    throw new UserError(
+      `Bad value for --${flag}: ${raw} is below the minimum ${def.min}`,
+    );
+  }
+  if (def.max !== undefined && value > def.max) {
+    throw new UserError(
+      `Bad value for --${flag}: ${raw} is above the maximum ${def.max}`,
+    );
+  }
+  return value;
+}
+
+/** Flags of every script that reads the dataset. */
+export const DATA_FLAGS = {
+  data: {
+    type: "string",
+    help: "Dataset folder in the Imori layout; default data/imori, else the built-in synthetic set",
+  },
+  size: {
+    type: "int",
+    default: 64,
+    min: 8,
+    max: 1024,
+    help: "Model input height and width in pixels",
+  },
+  out: { type: "string", default: "answers", help: "Folder for figures" },
+} as const satisfies FlagDefs;
+
+/** Flags of every script that trains or evaluates a network. */
+export const TRAIN_FLAGS = {
+  iters: { type: "int", default: 500, min: 0, help: "Training iterations" },
+  batchSize: { type: "int", default: 4, min: 1, help: "Minibatch size" },
+  lr: {
+    type: "number",
+    default: 0.01,
+    min: 0,
+    help: "Learning rate (SGD with momentum 0.9)",
+  },
+  seed: {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "Random seed for weights and shuffling",
+  },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: ["auto", "tensorflow", "webgpu", "wasm", "cpu"],
+    help: "TensorFlow.js backend; auto picks the fastest that works here",
+  },
+  checkpoint: {
+    type: "string",
+    help: "Checkpoint folder; default checkpoints/<exercise>",
+  },
+} as const satisfies FlagDefs;

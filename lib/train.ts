@@ -1,0 +1,292 @@
+/**
+ * The training loop: the tutorial's protocol by default (SGD with momentum
+ * 0.9, learning rate 0.01, minibatch 4, 500 iterations over a seeded stream
+ * of shuffled epochs), every value an option, batch norm in training mode,
+ * no leaked tensors.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { segmentationLoss } from "./losses.ts";
+import { Progress, type ProgressOptions } from "./progress.ts";
+import { createRng, type Rng, shuffled } from "./rng.ts";
+import { learningRateAt, type ScheduleName } from "./schedule.ts";
+
+/** Names of the optimizers {@linkcode trainModel} can use. */
+export type OptimizerName = "sgd" | "adam";
+
+/** The optimizer names, for a flag's choices. */
+export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adam"];
+
+/** One tensor of an optimizer's state, as `optimizer.getWeights()` lists it. */
+export interface OptimizerWeight {
+  /** Its name, e.g. `iter` or `conv2d_1/kernel/momentum`. */
+  name: string;
+  /** Its value. */
+  tensor: tf.Tensor;
+}
+
+/** Images and masks to train on. */
+export interface TrainingData {
+  /** Shape [n, height, width, 3], values in [0, 1]. */
+  images: tf.Tensor4D;
+  /** Shape [n, height, width], int32 class indices. */
+  masks: tf.Tensor3D;
+}
+
+/**
+ * An augmentation applied to every minibatch; it returns new tensors (or the
+ * ones it was given) and may use `rng` for its random choices.
+ */
+export type Augment = (
+  images: tf.Tensor4D,
+  masks: tf.Tensor3D,
+  rng: Rng,
+) => { images: tf.Tensor4D; masks: tf.Tensor3D };
+
+/** Settings of {@linkcode trainModel}. */
+export interface TrainOptions {
+  /** The last iteration: training runs until the optimizer has done this many steps.
+   * @default {500} */
+  iters?: number;
+  /** Images per minibatch.
+   * @default {4} */
+  batchSize?: number;
+  /** Base learning rate.
+   * @default {0.01} */
+  lr?: number;
+  /** Momentum of SGD (0 for plain SGD).
+   * @default {0.9} */
+  momentum?: number;
+  /** Optimizer.
+   * @default {"sgd"} */
+  optimizer?: OptimizerName;
+  /** Learning-rate schedule over the whole run.
+   * @default {"constant"} */
+  schedule?: ScheduleName;
+  /** Seed of the minibatch order and of the augmentation.
+   * @default {0} */
+  seed?: number;
+  /** Augmentation of each minibatch.
+   * @default {none} */
+  augment?: Augment;
+  /** Iterations already done (resume); the stream of minibatches continues where it was.
+   * @default {0} */
+  startIteration?: number;
+  /** Optimizer state to continue from, as saved from `optimizer.getWeights()`.
+   * @default {fresh state} */
+  optimizerState?: OptimizerWeight[];
+  /** Iterations left out of `msPerIter` (the first ones compile kernels).
+   * @default {5} */
+  warmup?: number;
+  /** How progress is reported.
+   * @default {a line on the terminal, or every 50 iterations} */
+  progress?: ProgressOptions;
+  /** Called after each iteration, e.g. to save a checkpoint now and then.
+   * @default {nothing} */
+  onIteration?: (iteration: number, loss: number, optimizer: tf.Optimizer) => Promise<void> | void;
+}
+
+/** What {@linkcode trainModel} returns. */
+export interface TrainResult {
+  /** Loss of each iteration of this run. */
+  losses: number[];
+  /** The last iteration done (equals `iters`). */
+  iteration: number;
+  /** Wall-clock seconds of the loop. */
+  seconds: number;
+  /** Mean milliseconds per iteration, the warm-up iterations left out (0 if none left). */
+  msPerIter: number;
+  /** The optimizer with its state, for a checkpoint; the caller disposes it. */
+  optimizer: tf.Optimizer;
+}
+
+/**
+ * Creates the optimizer of a run.
+ *
+ * @param name `sgd` (with momentum, the tutorial's) or `adam`.
+ * @param lr Learning rate.
+ * @param momentum Momentum of SGD; 0 gives plain SGD.
+ * @returns A new optimizer the caller disposes.
+ *
+ * @example
+ * ```ts
+ * import { createOptimizer } from "./train.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const optimizer = createOptimizer("sgd", 0.01, 0.9);
+ * assertEquals(optimizer.getClassName(), "Momentum");
+ * optimizer.dispose();
+ * ```
+ */
+export function createOptimizer(name: OptimizerName, lr: number, momentum = 0.9): tf.Optimizer {
+  if (name === "adam") return tf.train.adam(lr);
+  return momentum > 0 ? tf.train.momentum(lr, momentum) : tf.train.sgd(lr);
+}
+
+/**
+ * Sets an optimizer's learning rate (tfjs has a setter only for SGD).
+ *
+ * @param optimizer An optimizer from {@linkcode createOptimizer}.
+ * @param lr The new learning rate.
+ *
+ * @example
+ * ```ts
+ * import { createOptimizer, setLearningRate } from "./train.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const optimizer = createOptimizer("adam", 0.01);
+ * setLearningRate(optimizer, 0.5);
+ * assertEquals(optimizer.getConfig().learningRate, 0.5);
+ * optimizer.dispose();
+ * ```
+ */
+export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  // tfjs's `instanceof` is true for every optimizer, so test for the method.
+  if ("setLearningRate" in optimizer && typeof optimizer.setLearningRate === "function") {
+    (optimizer as tf.SGDOptimizer).setLearningRate(lr);
+  } else {
+    (optimizer as unknown as { learningRate: number }).learningRate = lr;
+  }
+}
+
+/**
+ * The training-set indices of one minibatch: epochs are shuffled with the
+ * seed and joined into one stream, and minibatch `iteration` takes the next
+ * `batchSize` indices of it (a minibatch may span two epochs, as in the
+ * tutorial's answers).
+ *
+ * @param count Number of training images.
+ * @param batchSize Images per minibatch.
+ * @param seed Seed of the shuffles.
+ * @returns A function from iteration (0-based) to indices; it is fastest when
+ * called with increasing iterations.
+ *
+ * @example
+ * ```ts
+ * import { minibatchIndices } from "./train.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const batches = minibatchIndices(4, 2, 0);
+ * const epoch = [...batches(0), ...batches(1)];
+ * assertEquals([...epoch].sort(), [0, 1, 2, 3]);
+ * ```
+ */
+export function minibatchIndices(
+  count: number,
+  batchSize: number,
+  seed: number,
+): (iteration: number) => number[] {
+  const rng = createRng(seed);
+  const base = Array.from({ length: count }, (_, index) => index);
+  const stream: number[] = [];
+  let streamStart = 0;
+  return (iteration) => {
+    const start = iteration * batchSize;
+    if (start < streamStart) {
+      return minibatchIndices(count, batchSize, seed)(iteration);
+    }
+    while (streamStart + stream.length < start + batchSize) {
+      stream.push(...shuffled(base, rng));
+    }
+    const dropped = start - streamStart;
+    stream.splice(0, dropped);
+    streamStart = start;
+    return stream.slice(0, batchSize);
+  };
+}
+
+/**
+ * Trains a segmentation model: each iteration draws a minibatch, applies the
+ * augmentation, runs the model in training mode (batch norm uses batch
+ * statistics and updates its moving averages) and takes an optimizer step on
+ * {@linkcode segmentationLoss}.
+ *
+ * @param model A model whose output is probabilities, shape [n, h, w, classes].
+ * @param data Training images and masks (already flipped if wanted).
+ * @param options Protocol; the defaults are the tutorial's.
+ * @returns Loss history, timing and the optimizer (the caller disposes it).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { trainModel } from "./train.ts";
+ * import { assert } from "./assert.ts";
+ * const input = tf.input({ shape: [4, 4, 3] });
+ * const output = tf.layers.conv2d({ filters: 1, kernelSize: 1, activation: "sigmoid" }).apply(input);
+ * const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
+ * const images = tf.randomUniform([2, 4, 4, 3], 0, 1, "float32", 1) as tf.Tensor4D;
+ * const masks = tf.tensor3d(Array(32).fill(1), [2, 4, 4], "int32");
+ * const result = await trainModel(model, { images, masks }, { iters: 20, lr: 0.1, progress: { quiet: true } });
+ * assert(result.losses[19]! < result.losses[0]!);
+ * result.optimizer.dispose();
+ * ```
+ */
+export async function trainModel(
+  model: tf.LayersModel,
+  data: TrainingData,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  const {
+    iters = 500,
+    batchSize = 4,
+    lr = 0.01,
+    momentum = 0.9,
+    optimizer: optimizerName = "sgd",
+    schedule = "constant",
+    seed = 0,
+    augment,
+    startIteration = 0,
+    optimizerState,
+    warmup = 5,
+  } = options;
+  const count = data.images.shape[0];
+  if (count === 0) {
+    throw new Error("Cannot train on an empty training set");
+  }
+  const optimizer = createOptimizer(optimizerName, lr, momentum);
+  if (optimizerState) {
+    await optimizer.setWeights(optimizerState);
+  }
+  const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
+  const batches = minibatchIndices(count, batchSize, seed);
+  const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
+  const loopStart = performance.now();
+  let timedStart = loopStart;
+  for (let iteration = startIteration + 1; iteration <= iters; iteration++) {
+    if (schedule !== "constant") {
+      setLearningRate(optimizer, learningRateAt(iteration - 1, { schedule, lr, total: iters }));
+    }
+    const indices = batches(iteration - 1);
+    const cost = tf.tidy(() => {
+      const picked = tf.tensor1d(indices, "int32");
+      let images = tf.gather(data.images, picked) as tf.Tensor4D; // [batch, height, width, 3]
+      let masks = tf.gather(data.masks, picked) as tf.Tensor3D; // [batch, height, width]
+      if (augment) {
+        ({ images, masks } = augment(images, masks, createRng(seed * 1000003 + iteration)));
+      }
+      return optimizer.minimize(
+        () => {
+          const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
+          return segmentationLoss(probabilities, masks);
+        },
+        true,
+        variables,
+      )!;
+    });
+    const loss = (await cost.data())[0]!;
+    cost.dispose();
+    if (iteration === startIteration + warmup) {
+      timedStart = performance.now();
+    }
+    progress.update(iteration, loss);
+    await options.onIteration?.(iteration, loss, optimizer);
+  }
+  const end = performance.now();
+  const done = iters - startIteration;
+  const timed = done - warmup;
+  return {
+    losses: progress.finish(),
+    iteration: Math.max(iters, startIteration),
+    seconds: (end - loopStart) / 1000,
+    msPerIter: timed > 0 ? (end - timedStart) / timed : 0,
+    optimizer,
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Which dataset folder a script reads: the one given with `--data`, else the
+ * real Imori data in `data/imori` when it was downloaded, else the built-in
+ * synthetic set in `data/synthetic`, drawn on first use.
+ *
+ * @module
+ */
+import { UserError } from "./errors.ts";
+import { fileURLToPath } from "node:url";
+import { dirname, join, relative } from "./path.ts";
+import { SYNTHETIC_VERSION, writeSyntheticDataset } from "./synthetic_newts.ts";
+
+/** Where {@linkcode resolveDataDir} looks and what it says. */
+export interface ResolveDataDirOptions {
+  /** Print nothing. @default false */
+  quiet?: boolean;
+  /** The folder holding `data/`. @default the project folder */
+  root?: string;
+}
+
+/**
+ * Picks the dataset folder. With `flag` (the `--data` value) that folder must
+ * exist. Without it: `data/imori` when present; otherwise the built-in
+ * synthetic set in `data/synthetic`, drawn deterministically on first use
+ * (into a temporary folder, then renamed, so an interrupted run leaves
+ * nothing half-written), with one line saying so.
+ *
+ * @param flag The `--data` value, if given.
+ * @param options `quiet` and the project folder.
+ * @returns The folder to read.
+ * @throws {UserError} When `flag` names a folder that does not exist.
+ *
+ * @example
+ * ```ts
+ * import { resolveDataDir } from "./data_dir.ts";
+ * import { assertEquals, assertRejects } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * assertEquals(await resolveDataDir(dir), dir);
+ * await assertRejects(resolveDataDir(`${dir}/missing`), /does not exist/);
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function resolveDataDir(
+  flag: string | undefined,
+  options: ResolveDataDirOptions = {},
+): Promise<string> {
+  const { quiet = false, root = projectRoot() } = options;
+  const say = (line: string) => quiet || console.log(line);
+  if (flag !== undefined) {
+    if (!(await isDirectory(flag))) {
+      throw new UserError(
+        `Data folder ${flag} does not exist; pass --data <folder in the Imori layout>, ` +
+          `or leave --data out to use data/imori or the built-in synthetic set`,
+      );
+    }
+    return flag;
+  }
+  const imori = join(root, "data", "imori");
+  if (await isDirectory(imori)) return imori;
+  const synthetic = join(root, "data", "synthetic");
+  const shown = relative(Deno.cwd(), synthetic) || ".";
+  if (await isCurrentSynthetic(synthetic)) {
+    say(
+      `Using the built-in synthetic newt dataset in ${shown} ` +
+        "(no --data and no data/imori; `deno task download` fetches the real photos)",
+    );
+    return synthetic;
+  }
+  const started = performance.now();
+  await Deno.mkdir(join(root, "data"), { recursive: true });
+  const temporary = await Deno.makeTempDir({ dir: join(root, "data"), prefix: "synthetic.tmp-" });
+  try {
+    await writeSyntheticDataset(join(temporary, "synthetic"));
+    if (!(await isCurrentSynthetic(synthetic))) {
+      await Deno.remove(synthetic, { recursive: true }).catch(() => {}); // a stale version
+    }
+    await Deno.rename(join(temporary, "synthetic"), synthetic);
+  } catch (error) {
+    // Another process may have drawn it at the same time: use theirs.
+    if (!(await isCurrentSynthetic(synthetic))) throw error;
+  } finally {
+    await Deno.remove(temporary, { recursive: true }).catch(() => {});
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  say(
+    `Drew the built-in synthetic newt dataset into ${shown} in ${seconds} s ` +
+      "(no --data and no data/imori; `deno task download` fetches the real photos)",
+  );
+  return synthetic;
+}
+
+function projectRoot(): string {
+  return dirname(dirname(fileURLToPath(import.meta.url)));
+}
+
+async function isCurrentSynthetic(dir: string): Promise<boolean> {
+  try {
+    const info = JSON.parse(await Deno.readTextFile(join(dir, "synthetic.json")));
+    return info.version === SYNTHETIC_VERSION;
+  } catch {
+    return false;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}

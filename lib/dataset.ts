@@ -1,0 +1,260 @@
+/**
+ * Loads a dataset in the tutorial's (Imori) layout into tensors:
+ *
+ * ```
+ * <dir>/{train,test}/images/<class>/<name>.jpg      photos (JPEG or PNG)
+ * <dir>/{train,test}/seg_images/<class>/<name>.png  masks, same name and size
+ * ```
+ *
+ * Photos are resized bilinearly and scaled to [0, 1]; masks are mapped to
+ * class indices at full size by the colour rule of `mask_classes.ts`, then
+ * resized with nearest-neighbour. Tensors are NHWC.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { UserError } from "./errors.ts";
+import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
+import { BINARY_CLASS_NAMES, maskToClasses, SEMASEG_CLASS_NAMES } from "./mask_classes.ts";
+import { extname, join } from "./path.ts";
+
+/** `binary`: 0 background, 1 any newt; `classes`: 0 background, 1 akahara, 2 madara. */
+export type MaskMode = "binary" | "classes";
+
+/** Which part of the dataset to load, and how. */
+export interface LoadDatasetOptions {
+  /** The training or the test photos. */
+  split: "train" | "test";
+  /** Images and masks are resized to size x size. @default 64 */
+  size: number;
+  /** Class indices or binarization. */
+  mode: MaskMode;
+  /** Add the flips of the original answers (left-right, up-down, both) after each photo. @default false */
+  flips?: boolean;
+}
+
+/** A loaded split: photos, masks and names, in the same order. */
+export interface Dataset {
+  /** Photos, shape [n, size, size, 3], float32 in [0, 1]. */
+  images: tf.Tensor4D;
+  /** Class index per pixel, shape [n, size, size], int32. */
+  masks: tf.Tensor3D;
+  /** File stem per photo, e.g. "akahara_0011"; flipped copies end in "_lr", "_ud", "_lrud". */
+  names: string[];
+  /** Class names by index: ["background", "akahara", "madara"] or ["background", "newt"]. */
+  classNames: string[];
+}
+
+/** One photo and its mask found on disk. */
+export interface DatasetFile {
+  /** File stem, e.g. "madara_0003". */
+  name: string;
+  /** The photo's path. */
+  image: string;
+  /** The mask's path. */
+  mask: string;
+}
+
+const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+
+/**
+ * Lists the photos of one split and their masks, sorted by class folder and
+ * name.
+ *
+ * @param dir The dataset folder.
+ * @param split "train" or "test".
+ * @returns The photos with their mask paths.
+ * @throws {UserError} When the folder is missing, holds no photos, or a photo has no mask.
+ *
+ * @example
+ * ```ts
+ * import { listDataset } from "./dataset.ts";
+ * import { assertRejects } from "./assert.ts";
+ * await assertRejects(listDataset("no/such/folder", "train"), /does not exist/);
+ * ```
+ */
+export async function listDataset(dir: string, split: "train" | "test"): Promise<DatasetFile[]> {
+  if (!(await isDirectory(dir))) {
+    throw new UserError(
+      `Data folder ${dir} does not exist; pass --data <folder in the Imori layout>, ` +
+        `or run \`deno task download\` for the real dataset`,
+    );
+  }
+  const imagesDir = join(dir, split, "images");
+  const files: DatasetFile[] = [];
+  if (await isDirectory(imagesDir)) {
+    for (const classDir of await sortedEntries(imagesDir)) {
+      if (!classDir.isDirectory) continue;
+      for (const entry of await sortedEntries(join(imagesDir, classDir.name))) {
+        const extension = extname(entry.name).toLowerCase();
+        if (!entry.isFile || !IMAGE_EXTENSIONS.includes(extension)) continue;
+        const name = entry.name.slice(0, -extension.length);
+        files.push({
+          name,
+          image: join(imagesDir, classDir.name, entry.name),
+          mask: join(dir, split, "seg_images", classDir.name, `${name}.png`),
+        });
+      }
+    }
+  }
+  if (files.length === 0) {
+    throw new UserError(
+      `No images in ${imagesDir}/<class>/; expected JPEG or PNG photos there ` +
+        `(the Imori layout: ${split}/images/akahara/akahara_0001.jpg)`,
+    );
+  }
+  for (const file of files) {
+    if (!(await isFile(file.mask))) {
+      throw new UserError(
+        `Image ${file.image} has no mask: ${file.mask} does not exist; ` +
+          `add the mask or remove the image`,
+      );
+    }
+  }
+  return files;
+}
+
+/**
+ * Loads one split of a dataset in the Imori layout.
+ *
+ * @param dir The dataset folder.
+ * @param options Split, size, mask mode and flips.
+ * @returns Photos [n, size, size, 3] in [0, 1], masks [n, size, size] int32, names, class names.
+ * @throws {UserError} On a missing folder, no photos, a missing, empty or
+ * undecodable file, a mask of another size than its photo, or a mask colour
+ * that is no class.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { loadDataset } from "./dataset.ts";
+ * import { assertRejects } from "./assert.ts";
+ * await assertRejects(
+ *   loadDataset("no/such/folder", { split: "train", size: 64, mode: "classes" }),
+ *   /Data folder no\/such\/folder does not exist/,
+ * );
+ * ```
+ */
+export async function loadDataset(dir: string, options: LoadDatasetOptions): Promise<Dataset> {
+  const { split, size = 64, mode, flips = false } = options;
+  const files = await listDataset(dir, split);
+  const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
+  const count = files.length * variants.length;
+  const pixels = size * size;
+  const images = new Float32Array(count * pixels * 3);
+  const masks = new Int32Array(count * pixels);
+  const names: string[] = [];
+  for (const file of files) {
+    const [photo, mask] = await Promise.all([
+      decodeImage(file.image, { what: "image" }),
+      decodeImage(file.mask, { what: "mask", flattenOnBlack: true }),
+    ]);
+    if (photo.width !== mask.width || photo.height !== mask.height) {
+      throw new UserError(
+        `Mask ${file.mask} is ${mask.width}x${mask.height} but its image ${file.image} is ` +
+          `${photo.width}x${photo.height}; make the mask the same size as the image`,
+      );
+    }
+    const resized = resizeBilinear(photo, size, size); // [size, size, 3]
+    const classes = resizeNearest(
+      maskToClasses(mask.data, { width: mask.width, height: mask.height, mode, file: file.mask }),
+      { width: mask.width, height: mask.height, toWidth: size, toHeight: size },
+    ); // [size, size]
+    for (const variant of variants) {
+      const index = names.length;
+      names.push(file.name + variant);
+      const flipX = variant.includes("lr"), flipY = variant.includes("ud");
+      for (let y = 0; y < size; y++) {
+        const fromY = flipY ? size - 1 - y : y;
+        for (let x = 0; x < size; x++) {
+          const from = fromY * size + (flipX ? size - 1 - x : x);
+          const to = index * pixels + y * size + x;
+          masks[to] = classes[from]!;
+          images[3 * to] = resized[3 * from]!;
+          images[3 * to + 1] = resized[3 * from + 1]!;
+          images[3 * to + 2] = resized[3 * from + 2]!;
+        }
+      }
+    }
+  }
+  return {
+    images: tf.tensor4d(images, [count, size, size, 3], "float32"),
+    masks: tf.tensor3d(masks, [count, size, size], "int32"),
+    names,
+    classNames: [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)],
+  };
+}
+
+async function sortedEntries(dir: string): Promise<Deno.DirEntry[]> {
+  const entries: Deno.DirEntry[] = [];
+  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** How often one class occurs in a dataset. */
+export interface ClassCount {
+  /** The class name. */
+  name: string;
+  /** Number of images with at least one pixel of the class. */
+  images: number;
+  /** Fraction of all pixels that are of the class, 0 to 1. */
+  share: number;
+}
+
+/**
+ * Counts, per class, the images containing it and its share of all pixels.
+ *
+ * @param masks Class index per pixel, shape [n, height, width].
+ * @param classNames Class names by index.
+ * @returns One count per class, in index order.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { countClasses } from "./dataset.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const masks = tf.tensor3d([0, 0, 0, 1, 0, 0, 0, 0], [2, 2, 2], "int32");
+ * assertEquals(countClasses(masks, ["background", "newt"]), [
+ *   { name: "background", images: 2, share: 7 / 8 },
+ *   { name: "newt", images: 1, share: 1 / 8 },
+ * ]);
+ * masks.dispose();
+ * ```
+ */
+export function countClasses(masks: tf.Tensor3D, classNames: readonly string[]): ClassCount[] {
+  const [count, height, width] = masks.shape;
+  const values = masks.dataSync();
+  const pixels = new Array(classNames.length).fill(0);
+  const images = new Array(classNames.length).fill(0);
+  for (let image = 0; image < count; image++) {
+    const seen = new Array(classNames.length).fill(false);
+    for (let pixel = image * height * width; pixel < (image + 1) * height * width; pixel++) {
+      const index = values[pixel]!;
+      pixels[index]++;
+      seen[index] = true;
+    }
+    seen.forEach((present, index) => present && images[index]++);
+  }
+  return classNames.map((name, index) => ({
+    name,
+    images: images[index],
+    share: pixels[index] / (count * height * width),
+  }));
+}

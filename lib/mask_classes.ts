@@ -1,0 +1,103 @@
+/**
+ * The rule that turns a mask colour into a class index.
+ *
+ * Imori masks are painted background (0, 0, 0), akahara (128, 0, 0) and
+ * madara (0, 128, 0); the tutorial's text says 127, and masks saved by other
+ * tools may be slightly off. So a colour is matched by class, not by value:
+ *
+ * - **background**: every channel below {@linkcode BLACK_BELOW} (48);
+ * - **akahara**: red is the largest channel and green and blue are each at
+ *   most half of red;
+ * - **madara**: green is the largest channel and red and blue are each at
+ *   most half of green;
+ * - anything else (blue, white, grey, yellow, ...) is no class: an error that
+ *   names the file, the pixel and its colour.
+ *
+ * @module
+ */
+import { UserError } from "./errors.ts";
+
+/** A channel value below this counts as black: all three below it is background. */
+export const BLACK_BELOW = 48;
+
+/** Class indices of the three-class task. */
+export const CLASS_INDEX = { background: 0, akahara: 1, madara: 2 } as const;
+
+/** Class names by index, for the three-class task. */
+export const SEMASEG_CLASS_NAMES: readonly string[] = ["background", "akahara", "madara"];
+
+/** Class names by index, for binarization. */
+export const BINARY_CLASS_NAMES: readonly string[] = ["background", "newt"];
+
+/**
+ * Classifies one mask colour.
+ *
+ * @param red Red channel, 0 to 255.
+ * @param green Green channel, 0 to 255.
+ * @param blue Blue channel, 0 to 255.
+ * @returns 0 background, 1 akahara, 2 madara, or -1 for a colour that is no class.
+ *
+ * @example
+ * ```ts
+ * import { colorToClass } from "./mask_classes.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(colorToClass(0, 0, 0), 0);
+ * assertEquals(colorToClass(128, 0, 0), 1);
+ * assertEquals(colorToClass(0, 127, 0), 2);
+ * assertEquals(colorToClass(0, 0, 255), -1);
+ * ```
+ */
+export function colorToClass(red: number, green: number, blue: number): number {
+  if (red < BLACK_BELOW && green < BLACK_BELOW && blue < BLACK_BELOW) return 0;
+  if (red >= green && red >= blue && 2 * green <= red && 2 * blue <= red) return 1;
+  if (green >= red && green >= blue && 2 * red <= green && 2 * blue <= green) return 2;
+  return -1;
+}
+
+/** What {@linkcode maskToClasses} needs besides the pixels. */
+export interface MaskToClassesOptions {
+  /** Width of the mask in pixels. */
+  width: number;
+  /** Height of the mask in pixels. */
+  height: number;
+  /** `classes`: 0, 1, 2; `binary`: 0 background, 1 any newt. @default "classes" */
+  mode?: "binary" | "classes";
+  /** File named in the error for a colour that is no class. @default "mask" */
+  file?: string;
+}
+
+/**
+ * Maps an RGB mask to class indices with the rule of this module.
+ *
+ * @param rgb Pixels, row-major, 3 bytes per pixel.
+ * @param options Size, mode and the file name for errors.
+ * @returns One class index per pixel, row-major.
+ * @throws {UserError} On a pixel whose colour is no class.
+ *
+ * @example
+ * ```ts
+ * import { maskToClasses } from "./mask_classes.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const rgb = new Uint8Array([0, 0, 0, 128, 0, 0, 0, 128, 0]);
+ * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1 })), [0, 1, 2]);
+ * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1, mode: "binary" })), [0, 1, 1]);
+ * ```
+ */
+export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): Int32Array {
+  const { width, height, mode = "classes", file = "mask" } = options;
+  const classes = new Int32Array(width * height);
+  for (let pixel = 0; pixel < classes.length; pixel++) {
+    const red = rgb[3 * pixel]!, green = rgb[3 * pixel + 1]!, blue = rgb[3 * pixel + 2]!;
+    const index = colorToClass(red, green, blue);
+    if (index < 0) {
+      const x = pixel % width, y = Math.floor(pixel / width);
+      throw new UserError(
+        `Cannot read mask ${file}: pixel (x ${x}, y ${y}) has colour (${red}, ${green}, ${blue}), ` +
+          `which is no class; paint background black (0, 0, 0), akahara red (128, 0, 0) ` +
+          `and madara green (0, 128, 0)`,
+      );
+    }
+    classes[pixel] = mode === "binary" && index > 0 ? 1 : index;
+  }
+  return classes;
+}

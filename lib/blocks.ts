@@ -1,0 +1,366 @@
+/**
+ * The building blocks every network of the tutorial is made of: a stack of
+ * 3x3 convolutions with ReLU and batch norm, two ways to double the size, a
+ * decoder block that joins a skip connection, and the 1x1 head.
+ *
+ * Blocks take and return symbolic tensors of the tf.layers functional API,
+ * NHWC. Every layer gets a readable name (`enc1_conv2`) and every kernel
+ * initializer its own seed from a {@linkcode SeedSequence}, so a build with
+ * the same seed gives the same weights.
+ *
+ * Batch norm uses PyTorch's settings in Keras terms: momentum 0.9 (PyTorch's
+ * update factor 0.1) and epsilon 1e-5.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** `CRB` = Conv + ReLU + BatchNorm (first exercises); `CBR` = Conv + BatchNorm + ReLU (UNet, SegNet). */
+export type BlockOrder = "CRB" | "CBR";
+
+/** Batch-norm momentum in Keras terms (PyTorch momentum 0.1). */
+export const BN_MOMENTUM = 0.9;
+/** Batch-norm epsilon, as PyTorch. */
+export const BN_EPSILON = 1e-5;
+
+/**
+ * Hands out a distinct initializer seed per layer: `seed * 1000 + n` for the
+ * n-th layer that asks.
+ *
+ * @example
+ * ```ts
+ * import { SeedSequence } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const seeds = new SeedSequence(2);
+ * assertEquals([seeds.next(), seeds.next()], [2000, 2001]);
+ * ```
+ */
+export class SeedSequence {
+  #next: number;
+
+  /** @param seed The build's seed. */
+  constructor(seed: number) {
+    this.#next = seed * 1000;
+  }
+
+  /** @returns The next layer's seed. */
+  next(): number {
+    return this.#next++;
+  }
+}
+
+/** Options of {@linkcode convBlock}. */
+export interface ConvBlockOptions {
+  /** Layer order inside each conv. */
+  order: BlockOrder;
+  /** Seeds for the kernel initializers. */
+  seeds: SeedSequence;
+  /** Prefix of the layer names, e.g. `enc1`. */
+  name: string;
+  /** `same` keeps the size; `valid` (UNet) loses 2 pixels per conv. @default "same" */
+  padding?: "same" | "valid";
+  /** Number of convolutions. @default 2 */
+  convs?: number;
+  /** Kernel size. @default 3 */
+  kernelSize?: number;
+}
+
+/**
+ * A glorot-uniform kernel initializer with its own seed.
+ *
+ * @param seeds Where the seed comes from.
+ * @returns The initializer.
+ *
+ * @example
+ * ```ts
+ * import { kernelInitializer, SeedSequence } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const a = kernelInitializer(new SeedSequence(1)).apply([2, 2]);
+ * const b = kernelInitializer(new SeedSequence(1)).apply([2, 2]);
+ * assertEquals(a.dataSync(), b.dataSync());
+ * ```
+ */
+export function kernelInitializer(
+  seeds: SeedSequence,
+): ReturnType<typeof tf.initializers.glorotUniform> {
+  return tf.initializers.glorotUniform({ seed: seeds.next() });
+}
+
+function reluAndNorm(
+  x: tf.SymbolicTensor,
+  order: BlockOrder,
+  name: string,
+  suffix: string,
+): tf.SymbolicTensor {
+  const relu = tf.layers.reLU({ name: `${name}_relu${suffix}` });
+  const norm = tf.layers.batchNormalization({
+    momentum: BN_MOMENTUM,
+    epsilon: BN_EPSILON,
+    name: `${name}_bn${suffix}`,
+  });
+  const first = order === "CRB" ? relu : norm;
+  const second = order === "CRB" ? norm : relu;
+  return second.apply(first.apply(x)) as tf.SymbolicTensor;
+}
+
+/**
+ * `convs` convolutions of `filters` channels (stride 1), each with ReLU and
+ * batch norm in the given order.
+ *
+ * @param x Shape [batch, height, width, channels].
+ * @param filters Output channels of every conv.
+ * @param options Order, padding, number of convs, seeds and name.
+ * @returns Shape [batch, height, width, filters] for padding `same`, or
+ * 2 pixels smaller per conv (3x3) for `valid`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { convBlock, SeedSequence } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const x = tf.input({ shape: [8, 8, 3] });
+ * const y = convBlock(x, 4, { order: "CBR", padding: "valid", seeds: new SeedSequence(0), name: "b" });
+ * assertEquals(y.shape, [null, 4, 4, 4]);
+ * ```
+ */
+export function convBlock(
+  x: tf.SymbolicTensor,
+  filters: number,
+  options: ConvBlockOptions,
+): tf.SymbolicTensor {
+  const { order, seeds, name, padding = "same", convs = 2, kernelSize = 3 } = options;
+  for (let index = 1; index <= convs; index++) {
+    x = tf.layers.conv2d({
+      filters,
+      kernelSize,
+      padding,
+      kernelInitializer: kernelInitializer(seeds),
+      name: `${name}_conv${index}`,
+    }).apply(x) as tf.SymbolicTensor;
+    x = reluAndNorm(x, order, name, String(index));
+  }
+  return x;
+}
+
+/**
+ * 2x2 max-pooling with stride 2.
+ *
+ * @param x Shape [batch, height, width, channels].
+ * @param name Layer name.
+ * @returns Shape [batch, height/2, width/2, channels] (rounded down).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { maxPool } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(maxPool(tf.input({ shape: [8, 6, 2] }), "pool").shape, [null, 4, 3, 2]);
+ * ```
+ */
+export function maxPool(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+  return tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name }).apply(x) as tf.SymbolicTensor;
+}
+
+/**
+ * Nearest-neighbour upsampling by 2 (each pixel becomes a 2x2 block).
+ *
+ * @param x Shape [batch, height, width, channels].
+ * @param name Layer name.
+ * @returns Shape [batch, 2*height, 2*width, channels].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { upsampleNearest } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(upsampleNearest(tf.input({ shape: [4, 4, 2] }), "up").shape, [null, 8, 8, 2]);
+ * ```
+ */
+export function upsampleNearest(x: tf.SymbolicTensor, name: string): tf.SymbolicTensor {
+  return tf.layers.upSampling2d({ size: [2, 2], interpolation: "nearest", name })
+    .apply(x) as tf.SymbolicTensor; // [batch, 2h, 2w, channels]
+}
+
+/** Options of {@linkcode upsampleTransposed}. */
+export interface UpsampleOptions {
+  /** Order of ReLU and batch norm after the transposed conv. */
+  order: BlockOrder;
+  /** Seeds for the kernel initializer. */
+  seeds: SeedSequence;
+  /** Prefix of the layer names, e.g. `dec4`. */
+  name: string;
+}
+
+/**
+ * Transposed convolution (kernel 2, stride 2) with ReLU and batch norm: doubles
+ * height and width.
+ *
+ * @param x Shape [batch, height, width, channels].
+ * @param filters Output channels.
+ * @param options Order, seeds and name.
+ * @returns Shape [batch, 2*height, 2*width, filters].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { SeedSequence, upsampleTransposed } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const x = tf.input({ shape: [4, 4, 8] });
+ * const y = upsampleTransposed(x, 2, { order: "CRB", seeds: new SeedSequence(0), name: "up" });
+ * assertEquals(y.shape, [null, 8, 8, 2]);
+ * ```
+ */
+export function upsampleTransposed(
+  x: tf.SymbolicTensor,
+  filters: number,
+  options: UpsampleOptions,
+): tf.SymbolicTensor {
+  const { order, seeds, name } = options;
+  x = tf.layers.conv2dTranspose({
+    filters,
+    kernelSize: 2,
+    strides: 2,
+    padding: "valid",
+    kernelInitializer: kernelInitializer(seeds),
+    name: `${name}_upconv`,
+  }).apply(x) as tf.SymbolicTensor; // [batch, 2h, 2w, filters]
+  return reluAndNorm(x, order, name, "_up");
+}
+
+/**
+ * Crops the centre of `x` to `height` x `width` (the tutorial's `crop_layer`:
+ * offset `floor((h - height) / 2)`); returns `x` itself when it already has
+ * that size.
+ *
+ * @param x Shape [batch, h, w, channels] with h >= height, w >= width.
+ * @param height Target height.
+ * @param width Target width.
+ * @param name Layer name.
+ * @returns Shape [batch, height, width, channels].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { centreCrop } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(centreCrop(tf.input({ shape: [9, 8, 2] }), 4, 4, "crop").shape, [null, 4, 4, 2]);
+ * ```
+ */
+export function centreCrop(
+  x: tf.SymbolicTensor,
+  height: number,
+  width: number,
+  name: string,
+): tf.SymbolicTensor {
+  const [, h, w] = x.shape as number[];
+  if (h === height && w === width) return x;
+  if (h! < height || w! < width) {
+    throw new Error(`Cannot crop ${name}: ${h}x${w} is smaller than ${height}x${width}`);
+  }
+  const top = Math.floor((h! - height) / 2);
+  const left = Math.floor((w! - width) / 2);
+  return tf.layers.cropping2D({
+    cropping: [[top, h! - height - top], [left, w! - width - left]],
+    name,
+  }).apply(x) as tf.SymbolicTensor; // [batch, height, width, channels]
+}
+
+/** Options of {@linkcode decoderBlock}. */
+export interface DecoderBlockOptions {
+  /** Layer order in the upsampling and the convs. */
+  order: BlockOrder;
+  /** Seeds for the kernel initializers. */
+  seeds: SeedSequence;
+  /** Prefix of the layer names, e.g. `dec4`. */
+  name: string;
+  /** Padding of the 3x3 convs. @default "same" */
+  padding?: "same" | "valid";
+  /** Number of 3x3 convs after the concat. @default 2 */
+  convs?: number;
+  /** A 1x1 conv back to `filters` channels right after the concat (the concat exercise). @default false */
+  fuse?: boolean;
+}
+
+/**
+ * Decoder level: transposed-conv upsampling of `x` to `filters` channels,
+ * centre-crop of `skip` to the upsampled size (when they differ), concat on
+ * the channel axis, optionally a 1x1 fuse conv, then a {@linkcode convBlock}.
+ *
+ * @param x Shape [batch, h, w, c], the coarser map.
+ * @param skip Shape [batch, H, W, s] with H >= 2h, W >= 2w, the encoder map.
+ * @param filters Channels of the upsampling and of every conv.
+ * @param options Order, padding, convs, fuse, seeds and name.
+ * @returns Shape [batch, 2h, 2w, filters] for padding `same`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { decoderBlock, SeedSequence } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const x = tf.input({ shape: [4, 4, 8] });
+ * const skip = tf.input({ shape: [10, 10, 4] });
+ * const y = decoderBlock(x, skip, 4, { order: "CBR", padding: "valid", seeds: new SeedSequence(0), name: "dec" });
+ * assertEquals(y.shape, [null, 4, 4, 4]);
+ * ```
+ */
+export function decoderBlock(
+  x: tf.SymbolicTensor,
+  skip: tf.SymbolicTensor,
+  filters: number,
+  options: DecoderBlockOptions,
+): tf.SymbolicTensor {
+  const { order, seeds, name, padding = "same", convs = 2, fuse = false } = options;
+  x = upsampleTransposed(x, filters, { order, seeds, name }); // [batch, 2h, 2w, filters]
+  const [, height, width] = x.shape as number[];
+  const cropped = centreCrop(skip, height!, width!, `${name}_crop`); // [batch, 2h, 2w, s]
+  x = tf.layers.concatenate({ axis: -1, name: `${name}_concat` })
+    .apply([x, cropped]) as tf.SymbolicTensor; // [batch, 2h, 2w, filters + s]
+  if (fuse) {
+    x = convBlock(x, filters, { order, seeds, name: `${name}_fuse`, kernelSize: 1, convs: 1 });
+  }
+  return convBlock(x, filters, { order, seeds, name, padding, convs });
+}
+
+/** Options of {@linkcode segmentationHead}. */
+export interface HeadOptions {
+  /** Seeds for the kernel initializer. */
+  seeds: SeedSequence;
+  /** Prefix of the layer names. @default "head" */
+  name?: string;
+}
+
+/**
+ * The 1x1 conv to one channel per class, then sigmoid (binarization) or softmax
+ * over the channel axis (segmentation): the only difference between the two.
+ *
+ * @param x Shape [batch, height, width, channels].
+ * @param classes Output channels.
+ * @param activation `sigmoid` or `softmax`.
+ * @param options Seeds and name.
+ * @returns Probabilities, shape [batch, height, width, classes].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { segmentationHead, SeedSequence } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const y = segmentationHead(tf.input({ shape: [4, 4, 8] }), 3, "softmax", { seeds: new SeedSequence(0) });
+ * assertEquals(y.shape, [null, 4, 4, 3]);
+ * ```
+ */
+export function segmentationHead(
+  x: tf.SymbolicTensor,
+  classes: number,
+  activation: "sigmoid" | "softmax",
+  options: HeadOptions,
+): tf.SymbolicTensor {
+  const { seeds, name = "head" } = options;
+  x = tf.layers.conv2d({
+    filters: classes,
+    kernelSize: 1,
+    kernelInitializer: kernelInitializer(seeds),
+    name: `${name}_conv`,
+  }).apply(x) as tf.SymbolicTensor;
+  return tf.layers.activation({ activation, name: `${name}_${activation}` })
+    .apply(x) as tf.SymbolicTensor;
+}

@@ -8,8 +8,8 @@
  * input's shape (1 at the first maximum of each 2x2 window in row-major order,
  * 0 elsewhere), and both operations are reshapes and broadcast multiplies:
  *
- * - pooling: `pooled = sum over each window of (x * mask)`, which is the
- *   maximum; its gradient reaches `x` only at the recorded position;
+ * - pooling: the max-pool value, with a gradient that reaches `x` only at
+ *   the recorded position (the unpooling of the incoming gradient);
  * - unpooling: `[n, h, 1, w, 1, c] * [n, h, 2, w, 2, c]`, so each value lands
  *   at the recorded position (zeros elsewhere) and its gradient is the sum of
  *   the incoming gradient over the window times the mask, i.e. exactly the
@@ -25,7 +25,22 @@ import * as tf from "@tensorflow/tfjs";
 const PRIORITY = [4, 3, 2, 1];
 
 /**
+ * Each window's value copied to its four pixels, by a broadcast multiply
+ * (no Tile, no resize kernel).
+ */
+function spread(pooled: tf.Tensor4D, ones: tf.Tensor): tf.Tensor4D {
+  const [batch, height, width, channels] = pooled.shape;
+  const values = tf.reshape(pooled, [batch, height, 1, width, 1, channels]);
+  return tf.reshape(tf.mul(values, ones), [batch, 2 * height, 2 * width, channels]); // [b, 2h, 2w, c]
+}
+
+/**
  * The one-hot mask of the first maximum in each 2x2 window.
+ *
+ * Computed with same-shape comparisons only (the wasm backend's broadcasting
+ * comparison is slow): the window maximum by max-pooling, spread back to the
+ * window; `x >= max` marks every maximum; multiplying by the window priority
+ * (4, 3, 2, 1 in row-major order) and keeping the largest picks the first.
  *
  * @param x Shape [batch, height, width, channels]; height and width even.
  * @returns Float mask of the same shape: 1 at one maximum per window, 0 elsewhere.
@@ -43,22 +58,28 @@ export function maxPoolMask(x: tf.Tensor4D): tf.Tensor4D {
   const [batch, height, width, channels] = x.shape;
   checkEven(height, width);
   const noGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const input = args[0] as tf.Tensor;
+    const input = args[0] as tf.Tensor4D;
     const value = tf.tidy(() => {
-      const windows = tf.reshape(input, [batch, height / 2, 2, width / 2, 2, channels]);
-      const isMax = tf.cast(tf.greaterEqual(windows, tf.max(windows, [2, 4], true)), "float32");
+      const ones = tf.ones([1, 1, 2, 1, 2, 1]);
       const priority = tf.tensor(PRIORITY, [1, 1, 2, 1, 2, 1]);
-      const ranked = tf.mul(isMax, priority); // 0 where not a maximum, else the priority
-      const first = tf.cast(tf.greaterEqual(ranked, tf.max(ranked, [2, 4], true)), "float32");
-      return tf.reshape(first, [batch, height, width, channels]);
+      const windowMax = spread(tf.maxPool(input, 2, 2, "valid"), ones);
+      const isMax = tf.cast(tf.greaterEqual(input, windowMax), "float32");
+      const shape6 = [batch, height / 2, 2, width / 2, 2, channels];
+      const ranked = tf.reshape(
+        tf.mul(tf.reshape(isMax, shape6), priority),
+        x.shape,
+      ) as tf.Tensor4D;
+      const best = spread(tf.maxPool(ranked, 2, 2, "valid"), ones);
+      return tf.cast(tf.greaterEqual(ranked, best), "float32"); // priorities differ: one per window
     });
-    return { value, gradFunc: () => tf.zerosLike(input) };
+    return { value, gradFunc: () => tf.zeros(input.shape) };
   });
   return noGradient(x) as tf.Tensor4D;
 }
 
 /**
- * 2x2 max-pooling with stride 2 that also returns where each maximum was.
+ * 2x2 max-pooling with stride 2 that also returns where each maximum was. The
+ * gradient of `pooled` reaches `x` only at the mask's position.
  *
  * @param x Shape [batch, height, width, channels]; height and width even.
  * @returns `[pooled, mask]`: pooled has shape [batch, height/2, width/2,
@@ -75,14 +96,19 @@ export function maxPoolMask(x: tf.Tensor4D): tf.Tensor4D {
  * ```
  */
 export function maxPoolWithMask(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
-  return tf.tidy(() => {
-    const [batch, height, width, channels] = x.shape;
-    const mask = maxPoolMask(x);
-    const shape6 = [batch, height / 2, 2, width / 2, 2, channels];
-    const kept = tf.mul(tf.reshape(x, shape6), tf.reshape(mask, shape6));
-    const pooled = tf.reshape(tf.sum(kept, [2, 4]), [batch, height / 2, width / 2, channels]);
-    return [pooled as tf.Tensor4D, mask];
+  const mask = maxPoolMask(x);
+  const pool = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, windows, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
+    save([windows]);
+    return {
+      value: tf.maxPool(input, 2, 2, "valid"),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const kept = saved[0] as tf.Tensor4D;
+        return [maxUnpool(dy as tf.Tensor4D, kept), tf.zeros(kept.shape)];
+      },
+    };
   });
+  return [pool(x, mask) as tf.Tensor4D, mask];
 }
 
 /**

@@ -13,7 +13,7 @@ import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
-import { join } from "../lib/path.ts";
+import { join, relative } from "../lib/path.ts";
 
 const FLAGS = { ...DATA_FLAGS };
 
@@ -34,7 +34,9 @@ export async function run(args: string[]): Promise<void> {
   const dir = await resolveDataDir(flags.data);
   const dataset = await loadDataset(dir, { split: "train", size: flags.size, mode: "binary" });
   console.log(
-    `Loaded ${dataset.names.length} training photos from ${dir} at ${flags.size}x${flags.size}`,
+    `Loaded ${dataset.names.length} training photos from ${
+      relative(Deno.cwd(), dir) || "."
+    } at ${flags.size}x${flags.size}`,
   );
 
   for (const [index, name] of dataset.names.entries()) {

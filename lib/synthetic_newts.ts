@@ -18,7 +18,7 @@ import { encodeImage, type RasterImage } from "./image_io.ts";
 import { join } from "./path.ts";
 
 /** Version of the drawing code, stored with a generated set so that a stale one is redrawn. */
-export const SYNTHETIC_VERSION = 1;
+export const SYNTHETIC_VERSION = 2;
 
 /**
  * A small seeded pseudo-random generator (mulberry32).
@@ -96,7 +96,7 @@ export function renderNewtPhoto(options: NewtPhotoOptions): NewtPhoto {
   const count = random() < 0.3 ? 2 : 1;
   const unit = Math.sqrt(width * height);
   for (let index = 0; index < count; index++) {
-    const length = unit * (count === 2 ? 0.6 + 0.35 * random() : 0.85 + 0.55 * random());
+    const length = unit * (count === 2 ? 0.7 + 0.35 * random() : 1.0 + 0.6 * random());
     const outOfFrame = random() < 0.25;
     const centre = outOfFrame
       ? edgePoint(width, height, random)
@@ -399,7 +399,7 @@ interface NewtOptions {
 
 /** Half-width of the body at spine position s (0 snout, 1 tail tip), as a fraction of length. */
 function bodyWidth(s: number): number {
-  return 1.2 * slenderWidth(s);
+  return 1.3 * slenderWidth(s);
 }
 
 function slenderWidth(s: number): number {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { imoriFiles } from "./download.ts";
 import { UserError } from "./errors.ts";
 import { fileURLToPath } from "node:url";
 import { dirname, join, relative } from "./path.ts";
@@ -20,7 +21,8 @@ export interface ResolveDataDirOptions {
 
 /**
  * Picks the dataset folder. With `flag` (the `--data` value) that folder must
- * exist. Without it: `data/imori` when present; otherwise the built-in
+ * exist. Without it: `data/imori` when present (all 44 files of
+ * `deno task download` must be there); otherwise the built-in
  * synthetic set in `data/synthetic`, drawn deterministically on first use
  * (into a temporary folder, then renamed, so an interrupted run leaves
  * nothing half-written), with one line saying so.
@@ -28,7 +30,8 @@ export interface ResolveDataDirOptions {
  * @param flag The `--data` value, if given.
  * @param options `quiet` and the project folder.
  * @returns The folder to read.
- * @throws {UserError} When `flag` names a folder that does not exist.
+ * @throws {UserError} When `flag` names a folder that does not exist, or
+ * `data/imori` is an unfinished download.
  *
  * @example
  * ```ts
@@ -56,7 +59,22 @@ export async function resolveDataDir(
     return flag;
   }
   const imori = join(root, "data", "imori");
-  if (await isDirectory(imori)) return imori;
+  if (await isDirectory(imori)) {
+    const missing = [];
+    for (const file of imoriFiles()) {
+      if (!(await Deno.stat(join(imori, file)).then((info) => info.isFile, () => false))) {
+        missing.push(file);
+      }
+    }
+    if (missing.length > 0) {
+      throw new UserError(
+        `${relative(Deno.cwd(), imori) || "."} is incomplete (${missing.length} of ` +
+          `${imoriFiles().length} files missing, e.g. ${missing[0]}); run \`deno task download\` ` +
+          "again to finish it, or pass --data <folder> for a dataset of your own",
+      );
+    }
+    return imori;
+  }
   const synthetic = join(root, "data", "synthetic");
   const shown = relative(Deno.cwd(), synthetic) || ".";
   if (await isCurrentSynthetic(synthetic)) {

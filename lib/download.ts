@@ -115,9 +115,11 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
     response = await fetch(url);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      const host = new URL(url).host;
       throw new UserError(
-        `Cannot download ${url}: network access to ${new URL(url).host} is not allowed; ` +
-          `run with --allow-net=${new URL(url).host}`,
+        `Cannot download ${url}: network access to ${host} is not allowed; run ` +
+          `\`deno run --allow-read --allow-write --allow-env --allow-ffi --allow-net=${host} ` +
+          `tools/download.ts --base-url ${url.slice(0, url.lastIndexOf("/train/"))}\``,
       );
     }
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;

@@ -4,6 +4,7 @@ import sharp from "sharp";
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../lib/assert.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
+import { imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
 import { mulberry32, renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 
@@ -76,7 +77,7 @@ Deno.test("writeSyntheticDataset() writes 16 + 6 photos in the Imori layout, qui
   await Deno.remove(join(dir, ".."), { recursive: true });
 });
 
-Deno.test("resolveDataDir() draws the synthetic set once, then reuses it", async () => {
+Deno.test("resolveDataDir() draws the synthetic set once, reuses it, and prefers a full data/imori", async () => {
   const root = await Deno.makeTempDir();
   const lines: string[] = [];
   const log = console.log;
@@ -102,8 +103,18 @@ Deno.test("resolveDataDir() draws the synthetic set once, then reuses it", async
   } finally {
     console.log = log;
   }
-  await Deno.mkdir(join(root, "data", "imori"));
-  assertEquals(await resolveDataDir(undefined, { root }), join(root, "data", "imori"));
+  const imori = join(root, "data", "imori");
+  const files = imoriFiles();
+  for (const file of files.slice(0, -1)) {
+    await Deno.mkdir(join(imori, file, ".."), { recursive: true });
+    await Deno.writeFile(join(imori, file), new Uint8Array([1]));
+  }
+  await assertRejects(
+    resolveDataDir(undefined, { root }),
+    /imori is incomplete \(1 of 44 files missing, e\.g\. test\/seg_images\/madara\/madara_0011\.png\); run `deno task download` again/,
+  );
+  await Deno.writeFile(join(imori, files.at(-1)!), new Uint8Array([1]));
+  assertEquals(await resolveDataDir(undefined, { root }), imori);
   await assertRejects(
     resolveDataDir(join(root, "nothing")),
     /^UserError: Data folder .*nothing does not exist; pass --data/,

@@ -1,0 +1,360 @@
+/**
+ * Choosing and setting up the TensorFlow.js backend every exercise runs on.
+ *
+ * `auto` takes the fastest backend that works on this machine, in this order:
+ * 1. `tensorflow`: the native TensorFlow library of `@tensorflow/tfjs-node-gpu`,
+ *    then `@tensorflow/tfjs-node`, when the project's import map has one;
+ * 2. `webgpu` on a real GPU (a software adapter such as llvmpipe is skipped);
+ * 3. `wasm`, with this project's training kernels, on OpenBLAS when it is
+ *    installed (`wasm+openblas`);
+ * 4. `cpu`, plain JavaScript (slow; for checking results).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import type { KernelConfig } from "@tensorflow/tfjs-core";
+import { type Blas, openBlas } from "./blas.ts";
+import { UserError } from "./errors.ts";
+import { conv2dBlasConfig } from "./kernels/conv2d.ts";
+import {
+  conv2dBackpropFilterConfig,
+  type WasmConvParts,
+} from "./kernels/conv2d_backprop_filter.ts";
+import { conv2dBackpropInputConfig } from "./kernels/conv2d_backprop_input.ts";
+import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
+import { fusedConv2dBlasConfig } from "./kernels/fused_conv2d.ts";
+import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
+import { resizeNearestNeighborGradCpuConfig } from "./kernels/resize_nearest_neighbor_grad.ts";
+import type { KernelOverride } from "./kernels/wasm_heap.ts";
+
+/** A value of the `--backend` flag. */
+export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+
+/** Every value of the `--backend` flag, `auto` first. */
+export const BACKEND_NAMES: readonly BackendName[] = [
+  "auto",
+  "tensorflow",
+  "webgpu",
+  "wasm",
+  "cpu",
+];
+
+/** Options of {@linkcode setupBackend}. */
+export interface SetupBackendOptions {
+  /** Print nothing. @default false */
+  quiet?: boolean;
+  /**
+   * Use OpenBLAS for the wasm backend's convolutions when it is installed.
+   * `SEGMENT_NO_BLAS=1` in the environment also switches it off.
+   * @default true
+   */
+  blas?: boolean;
+  /**
+   * Accept a software WebGPU adapter (llvmpipe, SwiftShader) for `webgpu`.
+   * `auto` never picks one.
+   * @default true when `webgpu` is asked for by name
+   */
+  softwareGpu?: boolean;
+}
+
+/** What trying one backend gave: its name as printed, or why it cannot run. */
+type Attempt = { ok: true; label: string; note?: string } | {
+  ok: false;
+  reason: string;
+  fix: string;
+};
+
+/** Packages tried for `tensorflow`, fastest first. */
+const TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
+
+/**
+ * Sets up and activates a backend, registers this project's kernels and
+ * gradients for it, and prints one line saying which backend runs and why
+ * the faster ones were skipped.
+ *
+ * @param name A value of `--backend`; `auto` picks the fastest that works.
+ * @param options Printing, OpenBLAS and software-GPU choices.
+ * @returns The active backend as printed, e.g. `"wasm+openblas"`, `"wasm"` or `"cpu"`.
+ * @throws {UserError} When a backend asked for by name cannot run, saying why and what to install.
+ *
+ * @example
+ * ```ts
+ * import { setupBackend } from "./backend.ts";
+ * import { assertEquals } from "./assert.ts";
+ * import * as tf from "@tensorflow/tfjs";
+ * assertEquals(await setupBackend("cpu", { quiet: true }), "cpu");
+ * assertEquals(tf.getBackend(), "cpu");
+ * ```
+ */
+export async function setupBackend(
+  name: BackendName,
+  options: SetupBackendOptions = {},
+): Promise<string> {
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new UserError(
+      `Unknown backend "${name}": use one of ${BACKEND_NAMES.join(", ")}`,
+    );
+  }
+  tf.registerGradient(fusedBatchNormGradConfig);
+  const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
+  const skipped: string[] = [];
+  for (const candidate of order) {
+    const attempt = await tryBackend(candidate, name === "auto", options);
+    if (attempt.ok) {
+      if (!options.quiet) {
+        const why = name === "auto"
+          ? (skipped.length > 0 ? `; skipped ${skipped.join(", ")}` : "")
+          : " (asked for with --backend)";
+        const note = attempt.note ? ` ${attempt.note}` : "";
+        console.log(`backend: ${attempt.label}${note}${why}`);
+      }
+      return attempt.label;
+    }
+    if (name !== "auto") {
+      throw new UserError(
+        `Cannot use backend ${candidate}: ${attempt.reason}; ${attempt.fix}`,
+      );
+    }
+    skipped.push(`${candidate} (${attempt.reason})`);
+  }
+  throw new UserError(`No backend works: ${skipped.join(", ")}`);
+}
+
+function tryBackend(
+  name: BackendName,
+  auto: boolean,
+  options: SetupBackendOptions,
+): Promise<Attempt> {
+  switch (name) {
+    case "tensorflow":
+      return tryTensorflow();
+    case "webgpu":
+      return tryWebgpu(options.softwareGpu ?? !auto);
+    case "wasm":
+      return tryWasm(options.blas ?? true);
+    default:
+      return tryCpu();
+  }
+}
+
+async function tryCpu(): Promise<Attempt> {
+  if (!(await tf.setBackend("cpu"))) {
+    return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs" };
+  }
+  // tfjs 4.22's own kernel is wrong for batches of more than one image.
+  tf.unregisterKernel("ResizeNearestNeighborGrad", "cpu");
+  tf.registerKernel(resizeNearestNeighborGradCpuConfig);
+  return { ok: true, label: "cpu", note: "(plain JavaScript, slow)" };
+}
+
+/**
+ * Adds `util.isNullOrUndefined`, which tfjs-node 4.22 calls and Deno's
+ * `node:util` (like Node 23+) no longer has.
+ */
+async function polyfillNodeUtil(): Promise<void> {
+  const util = await import("node:util");
+  const target = (util as unknown as { default?: Record<string, unknown> }).default ??
+    (util as unknown as Record<string, unknown>);
+  if (typeof target.isNullOrUndefined !== "function") {
+    target.isNullOrUndefined = (value: unknown) => value === null || value === undefined;
+  }
+}
+
+async function tryTensorflow(): Promise<Attempt> {
+  const reasons: string[] = [];
+  for (const pkg of TENSORFLOW_PACKAGES) {
+    try {
+      import.meta.resolve(pkg);
+    } catch {
+      reasons.push(`${pkg} not installed`);
+      continue;
+    }
+    try {
+      await polyfillNodeUtil();
+      // A variable specifier keeps the package out of the static module graph.
+      const specifier: string = pkg;
+      await import(specifier);
+      if (await tf.setBackend("tensorflow")) {
+        return { ok: true, label: "tensorflow", note: `(${pkg})` };
+      }
+      reasons.push(`${pkg} did not start`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      reasons.push(`${pkg} failed to load: ${message}`);
+    }
+  }
+  return {
+    ok: false,
+    reason: reasons.length > 0 && reasons.every((reason) => reason.endsWith("not installed"))
+      ? "not installed"
+      : reasons.join("; "),
+    fix: 'add "@tensorflow/tfjs-node": "npm:@tensorflow/tfjs-node@4.22.0" (or tfjs-node-gpu) to ' +
+      "the imports of deno.json and run `deno install --allow-scripts=npm:@tensorflow/tfjs-node`",
+  };
+}
+
+/** A minimal view of the WebGPU types, which Deno's default lib leaves out. */
+interface GpuAdapterLike {
+  info?: { description?: string; vendor?: string; isFallbackAdapter?: boolean };
+  isFallbackAdapter?: boolean;
+}
+
+/**
+ * Whether a WebGPU adapter is a CPU emulation (llvmpipe, lavapipe, SwiftShader).
+ *
+ * @param adapter The adapter, as `navigator.gpu.requestAdapter()` returns it.
+ * @returns `true` for a software adapter.
+ *
+ * @example
+ * ```ts
+ * import { isSoftwareAdapter } from "./backend.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(isSoftwareAdapter({ info: { description: "llvmpipe (LLVM 15.0.6, 256 bits)" } }), true);
+ * assertEquals(isSoftwareAdapter({ info: { description: "NVIDIA GeForce RTX 4090" } }), false);
+ * ```
+ */
+export function isSoftwareAdapter(adapter: GpuAdapterLike): boolean {
+  if (adapter.isFallbackAdapter === true || adapter.info?.isFallbackAdapter === true) return true;
+  const text = `${adapter.info?.description ?? ""} ${adapter.info?.vendor ?? ""}`;
+  return /llvmpipe|lavapipe|swiftshader|software/i.test(text);
+}
+
+/**
+ * Asks WebGPU for an adapter, or says why there is none.
+ *
+ * @returns The adapter and a short description, or the reason there is none.
+ *
+ * @example
+ * ```ts
+ * import { findGpuAdapter } from "./backend.ts";
+ * import { assert } from "./assert.ts";
+ * const found = await findGpuAdapter();
+ * assert("reason" in found || "adapter" in found);
+ * ```
+ */
+export async function findGpuAdapter(): Promise<
+  { adapter: GpuAdapterLike; description: string } | { reason: string }
+> {
+  const gpu = (navigator as unknown as {
+    gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> };
+  }).gpu;
+  if (gpu === undefined) return { reason: "this Deno has no WebGPU" };
+  quietVulkanLoader();
+  let adapter: GpuAdapterLike | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (error) {
+    return { reason: `no GPU adapter (${error instanceof Error ? error.message : error})` };
+  }
+  if (adapter === null) return { reason: "no GPU adapter" };
+  const description = adapter.info?.description || adapter.info?.vendor || "unnamed adapter";
+  return { adapter, description };
+}
+
+/** Mesa's Vulkan loader prints an error when XDG_RUNTIME_DIR is unset; give it one. */
+function quietVulkanLoader(): void {
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
+      Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync({ prefix: "segment-xdg-" }));
+    }
+  } catch {
+    // No --allow-env or no temporary directory: the loader only prints a warning.
+  }
+}
+
+async function tryWebgpu(acceptSoftware: boolean): Promise<Attempt> {
+  const fix = "install a GPU driver with Vulkan support (on Debian/Ubuntu without a GPU, " +
+    "`apt-get install mesa-vulkan-drivers` gives a slow software adapter) or use --backend wasm";
+  const found = await findGpuAdapter();
+  if ("reason" in found) return { ok: false, reason: found.reason, fix };
+  const software = isSoftwareAdapter(found.adapter);
+  if (software && !acceptSoftware) {
+    return { ok: false, reason: `software adapter only: ${found.description}`, fix };
+  }
+  try {
+    await import("@tensorflow/tfjs-backend-webgpu");
+    if (!(await tf.setBackend("webgpu"))) {
+      return { ok: false, reason: `failed to start on ${found.description}`, fix };
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { ok: false, reason: `failed to start: ${message}`, fix };
+  }
+  return {
+    ok: true,
+    label: "webgpu",
+    note: `(${found.description}${software ? ", a software adapter: slow" : ""})`,
+  };
+}
+
+async function tryWasm(useBlas: boolean): Promise<Attempt> {
+  if (!(await tf.setBackend("wasm"))) {
+    return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
+  }
+  const blas = useBlas ? openBlas() : "switched off";
+  registerWasmKernels(typeof blas === "string" ? null : blas);
+  if (typeof blas === "string") {
+    return {
+      ok: true,
+      label: "wasm",
+      note: `(OpenBLAS ${blas}; \`apt-get install libopenblas0-pthread\` makes training faster)`,
+    };
+  }
+  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${blas.threads} threads)` };
+}
+
+/** The kernel registered under `name` for wasm, before any override of this project. */
+function baseKernel(name: string): KernelConfig | undefined {
+  const current = tf.getKernel(name, "wasm") as KernelOverride | undefined;
+  if (current !== undefined && Object.hasOwn(current, "original")) return current.original;
+  return current;
+}
+
+function replaceKernel(name: string, config: KernelConfig | undefined): void {
+  if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
+  if (config !== undefined) tf.registerKernel(config);
+}
+
+function requireKernel(name: string): KernelConfig {
+  const kernel = baseKernel(name);
+  if (kernel === undefined) throw new Error(`The wasm backend has no ${name} kernel`);
+  return kernel;
+}
+
+/**
+ * Registers this project's wasm kernels: the missing `Conv2DBackpropFilter`,
+ * a faster `Conv2DBackpropInput`, and with OpenBLAS also `Conv2D` and
+ * `FusedConv2D`. Registering again replaces them (so a test can switch
+ * OpenBLAS off and on).
+ *
+ * @param blas OpenBLAS, or `null` for the pure wasm kernels.
+ *
+ * @example
+ * ```ts
+ * import { registerWasmKernels } from "./backend.ts";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assert } from "./assert.ts";
+ * registerWasmKernels(null);
+ * assert(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
+ * ```
+ */
+export function registerWasmKernels(blas: Blas | null): void {
+  const parts: WasmConvParts = {
+    conv2d: requireKernel("Conv2D"),
+    transpose: requireKernel("Transpose"),
+    slice: requireKernel("Slice"),
+    reverse: requireKernel("Reverse"),
+  };
+  const conv2d = parts.conv2d;
+  const fusedConv2d = requireKernel("FusedConv2D");
+  const backpropInput = requireKernel("Conv2DBackpropInput");
+  replaceKernel("Conv2DBackpropFilter", conv2dBackpropFilterConfig(blas, parts));
+  replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
+  replaceKernel("Conv2DBackpropInput", conv2dBackpropInputConfig(blas, parts, backpropInput));
+  replaceKernel("Conv2D", blas === null ? conv2d : conv2dBlasConfig(blas, conv2d));
+  replaceKernel(
+    "FusedConv2D",
+    blas === null ? fusedConv2d : fusedConv2dBlasConfig(blas, fusedConv2d),
+  );
+}

@@ -1,0 +1,240 @@
+/**
+ * OpenBLAS through Deno's FFI: the matrix products and strided copies that
+ * the fast convolution kernels of the wasm backend run on both CPU cores.
+ *
+ * OpenBLAS is optional. {@linkcode openBlas} returns `null` when the library
+ * is not installed (Debian/Ubuntu: `apt-get install libopenblas0-pthread`),
+ * when FFI is not permitted (run Deno with `--allow-ffi`), or when the
+ * environment variable `SEGMENT_NO_BLAS=1` switches it off.
+ *
+ * All matrices are row-major `Float32Array` views; a view may lie in the wasm
+ * backend's heap, so the kernels pass tensors without copying them.
+ *
+ * @module
+ */
+
+/** The library file names tried, in order. */
+export const OPENBLAS_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
+  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib64/libopenblas.so.0",
+  "/usr/lib/libopenblas.so.0",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
+  "libopenblas.so.0",
+];
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    parameters: [
+      "i32", // order
+      "i32", // transA
+      "i32", // transB
+      "i32", // m
+      "i32", // n
+      "i32", // k
+      "f32", // alpha
+      "buffer", // a
+      "i32", // lda
+      "buffer", // b
+      "i32", // ldb
+      "f32", // beta
+      "buffer", // c
+      "i32", // ldc
+    ],
+    result: "void",
+  },
+  cblas_somatcopy: {
+    parameters: [
+      "i32", // order
+      "i32", // trans
+      "i32", // rows
+      "i32", // cols
+      "f32", // alpha
+      "buffer", // a
+      "i32", // lda
+      "buffer", // b
+      "i32", // ldb
+    ],
+    result: "void",
+  },
+  openblas_get_num_threads: { parameters: [], result: "i32" },
+} as const;
+
+const ROW_MAJOR = 101;
+const NO_TRANS = 111;
+const TRANS = 112;
+
+/** Options of {@linkcode Blas.gemm}: `c = alpha * op(a) @ op(b) + beta * c`. */
+export interface GemmOptions {
+  /** Rows of `op(a)` and `c`. */
+  m: number;
+  /** Columns of `op(b)` and `c`. */
+  n: number;
+  /** Columns of `op(a)`, rows of `op(b)`. */
+  k: number;
+  /** Row-major `a`, `[m, k]` (or `[k, m]` when `transA`). */
+  a: Float32Array;
+  /** Row-major `b`, `[k, n]` (or `[n, k]` when `transB`). */
+  b: Float32Array;
+  /** Row-major `c`, `[m, n]`, overwritten (or accumulated into, see `beta`). */
+  c: Float32Array;
+  /** Row stride of `a`. @default k, or m when transA */
+  lda?: number;
+  /** Row stride of `b`. @default n, or k when transB */
+  ldb?: number;
+  /** Row stride of `c`. @default n */
+  ldc?: number;
+  /** Use `a` transposed. @default false */
+  transA?: boolean;
+  /** Use `b` transposed. @default false */
+  transB?: boolean;
+  /** Scale of the product. @default 1 */
+  alpha?: number;
+  /** Scale of the old `c` added to the product (0: `c` is overwritten). @default 0 */
+  beta?: number;
+}
+
+/** Options of {@linkcode Blas.copy}: a strided copy of a `rows x cols` block. */
+export interface CopyOptions {
+  /** Rows of the block. */
+  rows: number;
+  /** Columns of the block (contiguous floats per row). */
+  cols: number;
+  /** Source, row-major with row stride `lda`. */
+  a: Float32Array;
+  /** Row stride of the source. */
+  lda: number;
+  /** Destination, row-major with row stride `ldb`. */
+  b: Float32Array;
+  /** Row stride of the destination. */
+  ldb: number;
+}
+
+/** The OpenBLAS functions the kernels use. */
+export interface Blas {
+  /** Where the library was loaded from. */
+  readonly path: string;
+  /** Threads OpenBLAS runs a product on. */
+  readonly threads: number;
+  /**
+   * Matrix product `c = alpha * op(a) @ op(b) + beta * c` (cblas_sgemm).
+   *
+   * @param options The matrices and their shapes.
+   */
+  gemm(options: GemmOptions): void;
+  /**
+   * Strided copy of a `rows x cols` block (cblas_somatcopy).
+   *
+   * @param options The block, source and destination.
+   */
+  copy(options: CopyOptions): void;
+  /** Closes the library; the object must not be used afterwards. */
+  close(): void;
+}
+
+/**
+ * Whether the environment switches OpenBLAS off (`SEGMENT_NO_BLAS=1`).
+ *
+ * @returns `true` when `SEGMENT_NO_BLAS` is set to anything but `""` or `"0"`.
+ *
+ * @example
+ * ```ts
+ * import { blasDisabledByEnv } from "./blas.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(typeof blasDisabledByEnv(), "boolean");
+ * ```
+ */
+export function blasDisabledByEnv(): boolean {
+  try {
+    const value = Deno.env.get("SEGMENT_NO_BLAS");
+    return value !== undefined && value !== "" && value !== "0";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads OpenBLAS, or says why it cannot.
+ *
+ * @returns The library's functions, or the reason it is unavailable
+ *   (`"SEGMENT_NO_BLAS is set"`, `"not installed"`, `"--allow-ffi not granted"`).
+ *
+ * @example
+ * ```ts
+ * import { openBlas } from "./blas.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const blas = openBlas();
+ * if (typeof blas !== "string") {
+ *   const c = new Float32Array(1);
+ *   blas.gemm({ m: 1, n: 1, k: 2, a: new Float32Array([1, 2]), b: new Float32Array([3, 4]), c });
+ *   assertEquals(c[0], 11);
+ *   blas.close();
+ * }
+ * ```
+ */
+export function openBlas(): Blas | string {
+  if (blasDisabledByEnv()) return "SEGMENT_NO_BLAS is set";
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return "--allow-ffi not granted";
+  }
+  for (const path of OPENBLAS_PATHS) {
+    let library;
+    try {
+      library = Deno.dlopen(path, SYMBOLS);
+    } catch {
+      continue;
+    }
+    return wrap(library, path);
+  }
+  return "not installed";
+}
+
+function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas {
+  const symbols = library.symbols;
+  return {
+    path,
+    threads: symbols.openblas_get_num_threads(),
+    gemm(options) {
+      const transA = options.transA ?? false;
+      const transB = options.transB ?? false;
+      const { m, n, k } = options;
+      if (m === 0 || n === 0) return;
+      symbols.cblas_sgemm(
+        ROW_MAJOR,
+        transA ? TRANS : NO_TRANS,
+        transB ? TRANS : NO_TRANS,
+        m,
+        n,
+        k,
+        options.alpha ?? 1,
+        options.a,
+        options.lda ?? (transA ? m : k),
+        options.b,
+        options.ldb ?? (transB ? k : n),
+        options.beta ?? 0,
+        options.c,
+        options.ldc ?? n,
+      );
+    },
+    copy(options) {
+      if (options.rows === 0 || options.cols === 0) return;
+      symbols.cblas_somatcopy(
+        ROW_MAJOR,
+        NO_TRANS,
+        options.rows,
+        options.cols,
+        1,
+        options.a,
+        options.lda,
+        options.b,
+        options.ldb,
+      );
+    },
+    close() {
+      library.close();
+    },
+  };
+}

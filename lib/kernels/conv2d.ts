@@ -1,0 +1,67 @@
+/**
+ * `Conv2D` for the wasm backend on OpenBLAS: stride 1 (any padding) and
+ * kernel-equals-stride convolutions as matrix products on both cores; every
+ * other convolution goes to the backend's own kernel.
+ *
+ * @module
+ */
+import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { Conv2DAttrs } from "@tensorflow/tfjs-core";
+import type { Blas } from "../blas.ts";
+import { convForward, geometryOf } from "./conv_blas.ts";
+import { callKernel, heapOffset, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
+
+/**
+ * The `Conv2D` kernel of the wasm backend, computed with BLAS.
+ *
+ * @param blas OpenBLAS.
+ * @param original The backend's own `Conv2D`, used for the cases BLAS does not handle.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBlasConfig } from "./conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * import type { KernelConfig } from "@tensorflow/tfjs-core";
+ * const original = { kernelName: "Conv2D", backendName: "wasm", kernelFunc: () => [] };
+ * const config = conv2dBlasConfig({} as never, original as unknown as KernelConfig);
+ * assertEquals(config.kernelName, "Conv2D");
+ * ```
+ */
+export function conv2dBlasConfig(blas: Blas, original: KernelConfig): KernelOverride {
+  return {
+    kernelName: "Conv2D",
+    backendName: "wasm",
+    original,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
+      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
+        attrs as unknown as Conv2DAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filter.shape as [number, number, number, number],
+        strides,
+        dilations,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      const geometry = geometryOf(info);
+      if (geometry === null || x.dtype !== "float32") {
+        return callKernel(original, wasm, { x, filter }, attrs ?? {});
+      }
+      const out = wasm.makeOutput(info.outShape, "float32");
+      convForward(
+        wasm,
+        blas,
+        geometry,
+        heapOffset(wasm, x),
+        heapOffset(wasm, filter),
+        heapOffset(wasm, out),
+      );
+      return out;
+    },
+  };
+}

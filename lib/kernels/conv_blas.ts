@@ -1,0 +1,421 @@
+/**
+ * Convolutions as OpenBLAS matrix products over the wasm backend's heap:
+ * the shared engine of this project's `Conv2D`, `FusedConv2D`,
+ * `Conv2DBackpropInput` and `Conv2DBackpropFilter` kernels for wasm.
+ *
+ * Stride 1 (any kernel size, any padding up to kernel - 1): the input is
+ * copied once into a zero-padded buffer `[batch, hp, wp, cin]`. On that padded
+ * grid, tap `(ky, kx)` of the filter reads the same buffer shifted by
+ * `ky * wp + kx` pixels, so the convolution is `kh * kw` products of the whole
+ * buffer (as a `[pixels, cin]` matrix) with that tap's `[cin, cout]` weights,
+ * accumulated into an output on the padded grid whose border rows are then
+ * dropped. No im2col matrix is built. The filter gradient is the transposed
+ * products (`x_shifted^T @ dy_on_grid`, one per tap) and the input gradient
+ * is the forward convolution of `dy` with the flipped, transposed filter.
+ *
+ * Kernel equal to stride (the transposed convolution of the exercises,
+ * kernel 2 stride 2, no padding): blocks of `s x s` pixels do not overlap,
+ * so a space-to-depth copy turns each direction into one product.
+ *
+ * @module
+ */
+import type { Blas } from "../blas.ts";
+import { heapAlloc, heapFloats, heapFree, heapView, type WasmBackend } from "./wasm_heap.ts";
+
+/** The geometry of a 2-D convolution, NHWC input, HWIO filter. */
+export interface ConvGeometry {
+  /** Images in the batch. */
+  batch: number;
+  /** Input height. */
+  inHeight: number;
+  /** Input width. */
+  inWidth: number;
+  /** Input channels. */
+  inChannels: number;
+  /** Filter height. */
+  filterHeight: number;
+  /** Filter width. */
+  filterWidth: number;
+  /** Output channels. */
+  outChannels: number;
+  /** Stride, the same along both axes. */
+  stride: number;
+  /** Zero rows above the input. */
+  padTop: number;
+  /** Zero rows below the input. */
+  padBottom: number;
+  /** Zero columns left of the input. */
+  padLeft: number;
+  /** Zero columns right of the input. */
+  padRight: number;
+}
+
+/** A tfjs `Conv2DInfo`, reduced to the fields {@linkcode geometryOf} reads. */
+export interface ConvInfoLike {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  outHeight: number;
+  outWidth: number;
+  dataFormat: string;
+  padInfo: { top: number; bottom: number; left: number; right: number };
+}
+
+/**
+ * The geometry of a convolution if the BLAS kernels handle it, else `null`.
+ * Handled: NHWC, no dilation, and either stride 1 with padding below the
+ * kernel size, or kernel equal to stride without padding on divisible sizes.
+ *
+ * @param info The convolution as tfjs describes it.
+ * @returns Its geometry, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { geometryOf } from "./conv_blas.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const info = {
+ *   batchSize: 1, inHeight: 4, inWidth: 4, inChannels: 2, outChannels: 3,
+ *   filterHeight: 3, filterWidth: 3, strideHeight: 1, strideWidth: 1,
+ *   dilationHeight: 1, dilationWidth: 1, outHeight: 4, outWidth: 4,
+ *   dataFormat: "channelsLast", padInfo: { top: 1, bottom: 1, left: 1, right: 1 },
+ * };
+ * assertEquals(geometryOf(info)?.padTop, 1);
+ * assertEquals(geometryOf({ ...info, dilationHeight: 2 }), null);
+ * ```
+ */
+export function geometryOf(info: ConvInfoLike): ConvGeometry | null {
+  if (info.dataFormat !== "channelsLast") return null;
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  if (info.strideHeight !== info.strideWidth) return null;
+  const { top, bottom, left, right } = info.padInfo;
+  const geometry: ConvGeometry = {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    outChannels: info.outChannels,
+    stride: info.strideHeight,
+    padTop: top,
+    padBottom: bottom,
+    padLeft: left,
+    padRight: right,
+  };
+  if (geometry.stride === 1) {
+    const fits = Math.max(top, bottom) < info.filterHeight &&
+      Math.max(left, right) < info.filterWidth &&
+      Math.min(top, bottom, left, right) >= 0 &&
+      info.outHeight === info.inHeight + top + bottom - info.filterHeight + 1 &&
+      info.outWidth === info.inWidth + left + right - info.filterWidth + 1;
+    return fits ? geometry : null;
+  }
+  const blocks = info.filterHeight === geometry.stride && info.filterWidth === geometry.stride &&
+    top + bottom + left + right === 0 &&
+    info.inHeight % geometry.stride === 0 && info.inWidth % geometry.stride === 0;
+  return blocks ? geometry : null;
+}
+
+/** Output height and width of a geometry. */
+function outSize(geometry: ConvGeometry): [number, number] {
+  const g = geometry;
+  return [
+    (g.inHeight + g.padTop + g.padBottom - g.filterHeight) / g.stride + 1,
+    (g.inWidth + g.padLeft + g.padRight - g.filterWidth) / g.stride + 1,
+  ];
+}
+
+function isPointwise(g: ConvGeometry): boolean {
+  return g.filterHeight === 1 && g.filterWidth === 1 && g.stride === 1 &&
+    g.padTop + g.padBottom + g.padLeft + g.padRight === 0;
+}
+
+/** Copies `x` into a zero-padded scratch buffer; returns its byte offset. */
+function padInput(backend: WasmBackend, g: ConvGeometry, xOffset: number): number {
+  const hp = g.inHeight + g.padTop + g.padBottom;
+  const wp = g.inWidth + g.padLeft + g.padRight;
+  const c = g.inChannels;
+  const padded = heapAlloc(backend, g.batch * hp * wp * c);
+  const heap = heapFloats(backend);
+  const base = padded / 4;
+  heap.fill(0, base, base + g.batch * hp * wp * c);
+  const rowLength = g.inWidth * c;
+  for (let image = 0; image < g.batch; image++) {
+    for (let row = 0; row < g.inHeight; row++) {
+      const source = xOffset / 4 + (image * g.inHeight + row) * rowLength;
+      const target = base + ((image * hp + row + g.padTop) * wp + g.padLeft) * c;
+      heap.copyWithin(target, source, source + rowLength);
+    }
+  }
+  return padded;
+}
+
+/** Copies `x` `[batch, h, w, c]` into `[batch, h/s, w/s, s*s*c]` blocks. */
+function spaceToDepth(
+  backend: WasmBackend,
+  g: ConvGeometry,
+  xOffset: number,
+  channels: number,
+  toDepth: boolean,
+  depthOffset: number,
+): void {
+  const s = g.stride;
+  const height = g.inHeight;
+  const width = g.inWidth;
+  const heap = heapFloats(backend);
+  const span = s * channels;
+  const pixels = (height / s) * (width / s);
+  for (let image = 0; image < g.batch; image++) {
+    for (let pixel = 0; pixel < pixels; pixel++) {
+      const blockRow = Math.floor(pixel / (width / s));
+      const blockCol = pixel % (width / s);
+      const depthBase = depthOffset / 4 + (image * pixels + pixel) * s * span;
+      for (let dy = 0; dy < s; dy++) {
+        const spaceBase = xOffset / 4 +
+          ((image * height + blockRow * s + dy) * width + blockCol * s) * channels;
+        if (toDepth) {
+          heap.copyWithin(depthBase + dy * span, spaceBase, spaceBase + span);
+        } else {
+          heap.copyWithin(spaceBase, depthBase + dy * span, depthBase + dy * span + span);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Forward convolution `out = conv(x, filter)` with BLAS.
+ *
+ * @param backend The wasm backend.
+ * @param blas OpenBLAS.
+ * @param geometry A geometry accepted by {@linkcode geometryOf}.
+ * @param xOffset Byte offset of `x`, `[batch, inHeight, inWidth, inChannels]`.
+ * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
+ * @param outOffset Byte offset of the output, `[batch, outHeight, outWidth, outChannels]`.
+ */
+export function convForward(
+  backend: WasmBackend,
+  blas: Blas,
+  geometry: ConvGeometry,
+  xOffset: number,
+  filterOffset: number,
+  outOffset: number,
+): void {
+  const g = geometry;
+  const [outHeight, outWidth] = outSize(g);
+  const c = g.inChannels;
+  const co = g.outChannels;
+  const taps = g.filterHeight * g.filterWidth;
+  if (isPointwise(g)) {
+    const m = g.batch * g.inHeight * g.inWidth;
+    blas.gemm({
+      m,
+      n: co,
+      k: c,
+      a: heapView(backend, xOffset, m * c),
+      b: heapView(backend, filterOffset, c * co),
+      c: heapView(backend, outOffset, m * co),
+    });
+    return;
+  }
+  if (g.stride > 1) {
+    const m = g.batch * outHeight * outWidth;
+    const blocks = heapAlloc(backend, m * taps * c);
+    spaceToDepth(backend, g, xOffset, c, true, blocks);
+    blas.gemm({
+      m,
+      n: co,
+      k: taps * c,
+      a: heapView(backend, blocks, m * taps * c),
+      b: heapView(backend, filterOffset, taps * c * co),
+      c: heapView(backend, outOffset, m * co),
+    });
+    heapFree(backend, blocks);
+    return;
+  }
+  const hp = g.inHeight + g.padTop + g.padBottom;
+  const wp = g.inWidth + g.padLeft + g.padRight;
+  const hasPad = hp !== g.inHeight || wp !== g.inWidth;
+  const padded = hasPad ? padInput(backend, g, xOffset) : xOffset;
+  const rows = g.batch * hp * wp - ((g.filterHeight - 1) * wp + g.filterWidth - 1);
+  const grid = heapAlloc(backend, rows * co);
+  for (let ky = 0; ky < g.filterHeight; ky++) {
+    for (let kx = 0; kx < g.filterWidth; kx++) {
+      const tap = ky * g.filterWidth + kx;
+      blas.gemm({
+        m: rows,
+        n: co,
+        k: c,
+        a: heapView(backend, padded + (ky * wp + kx) * c * 4, rows * c),
+        b: heapView(backend, filterOffset + tap * c * co * 4, c * co),
+        c: heapView(backend, grid, rows * co),
+        beta: tap === 0 ? 0 : 1,
+      });
+    }
+  }
+  const heap = heapFloats(backend);
+  const rowLength = outWidth * co;
+  for (let image = 0; image < g.batch; image++) {
+    for (let row = 0; row < outHeight; row++) {
+      const source = grid / 4 + (image * hp + row) * wp * co;
+      const target = outOffset / 4 + (image * outHeight + row) * rowLength;
+      heap.copyWithin(target, source, source + rowLength);
+    }
+  }
+  heapFree(backend, grid);
+  if (hasPad) heapFree(backend, padded);
+}
+
+/**
+ * Filter gradient `dw = d(sum(dy * conv(x, w))) / dw` with BLAS.
+ *
+ * @param backend The wasm backend.
+ * @param blas OpenBLAS.
+ * @param geometry A geometry accepted by {@linkcode geometryOf}.
+ * @param xOffset Byte offset of `x`, `[batch, inHeight, inWidth, inChannels]`.
+ * @param dyOffset Byte offset of `dy`, `[batch, outHeight, outWidth, outChannels]`.
+ * @param dwOffset Byte offset of the result, `[fh, fw, inChannels, outChannels]`.
+ */
+export function convFilterGrad(
+  backend: WasmBackend,
+  blas: Blas,
+  geometry: ConvGeometry,
+  xOffset: number,
+  dyOffset: number,
+  dwOffset: number,
+): void {
+  const g = geometry;
+  const [outHeight, outWidth] = outSize(g);
+  const c = g.inChannels;
+  const co = g.outChannels;
+  const taps = g.filterHeight * g.filterWidth;
+  if (isPointwise(g) || g.stride > 1) {
+    const m = g.batch * outHeight * outWidth;
+    const blocks = g.stride > 1 ? heapAlloc(backend, m * taps * c) : xOffset;
+    if (g.stride > 1) spaceToDepth(backend, g, xOffset, c, true, blocks);
+    blas.gemm({
+      m: taps * c,
+      n: co,
+      k: m,
+      a: heapView(backend, blocks, m * taps * c),
+      transA: true,
+      b: heapView(backend, dyOffset, m * co),
+      c: heapView(backend, dwOffset, taps * c * co),
+    });
+    if (g.stride > 1) heapFree(backend, blocks);
+    return;
+  }
+  const hp = g.inHeight + g.padTop + g.padBottom;
+  const wp = g.inWidth + g.padLeft + g.padRight;
+  const hasPad = hp !== g.inHeight || wp !== g.inWidth;
+  const padded = hasPad ? padInput(backend, g, xOffset) : xOffset;
+  const rows = g.batch * hp * wp - ((g.filterHeight - 1) * wp + g.filterWidth - 1);
+  const grid = heapAlloc(backend, rows * co);
+  const heap = heapFloats(backend);
+  heap.fill(0, grid / 4, grid / 4 + rows * co);
+  const rowLength = outWidth * co;
+  for (let image = 0; image < g.batch; image++) {
+    for (let row = 0; row < outHeight; row++) {
+      const source = dyOffset / 4 + (image * outHeight + row) * rowLength;
+      const target = grid / 4 + (image * hp + row) * wp * co;
+      heap.copyWithin(target, source, source + rowLength);
+    }
+  }
+  for (let ky = 0; ky < g.filterHeight; ky++) {
+    for (let kx = 0; kx < g.filterWidth; kx++) {
+      const tap = ky * g.filterWidth + kx;
+      blas.gemm({
+        m: c,
+        n: co,
+        k: rows,
+        a: heapView(backend, padded + (ky * wp + kx) * c * 4, rows * c),
+        lda: c,
+        transA: true,
+        b: heapView(backend, grid, rows * co),
+        c: heapView(backend, dwOffset + tap * c * co * 4, c * co),
+      });
+    }
+  }
+  heapFree(backend, grid);
+  if (hasPad) heapFree(backend, padded);
+}
+
+/**
+ * Input gradient `dx = d(sum(dy * conv(x, w))) / dx` with BLAS; for kernel 2
+ * stride 2 this is also the transposed convolution.
+ *
+ * @param backend The wasm backend.
+ * @param blas OpenBLAS.
+ * @param geometry A geometry accepted by {@linkcode geometryOf}.
+ * @param dyOffset Byte offset of `dy`, `[batch, outHeight, outWidth, outChannels]`.
+ * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
+ * @param dxOffset Byte offset of the result, `[batch, inHeight, inWidth, inChannels]`.
+ */
+export function convInputGrad(
+  backend: WasmBackend,
+  blas: Blas,
+  geometry: ConvGeometry,
+  dyOffset: number,
+  filterOffset: number,
+  dxOffset: number,
+): void {
+  const g = geometry;
+  const [outHeight, outWidth] = outSize(g);
+  const c = g.inChannels;
+  const co = g.outChannels;
+  const taps = g.filterHeight * g.filterWidth;
+  if (isPointwise(g) || g.stride > 1) {
+    const m = g.batch * outHeight * outWidth;
+    const blocks = g.stride > 1 ? heapAlloc(backend, m * taps * c) : dxOffset;
+    blas.gemm({
+      m,
+      n: taps * c,
+      k: co,
+      a: heapView(backend, dyOffset, m * co),
+      b: heapView(backend, filterOffset, taps * c * co),
+      transB: true,
+      c: heapView(backend, blocks, m * taps * c),
+    });
+    if (g.stride > 1) {
+      spaceToDepth(backend, g, dxOffset, c, false, blocks);
+      heapFree(backend, blocks);
+    }
+    return;
+  }
+  // dx = conv(dy, flipped filter with in/out swapped), padding kernel - 1 - pad.
+  const flipped = heapAlloc(backend, taps * c * co);
+  const heap = heapFloats(backend);
+  for (let tap = 0; tap < taps; tap++) {
+    const source = filterOffset / 4 + (taps - 1 - tap) * c * co;
+    const target = flipped / 4 + tap * c * co;
+    for (let inChannel = 0; inChannel < c; inChannel++) {
+      for (let outChannel = 0; outChannel < co; outChannel++) {
+        heap[target + outChannel * c + inChannel] = heap[source + inChannel * co + outChannel]!;
+      }
+    }
+  }
+  const transposed: ConvGeometry = {
+    batch: g.batch,
+    inHeight: outHeight,
+    inWidth: outWidth,
+    inChannels: co,
+    filterHeight: g.filterHeight,
+    filterWidth: g.filterWidth,
+    outChannels: c,
+    stride: 1,
+    padTop: g.filterHeight - 1 - g.padTop,
+    padBottom: g.filterHeight - 1 - g.padBottom,
+    padLeft: g.filterWidth - 1 - g.padLeft,
+    padRight: g.filterWidth - 1 - g.padRight,
+  };
+  convForward(backend, blas, transposed, dyOffset, flipped, dxOffset);
+  heapFree(backend, flipped);
+}

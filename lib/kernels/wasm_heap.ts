@@ -1,0 +1,124 @@
+/**
+ * Access to the wasm backend's heap for this project's kernels: where a
+ * tensor's floats live, scratch buffers, and calls into the backend's own
+ * kernels.
+ *
+ * The heap can grow on any allocation, which replaces its `ArrayBuffer`, so a
+ * view taken before an allocation must not be used after it: take views with
+ * {@linkcode heapView} right before use.
+ *
+ * @module
+ */
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+
+/** The wasm backend as this project's kernels see it. */
+export type WasmBackend = BackendWasm;
+
+/** The parts of the Emscripten module this project uses (missing from its types). */
+interface EmscriptenHeap {
+  HEAPF32: Float32Array;
+  _malloc(bytes: number): number;
+  _free(byteOffset: number): void;
+}
+
+function heapModule(backend: WasmBackend): EmscriptenHeap {
+  return backend.wasm as unknown as EmscriptenHeap;
+}
+
+/** A kernel function with the original kernel it replaces, if any. */
+export interface KernelOverride extends KernelConfig {
+  /** The kernel registered before this one, called for cases this one does not handle. */
+  original?: KernelConfig;
+}
+
+/**
+ * The byte offset of a tensor's data in the wasm heap.
+ *
+ * @param backend The wasm backend.
+ * @param info The tensor.
+ * @returns Its byte offset.
+ */
+export function heapOffset(backend: WasmBackend, info: TensorInfo): number {
+  const data = backend.dataIdMap.get(info.dataId);
+  if (data === undefined) throw new Error("Tensor data is not on the wasm backend");
+  return data.memoryOffset;
+}
+
+/**
+ * A float view of `length` floats at byte offset `byteOffset` of the heap.
+ * Valid until the next allocation on the heap.
+ *
+ * @param backend The wasm backend.
+ * @param byteOffset Where the view starts, in bytes (a multiple of 4).
+ * @param length Number of floats.
+ * @returns The view.
+ */
+export function heapView(backend: WasmBackend, byteOffset: number, length: number): Float32Array {
+  return new Float32Array(heapModule(backend).HEAPF32.buffer, byteOffset, length);
+}
+
+/**
+ * The whole heap as floats. Valid until the next allocation on the heap.
+ *
+ * @param backend The wasm backend.
+ * @returns The view; index = byte offset / 4.
+ */
+export function heapFloats(backend: WasmBackend): Float32Array {
+  return heapModule(backend).HEAPF32;
+}
+
+/**
+ * Allocates a scratch buffer of `length` floats on the heap.
+ *
+ * @param backend The wasm backend.
+ * @param length Number of floats.
+ * @returns Its byte offset; release it with {@linkcode heapFree}.
+ */
+export function heapAlloc(backend: WasmBackend, length: number): number {
+  // Padding of 16 floats lets a product read a few floats past a block.
+  return heapModule(backend)._malloc((length + 16) * 4) >>> 0;
+}
+
+/**
+ * Releases a scratch buffer of {@linkcode heapAlloc}.
+ *
+ * @param backend The wasm backend.
+ * @param byteOffset The buffer's byte offset.
+ */
+export function heapFree(backend: WasmBackend, byteOffset: number): void {
+  heapModule(backend)._free(byteOffset);
+}
+
+/**
+ * Calls a kernel function with the wasm backend.
+ *
+ * @param kernel The kernel to call (a registered config or an original one).
+ * @param backend The wasm backend.
+ * @param inputs Named input tensors.
+ * @param attrs Named attributes.
+ * @returns The kernel's single output.
+ */
+export function callKernel(
+  kernel: KernelConfig,
+  backend: WasmBackend,
+  inputs: Record<string, TensorInfo>,
+  attrs: NamedAttrMap,
+): TensorInfo {
+  const func = kernel.kernelFunc as KernelFunc;
+  const result = func({ inputs, backend, attrs });
+  if (Array.isArray(result)) {
+    throw new Error(`Kernel ${kernel.kernelName} returned several outputs`);
+  }
+  return result;
+}
+
+/**
+ * Releases an intermediate tensor made inside a kernel.
+ *
+ * @param backend The wasm backend.
+ * @param info The tensor.
+ */
+export function disposeInfo(backend: WasmBackend, info: TensorInfo): void {
+  backend.disposeData(info.dataId);
+}

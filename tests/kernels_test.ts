@@ -1,0 +1,373 @@
+/**
+ * Every kernel and gradient the exercises train with, on every backend this
+ * project sets up, against the cpu backend (the reference) on small seeded
+ * random tensors: forward values and gradients with respect to every input.
+ *
+ * Backends: wasm with OpenBLAS (when installed), wasm without, and webgpu
+ * (skipped, saying why, when no adapter exists; CI installs Mesa's llvmpipe).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { assert } from "../lib/assert.ts";
+import { findGpuAdapter, setupBackend } from "../lib/backend.ts";
+import { openBlas } from "../lib/blas.ts";
+
+/** Seeded uniform values in [-1, 1). */
+function seeded(count: number, seed: number): Float32Array {
+  const values = new Float32Array(count);
+  let state = seed * 2654435761 % 4294967296;
+  for (let i = 0; i < count; i++) {
+    state = (state * 1664525 + 1013904223) % 4294967296;
+    values[i] = state / 2147483648 - 1;
+  }
+  return values;
+}
+
+function input(shape: number[], seed: number): tf.Tensor {
+  return tf.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed), shape);
+}
+
+/** A computation: its outputs (forward values and gradients), all float. */
+interface Case {
+  name: string;
+  run: () => tf.Tensor[];
+}
+
+/** Forward value and gradients of `sum(f(inputs) * weights)` for all inputs. */
+function withGrads(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[]): tf.Tensor[] {
+  const y = f(...inputs);
+  const weights = input(y.shape, 99);
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), weights)))(inputs);
+  return [y, ...grads];
+}
+
+function convCase(
+  name: string,
+  xShape: number[],
+  filterShape: number[],
+  stride: number,
+  pad: "same" | "valid",
+): Case {
+  return {
+    name,
+    run: () =>
+      withGrads(
+        (x, filter) => tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, stride, pad),
+        [input(xShape, 1), input(filterShape, 2)],
+      ),
+  };
+}
+
+const CASES: Case[] = [
+  convCase("conv2d 3x3 same stride 1, 3 -> 8 channels", [2, 7, 6, 3], [3, 3, 3, 8], 1, "same"),
+  convCase("conv2d 3x3 same stride 1, 32 -> 32 channels", [2, 6, 5, 32], [3, 3, 32, 32], 1, "same"),
+  convCase("conv2d 1x1, 32 -> 3 channels", [2, 5, 5, 32], [1, 1, 32, 3], 1, "valid"),
+  convCase("conv2d 3x3 valid (UNet), 4 -> 6 channels", [2, 8, 7, 4], [3, 3, 4, 6], 1, "valid"),
+  convCase("conv2d 2x2 stride 2", [2, 6, 4, 5], [2, 2, 5, 3], 2, "valid"),
+  {
+    name: "fused conv2d 3x3 same + bias + relu",
+    run: () =>
+      withGrads(
+        (x, filter, bias) =>
+          tf.fused.conv2d({
+            x: x as tf.Tensor4D,
+            filter: filter as tf.Tensor4D,
+            bias,
+            strides: 1,
+            pad: "same",
+            activation: "relu",
+          }),
+        [input([2, 6, 6, 8], 3), input([3, 3, 8, 16], 4), input([16], 5)],
+      ),
+  },
+  {
+    name: "fused conv2d 1x1 + bias + sigmoid",
+    run: () =>
+      withGrads(
+        (x, filter, bias) =>
+          tf.fused.conv2d({
+            x: x as tf.Tensor4D,
+            filter: filter as tf.Tensor4D,
+            bias,
+            strides: 1,
+            pad: "valid",
+            activation: "sigmoid",
+          }),
+        [input([2, 4, 4, 8], 6), input([1, 1, 8, 1], 7), input([1], 8)],
+      ),
+  },
+  {
+    name: "transposed conv kernel 2 stride 2, 8 -> 4 channels",
+    run: () =>
+      withGrads(
+        (x, filter) =>
+          tf.conv2dTranspose(x as tf.Tensor4D, filter as tf.Tensor4D, [2, 8, 6, 4], 2, "same"),
+        [input([2, 4, 3, 8], 9), input([2, 2, 4, 8], 10)],
+      ),
+  },
+  {
+    name: "max pool 2x2",
+    run: () =>
+      withGrads((x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid"), [input([2, 6, 4, 3], 11)]),
+  },
+  {
+    name: "max pool 2x2 same padding on odd sizes",
+    run: () =>
+      withGrads((x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "same"), [input([2, 5, 3, 3], 30)]),
+  },
+  {
+    name: "nearest upsampling x2",
+    run: () =>
+      withGrads(
+        (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [8, 6]),
+        [input([3, 4, 3, 5], 12)],
+      ),
+  },
+  {
+    name: "concat on channels and centre crop (slice)",
+    run: () =>
+      withGrads(
+        (a, b) => tf.concat([tf.slice(a!, [0, 1, 1, 0], [2, 4, 4, 3]), b!], 3),
+        [input([2, 6, 6, 3], 13), input([2, 4, 4, 5], 14)],
+      ),
+  },
+  {
+    name: "batch norm in training mode (batch statistics)",
+    run: () =>
+      withGrads((x, scale, offset) => {
+        const { mean, variance } = tf.moments(x!, [0, 1, 2]);
+        return tf.batchNorm(x!, mean, variance, offset, scale, 1e-3);
+      }, [tf.add(input([2, 5, 4, 6], 15), 0.5), input([6], 16), input([6], 17)]),
+  },
+  {
+    name: "batch norm with moving statistics",
+    run: () =>
+      withGrads(
+        (x, mean, variance, scale, offset) =>
+          tf.batchNorm(x!, mean!, tf.add(tf.abs(variance!), 0.5), offset, scale, 1e-3),
+        [input([2, 5, 4, 6], 18), input([6], 19), input([6], 20), input([6], 21), input([6], 22)],
+      ),
+  },
+  {
+    name: "batch norm with full-shape statistics",
+    run: () =>
+      withGrads(
+        (x, mean, variance, scale, offset) =>
+          tf.batchNorm(x!, mean!, tf.add(tf.abs(variance!), 0.5), offset, scale, 1e-3),
+        [
+          input([1, 3, 2, 4], 23),
+          input([1, 3, 2, 4], 24),
+          input([1, 3, 2, 4], 25),
+          input([1, 3, 2, 4], 26),
+          input([1, 3, 2, 4], 27),
+        ],
+      ),
+  },
+  {
+    name: "sum over all axes but channels, and mean",
+    run: () =>
+      withGrads(
+        (x) => tf.add(tf.sum(x!, [0, 1, 2]), tf.mean(x!, [0, 1, 2])),
+        [input([2, 5, 3, 7], 28)],
+      ),
+  },
+  {
+    name: "softmax cross-entropy with clip and log",
+    run: () =>
+      withGrads((logits) => {
+        const probabilities = tf.softmax(tf.reshape(logits!, [-1, 3]));
+        const target = tf.oneHot(tf.tensor1d([0, 1, 2, 2, 1, 0, 0, 1], "int32"), 3);
+        return tf.mean(tf.mul(target, tf.log(tf.clipByValue(probabilities, 1e-7, 1))));
+      }, [input([2, 2, 2, 3], 29)]),
+  },
+];
+
+/**
+ * Runs every case on the active backend and reads the results (with `data()`:
+ * the webgpu backend cannot read synchronously under Deno).
+ */
+async function runCases(): Promise<Float32Array[][]> {
+  const results: Float32Array[][] = [];
+  for (const testCase of CASES) {
+    const outputs = tf.tidy(testCase.run);
+    results.push(await Promise.all(outputs.map(async (t) => await t.data() as Float32Array)));
+    tf.dispose(outputs);
+  }
+  return results;
+}
+
+/** Largest difference relative to the reference's largest magnitude. */
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let scale = 1e-6;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    scale = Math.max(scale, Math.abs(expected[i]!));
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+  }
+  return worst / scale;
+}
+
+async function reference(): Promise<Float32Array[][]> {
+  await setupBackend("cpu", { quiet: true });
+  return await runCases();
+}
+
+async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): Promise<void> {
+  const expected = await reference();
+  await setup();
+  const before = tf.memory().numTensors;
+  const actual = await runCases();
+  assert(tf.memory().numTensors === before, "a kernel leaked tensors");
+  for (const [index, testCase] of CASES.entries()) {
+    await t.step(testCase.name, () => {
+      const outputs = actual[index]!;
+      const wanted = expected[index]!;
+      assert(outputs.length === wanted.length);
+      for (const [output, values] of outputs.entries()) {
+        assert(values.length === wanted[output]!.length, `output ${output}: length differs`);
+        const error = relativeError(values, wanted[output]!);
+        assert(
+          error < 2e-5,
+          `output ${output} (0 is the forward value, then gradients) differs from cpu by ${error}`,
+        );
+      }
+    });
+  }
+}
+
+/**
+ * Checks that the max-pool gradient sends each 2x2 window's gradient to
+ * exactly one position, one that holds the window's maximum. With ties,
+ * backends may choose different maxima (cpu and PyTorch the first, wasm and
+ * webgpu the last); each choice is a correct gradient.
+ */
+async function checkMaxPoolTies(): Promise<void> {
+  // Values from {-1, 0, 1}: most windows hold tied maxima.
+  const values = Array.from(seeded(2 * 4 * 6 * 3, 31), (value) => Math.round(value));
+  const x = tf.tensor4d(values, [2, 4, 6, 3]);
+  const dy = tf.add(input([2, 2, 3, 3], 32), 2);
+  const grad = tf.grad((x: tf.Tensor) =>
+    tf.sum(tf.mul(tf.maxPool(x as tf.Tensor4D, 2, 2, "valid"), dy))
+  );
+  const dx = grad(x);
+  const [xData, dyData, dxData] = await Promise.all([x.data(), dy.data(), dx.data()]);
+  tf.dispose([x, dy, dx]);
+  let ties = 0;
+  for (let image = 0; image < 2; image++) {
+    for (let row = 0; row < 2; row++) {
+      for (let col = 0; col < 3; col++) {
+        for (let channel = 0; channel < 3; channel++) {
+          const at = (r: number, c: number) => ((image * 4 + r) * 6 + c) * 3 + channel;
+          const window = [
+            at(2 * row, 2 * col),
+            at(2 * row, 2 * col + 1),
+            at(2 * row + 1, 2 * col),
+            at(2 * row + 1, 2 * col + 1),
+          ];
+          const max = Math.max(...window.map((index) => xData[index]!));
+          if (window.filter((index) => xData[index] === max).length > 1) ties++;
+          const receivers = window.filter((index) => dxData[index] !== 0);
+          const wanted = dyData[((image * 2 + row) * 3 + col) * 3 + channel]!;
+          assert(
+            receivers.length === 1,
+            `window ${image},${row},${col},${channel}: ${receivers.length} positions get gradient`,
+          );
+          assert(
+            xData[receivers[0]!] === max,
+            "the gradient went to a position that is not a maximum",
+          );
+          assert(
+            Math.abs(dxData[receivers[0]!]! - wanted) < 1e-6,
+            "the gradient is not the window's dy",
+          );
+        }
+      }
+    }
+  }
+  assert(ties > 10, "the input should hold tied maxima");
+}
+
+/** The backends under test, each with the reason it is skipped, if it is. */
+const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
+  [
+    {
+      name: "wasm with OpenBLAS",
+      skip: () => {
+        const blas = openBlas();
+        if (typeof blas === "string") {
+          return Promise.resolve(`OpenBLAS ${blas} (apt-get install libopenblas0-pthread)`);
+        }
+        blas.close();
+        return Promise.resolve(null);
+      },
+      setup: async () => {
+        const name = await setupBackend("wasm", { quiet: true, blas: true });
+        assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
+      },
+    },
+    {
+      name: "wasm without OpenBLAS",
+      skip: () => Promise.resolve(null),
+      setup: async () => {
+        const name = await setupBackend("wasm", { quiet: true, blas: false });
+        assert(name === "wasm", `expected wasm, got ${name}`);
+      },
+    },
+    {
+      name: "webgpu",
+      skip: async () => {
+        const found = await findGpuAdapter();
+        return "reason" in found
+          ? `${found.reason} (apt-get install mesa-vulkan-drivers gives llvmpipe)`
+          : null;
+      },
+      setup: async () => {
+        await setupBackend("webgpu", { quiet: true, softwareGpu: true });
+      },
+    },
+  ];
+
+for (const backend of BACKENDS) {
+  Deno.test({
+    name: `kernels on ${backend.name} match the cpu backend`,
+    // The webgpu device keeps handles open after the test.
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async (t) => {
+      const skip = await backend.skip();
+      if (skip !== null) {
+        console.log(`skipped: ${skip}`);
+        return;
+      }
+      await compareWith(t, backend.setup);
+    },
+  });
+
+  Deno.test({
+    name: `maxPool() gradient on ${backend.name} sends each window's gradient to one maximum`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const skip = await backend.skip();
+      if (skip !== null) {
+        console.log(`skipped: ${skip}`);
+        return;
+      }
+      await backend.setup();
+      await checkMaxPoolTies();
+    },
+  });
+}
+
+Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every image", async () => {
+  await setupBackend("cpu", { quiet: true });
+  const dy = input([3, 4, 6, 2], 33);
+  const grad = tf.grad((x: tf.Tensor) =>
+    tf.sum(tf.mul(tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [4, 6]), dy))
+  );
+  const dx = grad(tf.zeros([3, 2, 3, 2]));
+  const blocks = tf.sum(tf.reshape(dy, [3, 2, 2, 3, 2, 2]), [2, 4]); // [3, 2, 3, 2]
+  assert(
+    relativeError(await dx.data() as Float32Array, await blocks.data() as Float32Array) < 1e-6,
+  );
+  tf.dispose([dy, dx, blocks]);
+});

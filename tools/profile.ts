@@ -1,0 +1,150 @@
+/**
+ * `deno task profile`: times one training step of a network kernel by kernel
+ * (tf.profile) and prints a table of milliseconds per kernel, slowest first,
+ * to show where a step's time goes on the chosen backend.
+ *
+ * The step is the exercises' own: `model.apply(x, {training: true})`, the
+ * segmentation loss, and SGD with momentum through `optimizer.minimize`, on
+ * random images and masks. Warm-up steps run first, unprofiled.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { BACKEND_NAMES, type BackendName, setupBackend } from "../lib/backend.ts";
+import { runMain } from "../lib/errors.ts";
+import { parseFlags } from "../lib/flags.ts";
+import { segmentationLoss } from "../lib/losses.ts";
+import { buildModel, MODEL_NAMES, type ModelName, outputSize } from "../lib/models.ts";
+
+const FLAGS = {
+  model: { type: "string", default: "bin", choices: MODEL_NAMES, help: "Network to profile" },
+  backend: {
+    type: "string",
+    default: "auto",
+    choices: BACKEND_NAMES,
+    help: "TensorFlow.js backend; auto picks the fastest that works here",
+  },
+  batchSize: { type: "int", default: 4, min: 1, help: "Minibatch size" },
+  size: { type: "int", default: 64, min: 8, max: 1024, help: "Input height and width" },
+  warmup: { type: "int", default: 3, min: 0, help: "Unprofiled steps before the profiled ones" },
+  steps: { type: "int", default: 3, min: 1, help: "Profiled steps (the table is their mean)" },
+  top: { type: "int", default: 25, min: 1, help: "Kernels shown in the table" },
+} as const;
+
+/** One row of the profile table. */
+export interface KernelTime {
+  /** Kernel name, e.g. `Conv2DBackpropFilter`. */
+  name: string;
+  /** Calls per step. */
+  calls: number;
+  /** Milliseconds per step, all calls together. */
+  ms: number;
+}
+
+/**
+ * Sums kernel times by kernel name, slowest first.
+ *
+ * @param kernels The kernels of `tf.profile`'s result, over `steps` steps.
+ * @param steps Steps profiled; times and calls are divided by it.
+ * @returns One row per kernel name.
+ *
+ * @example
+ * ```ts
+ * import { kernelTable } from "./profile.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const table = kernelTable([
+ *   { name: "Add", kernelTimeMs: 1 },
+ *   { name: "Conv2D", kernelTimeMs: 4 },
+ *   { name: "Add", kernelTimeMs: 2 },
+ * ], 1);
+ * assertEquals(table[0], { name: "Conv2D", calls: 1, ms: 4 });
+ * assertEquals(table[1], { name: "Add", calls: 2, ms: 3 });
+ * ```
+ */
+export function kernelTable(
+  kernels: readonly { name: string; kernelTimeMs: unknown }[],
+  steps: number,
+): KernelTime[] {
+  const rows = new Map<string, KernelTime>();
+  for (const kernel of kernels) {
+    // Wrappers of custom gradients (`fusedConv2d__op`) time their inner kernels again.
+    if (kernel.name.endsWith("__op")) continue;
+    const row = rows.get(kernel.name) ?? { name: kernel.name, calls: 0, ms: 0 };
+    row.calls += 1 / steps;
+    row.ms += (typeof kernel.kernelTimeMs === "number" ? kernel.kernelTimeMs : 0) / steps;
+    rows.set(kernel.name, row);
+  }
+  return [...rows.values()].sort((a, b) => b.ms - a.ms);
+}
+
+/**
+ * Profiles training steps and prints the per-kernel table.
+ *
+ * @param args Command-line arguments.
+ * @returns A promise that resolves when the table is printed.
+ */
+export async function run(args: string[]): Promise<void> {
+  const flags = parseFlags(args, FLAGS, {
+    usage: "deno task profile [flags]",
+    summary: "Times one training step of a network kernel by kernel and prints where the " +
+      "time goes. SEGMENT_NO_BLAS=1 profiles the wasm backend without OpenBLAS.",
+  });
+  const backend = await setupBackend(flags.backend as BackendName);
+  const name = flags.model as ModelName;
+  const size = flags.size;
+  const out = outputSize(name, size);
+  const model = buildModel(name, { size });
+  const classes = model.outputs[0]!.shape[3] as number;
+  const images = tf.randomUniform([flags.batchSize, size, size, 3]) as tf.Tensor4D;
+  const masks = tf.randomUniform(
+    [flags.batchSize, size, size],
+    0,
+    classes === 1 ? 2 : classes,
+    "int32",
+  ) as tf.Tensor3D;
+  const optimizer = tf.train.momentum(0.01, 0.9);
+  const step = () => {
+    const loss = optimizer.minimize(() => {
+      const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
+      return segmentationLoss(probabilities, masks);
+    }, true) as tf.Scalar;
+    loss.dataSync();
+    loss.dispose();
+  };
+  for (let i = 0; i < flags.warmup; i++) step();
+  const started = performance.now();
+  for (let i = 0; i < flags.steps; i++) step();
+  const stepMs = (performance.now() - started) / flags.steps;
+  const profile = await tf.profile(() => {
+    for (let i = 0; i < flags.steps; i++) step();
+  });
+  const table = kernelTable(profile.kernels, flags.steps);
+  const kernelMs = table.reduce((sum, row) => sum + row.ms, 0);
+  console.log(
+    `${name}, batch ${flags.batchSize}, ${size}x${size} -> ${out}x${out}, on ${backend}: ` +
+      `${stepMs.toFixed(1)} ms per training step (mean of ${flags.steps}, unprofiled)`,
+  );
+  console.log(
+    `${"kernel".padEnd(28)} ${"calls".padStart(6)} ${"ms".padStart(8)} ${"share".padStart(6)}`,
+  );
+  for (const row of table.slice(0, flags.top)) {
+    console.log(
+      `${row.name.padEnd(28)} ${row.calls.toFixed(0).padStart(6)} ${
+        row.ms.toFixed(1).padStart(8)
+      } ` +
+        `${(100 * row.ms / kernelMs).toFixed(0).padStart(5)}%`,
+    );
+  }
+  const rest = table.slice(flags.top).reduce((sum, row) => sum + row.ms, 0);
+  if (rest > 0) {
+    console.log(`${"(others)".padEnd(28)} ${"".padStart(6)} ${rest.toFixed(1).padStart(8)}`);
+  }
+  console.log(
+    `${"all kernels".padEnd(28)} ${"".padStart(6)} ${kernelMs.toFixed(1).padStart(8)} ` +
+      `(the rest of the step is JavaScript outside kernels)`,
+  );
+  tf.dispose([images, masks]);
+  model.dispose();
+}
+
+if (import.meta.main) await runMain(() => run(Deno.args));

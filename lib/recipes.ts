@@ -1,0 +1,268 @@
+/**
+ * Training recipes a user picks with one flag (`--recipe tuned`): the
+ * tutorial's protocol, and the tuned one found by the search published in
+ * the README (optimizer, learning-rate schedule, iterations, augmentation,
+ * input size).
+ *
+ * A recipe sets the training flags; a flag the user types still wins, so
+ * `--recipe tuned --iters 200` is the tuned recipe, shorter.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs";
+import { type AugmentOptions, createAugment } from "./augment.ts";
+import { checkpointDir, saveCheckpoint } from "./checkpoint.ts";
+import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
+import { kebab } from "./flags.ts";
+import { writeLineChart } from "./line_chart.ts";
+import type { ModelName } from "./models.ts";
+import { join } from "./path.ts";
+import { formatDuration } from "./progress.ts";
+import type { ScheduleName } from "./schedule.ts";
+import { type OptimizerName, type TrainingData, trainModel } from "./train.ts";
+
+/** Names of the recipes. */
+export type RecipeName = "default" | "tuned";
+
+/** The recipe names, for a flag's choices. */
+export const RECIPE_NAMES: readonly RecipeName[] = ["default", "tuned"];
+
+/** The settings a recipe fixes. */
+export interface Recipe {
+  /** One line for the output. */
+  summary: string;
+  /** Model input height and width. */
+  size: number;
+  /** Training iterations. */
+  iters: number;
+  /** Images per minibatch. */
+  batchSize: number;
+  /** Optimizer. */
+  optimizer: OptimizerName;
+  /** Base (peak) learning rate. */
+  lr: number;
+  /** Learning-rate schedule. */
+  schedule: ScheduleName;
+  /** Size the training photos are loaded at before the random crops (`size` without augmentation). */
+  trainSize: number;
+  /** Add the four flips of the original answers to the training set. */
+  flips: boolean;
+  /** Random augmentation of each minibatch, resized to `size`; none when absent. */
+  augment?: Omit<AugmentOptions, "size">;
+}
+
+/**
+ * The recipes of a network. Only `unetlike` and `segnet` have a tuned recipe;
+ * `default` is the tutorial's protocol (SGD 0.01, momentum 0.9, batch 4, 500
+ * iterations, 64x64, four flips) for every network.
+ *
+ * @param name The recipe.
+ * @returns Its settings.
+ *
+ * @example
+ * ```ts
+ * import { recipe } from "./recipes.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(recipe("default").iters, 500);
+ * assertEquals(recipe("tuned").optimizer, "adam");
+ * ```
+ */
+export function recipe(name: RecipeName): Recipe {
+  switch (name) {
+    case "default":
+      return {
+        summary: "the tutorial's protocol: SGD lr 0.01 momentum 0.9, batch 4, 500 iterations, " +
+          "64x64, each photo four times (flips)",
+        size: 64,
+        iters: 500,
+        batchSize: 4,
+        optimizer: "sgd",
+        lr: 0.01,
+        schedule: "constant",
+        trainSize: 64,
+        flips: true,
+      };
+    case "tuned":
+      return {
+        summary: "tuned: Adam one-cycle peaking at 3e-3, batch 8, 1500 iterations, 96x96, " +
+          "random crops of 50-100% of each photo loaded at 192, flips, turns, colour jitter",
+        size: 96,
+        iters: 1500,
+        batchSize: 8,
+        optimizer: "adam",
+        lr: 3e-3,
+        schedule: "onecycle",
+        trainSize: 192,
+        flips: false,
+        augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
+      };
+  }
+}
+
+/** The training settings a run uses: the recipe's, with the flags the user typed. */
+export type RecipeSettings = Recipe;
+
+/** Flags a recipe sets, by camelCase name. */
+const RECIPE_FLAGS = ["size", "iters", "batchSize", "optimizer", "lr", "schedule"] as const;
+
+/**
+ * Applies a recipe to parsed flags: every flag the user typed on the command
+ * line keeps its value, every other one takes the recipe's.
+ *
+ * @param name The recipe.
+ * @param flags The parsed flags (with their defaults).
+ * @param args The raw command-line arguments, to see which flags were typed.
+ * @returns The settings of the run.
+ *
+ * @example
+ * ```ts
+ * import { applyRecipe } from "./recipes.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const flags = { size: 64, iters: 200, batchSize: 4, optimizer: "sgd", lr: 0.01, schedule: "constant" };
+ * const settings = applyRecipe("tuned", flags, ["--iters", "200"]);
+ * assertEquals([settings.iters, settings.optimizer], [200, "adam"]);
+ * ```
+ */
+export function applyRecipe(
+  name: RecipeName,
+  flags: Pick<Recipe, (typeof RECIPE_FLAGS)[number]> | Record<string, unknown>,
+  args: readonly string[],
+): RecipeSettings {
+  const settings: Recipe = { ...recipe(name) };
+  const typed = (flag: string) =>
+    args.some((arg) => arg === `--${kebab(flag)}` || arg.startsWith(`--${kebab(flag)}=`));
+  for (const flag of RECIPE_FLAGS) {
+    if (typed(flag)) {
+      (settings as unknown as Record<string, unknown>)[flag] = (flags as Record<string, unknown>)[
+        flag
+      ];
+    }
+  }
+  if (typed("size") && !settings.augment) settings.trainSize = settings.size;
+  if (typed("size") && settings.augment) {
+    settings.trainSize = settings.size * recipe(name).trainSize / recipe(name).size;
+  }
+  return settings;
+}
+
+/** What {@linkcode trainWithRecipe} needs to know about the exercise. */
+export interface RecipeRun {
+  /** The exercise, e.g. `unetlike`: names the checkpoint folder and the loss figure. */
+  exercise: string;
+  /** The network, recorded in the checkpoint. */
+  model: ModelName;
+  /** The recipe's name, recorded in the checkpoint. */
+  recipe: RecipeName;
+  /** Settings from {@linkcode applyRecipe}. */
+  settings: RecipeSettings;
+  /** Seed of the minibatches and the augmentation. */
+  seed: number;
+  /** `--checkpoint`, if given. */
+  checkpoint?: string | undefined;
+  /** Folder of the loss figure. */
+  out: string;
+  /** Save every this many iterations (0: only at the end). */
+  saveEvery: number;
+}
+
+/**
+ * Trains with a recipe's random augmentation (the default recipe has none and
+ * goes through the exercises' common `trainAndSave`): minibatches are
+ * cropped, flipped, turned and colour-jittered on the fly, the checkpoint is
+ * saved now and then and at the end, and the loss curve is written.
+ *
+ * @param model A freshly built model at `settings.size`.
+ * @param data Training photos and masks loaded at `settings.trainSize`.
+ * @param run The exercise, settings and output places.
+ * @returns The trained model, losses, time per iteration and where the files are.
+ */
+export async function trainWithRecipe(
+  model: tf.LayersModel,
+  data: TrainingData,
+  run: RecipeRun,
+): Promise<{ losses: number[]; msPerIter: number; checkpoint: string; lossFigure: string }> {
+  const { settings } = run;
+  const dir = checkpointDir(run.exercise, run.checkpoint);
+  const state = (iteration: number) => ({
+    iteration,
+    model: run.model,
+    size: settings.size,
+    classes: model.outputs[0]!.shape[3] ?? 1,
+    optimizer: settings.optimizer,
+    settings: {
+      recipe: run.recipe,
+      lr: settings.lr,
+      batchSize: settings.batchSize,
+      seed: run.seed,
+      schedule: settings.schedule,
+      iters: settings.iters,
+    },
+  });
+  console.log(
+    `train: ${settings.iters} iterations, batch ${settings.batchSize}, ${settings.optimizer} ` +
+      `lr ${settings.lr} (${settings.schedule}), seed ${run.seed}, augmentation on ` +
+      `${settings.trainSize}x${settings.trainSize} photos`,
+  );
+  const result = await trainModel(model, data, {
+    iters: settings.iters,
+    batchSize: settings.batchSize,
+    lr: settings.lr,
+    optimizer: settings.optimizer,
+    schedule: settings.schedule,
+    seed: run.seed,
+    augment: settings.augment
+      ? createAugment({ size: settings.size, ...settings.augment })
+      : undefined,
+    onIteration: async (iteration, _loss, optimizer) => {
+      if (run.saveEvery > 0 && iteration % run.saveEvery === 0 && iteration < settings.iters) {
+        await saveCheckpoint(dir, model, state(iteration), optimizer);
+      }
+    },
+  });
+  await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
+  result.optimizer.dispose();
+  console.log(
+    `train: done in ${formatDuration(result.seconds)}, ${result.msPerIter.toFixed(0)} ms per ` +
+      `iteration, last loss ${result.losses.at(-1)?.toFixed(4) ?? "n/a"}`,
+  );
+  const lossFigure = join(run.out, `${run.exercise}_loss.png`);
+  await writeLineChart(lossFigure, {
+    title: `${run.exercise}: training loss (${run.recipe} recipe)`,
+    xLabel: "iteration",
+    yLabel: "loss",
+    series: [{ label: run.model, values: result.losses }],
+  });
+  console.log(`loss curve: ${lossFigure}`);
+  console.log(`checkpoint: ${dir}`);
+  return { losses: result.losses, msPerIter: result.msPerIter, checkpoint: dir, lossFigure };
+}
+
+/**
+ * Loads the training photos for a recipe: with the four flips at the model
+ * size for a recipe without augmentation, else once each at the larger
+ * `trainSize` that the random crops are cut from; prints one line.
+ *
+ * @param dataDir The dataset folder.
+ * @param mode Binarization or classes.
+ * @param settings Settings from {@linkcode applyRecipe}.
+ * @returns The training split; the caller disposes its tensors.
+ */
+export async function loadRecipeTrainSplit(
+  dataDir: string,
+  mode: MaskMode,
+  settings: RecipeSettings,
+): Promise<Dataset> {
+  const data = await loadDataset(dataDir, {
+    split: "train",
+    size: settings.trainSize,
+    mode,
+    flips: settings.flips,
+  });
+  const photos = settings.flips ? data.names.length / 4 : data.names.length;
+  console.log(
+    `data: ${photos} train photos from ${dataDir} at ${settings.trainSize}x${settings.trainSize}` +
+      (settings.flips ? " (x 4 flips)" : "") +
+      (settings.augment ? `, random crops resized to ${settings.size}x${settings.size}` : ""),
+  );
+  return data;
+}

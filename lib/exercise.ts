@@ -1,0 +1,457 @@
+/**
+ * The shared flow of a train/test exercise, so that each script in
+ * `exercises/` reads as a short narrative: settings, data, model, train,
+ * test, next command. Every step prints what it did and where it wrote.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "./backend.ts";
+import { checkpointDir, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { resolveDataDir } from "./data_dir.ts";
+import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
+import { evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
+import { writeFigure } from "./figure.ts";
+import { DATA_FLAGS, type FlagDefs, type FlagValues, TRAIN_FLAGS } from "./flags.ts";
+import { writeLineChart } from "./line_chart.ts";
+import { buildModel, type ModelName, modelSummary } from "./models.ts";
+import { paintClasses } from "./palette.ts";
+import { join } from "./path.ts";
+import { formatDuration } from "./progress.ts";
+import { SCHEDULES } from "./schedule.ts";
+import { type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
+import type { ScheduleName } from "./schedule.ts";
+import { UserError } from "./errors.ts";
+
+/** Flags of every exercise that trains: the data and training flags, and a few more. */
+export const EXERCISE_FLAGS = {
+  ...DATA_FLAGS,
+  ...TRAIN_FLAGS,
+  optimizer: {
+    type: "string",
+    default: "sgd",
+    choices: OPTIMIZERS,
+    help: "Optimizer: sgd (with momentum 0.9, the tutorial's) or adam",
+  },
+  schedule: {
+    type: "string",
+    default: "constant",
+    choices: SCHEDULES,
+    help: "Learning-rate schedule over the run",
+  },
+  resume: {
+    type: "boolean",
+    default: false,
+    help: "Continue training from the checkpoint (weights, optimizer state, iteration)",
+  },
+  saveEvery: {
+    type: "int",
+    default: 100,
+    min: 0,
+    help: "Save the checkpoint every this many iterations (0: only at the end)",
+  },
+} as const satisfies FlagDefs;
+
+/** Flags of an exercise that trains and then tests in one run. */
+export const TRAIN_TEST_FLAGS = {
+  ...EXERCISE_FLAGS,
+  train: {
+    type: "boolean",
+    default: true,
+    help: "Train first; --no-train tests the saved checkpoint",
+  },
+  test: {
+    type: "boolean",
+    default: true,
+    help: "Test after training; --no-test only trains",
+  },
+} as const satisfies FlagDefs;
+
+/** What a train-then-test exercise returns. */
+export interface TrainTestRun {
+  /** The model trained or loaded; the caller disposes it. */
+  model?: tf.LayersModel;
+  /** The training run, unless `--no-train`. */
+  trained?: TrainedRun;
+  /** The test, unless `--no-test`. */
+  tested?: TestedRun;
+}
+
+/** Flags of a testing exercise: the binarization threshold. */
+export const TEST_FLAGS = {
+  threshold: {
+    type: "number",
+    default: 0.5,
+    min: 0,
+    max: 1,
+    help: "Probability at or above which a pixel is a newt (one-channel models)",
+  },
+} as const satisfies FlagDefs;
+
+/** Parsed values of {@linkcode EXERCISE_FLAGS}. */
+export type ExerciseFlags = FlagValues<typeof EXERCISE_FLAGS>;
+
+/** Which exercise this is, and what it trains. */
+export interface ExerciseSpec {
+  /** The exercise name, e.g. `bin_test`: names the figures. */
+  exercise: string;
+  /** The exercise whose task trains the checkpoint, e.g. `bin_loss`. */
+  trainer: string;
+  /** The network. */
+  model: ModelName;
+  /** Binarization or three classes. */
+  mode: MaskMode;
+  /** What to run next and why, printed at the end (before the metrics line). */
+  next: { command: string; why: string };
+}
+
+/** The data folder and backend a run uses. */
+export interface RunContext {
+  /** The dataset folder. */
+  dataDir: string;
+  /** The backend in use. */
+  backend: string;
+}
+
+/**
+ * Picks the backend and the data folder, each announced in one line.
+ *
+ * @param flags The parsed flags (`backend`, `data`).
+ * @returns The backend in use and the data folder.
+ *
+ * @example
+ * ```ts
+ * import { prepareRun } from "./exercise.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * assertEquals(await prepareRun({ backend: "cpu", data: dir }), { backend: "cpu", dataDir: dir });
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function prepareRun(
+  flags: { backend: string; data?: string | undefined },
+): Promise<RunContext> {
+  const backend = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
+  const dataDir = await resolveDataDir(flags.data);
+  return { backend, dataDir };
+}
+
+/**
+ * Loads one split at the model size, printing how many images it holds.
+ *
+ * @param context The data folder.
+ * @param split `train` (with the four flips of the original answers) or `test`.
+ * @param mode Binarization or classes.
+ * @param size Model input size.
+ * @returns The dataset; the caller disposes its tensors.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadSplit } from "./exercise.ts";
+ * const test = await loadSplit({ dataDir: "../shared/imori", backend: "wasm" }, "test", "classes", 64);
+ * // data: 6 test images from ../shared/imori at 64x64, classes background, akahara, madara
+ * ```
+ */
+export async function loadSplit(
+  context: RunContext,
+  split: "train" | "test",
+  mode: MaskMode,
+  size: number,
+): Promise<Dataset> {
+  const flips = split === "train";
+  const data = await loadDataset(context.dataDir, { split, size, mode, flips });
+  const photos = flips ? data.names.length / 4 : data.names.length;
+  console.log(
+    `data: ${data.names.length} ${split} images` +
+      (flips ? ` (${photos} photos x 4 flips)` : "") +
+      ` from ${context.dataDir} at ${size}x${size}, classes ${data.classNames.join(", ")}`,
+  );
+  return data;
+}
+
+/**
+ * Builds an exercise's network and prints its summary.
+ *
+ * @param name The network.
+ * @param flags Input size and seed.
+ * @returns The model.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { buildAndShow } from "./exercise.ts";
+ * import { assertEquals } from "./assert.ts";
+ * await tf.setBackend("cpu");
+ * const model = buildAndShow("semaseg", { size: 8, seed: 0 });
+ * assertEquals(model.outputs[0]!.shape, [null, 8, 8, 3]);
+ * model.dispose();
+ * ```
+ */
+export function buildAndShow(
+  name: ModelName,
+  flags: { size: number; seed: number },
+): tf.LayersModel {
+  const model = buildModel(name, { size: flags.size, seed: flags.seed });
+  console.log(`model: ${name}\n${modelSummary(model)}`);
+  return model;
+}
+
+/** What {@linkcode trainAndSave} returns. */
+export interface TrainedRun {
+  /** The trained model. */
+  model: tf.LayersModel;
+  /** Loss of each iteration of this run. */
+  losses: number[];
+  /** Mean ms per iteration, warm-up left out. */
+  msPerIter: number;
+  /** The checkpoint folder. */
+  checkpoint: string;
+  /** The loss-curve figure. */
+  lossFigure: string;
+}
+
+/**
+ * Trains a network on the training split with the flags' protocol (resuming
+ * from the checkpoint with `--resume`), saves the checkpoint now and then and
+ * at the end, and writes the loss curve.
+ *
+ * @param spec The exercise.
+ * @param model A freshly built model (ignored with `--resume`, which loads the checkpoint's).
+ * @param data The training split.
+ * @param flags The parsed flags.
+ * @returns The trained model, its losses and where the files are.
+ *
+ * @example
+ * ```ts ignore
+ * // In exercises/bin_loss.ts: prints progress, the loss curve and the checkpoint paths.
+ * const trained = await trainAndSave(SPEC, buildAndShow("bin", flags), train, flags);
+ * ```
+ */
+export async function trainAndSave(
+  spec: ExerciseSpec,
+  model: tf.LayersModel,
+  data: Dataset,
+  flags: ExerciseFlags,
+): Promise<TrainedRun> {
+  const dir = checkpointDir(spec.trainer, flags.checkpoint);
+  const command = `deno task ${spec.trainer}`;
+  let startIteration = 0;
+  let optimizerState;
+  if (flags.resume) {
+    const loaded = await loadCheckpoint(dir, { model: spec.model, size: flags.size, command });
+    if (loaded.state.optimizer !== flags.optimizer) {
+      throw new UserError(
+        `Checkpoint ${dir} was trained with --optimizer ${loaded.state.optimizer}: ` +
+          `resume with --optimizer ${loaded.state.optimizer}`,
+      );
+    }
+    model.dispose();
+    model = loaded.model;
+    startIteration = loaded.state.iteration;
+    optimizerState = loaded.optimizerState;
+    console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
+  }
+  if (startIteration >= flags.iters) {
+    console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
+  }
+  const state = (iteration: number) => ({
+    iteration,
+    model: spec.model,
+    size: flags.size,
+    classes: model.outputs[0]!.shape[3] ?? 1,
+    optimizer: flags.optimizer,
+    settings: {
+      lr: flags.lr,
+      batchSize: flags.batchSize,
+      seed: flags.seed,
+      schedule: flags.schedule,
+      iters: flags.iters,
+    },
+  });
+  console.log(
+    `train: ${
+      flags.iters - Math.min(startIteration, flags.iters)
+    } iterations, batch ${flags.batchSize}, ` +
+      `${flags.optimizer} lr ${flags.lr} (${flags.schedule}), seed ${flags.seed}`,
+  );
+  const result = await trainModel(model, data, {
+    iters: flags.iters,
+    batchSize: flags.batchSize,
+    lr: flags.lr,
+    seed: flags.seed,
+    optimizer: flags.optimizer as OptimizerName,
+    schedule: flags.schedule as ScheduleName,
+    startIteration,
+    optimizerState,
+    onIteration: async (iteration, _loss, optimizer) => {
+      if (flags.saveEvery > 0 && iteration % flags.saveEvery === 0 && iteration < flags.iters) {
+        await saveCheckpoint(dir, model, state(iteration), optimizer);
+      }
+    },
+  });
+  tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
+  await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
+  result.optimizer.dispose();
+  console.log(
+    `train: done in ${formatDuration(result.seconds)}, ${
+      result.msPerIter.toFixed(0)
+    } ms per iteration` +
+      (result.losses.length ? `, last loss ${result.losses.at(-1)!.toFixed(4)}` : ""),
+  );
+  const lossFigure = join(flags.out, `${spec.exercise}_loss.png`);
+  await writeLineChart(lossFigure, {
+    title: `${spec.exercise}: training loss`,
+    xLabel: "iteration",
+    yLabel: "loss",
+    series: [{ label: spec.model, values: result.losses }],
+  });
+  console.log(`loss curve: ${lossFigure}`);
+  console.log(`checkpoint: ${dir}`);
+  return {
+    model,
+    losses: result.losses,
+    msPerIter: result.msPerIter,
+    checkpoint: dir,
+    lossFigure,
+  };
+}
+
+/**
+ * Loads the checkpoint an exercise tests, refusing one of another network or size.
+ *
+ * @param spec The exercise.
+ * @param flags Checkpoint folder and input size.
+ * @returns The model.
+ * @throws {UserError} When the checkpoint is missing or of another network or size.
+ *
+ * @example
+ * ```ts
+ * import { loadTrained } from "./exercise.ts";
+ * import { assertRejects } from "./assert.ts";
+ * const spec = {
+ *   exercise: "bin_test", trainer: "bin_loss", model: "bin", mode: "binary",
+ *   next: { command: "deno task semaseg_loss", why: "three classes" },
+ * } as const;
+ * await assertRejects(loadTrained(spec, { checkpoint: "no/such", size: 64 }), /run `deno task bin_loss`/);
+ * ```
+ */
+export async function loadTrained(
+  spec: ExerciseSpec,
+  flags: { checkpoint?: string | undefined; size: number },
+): Promise<tf.LayersModel> {
+  const dir = checkpointDir(spec.trainer, flags.checkpoint);
+  const loaded = await loadCheckpoint(dir, {
+    model: spec.model,
+    size: flags.size,
+    command: `deno task ${spec.trainer}`,
+  });
+  tf.dispose(loaded.optimizerState?.map((weight) => weight.tensor) ?? []);
+  console.log(
+    `model: ${spec.model} from ${loaded.path}, trained ${loaded.state.iteration} iterations`,
+  );
+  return loaded.model;
+}
+
+/** What {@linkcode testAndShow} returns. */
+export interface TestedRun {
+  /** The metrics. */
+  metrics: Metrics;
+  /** The metrics line printed last. */
+  line: string;
+  /** The figure written per test image. */
+  figures: string[];
+}
+
+/**
+ * Predicts every test image, writes a figure per image
+ * (`<out>/<exercise>_<image>.png`), and prints the metrics line last.
+ *
+ * A one-channel model's figure has `input`, `predicted` (probability, grey),
+ * `after binarization` and `ground truth`; a softmax model's has `input`,
+ * `prediction` (painted classes) and `ground truth`. The next command comes
+ * before the metrics line, so that the metrics line is the last one.
+ *
+ * @param spec The exercise.
+ * @param model The trained model.
+ * @param data The test split.
+ * @param flags Output folder and threshold.
+ * @returns The metrics and the figure paths.
+ *
+ * @example
+ * ```ts ignore
+ * // In exercises/semaseg_test.ts: writes answers/semaseg_test_<image>.png and ends with
+ * // test mIoU 0.712 (background 0.80, akahara 0.70, madara 0.64) pixel accuracy 0.861
+ * const tested = await testAndShow(SPEC, model, test, flags);
+ * ```
+ */
+export async function testAndShow(
+  spec: ExerciseSpec,
+  model: tf.LayersModel,
+  data: Dataset,
+  flags: { out: string; threshold?: number },
+): Promise<TestedRun> {
+  const threshold = flags.threshold ?? 0.5;
+  const evaluation = evaluateModel(model, data.images, data.masks, {
+    classNames: data.classNames,
+    threshold,
+  });
+  const figures: string[] = [];
+  try {
+    for (let index = 0; index < data.names.length; index++) {
+      const path = join(flags.out, `${spec.exercise}_${data.names[index]}.png`);
+      const panels = tf.tidy(() => {
+        const pick = <T extends tf.Tensor>(tensor: T) =>
+          tf.squeeze(tf.slice(tensor, index, 1), [0]) as tf.Tensor; // drop the batch axis
+        const input = pick(data.images) as tf.Tensor3D; // [size, size, 3]
+        const classMap = pick(evaluation.classMap) as tf.Tensor2D; // [out, out]
+        const truth = pick(evaluation.truth) as tf.Tensor2D; // [out, out]
+        if (evaluation.probabilities.shape[3] === 1) {
+          const grey = (map: tf.Tensor2D) =>
+            tf.expandDims(tf.cast(map, "float32"), 2) as tf.Tensor3D; // [out, out, 1]
+          return [
+            { title: "input", image: input },
+            { title: "predicted", image: pick(evaluation.probabilities) as tf.Tensor3D },
+            { title: "after binarization", image: grey(classMap) },
+            { title: "ground truth", image: grey(truth) },
+          ];
+        }
+        return [
+          { title: "input", image: input },
+          { title: "prediction", image: paintClasses(classMap) },
+          { title: "ground truth", image: paintClasses(truth) },
+        ];
+      });
+      try {
+        await writeFigure(path, panels, { title: `${spec.exercise}: ${data.names[index]}` });
+      } finally {
+        tf.dispose(panels.map((panel) => panel.image));
+      }
+      figures.push(path);
+      console.log(`figure: ${path}`);
+    }
+  } finally {
+    tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);
+  }
+  const line = formatMetricsLine(evaluation.metrics);
+  nextStep(spec);
+  console.log(line);
+  return { metrics: evaluation.metrics, line, figures };
+}
+
+/**
+ * Prints the command to run next.
+ *
+ * @param spec The exercise, whose `next` says what comes after it.
+ *
+ * @example
+ * ```ts
+ * import { nextStep } from "./exercise.ts";
+ * nextStep({
+ *   exercise: "bin_loss", trainer: "bin_loss", model: "bin", mode: "binary",
+ *   next: { command: "deno task bin_test", why: "test it" },
+ * }); // next: deno task bin_test  (test it)
+ * ```
+ */
+export function nextStep(spec: ExerciseSpec): void {
+  console.log(`next: ${spec.next.command}  (${spec.next.why})`);
+}

@@ -1,0 +1,61 @@
+import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
+import { UserError } from "../lib/errors.ts";
+import { join } from "../lib/path.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { type BenchReport, formatTable, run } from "../tools/bench.ts";
+
+Deno.test("bench trains and tests each model and writes the JSON report", async () => {
+  const root = await Deno.makeTempDir({ prefix: "bench_test_" });
+  await writeSyntheticDataset(join(root, "data"), { trainPerClass: 1, testPerClass: 1 });
+  const json = join(root, "out", "bench.json");
+  const report = await run([
+    "--models",
+    "bin,nearest",
+    "--iters",
+    "2",
+    "--size",
+    "16",
+    "--data",
+    join(root, "data"),
+    "--backend",
+    "wasm",
+    "--json",
+    json,
+  ]);
+  const written = JSON.parse(await Deno.readTextFile(json)) as BenchReport;
+  assertEquals(written, report);
+  assertEquals(written.backend, "wasm");
+  assertEquals(written.results.map((result) => result.model), ["bin", "nearest"]);
+  for (const result of written.results) {
+    assertEquals([result.iters, result.batch, result.size], [2, 4, 16]);
+    assertEquals(result.ms_per_iter, 0); // all iterations were warm-up
+    assert(result.train_s > 0);
+    assert(result.test_miou >= 0 && result.test_miou <= 1);
+    assert(result.pixel_acc >= 0 && result.pixel_acc <= 1);
+  }
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("bench refuses an unknown model", async () => {
+  await assertRejects(
+    () => run(["--models", "bin,vgg"]),
+    (error: Error) => error instanceof UserError && error.message.includes('Unknown model "vgg"'),
+  );
+});
+
+Deno.test("formatTable() puts PyTorch's figures and the ratio beside each result", () => {
+  const table = formatTable([
+    {
+      model: "concat",
+      iters: 500,
+      batch: 4,
+      size: 64,
+      ms_per_iter: 150,
+      train_s: 75,
+      test_miou: 0.7,
+      pixel_acc: 0.9,
+    },
+  ]);
+  const row = table.split("\n")[1]!.split(/\s+/);
+  assertEquals(row, ["concat", "500", "150.0", "75.0", "0.700", "0.900", "75", "2.00x", "0.68"]);
+});

@@ -1,0 +1,188 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../lib/assert.ts";
+import { loadCheckpoint } from "../lib/checkpoint.ts";
+import { UserError } from "../lib/errors.ts";
+import { join } from "../lib/path.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { run as binLoss } from "../exercises/bin_loss.ts";
+import { run as binTest } from "../exercises/bin_test.ts";
+import { run as semasegLoss } from "../exercises/semaseg_loss.ts";
+import { run as semasegTest } from "../exercises/semaseg_test.ts";
+import { run as nearest } from "../exercises/nearest.ts";
+import { run as transposeconv } from "../exercises/transposeconv.ts";
+import { run as concat } from "../exercises/concat.ts";
+
+const METRICS_LINE =
+  /^test mIoU \d\.\d{3} \((\w+ (\d\.\d{2}|n\/a)(, )?)+\) pixel accuracy \d\.\d{3}$/;
+const IMORI = new URL("../../shared/imori", import.meta.url).pathname;
+
+/** A tiny synthetic dataset (4 training, 2 test photos) in a temporary folder. */
+async function tinySetup(): Promise<{ root: string; flags: (name: string) => string[] }> {
+  const root = await Deno.makeTempDir({ prefix: "exercises_test_" });
+  await writeSyntheticDataset(join(root, "data"), { trainPerClass: 2, testPerClass: 1 });
+  const flags = (name: string) => [
+    "--data",
+    join(root, "data"),
+    "--size",
+    "16",
+    "--iters",
+    "2",
+    "--backend",
+    "wasm",
+    "--out",
+    join(root, "answers"),
+    "--checkpoint",
+    join(root, "checkpoints", name),
+  ];
+  return { root, flags };
+}
+
+/** Runs `body` with console.log captured; returns the lines printed. */
+async function capture<T>(body: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
+  const lines: string[] = [];
+  const original = console.log;
+  console.log = (...parts: unknown[]) => lines.push(parts.map(String).join(" "));
+  try {
+    return { value: await body(), lines: lines.flatMap((line) => line.split("\n")) };
+  } finally {
+    console.log = original;
+  }
+}
+
+Deno.test("bin_loss and bin_test train, save, reload and test with figures and IoU", async () => {
+  const { root, flags } = await tinySetup();
+  const trained = await capture(() => binLoss(flags("bin")));
+  assertEquals(trained.value.losses.length, 2);
+  assert(trained.lines.some((line) => line.startsWith("loss curve: ")));
+  assert((await Deno.stat(trained.value.lossFigure)).isFile);
+  assertEquals(trained.lines.at(-1), "next: deno task bin_test  (test it on the test photos)");
+
+  // The checkpoint predicts what the trained model predicts.
+  const loaded = await loadCheckpoint(join(root, "checkpoints", "bin"), { model: "bin", size: 16 });
+  const probe = tf.randomUniform([2, 16, 16, 3], 0, 1, "float32", 5);
+  const before = trained.value.model.predict(probe) as tf.Tensor;
+  const after = loaded.model.predict(probe) as tf.Tensor;
+  assertAlmostEquals(tf.max(tf.abs(tf.sub(before, after))).dataSync()[0]!, 0, 1e-6);
+  assertEquals(loaded.state.iteration, 2);
+  tf.dispose([probe, before, after, ...(loaded.optimizerState ?? []).map((w) => w.tensor)]);
+  trained.value.model.dispose();
+  loaded.model.dispose();
+
+  const tested = await capture(() => binTest([...flags("bin"), "--threshold", "0.4"]));
+  assertEquals(tested.value.figures.length, 2);
+  assertEquals(tested.value.figures[0], join(root, "answers", "bin_test_akahara_0003.png"));
+  assert((await Deno.stat(tested.value.figures[1]!)).isFile);
+  assertEquals(tested.value.metrics.classNames, ["background", "newt"]);
+  assert(METRICS_LINE.test(tested.lines.at(-1)!), tested.lines.at(-1)!);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("semaseg_loss and semaseg_test report three classes", async () => {
+  const { root, flags } = await tinySetup();
+  const trained = await capture(() => semasegLoss(flags("semaseg")));
+  trained.value.model.dispose();
+  const tested = await capture(() => semasegTest(flags("semaseg")));
+  assertEquals(tested.value.metrics.classNames, ["background", "akahara", "madara"]);
+  assert(tested.lines.at(-1)!.includes("(background "), tested.lines.at(-1)!);
+  assert(METRICS_LINE.test(tested.lines.at(-1)!), tested.lines.at(-1)!);
+  assertEquals(tested.value.figures.length, 2);
+  await Deno.remove(root, { recursive: true });
+});
+
+for (
+  const [name, run] of [["nearest", nearest], ["transposeconv", transposeconv], [
+    "concat",
+    concat,
+  ]] as const
+) {
+  Deno.test(`${name} trains then tests, and --no-train tests the same checkpoint`, async () => {
+    const { root, flags } = await tinySetup();
+    const both = await capture(() => run(flags(name)));
+    assertEquals(both.value.trained!.losses.length, 2);
+    assert(METRICS_LINE.test(both.lines.at(-1)!), both.lines.at(-1)!);
+    assertEquals(both.value.tested!.figures[1], join(root, "answers", `${name}_madara_0003.png`));
+    both.value.model!.dispose();
+
+    const reloaded = await capture(() => run([...flags(name), "--no-train"]));
+    assertEquals(reloaded.value.trained, undefined);
+    assertEquals(reloaded.value.tested!.line, both.value.tested!.line);
+    reloaded.value.model!.dispose();
+
+    const onlyTrain = await capture(() =>
+      run([...flags(name), "--no-test", "--iters", "3", "--resume"])
+    );
+    assertEquals(onlyTrain.value.tested, undefined);
+    assertEquals(onlyTrain.value.trained!.losses.length, 1); // resumed at 2, trained to 3
+    onlyTrain.value.model!.dispose();
+    await Deno.remove(root, { recursive: true });
+  });
+}
+
+Deno.test("bin_test names the command to run when the checkpoint is missing or of another network", async () => {
+  const { root, flags } = await tinySetup();
+  await assertRejects(
+    () => binTest(flags("none")),
+    (error: Error) =>
+      error instanceof UserError && error.message.includes("run `deno task bin_loss`"),
+  );
+  const trained = await capture(() => semasegLoss(flags("semaseg")));
+  trained.value.model.dispose();
+  await assertRejects(
+    () => binTest(flags("semaseg")),
+    (error: Error) =>
+      error instanceof UserError && error.message.includes("trained for network semaseg, not bin"),
+  );
+  await assertRejects(
+    () => semasegTest([...flags("semaseg"), "--size", "32"]),
+    (error: Error) =>
+      error instanceof UserError && error.message.includes("at input size 16, not 32"),
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("exercises refuse a bad flag value with a one-line error", async () => {
+  await assertRejects(
+    () => binLoss(["--iters", "many"]),
+    (error: Error) =>
+      error instanceof UserError &&
+      error.message === 'Bad value for --iters: "many" is not an integer',
+  );
+  await assertRejects(
+    () => nearest(["--backend", "gpu"]),
+    (error: Error) =>
+      error instanceof UserError && error.message.startsWith("Bad value for --backend"),
+  );
+});
+
+Deno.test({
+  name: "bin_loss and semaseg_loss lower the loss over 30 iterations on Imori at 32x32",
+  ignore: !(await Deno.stat(IMORI).then(() => true, () => false)),
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "exercises_loss_" });
+    for (const [name, run] of [["bin", binLoss], ["semaseg", semasegLoss]] as const) {
+      const { value } = await capture(() =>
+        run([
+          "--data",
+          IMORI,
+          "--size",
+          "32",
+          "--iters",
+          "30",
+          "--backend",
+          "wasm",
+          "--out",
+          join(root, "answers"),
+          "--checkpoint",
+          join(root, name),
+        ])
+      );
+      const mean = (values: number[]) =>
+        values.reduce((sum, value) => sum + value, 0) / values.length;
+      const early = mean(value.losses.slice(0, 5));
+      const late = mean(value.losses.slice(-5));
+      assert(late < early * 0.85, `${name}: loss ${early.toFixed(3)} -> ${late.toFixed(3)}`);
+      value.model.dispose();
+    }
+    await Deno.remove(root, { recursive: true });
+  },
+});

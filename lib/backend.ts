@@ -21,6 +21,7 @@ import {
   conv2dBackpropFilterConfig,
   type WasmConvParts,
 } from "./kernels/conv2d_backprop_filter.ts";
+import { conv2dBackpropFilterCpuConfig } from "./kernels/conv2d_backprop_filter_cpu.ts";
 import { conv2dBackpropInputConfig } from "./kernels/conv2d_backprop_input.ts";
 import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
 import { fusedConv2dBlasConfig } from "./kernels/fused_conv2d.ts";
@@ -142,9 +143,11 @@ async function tryCpu(): Promise<Attempt> {
   if (!(await tf.setBackend("cpu"))) {
     return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs" };
   }
-  // tfjs 4.22's own kernel is wrong for batches of more than one image.
-  tf.unregisterKernel("ResizeNearestNeighborGrad", "cpu");
-  tf.registerKernel(resizeNearestNeighborGradCpuConfig);
+  // tfjs 4.22's own kernels: wrong for batches of more than one image, and very slow.
+  for (const config of [resizeNearestNeighborGradCpuConfig, conv2dBackpropFilterCpuConfig]) {
+    tf.unregisterKernel(config.kernelName, "cpu");
+    tf.registerKernel(config);
+  }
   return { ok: true, label: "cpu", note: "(plain JavaScript, slow)" };
 }
 

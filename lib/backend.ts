@@ -25,6 +25,12 @@ import { conv2dBackpropFilterCpuConfig } from "./kernels/conv2d_backprop_filter_
 import { conv2dBackpropInputConfig } from "./kernels/conv2d_backprop_input.ts";
 import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
 import { fusedConv2dBlasConfig } from "./kernels/fused_conv2d.ts";
+import { fusedBatchNormConfig } from "./kernels/fused_batch_norm.ts";
+import { identityConfig } from "./kernels/identity.ts";
+import { castConfig } from "./kernels/cast.ts";
+import { meanGradConfig } from "./kernels/mean_grad.ts";
+import { tileConfig } from "./kernels/tile.ts";
+import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
 import { resizeNearestNeighborGradCpuConfig } from "./kernels/resize_nearest_neighbor_grad.ts";
 import type { KernelOverride } from "./kernels/wasm_heap.ts";
@@ -98,6 +104,7 @@ export async function setupBackend(
     );
   }
   tf.registerGradient(fusedBatchNormGradConfig);
+  tf.registerGradient(meanGradConfig);
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
   for (const candidate of order) {
@@ -354,6 +361,12 @@ export function registerWasmKernels(blas: Blas | null): void {
   const backpropInput = requireKernel("Conv2DBackpropInput");
   replaceKernel("Conv2DBackpropFilter", conv2dBackpropFilterConfig(blas, parts));
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
+  replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum")));
+  replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean")));
+  replaceKernel("Identity", identityConfig(requireKernel("Identity")));
+  replaceKernel("Cast", castConfig(requireKernel("Cast")));
+  replaceKernel("Tile", tileConfig(requireKernel("Tile")));
+  replaceKernel("FusedBatchNorm", fusedBatchNormConfig(requireKernel("FusedBatchNorm")));
   replaceKernel("Conv2DBackpropInput", conv2dBackpropInputConfig(blas, parts, backpropInput));
   replaceKernel("Conv2D", blas === null ? conv2d : conv2dBlasConfig(blas, conv2d));
   replaceKernel(

@@ -171,6 +171,30 @@ const CASES: Case[] = [
       ),
   },
   {
+    name: "sum and mean with kept dimensions, over inner axes, and over all axes",
+    run: () =>
+      withGrads(
+        (x) =>
+          tf.add(
+            tf.add(tf.sum(x!, [0, 1], true), tf.mean(x!, [1, 2], true)),
+            tf.add(tf.mean(x!), tf.sum(x!, -1, true)),
+          ),
+        [input([2, 3, 4, 5], 34)],
+      ),
+  },
+  {
+    name: "tile along leading axes, along inner axes, and cast",
+    run: () =>
+      withGrads(
+        (a, b) =>
+          tf.add(
+            tf.tile(tf.cast(a!, "float32"), [2, 3, 2, 1]),
+            tf.tile(b!, [1, 1, 2, 3]),
+          ),
+        [input([1, 1, 1, 6], 35), input([2, 3, 1, 2], 36)],
+      ),
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {

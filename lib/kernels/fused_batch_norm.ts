@@ -1,0 +1,119 @@
+/**
+ * `FusedBatchNorm` (the forward batch norm) for the wasm backend with
+ * per-channel statistics: `y = x * a[c] + b[c]` with
+ * `a = scale / sqrt(variance + epsilon)` and `b = offset - mean * a`, one pass.
+ * Other shapes go to the backend's own kernel.
+ *
+ * @module
+ */
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import {
+  callKernel,
+  heapFloats,
+  heapOffset,
+  type KernelOverride,
+  type WasmBackend,
+} from "./wasm_heap.ts";
+
+/** Options of {@linkcode normalizeChannels}. */
+export interface NormalizeChannelsOptions {
+  /** The input, channels last, flat. */
+  x: Float32Array;
+  /** Receives the output (may be `x`). */
+  out: Float32Array;
+  /** Per-channel mean. */
+  mean: Float32Array;
+  /** Per-channel variance. */
+  variance: Float32Array;
+  /** Per-channel scale, or `null` for 1. */
+  scale: Float32Array | null;
+  /** Per-channel offset, or `null` for 0. */
+  offset: Float32Array | null;
+  /** Added to the variance. */
+  epsilon: number;
+}
+
+/**
+ * Batch-normalizes channels-last data with given statistics.
+ *
+ * @param options Data, statistics and epsilon.
+ *
+ * @example
+ * ```ts
+ * import { normalizeChannels } from "./fused_batch_norm.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const out = new Float32Array(2);
+ * normalizeChannels({
+ *   x: new Float32Array([3, 3]), out, mean: new Float32Array([1, 5]),
+ *   variance: new Float32Array([4, 1]), scale: null, offset: new Float32Array([0, 1]), epsilon: 0,
+ * });
+ * assertEquals([...out], [1, -1]);
+ * ```
+ */
+export function normalizeChannels(options: NormalizeChannelsOptions): void {
+  const { x, out, mean, variance, scale, offset, epsilon } = options;
+  const channels = mean.length;
+  const slope = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let channel = 0; channel < channels; channel++) {
+    const a = (scale === null ? 1 : scale[channel]!) / Math.sqrt(variance[channel]! + epsilon);
+    slope[channel] = a;
+    shift[channel] = (offset === null ? 0 : offset[channel]!) - mean[channel]! * a;
+  }
+  const length = x.length;
+  for (let start = 0; start < length; start += channels) {
+    for (let channel = 0; channel < channels; channel++) {
+      out[start + channel] = x[start + channel]! * slope[channel]! + shift[channel]!;
+    }
+  }
+}
+
+/**
+ * The `FusedBatchNorm` kernel config for the wasm backend.
+ *
+ * @param original The backend's own kernel, for statistics that are not per channel.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { fusedBatchNormConfig } from "./fused_batch_norm.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(fusedBatchNormConfig({} as never).kernelName, "FusedBatchNorm");
+ * ```
+ */
+export function fusedBatchNormConfig(original: KernelConfig): KernelOverride {
+  return {
+    kernelName: "FusedBatchNorm",
+    backendName: "wasm",
+    original,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, mean, variance, offset, scale } = inputs as Record<string, TensorInfo | undefined>;
+      const channels = x!.shape[x!.shape.length - 1]!;
+      const perChannel = (t: TensorInfo | undefined) =>
+        t === undefined ||
+        (t.shape.length === 1 && t.shape[0] === channels && t.dtype === "float32");
+      if (
+        x!.dtype !== "float32" || !perChannel(mean) || !perChannel(variance) ||
+        !perChannel(offset) || !perChannel(scale) || mean === undefined || variance === undefined
+      ) {
+        return callKernel(original, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
+      }
+      const out = wasm.makeOutput(x!.shape, "float32");
+      const heap = heapFloats(wasm);
+      const view = (t: TensorInfo, length: number) =>
+        heap.subarray(heapOffset(wasm, t) / 4, heapOffset(wasm, t) / 4 + length);
+      const size = x!.shape.reduce((a, b) => a * b, 1);
+      normalizeChannels({
+        x: view(x!, size),
+        out: view(out, size),
+        mean: view(mean, channels),
+        variance: view(variance, channels),
+        scale: scale === undefined ? null : view(scale, channels),
+        offset: offset === undefined ? null : view(offset, channels),
+        epsilon: (attrs as { varianceEpsilon: number }).varianceEpsilon,
+      });
+      return out;
+    },
+  };
+}

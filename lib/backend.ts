@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
-import { type Blas, openBlas } from "./blas.ts";
+import { type Blas, blasThreads, loadAverage, openBlas } from "./blas.ts";
 import { UserError } from "./errors.ts";
 import { conv2dBlasConfig } from "./kernels/conv2d.ts";
 import {
@@ -304,6 +304,14 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
   }
   const blas = useBlas ? openBlas() : "switched off";
   registerWasmKernels(typeof blas === "string" ? null : blas);
+  let busy = "";
+  if (typeof blas !== "string") {
+    const load = loadAverage();
+    const cores = navigator.hardwareConcurrency;
+    const threads = blasThreads(cores, load, envValue("SEGMENT_BLAS_THREADS"));
+    blas.setThreads(threads);
+    if (threads < cores && load !== undefined) busy = `, load ${load.toFixed(1)} on ${cores} cores`;
+  }
   if (typeof blas === "string") {
     return {
       ok: true,
@@ -311,7 +319,17 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
       note: `(OpenBLAS ${blas}; \`apt-get install libopenblas0-pthread\` makes training faster)`,
     };
   }
-  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${blas.threads} threads)` };
+  const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads`;
+  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads}${busy})` };
+}
+
+/** An environment variable, or `undefined` when unset or not permitted. */
+function envValue(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The kernel registered under `name` for wasm, before any override of this project. */

@@ -61,6 +61,7 @@ const SYMBOLS = {
     result: "void",
   },
   openblas_get_num_threads: { parameters: [], result: "i32" },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void" },
 } as const;
 
 const ROW_MAJOR = 101;
@@ -120,6 +121,12 @@ export interface Blas {
   /** Threads OpenBLAS runs a product on. */
   readonly threads: number;
   /**
+   * Sets the threads OpenBLAS runs a product on.
+   *
+   * @param count Threads, at least 1.
+   */
+  setThreads(count: number): void;
+  /**
    * Matrix product `c = alpha * op(a) @ op(b) + beta * c` (cblas_sgemm).
    *
    * @param options The matrices and their shapes.
@@ -154,6 +161,67 @@ export function blasDisabledByEnv(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The threads to give OpenBLAS: one per core that other processes leave idle
+ * (OpenBLAS threads spin while they wait for each other, so a thread on a
+ * busy core slows every product down). `SEGMENT_BLAS_THREADS` overrides it.
+ *
+ * @param cores CPU cores, e.g. `navigator.hardwareConcurrency`.
+ * @param load The 1-minute load average, or `undefined` if unknown.
+ * @param env The value of `SEGMENT_BLAS_THREADS`, if set.
+ * @returns Threads, at least 1, at most `cores`.
+ *
+ * @example
+ * ```ts
+ * import { blasThreads } from "./blas.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(blasThreads(2, 0.1, undefined), 2);
+ * assertEquals(blasThreads(2, 1.2, undefined), 1);
+ * assertEquals(blasThreads(2, 5, "2"), 2);
+ * ```
+ */
+export function blasThreads(
+  cores: number,
+  load: number | undefined,
+  env: string | undefined,
+): number {
+  const asked = Number(env);
+  if (env !== undefined && env !== "" && Number.isInteger(asked) && asked > 0) return asked;
+  if (load === undefined) return cores;
+  return Math.max(1, Math.min(cores, Math.round(cores - load)));
+}
+
+/**
+ * The 1-minute load average, from /proc/loadavg (read permission) or
+ * `Deno.loadavg()` (sys permission), or `undefined`.
+ *
+ * @returns The load average, or `undefined` if it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { loadAverage } from "./blas.ts";
+ * import { assert } from "./assert.ts";
+ * const load = loadAverage();
+ * assert(load === undefined || load >= 0);
+ * ```
+ */
+export function loadAverage(): number | undefined {
+  try {
+    const first = Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+    if (Number.isFinite(first)) return first;
+  } catch {
+    // not Linux, or no read permission
+  }
+  try {
+    if (Deno.permissions.querySync({ name: "sys", kind: "loadavg" }).state === "granted") {
+      return Deno.loadavg()[0];
+    }
+  } catch {
+    // no sys permission
+  }
+  return undefined;
 }
 
 /**
@@ -196,7 +264,12 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
   const symbols = library.symbols;
   return {
     path,
-    threads: symbols.openblas_get_num_threads(),
+    get threads() {
+      return symbols.openblas_get_num_threads();
+    },
+    setThreads(count) {
+      symbols.openblas_set_num_threads(Math.max(1, Math.floor(count)));
+    },
     gemm(options) {
       const transA = options.transA ?? false;
       const transB = options.transB ?? false;

@@ -379,8 +379,8 @@ export function registerWasmKernels(blas: Blas | null): void {
   const backpropInput = requireKernel("Conv2DBackpropInput");
   replaceKernel("Conv2DBackpropFilter", conv2dBackpropFilterConfig(blas, parts));
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
-  replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum")));
-  replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean")));
+  replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum"), blas));
+  replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));
   replaceKernel("Tile", tileConfig(requireKernel("Tile")));

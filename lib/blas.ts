@@ -60,6 +60,23 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  cblas_sgemv: {
+    parameters: [
+      "i32", // order
+      "i32", // trans
+      "i32", // m
+      "i32", // n
+      "f32", // alpha
+      "buffer", // a
+      "i32", // lda
+      "buffer", // x
+      "i32", // incx
+      "f32", // beta
+      "buffer", // y
+      "i32", // incy
+    ],
+    result: "void",
+  },
   openblas_get_num_threads: { parameters: [], result: "i32" },
   openblas_set_num_threads: { parameters: ["i32"], result: "void" },
 } as const;
@@ -132,6 +149,25 @@ export interface Blas {
    * @param options The matrices and their shapes.
    */
   gemm(options: GemmOptions): void;
+  /**
+   * Column sums of a row-major `rows x cols` matrix, times `scale`
+   * (cblas_sgemv with a vector of ones).
+   *
+   * @param a The matrix.
+   * @param rows Its rows.
+   * @param cols Its columns.
+   * @param ones At least `rows` ones.
+   * @param out Receives the `cols` sums.
+   * @param scale Multiplies the sums.
+   */
+  columnSums(
+    a: Float32Array,
+    rows: number,
+    cols: number,
+    ones: Float32Array,
+    out: Float32Array,
+    scale: number,
+  ): void;
   /**
    * Strided copy of a `rows x cols` block (cblas_somatcopy).
    *
@@ -291,6 +327,14 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
         options.c,
         options.ldc ?? n,
       );
+    },
+    columnSums(a, rows, cols, ones, out, scale) {
+      if (cols === 0) return;
+      if (rows === 0) {
+        out.fill(0);
+        return;
+      }
+      symbols.cblas_sgemv(ROW_MAJOR, TRANS, rows, cols, scale, a, cols, ones, 1, 0, out, 1);
     },
     copy(options) {
       if (options.rows === 0 || options.cols === 0) return;

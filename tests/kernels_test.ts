@@ -80,6 +80,21 @@ const CASES: Case[] = [
       ),
   },
   {
+    name: "fused conv2d 3x3 valid + bias, no activation",
+    run: () =>
+      withGrads(
+        (x, filter, bias) =>
+          tf.fused.conv2d({
+            x: x as tf.Tensor4D,
+            filter: filter as tf.Tensor4D,
+            bias,
+            strides: 1,
+            pad: "valid",
+          }),
+        [input([2, 7, 6, 5], 38), input([3, 3, 5, 4], 39), input([4], 40)],
+      ),
+  },
+  {
     name: "fused conv2d 1x1 + bias + sigmoid",
     run: () =>
       withGrads(
@@ -168,6 +183,14 @@ const CASES: Case[] = [
       withGrads(
         (x) => tf.add(tf.sum(x!, [0, 1, 2]), tf.mean(x!, [0, 1, 2])),
         [input([2, 5, 3, 7], 28)],
+      ),
+  },
+  {
+    name: "sum and mean over the leading axes of 256 rows (OpenBLAS sums)",
+    run: () =>
+      withGrads(
+        (x) => tf.add(tf.sum(x!, [0, 1, 2]), tf.mean(x!, [0, 1, 2])),
+        [input([4, 8, 8, 5], 37)],
       ),
   },
   {

@@ -124,6 +124,94 @@ export function geometryOf(info: ConvInfoLike): ConvGeometry | null {
   return blocks ? geometry : null;
 }
 
+/** Bias and activation applied to a convolution's output as it is written. */
+export interface ConvEpilogue {
+  /** Byte offset of the per-output-channel bias, or `null` for none. */
+  biasOffset: number | null;
+  /** `linear`, `relu`, `relu6`, `sigmoid`, `leakyrelu` or `elu`. */
+  activation: string;
+  /** Slope of `leakyrelu` below 0. */
+  alpha: number;
+}
+
+/**
+ * Copies `length` floats from `source` to `target` within `data` (or in
+ * place), adding a bias that cycles through `channels` values and applying an
+ * activation.
+ *
+ * @param data The floats (the heap, or any array).
+ * @param source Where to read.
+ * @param target Where to write; may equal `source`.
+ * @param length How many floats (a multiple of `channels`).
+ * @param bias One value per channel, or `null`.
+ * @param epilogue The activation and its slope.
+ *
+ * @example
+ * ```ts
+ * import { epilogueCopy } from "./conv_blas.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const data = new Float32Array([-1, 1, -3, 3, 0, 0, 0, 0]);
+ * epilogueCopy(data, 0, 4, 4, new Float32Array([0, 1]), { biasOffset: null, activation: "relu", alpha: 0 });
+ * assertEquals([...data.slice(4)], [0, 2, 0, 4]);
+ * ```
+ */
+export function epilogueCopy(
+  data: Float32Array,
+  source: number,
+  target: number,
+  length: number,
+  bias: Float32Array | null,
+  epilogue: ConvEpilogue,
+): void {
+  const channels = bias === null ? 1 : bias.length;
+  const shift = target - source;
+  const end = source + length;
+  const alpha = epilogue.alpha;
+  let channel = 0;
+  const next = (i: number): number => {
+    const value = bias === null ? data[i]! : data[i]! + bias[channel]!;
+    channel = channel + 1 === channels ? 0 : channel + 1;
+    return value;
+  };
+  switch (epilogue.activation) {
+    case "relu":
+      for (let i = source; i < end; i++) {
+        const value = next(i);
+        data[i + shift] = value > 0 ? value : 0;
+      }
+      break;
+    case "relu6":
+      for (let i = source; i < end; i++) data[i + shift] = Math.min(Math.max(next(i), 0), 6);
+      break;
+    case "sigmoid":
+      for (let i = source; i < end; i++) data[i + shift] = 1 / (1 + Math.exp(-next(i)));
+      break;
+    case "leakyrelu":
+      for (let i = source; i < end; i++) {
+        const value = next(i);
+        data[i + shift] = value < 0 ? value * alpha : value;
+      }
+      break;
+    case "elu":
+      for (let i = source; i < end; i++) {
+        const value = next(i);
+        data[i + shift] = value < 0 ? Math.exp(value) - 1 : value;
+      }
+      break;
+    default:
+      for (let i = source; i < end; i++) data[i + shift] = next(i);
+  }
+}
+
+function biasView(
+  backend: WasmBackend,
+  epilogue: ConvEpilogue,
+  channels: number,
+): Float32Array | null {
+  if (epilogue.biasOffset === null) return null;
+  return heapView(backend, epilogue.biasOffset, channels);
+}
+
 /** Output height and width of a geometry. */
 function outSize(geometry: ConvGeometry): [number, number] {
   const g = geometry;
@@ -200,6 +288,7 @@ function spaceToDepth(
  * @param xOffset Byte offset of `x`, `[batch, inHeight, inWidth, inChannels]`.
  * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
  * @param outOffset Byte offset of the output, `[batch, outHeight, outWidth, outChannels]`.
+ * @param epilogue Bias and activation to apply, if any.
  */
 export function convForward(
   backend: WasmBackend,
@@ -208,6 +297,7 @@ export function convForward(
   xOffset: number,
   filterOffset: number,
   outOffset: number,
+  epilogue?: ConvEpilogue,
 ): void {
   const g = geometry;
   const [outHeight, outWidth] = outSize(g);
@@ -224,6 +314,7 @@ export function convForward(
       b: heapView(backend, filterOffset, c * co),
       c: heapView(backend, outOffset, m * co),
     });
+    if (epilogue) applyInPlace(backend, epilogue, outOffset, m * co, co);
     return;
   }
   if (g.stride > 1) {
@@ -239,6 +330,7 @@ export function convForward(
       c: heapView(backend, outOffset, m * co),
     });
     heapFree(backend, blocks);
+    if (epilogue) applyInPlace(backend, epilogue, outOffset, m * co, co);
     return;
   }
   const hp = g.inHeight + g.padTop + g.padBottom;
@@ -262,16 +354,31 @@ export function convForward(
     }
   }
   const heap = heapFloats(backend);
+  const bias = epilogue ? biasView(backend, epilogue, co) : null;
+  const plain = !epilogue || (bias === null && epilogue.activation === "linear");
   const rowLength = outWidth * co;
   for (let image = 0; image < g.batch; image++) {
     for (let row = 0; row < outHeight; row++) {
       const source = grid / 4 + (image * hp + row) * wp * co;
       const target = outOffset / 4 + (image * outHeight + row) * rowLength;
-      heap.copyWithin(target, source, source + rowLength);
+      if (plain) heap.copyWithin(target, source, source + rowLength);
+      else epilogueCopy(heap, source, target, rowLength, bias, epilogue!);
     }
   }
   heapFree(backend, grid);
   if (hasPad) heapFree(backend, padded);
+}
+
+function applyInPlace(
+  backend: WasmBackend,
+  epilogue: ConvEpilogue,
+  offset: number,
+  length: number,
+  channels: number,
+): void {
+  const bias = biasView(backend, epilogue, channels);
+  if (bias === null && epilogue.activation === "linear") return;
+  epilogueCopy(heapFloats(backend), offset / 4, offset / 4, length, bias, epilogue);
 }
 
 /**

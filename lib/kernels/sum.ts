@@ -1,17 +1,22 @@
 /**
- * `Sum` for the wasm backend when the reduced axes lead (`[0, 1, 2]` of an
- * NHWC tensor: the per-channel sums of every bias and batch-norm gradient).
- * The backend's own kernel reduces only innermost axes, so it transposes the
- * whole tensor first; this one adds rows in one pass. Other reductions go to
- * the backend's own kernel.
+ * `Sum` and `Mean` for the wasm backend when the reduced axes lead (`[0, 1, 2]`
+ * of an NHWC tensor: the per-channel sums of every bias and batch-norm
+ * gradient, and batch norm's statistics). The backend's own kernels reduce
+ * only innermost axes, so they transpose the whole tensor first; these add
+ * rows in one pass (OpenBLAS `sgemv` when present). Other reductions go to
+ * the backend's own kernels.
  *
  * @module
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import type { Blas } from "../blas.ts";
 import {
   callKernel,
+  heapAlloc,
   heapFloats,
+  heapFree,
   heapOffset,
+  heapView,
   type KernelOverride,
   type WasmBackend,
 } from "./wasm_heap.ts";
@@ -77,18 +82,20 @@ export function sumRows(
  *
  * @param kernelName `"Sum"` or `"Mean"`.
  * @param original The backend's own kernel, for other reductions.
+ * @param blas OpenBLAS for the sums, or `null` for a JavaScript loop.
  * @returns The kernel config to register.
  *
  * @example
  * ```ts
  * import { leadingReductionConfig } from "./sum.ts";
  * import { assertEquals } from "../assert.ts";
- * assertEquals(leadingReductionConfig("Sum", {} as never).kernelName, "Sum");
+ * assertEquals(leadingReductionConfig("Sum", {} as never, null).kernelName, "Sum");
  * ```
  */
 export function leadingReductionConfig(
   kernelName: "Sum" | "Mean",
   original: KernelConfig,
+  blas: Blas | null,
 ): KernelOverride {
   return {
     kernelName,
@@ -108,15 +115,31 @@ export function leadingReductionConfig(
       const cols = kept.reduce((a, b) => a * b, 1);
       const size = x.shape.reduce((a, b) => a * b, 1);
       const out = wasm.makeOutput(outShape, "float32");
+      const rows = cols === 0 ? 0 : size / cols;
+      const scale = kernelName === "Mean" ? 1 / rows : 1;
+      if (blas !== null && rows > 64) {
+        const ones = heapAlloc(wasm, rows);
+        const heap = heapFloats(wasm);
+        heap.fill(1, ones / 4, ones / 4 + rows);
+        blas.columnSums(
+          heapView(wasm, heapOffset(wasm, x), size),
+          rows,
+          cols,
+          heapView(wasm, ones, rows),
+          heapView(wasm, heapOffset(wasm, out), cols),
+          scale,
+        );
+        heapFree(wasm, ones);
+        return out;
+      }
       const heap = heapFloats(wasm);
       const start = heapOffset(wasm, x) / 4;
       const outStart = heapOffset(wasm, out) / 4;
-      const rows = cols === 0 ? 0 : size / cols;
       sumRows(
         heap.subarray(start, start + size),
         cols,
         heap.subarray(outStart, outStart + cols),
-        kernelName === "Mean" ? 1 / rows : 1,
+        scale,
       );
       return out;
     },

@@ -301,6 +301,9 @@ function spaceToDepth(
  * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
  * @param outOffset Byte offset of the output, `[batch, outHeight, outWidth, outChannels]`.
  * @param epilogue Bias and activation to apply, if any.
+ * @param flipped Read the filter as the flipped, in/out-swapped filter of the
+ *   transposed convolution: tap `t` is the stored tap `taps - 1 - t`, used
+ *   transposed (stored `[outChannels, inChannels]`).
  */
 export function convForward(
   backend: WasmBackend,
@@ -310,6 +313,7 @@ export function convForward(
   filterOffset: number,
   outOffset: number,
   epilogue?: ConvEpilogue,
+  flipped = false,
 ): void {
   const g = geometry;
   const [outHeight, outWidth] = outSize(g);
@@ -354,12 +358,14 @@ export function convForward(
   for (let ky = 0; ky < g.filterHeight; ky++) {
     for (let kx = 0; kx < g.filterWidth; kx++) {
       const tap = ky * g.filterWidth + kx;
+      const stored = flipped ? taps - 1 - tap : tap;
       blas.gemm({
         m: rows,
         n: co,
         k: c,
         a: heapView(backend, padded + (ky * wp + kx) * c * 4, rows * c),
-        b: heapView(backend, filterOffset + tap * c * co * 4, c * co),
+        b: heapView(backend, filterOffset + stored * c * co * 4, c * co),
+        transB: flipped,
         c: heapView(backend, grid, rows * co),
         beta: tap === 0 ? 0 : 1,
       });
@@ -510,17 +516,6 @@ export function convInputGrad(
     return;
   }
   // dx = conv(dy, flipped filter with in/out swapped), padding kernel - 1 - pad.
-  const flipped = heapAlloc(backend, taps * c * co);
-  const heap = heapFloats(backend);
-  for (let tap = 0; tap < taps; tap++) {
-    const source = filterOffset / 4 + (taps - 1 - tap) * c * co;
-    const target = flipped / 4 + tap * c * co;
-    for (let inChannel = 0; inChannel < c; inChannel++) {
-      for (let outChannel = 0; outChannel < co; outChannel++) {
-        heap[target + outChannel * c + inChannel] = heap[source + inChannel * co + outChannel]!;
-      }
-    }
-  }
   const transposed: ConvGeometry = {
     batch: g.batch,
     inHeight: outHeight,
@@ -535,6 +530,5 @@ export function convInputGrad(
     padLeft: g.filterWidth - 1 - g.padLeft,
     padRight: g.filterWidth - 1 - g.padRight,
   };
-  convForward(backend, blas, transposed, dyOffset, flipped, dxOffset);
-  heapFree(backend, flipped);
+  convForward(backend, blas, transposed, dyOffset, filterOffset, dxOffset, undefined, true);
 }

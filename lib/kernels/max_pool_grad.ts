@@ -41,6 +41,15 @@ export interface MaxPoolBackpropOptions {
  */
 export function maxPoolBackprop(options: MaxPoolBackpropOptions): void {
   const { info, x, dy, dx } = options;
+  if (
+    info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 &&
+    info.strideWidth === 2 && info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    info.padInfo.top === 0 && info.padInfo.left === 0 &&
+    info.outHeight * 2 <= info.inHeight && info.outWidth * 2 <= info.inWidth
+  ) {
+    backprop2x2(info, x, dy, dx);
+    return;
+  }
   const channels = info.inChannels;
   const best = new Float32Array(channels);
   const where = new Int32Array(channels);
@@ -70,6 +79,45 @@ export function maxPoolBackprop(options: MaxPoolBackpropOptions): void {
           const target = where[channel]!;
           if (target >= 0) dx[target] = dx[target]! + dy[dyIndex]!;
           dyIndex++;
+        }
+      }
+    }
+  }
+}
+
+/** The 2x2 stride-2 case of the networks, as straight-line code. */
+function backprop2x2(
+  info: backend_util.Conv2DInfo,
+  x: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array,
+): void {
+  const channels = info.inChannels;
+  const rowStride = info.inWidth * channels;
+  let dyIndex = 0;
+  for (let image = 0; image < info.batchSize; image++) {
+    for (let outRow = 0; outRow < info.outHeight; outRow++) {
+      const rowBase = (image * info.inHeight + 2 * outRow) * rowStride;
+      for (let outCol = 0; outCol < info.outWidth; outCol++) {
+        const base = rowBase + 2 * outCol * channels;
+        for (let channel = 0; channel < channels; channel++) {
+          const topLeft = base + channel;
+          const topRight = topLeft + channels;
+          const bottomLeft = topLeft + rowStride;
+          const bottomRight = bottomLeft + channels;
+          // The first maximum in row-major order wins a tie.
+          let where = topLeft;
+          let best = x[topLeft]!;
+          if (x[topRight]! > best) {
+            where = topRight;
+            best = x[topRight]!;
+          }
+          if (x[bottomLeft]! > best) {
+            where = bottomLeft;
+            best = x[bottomLeft]!;
+          }
+          if (x[bottomRight]! > best) where = bottomRight;
+          dx[where] = dx[where]! + dy[dyIndex++]!;
         }
       }
     }

@@ -9,6 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "./backend.ts";
 import { checkpointDir, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { resolveDataDir } from "./data_dir.ts";
+import { UserError } from "./errors.ts";
 import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
 import { evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
 import { writeFigure } from "./figure.ts";
@@ -18,10 +19,8 @@ import { buildModel, type ModelName, modelSummary } from "./models.ts";
 import { paintClasses } from "./palette.ts";
 import { join } from "./path.ts";
 import { formatDuration } from "./progress.ts";
-import { SCHEDULES } from "./schedule.ts";
+import { type ScheduleName, SCHEDULES } from "./schedule.ts";
 import { type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
-import type { ScheduleName } from "./schedule.ts";
-import { UserError } from "./errors.ts";
 
 /** Flags of every exercise that trains: the data and training flags, and a few more. */
 export const EXERCISE_FLAGS = {

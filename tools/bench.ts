@@ -16,7 +16,7 @@ import { setupBackend } from "../lib/backend.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { runMain, UserError } from "../lib/errors.ts";
-import { evaluateModel } from "../lib/evaluate.ts";
+import { evaluateModel, formatMetricsLine } from "../lib/evaluate.ts";
 import { type FlagDefs, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import { buildModel, MODEL_NAMES, type ModelName } from "../lib/models.ts";
 import { dirname } from "../lib/path.ts";
@@ -178,6 +178,10 @@ export async function run(args: string[]): Promise<BenchReport> {
         classNames: test.classNames,
       });
       tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);
+      console.log(
+        `${name}: ${trained.msPerIter.toFixed(1)} ms per iteration, ` +
+          formatMetricsLine(evaluation.metrics),
+      );
       report.results.push({
         model: name,
         iters: flags.iters,

@@ -174,7 +174,26 @@ export interface RecipeRun {
  * @param model A freshly built model at `settings.size`.
  * @param data Training photos and masks loaded at `settings.trainSize`.
  * @param run The exercise, settings and output places.
- * @returns The trained model, losses, time per iteration and where the files are.
+ * @returns The losses, time per iteration and where the files are.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { buildModel } from "./models.ts";
+ * import { recipe, trainWithRecipe } from "./recipes.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * const settings = { ...recipe("tuned"), size: 8, trainSize: 16, iters: 2, batchSize: 2 };
+ * const model = buildModel("semaseg", { size: 8 });
+ * const images = tf.randomUniform([2, 16, 16, 3]) as tf.Tensor4D;
+ * const masks = tf.zeros([2, 16, 16], "int32") as tf.Tensor3D;
+ * const result = await trainWithRecipe(model, { images, masks }, {
+ *   exercise: "tiny", model: "semaseg", recipe: "tuned", settings, seed: 0,
+ *   checkpoint: `${dir}/checkpoint`, out: dir, saveEvery: 0,
+ * });
+ * assertEquals(result.losses.length, 2);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function trainWithRecipe(
   model: tf.LayersModel,
@@ -246,6 +265,18 @@ export async function trainWithRecipe(
  * @param mode Binarization or classes.
  * @param settings Settings from {@linkcode applyRecipe}.
  * @returns The training split; the caller disposes its tensors.
+ *
+ * @example
+ * ```ts
+ * import { loadRecipeTrainSplit, recipe } from "./recipes.ts";
+ * import { writeSyntheticDataset } from "./synthetic_newts.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = (await Deno.makeTempDir()) + "/data";
+ * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 0 });
+ * const data = await loadRecipeTrainSplit(dir, "classes", { ...recipe("tuned"), trainSize: 32 });
+ * assertEquals(data.images.shape, [2, 32, 32, 3]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function loadRecipeTrainSplit(
   dataDir: string,

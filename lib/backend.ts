@@ -105,6 +105,7 @@ export async function setupBackend(
   }
   tf.registerGradient(fusedBatchNormGradConfig);
   tf.registerGradient(meanGradConfig);
+  quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
   for (const candidate of order) {
@@ -127,6 +128,16 @@ export async function setupBackend(
     skipped.push(`${candidate} (${attempt.reason})`);
   }
   throw new UserError(`No backend works: ${skipped.join(", ")}`);
+}
+
+/**
+ * The cpu backend prints "Hi, looks like you are running TensorFlow.js in
+ * Node.js ..." on its first use under Deno; this project's own line says which
+ * backend runs and how to get the native one.
+ */
+function quietCpuBanner(): void {
+  const cpu = tf.findBackend("cpu") as { firstUse?: boolean } | null;
+  if (cpu !== null && cpu.firstUse === true) cpu.firstUse = false;
 }
 
 function tryBackend(

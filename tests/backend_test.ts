@@ -31,7 +31,7 @@ Deno.test("setupBackend() activates cpu and says so in one line", async () => {
   const lines = await printed(async () => assertEquals(await setupBackend("cpu"), "cpu"));
   assertEquals(tf.getBackend(), "cpu");
   assertEquals(lines.length, 1);
-  assert(lines[0]!.startsWith("backend: cpu"), lines[0]);
+  assert(lines[0]!.startsWith("backend: cpu"), String(lines[0]));
 });
 
 Deno.test({
@@ -44,15 +44,15 @@ Deno.test({
       name = await setupBackend("auto");
     });
     assertEquals(lines.length, 1);
-    assert(lines[0]!.startsWith(`backend: ${name}`), lines[0]);
+    assert(lines[0]!.startsWith(`backend: ${name}`), String(lines[0]));
     assertEquals(tf.getBackend(), name.split("+")[0]);
     if (name !== "tensorflow") {
-      assert(lines[0]!.includes("skipped tensorflow ("), lines[0]);
+      assert(lines[0]!.includes("skipped tensorflow ("), String(lines[0]));
     }
     if (name.startsWith("wasm")) {
       assert(
         /webgpu \((no GPU adapter|software adapter only|this Deno has no WebGPU)/.test(lines[0]!),
-        lines[0],
+        String(lines[0]),
       );
     }
     await setupBackend("cpu", { quiet: true });

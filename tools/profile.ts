@@ -103,20 +103,21 @@ export async function run(args: string[]): Promise<void> {
     "int32",
   ) as tf.Tensor3D;
   const optimizer = tf.train.momentum(0.01, 0.9);
-  const step = () => {
+  // Reads with data(), not dataSync(): webgpu cannot read synchronously under Deno.
+  const step = async () => {
     const loss = optimizer.minimize(() => {
       const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
       return segmentationLoss(probabilities, masks);
     }, true) as tf.Scalar;
-    loss.dataSync();
+    await loss.data();
     loss.dispose();
   };
-  for (let i = 0; i < flags.warmup; i++) step();
+  for (let i = 0; i < flags.warmup; i++) await step();
   const started = performance.now();
-  for (let i = 0; i < flags.steps; i++) step();
+  for (let i = 0; i < flags.steps; i++) await step();
   const stepMs = (performance.now() - started) / flags.steps;
-  const profile = await tf.profile(() => {
-    for (let i = 0; i < flags.steps; i++) step();
+  const profile = await tf.profile(async () => {
+    for (let i = 0; i < flags.steps; i++) await step();
   });
   const table = kernelTable(profile.kernels, flags.steps);
   const kernelMs = table.reduce((sum, row) => sum + row.ms, 0);

@@ -276,11 +276,16 @@ export async function findGpuAdapter(): Promise<
 /** Mesa's Vulkan loader prints an error when XDG_RUNTIME_DIR is unset; give it one. */
 function quietVulkanLoader(): void {
   try {
-    if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
-      Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync({ prefix: "segment-xdg-" }));
+    if (Deno.env.get("XDG_RUNTIME_DIR") !== undefined) return;
+    let directory = "/tmp";
+    try {
+      directory = Deno.makeTempDirSync({ prefix: "segment-xdg-" });
+    } catch {
+      // No write permission: /tmp also keeps the loader quiet.
     }
+    Deno.env.set("XDG_RUNTIME_DIR", directory);
   } catch {
-    // No --allow-env or no temporary directory: the loader only prints a warning.
+    // No --allow-env: the loader only prints a warning.
   }
 }
 
@@ -324,11 +329,12 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
     if (threads < cores && load !== undefined) busy = `, load ${load.toFixed(1)} on ${cores} cores`;
   }
   if (typeof blas === "string") {
-    return {
-      ok: true,
-      label: "wasm",
-      note: `(OpenBLAS ${blas}; \`apt-get install libopenblas0-pthread\` makes training faster)`,
-    };
+    const hint = blas === "not installed"
+      ? "; `apt-get install libopenblas0-pthread` makes training several times faster"
+      : blas === "--allow-ffi not granted"
+      ? "; run with --allow-ffi to use it"
+      : "";
+    return { ok: true, label: "wasm", note: `(without OpenBLAS: ${blas}${hint})` };
   }
   const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads`;
   return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads}${busy})` };

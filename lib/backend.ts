@@ -178,7 +178,11 @@ async function polyfillNodeUtil(): Promise<void> {
   const target = (util as unknown as { default?: Record<string, unknown> }).default ??
     (util as unknown as Record<string, unknown>);
   if (typeof target.isNullOrUndefined !== "function") {
-    target.isNullOrUndefined = (value: unknown) => value === null || value === undefined;
+    try {
+      target.isNullOrUndefined = (value: unknown) => value === null || value === undefined;
+    } catch {
+      // A frozen module object: tfjs-node then fails to load and says why.
+    }
   }
 }
 

@@ -3,7 +3,8 @@
  * the fast convolution kernels of the wasm backend run on both CPU cores.
  *
  * OpenBLAS is optional. {@linkcode openBlas} returns `null` when the library
- * is not installed (Debian/Ubuntu: `apt-get install libopenblas0-pthread`),
+ * is not installed (Debian/Ubuntu: `apt-get install libopenblas0-pthread`,
+ * Fedora: `dnf install openblas-threads`, macOS: `brew install openblas`),
  * when FFI is not permitted (run Deno with `--allow-ffi`), or when the
  * environment variable `SEGMENT_NO_BLAS=1` switches it off.
  *
@@ -19,6 +20,7 @@ export const OPENBLAS_PATHS: readonly string[] = [
   "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
   "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
   "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+  "/usr/lib64/libopenblasp.so.0",
   "/usr/lib64/libopenblas.so.0",
   "/usr/lib/libopenblas.so.0",
   "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",

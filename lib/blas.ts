@@ -131,6 +131,8 @@ export interface CopyOptions {
   b: Float32Array;
   /** Row stride of the destination. */
   ldb: number;
+  /** Write the block transposed (`cols x rows` in the destination). @default false */
+  transpose?: boolean;
 }
 
 /** The OpenBLAS functions the kernels use. */
@@ -342,7 +344,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
       if (options.rows === 0 || options.cols === 0) return;
       symbols.cblas_somatcopy(
         ROW_MAJOR,
-        NO_TRANS,
+        options.transpose ? TRANS : NO_TRANS,
         options.rows,
         options.cols,
         1,

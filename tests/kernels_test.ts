@@ -60,6 +60,8 @@ function convCase(
 const CASES: Case[] = [
   convCase("conv2d 3x3 same stride 1, 3 -> 8 channels", [2, 7, 6, 3], [3, 3, 3, 8], 1, "same"),
   convCase("conv2d 3x3 same stride 1, 32 -> 32 channels", [2, 6, 5, 32], [3, 3, 32, 32], 1, "same"),
+  // 880 rows on the padded grid: OpenBLAS runs the taps in several blocks of rows.
+  convCase("conv2d 3x3 same over several row blocks", [2, 20, 19, 32], [3, 3, 32, 32], 1, "same"),
   convCase("conv2d 1x1, 32 -> 3 channels", [2, 5, 5, 32], [1, 1, 32, 3], 1, "valid"),
   convCase("conv2d 3x3 valid (UNet), 4 -> 6 channels", [2, 8, 7, 4], [3, 3, 4, 6], 1, "valid"),
   convCase("conv2d 2x2 stride 2", [2, 6, 4, 5], [2, 2, 5, 3], 2, "valid"),

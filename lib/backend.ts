@@ -372,10 +372,13 @@ function requireKernel(name: string): KernelConfig {
 }
 
 /**
- * Registers this project's wasm kernels: the missing `Conv2DBackpropFilter`,
- * a faster `Conv2DBackpropInput`, and with OpenBLAS also `Conv2D` and
- * `FusedConv2D`. Registering again replaces them (so a test can switch
- * OpenBLAS off and on).
+ * Registers this project's wasm kernels (each in `lib/kernels/`): the missing
+ * `Conv2DBackpropFilter`; a faster `Conv2DBackpropInput`; a correct
+ * `MaxPoolGrad` (the backend's own drops the gradient of all-negative
+ * windows); one-pass `Sum` and `Mean` over leading axes; `Identity` and
+ * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
+ * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
+ * Registering again replaces them (so a test can switch OpenBLAS off and on).
  *
  * @param blas OpenBLAS, or `null` for the pure wasm kernels.
  *

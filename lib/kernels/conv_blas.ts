@@ -255,18 +255,60 @@ function padInput(backend: WasmBackend, g: ConvGeometry, xOffset: number): numbe
   const wp = g.inWidth + g.padLeft + g.padRight;
   const c = g.inChannels;
   const padded = heapAlloc(backend, g.batch * hp * wp * c);
-  const heap = heapFloats(backend);
-  const base = padded / 4;
-  heap.fill(0, base, base + g.batch * hp * wp * c);
-  const rowLength = g.inWidth * c;
-  for (let image = 0; image < g.batch; image++) {
-    for (let row = 0; row < g.inHeight; row++) {
-      const source = xOffset / 4 + (image * g.inHeight + row) * rowLength;
-      const target = base + ((image * hp + row + g.padTop) * wp + g.padLeft) * c;
-      heap.copyWithin(target, source, source + rowLength);
+  placeRows(heapFloats(backend), {
+    source: xOffset / 4,
+    target: padded / 4,
+    images: g.batch,
+    rows: g.inHeight,
+    rowLength: g.inWidth * c,
+    targetRows: hp,
+    targetRowLength: wp * c,
+    before: g.padTop * wp * c + g.padLeft * c,
+    total: g.batch * hp * wp * c,
+  });
+  return padded;
+}
+
+/** Where {@linkcode placeRows} puts rows, in floats. */
+interface RowPlacement {
+  /** Start of the packed rows. */
+  source: number;
+  /** Start of the target buffer. */
+  target: number;
+  /** Images; each has `rows` rows. */
+  images: number;
+  /** Rows per image. */
+  rows: number;
+  /** Floats per packed row. */
+  rowLength: number;
+  /** Rows per image in the target. */
+  targetRows: number;
+  /** Floats per target row. */
+  targetRowLength: number;
+  /** Floats from the start of an image in the target to its first row. */
+  before: number;
+  /** Floats of the target buffer, all written (zeros around the rows). */
+  total: number;
+}
+
+/**
+ * Copies packed rows into a larger grid, zeroing only the cells around them
+ * (not the whole buffer first).
+ */
+function placeRows(heap: Float32Array, placement: RowPlacement): void {
+  const { source, target, images, rows, rowLength, targetRows, targetRowLength, before } =
+    placement;
+  let written = target; // everything before this is done
+  for (let image = 0; image < images; image++) {
+    for (let row = 0; row < rows; row++) {
+      const from = source + (image * rows + row) * rowLength;
+      const to = target + image * targetRows * targetRowLength + before + row * targetRowLength;
+      heap.fill(0, written, to);
+      heap.copyWithin(to, from, from + rowLength);
+      written = to + rowLength;
     }
   }
-  return padded;
+  heap.fill(0, written, target + placement.total);
 }
 
 /** Copies `x` `[batch, h, w, c]` into `[batch, h/s, w/s, s*s*c]` blocks. */
@@ -455,16 +497,17 @@ export function convFilterGrad(
   const padded = hasPad ? padInput(backend, g, xOffset) : xOffset;
   const rows = g.batch * hp * wp - ((g.filterHeight - 1) * wp + g.filterWidth - 1);
   const grid = heapAlloc(backend, rows * co);
-  const heap = heapFloats(backend);
-  heap.fill(0, grid / 4, grid / 4 + rows * co);
-  const rowLength = outWidth * co;
-  for (let image = 0; image < g.batch; image++) {
-    for (let row = 0; row < outHeight; row++) {
-      const source = dyOffset / 4 + (image * outHeight + row) * rowLength;
-      const target = grid / 4 + (image * hp + row) * wp * co;
-      heap.copyWithin(target, source, source + rowLength);
-    }
-  }
+  placeRows(heapFloats(backend), {
+    source: dyOffset / 4,
+    target: grid / 4,
+    images: g.batch,
+    rows: outHeight,
+    rowLength: outWidth * co,
+    targetRows: hp,
+    targetRowLength: wp * co,
+    before: 0,
+    total: rows * co,
+  });
   const block = chunkRows(c, co);
   for (let first = 0; first < rows; first += block) {
     const count = Math.min(block, rows - first);

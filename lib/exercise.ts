@@ -205,7 +205,7 @@ export interface TrainedRun {
   msPerIter: number;
   /** The checkpoint folder. */
   checkpoint: string;
-  /** The loss-curve figure. */
+  /** The loss-curve figure (not written when no iteration ran). */
   lossFigure: string;
 }
 
@@ -291,20 +291,19 @@ export async function trainAndSave(
   tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
   await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
   result.optimizer.dispose();
-  console.log(
-    `train: done in ${formatDuration(result.seconds)}, ${
-      result.msPerIter.toFixed(0)
-    } ms per iteration` +
-      (result.losses.length ? `, last loss ${result.losses.at(-1)!.toFixed(4)}` : ""),
-  );
+  const speed = result.msPerIter > 0 ? `, ${result.msPerIter.toFixed(0)} ms per iteration` : "";
+  const last = result.losses.length ? `, last loss ${result.losses.at(-1)!.toFixed(4)}` : "";
+  console.log(`train: done in ${formatDuration(result.seconds)}${speed}${last}`);
   const lossFigure = join(flags.out, `${spec.exercise}_loss.png`);
-  await writeLineChart(lossFigure, {
-    title: `${spec.exercise}: training loss`,
-    xLabel: "iteration",
-    yLabel: "loss",
-    series: [{ label: spec.model, values: result.losses }],
-  });
-  console.log(`loss curve: ${lossFigure}`);
+  if (result.losses.length > 0) {
+    await writeLineChart(lossFigure, {
+      title: `${spec.exercise}: training loss`,
+      xLabel: "iteration",
+      yLabel: "loss",
+      series: [{ label: spec.model, values: result.losses }],
+    });
+    console.log(`loss curve: ${lossFigure}`);
+  }
   console.log(`checkpoint: ${dir}`);
   return {
     model,

@@ -139,8 +139,8 @@ export interface CopyOptions {
 export interface Blas {
   /** Where the library was loaded from. */
   readonly path: string;
-  /** Threads OpenBLAS runs a product on. */
-  readonly threads: number;
+  /** Threads OpenBLAS runs a product on (set with {@linkcode Blas.setThreads}). */
+  threads: number;
   /**
    * Sets the threads OpenBLAS runs a product on.
    *
@@ -304,11 +304,10 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
   const symbols = library.symbols;
   return {
     path,
-    get threads() {
-      return symbols.openblas_get_num_threads();
-    },
+    threads: symbols.openblas_get_num_threads(),
     setThreads(count) {
       symbols.openblas_set_num_threads(Math.max(1, Math.floor(count)));
+      this.threads = symbols.openblas_get_num_threads();
     },
     gemm(options) {
       const transA = options.transA ?? false;

@@ -3,7 +3,8 @@
  * project sets up, against the cpu backend (the reference) on small seeded
  * random tensors: forward values and gradients with respect to every input.
  *
- * Backends: wasm with OpenBLAS (when installed), wasm without, and webgpu
+ * Backends: wasm with OpenBLAS (when installed) on one and on two threads,
+ * wasm without, and webgpu
  * (skipped, saying why, when no adapter exists; CI installs Mesa's llvmpipe).
  */
 import * as tf from "@tensorflow/tfjs";
@@ -338,8 +339,9 @@ async function checkMaxPoolTies(): Promise<void> {
 /** The backends under test, each with the reason it is skipped, if it is. */
 const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
   [
-    {
-      name: "wasm with OpenBLAS",
+    ...[1, 2].map((threads) => ({
+      // One thread runs the products in cache-sized blocks of rows, more run them whole.
+      name: `wasm with OpenBLAS on ${threads} thread${threads === 1 ? "" : "s"}`,
       skip: () => {
         const blas = openBlas();
         if (typeof blas === "string") {
@@ -349,10 +351,17 @@ const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () =>
         return Promise.resolve(null);
       },
       setup: async () => {
-        const name = await setupBackend("wasm", { quiet: true, blas: true });
-        assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
+        const previous = Deno.env.get("SEGMENT_BLAS_THREADS");
+        Deno.env.set("SEGMENT_BLAS_THREADS", String(threads));
+        try {
+          const name = await setupBackend("wasm", { quiet: true, blas: true });
+          assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
+        } finally {
+          if (previous === undefined) Deno.env.delete("SEGMENT_BLAS_THREADS");
+          else Deno.env.set("SEGMENT_BLAS_THREADS", previous);
+        }
       },
-    },
+    })),
     {
       name: "wasm without OpenBLAS",
       skip: () => Promise.resolve(null),

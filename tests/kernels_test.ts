@@ -4,8 +4,8 @@
  * random tensors: forward values and gradients with respect to every input.
  *
  * Backends: wasm with OpenBLAS (when installed) on one and on two threads,
- * wasm without, and webgpu
- * (skipped, saying why, when no adapter exists; CI installs Mesa's llvmpipe).
+ * wasm without, and webgpu (skipped, saying why, when no adapter exists; CI
+ * installs Mesa's llvmpipe).
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert } from "../lib/assert.ts";

@@ -408,7 +408,7 @@ export function registerWasmKernels(blas: Blas | null): void {
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));
   replaceKernel("Tile", tileConfig(requireKernel("Tile")));
-  replaceKernel("FusedBatchNorm", fusedBatchNormConfig(requireKernel("FusedBatchNorm")));
+  replaceKernel("FusedBatchNorm", fusedBatchNormConfig(requireKernel("FusedBatchNorm"), blas));
   replaceKernel("Conv2DBackpropInput", conv2dBackpropInputConfig(blas, parts, backpropInput));
   replaceKernel("Conv2D", blas === null ? conv2d : conv2dBlasConfig(blas, conv2d));
   replaceKernel(

@@ -170,6 +170,14 @@ const CASES: Case[] = [
       }, [tf.add(input([2, 5, 4, 6], 15), 0.5), input([6], 16), input([6], 17)]),
   },
   {
+    name: "batch norm in training mode over 256 rows (OpenBLAS normalization)",
+    run: () =>
+      withGrads((x, scale, offset) => {
+        const { mean, variance } = tf.moments(x!, [0, 1, 2]);
+        return tf.batchNorm(x!, mean, variance, offset, scale, 1e-3);
+      }, [input([4, 8, 8, 6], 43), input([6], 44), input([6], 45)]),
+  },
+  {
     name: "batch norm with moving statistics",
     run: () =>
       withGrads(

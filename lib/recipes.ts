@@ -84,15 +84,15 @@ export function recipe(name: RecipeName): Recipe {
       };
     case "tuned":
       return {
-        summary: "tuned: Adam one-cycle peaking at 3e-3, batch 8, 1500 iterations, 96x96, " +
-          "random crops of 50-100% of each photo loaded at 192, flips, turns, colour jitter",
-        size: 96,
-        iters: 1500,
-        batchSize: 8,
+        summary: "tuned: Adam one-cycle peaking at 3e-3, batch 4, 1200 iterations, 128x128, " +
+          "random crops of 50-100% of each photo loaded at 256, flips, turns, colour jitter",
+        size: 128,
+        iters: 1200,
+        batchSize: 4,
         optimizer: "adam",
         lr: 3e-3,
         schedule: "onecycle",
-        trainSize: 192,
+        trainSize: 256,
         flips: false,
         augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
       };

@@ -233,7 +233,8 @@ function biasView(
 function chunkRows(blas: Blas, inChannels: number, outChannels: number): number {
   // Blocks this small run on one thread; with idle cores, whole products
   // on all of them are faster.
-  if (blas.threads > 1) return Number.MAX_SAFE_INTEGER;
+  // Large filter taps (more than 128x128) are better packed once per tap.
+  if (blas.threads > 1 || inChannels * outChannels > 128 * 128) return Number.MAX_SAFE_INTEGER;
   const floats = 49152; // 192 KiB
   return Math.max(64, Math.floor(floats / (inChannels + outChannels)));
 }

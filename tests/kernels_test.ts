@@ -450,3 +450,30 @@ Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every 
   );
   tf.dispose([dy, dx, blocks]);
 });
+
+Deno.test("conv2d() on OpenBLAS stays correct when the wasm heap grows inside the kernel", async () => {
+  const blas = openBlas();
+  if (typeof blas === "string") {
+    console.log(`skipped: OpenBLAS ${blas}`);
+    return;
+  }
+  blas.close();
+  await setupBackend("wasm", { quiet: true, blas: true });
+  const heap = () => (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
+  // An input of a third of the heap: its padded copy and the output grid cannot fit.
+  const floats = Math.floor(heap().length / 3);
+  const width = 64;
+  const channels = 8;
+  const height = Math.floor(floats / (width * channels));
+  const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
+  const filter = tf.randomUniform([3, 3, channels, 4], -1, 1, "float32", 8) as tf.Tensor4D;
+  const before = heap().length;
+  const withBlas = tf.conv2d(x, filter, 1, "same");
+  assert(heap().length > before, "the heap should have grown");
+  const blasValues = await withBlas.data() as Float32Array;
+  await setupBackend("wasm", { quiet: true, blas: false });
+  const reference = tf.conv2d(x, filter, 1, "same");
+  assert(relativeError(blasValues, await reference.data() as Float32Array) < 1e-5);
+  tf.dispose([x, filter, withBlas, reference]);
+  await setupBackend("cpu", { quiet: true });
+});

@@ -358,6 +358,37 @@ function spaceToDepth(
  * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
  * @param outOffset Byte offset of the output, `[batch, outHeight, outWidth, outChannels]`.
  * @param epilogue Bias and activation to apply, if any.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { openBlas } from "../blas.ts";
+ * import { convFilterGrad, convForward, convInputGrad } from "./conv_blas.ts";
+ * import { heapOffset, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const blas = openBlas();
+ * if (typeof blas !== "string") {
+ *   const backend = tf.backend() as WasmBackend;
+ *   // 1x1 input, 3x3 filter of ones, padding 1: the output is the input.
+ *   const geometry = {
+ *     batch: 1, inHeight: 1, inWidth: 1, inChannels: 1, filterHeight: 3, filterWidth: 3,
+ *     outChannels: 1, stride: 1, padTop: 1, padBottom: 1, padLeft: 1, padRight: 1,
+ *   };
+ *   const [x, w, out] = [tf.tensor1d([2]), tf.ones([9]), tf.zeros([1])];
+ *   const at = (t: tf.Tensor) => heapOffset(backend, t);
+ *   convForward(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   convInputGrad(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   const dw = tf.zeros([9]);
+ *   convFilterGrad(backend, blas, geometry, at(x), at(x), at(dw));
+ *   assertEquals(heapView(backend, at(dw), 9)[4], 4); // only the centre tap sees the input
+ *   tf.dispose([x, w, out, dw]);
+ *   blas.close();
+ * }
+ * ```
  */
 export function convForward(
   backend: WasmBackend,
@@ -465,6 +496,37 @@ function applyInPlace(
  * @param xOffset Byte offset of `x`, `[batch, inHeight, inWidth, inChannels]`.
  * @param dyOffset Byte offset of `dy`, `[batch, outHeight, outWidth, outChannels]`.
  * @param dwOffset Byte offset of the result, `[fh, fw, inChannels, outChannels]`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { openBlas } from "../blas.ts";
+ * import { convFilterGrad, convForward, convInputGrad } from "./conv_blas.ts";
+ * import { heapOffset, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const blas = openBlas();
+ * if (typeof blas !== "string") {
+ *   const backend = tf.backend() as WasmBackend;
+ *   // 1x1 input, 3x3 filter of ones, padding 1: the output is the input.
+ *   const geometry = {
+ *     batch: 1, inHeight: 1, inWidth: 1, inChannels: 1, filterHeight: 3, filterWidth: 3,
+ *     outChannels: 1, stride: 1, padTop: 1, padBottom: 1, padLeft: 1, padRight: 1,
+ *   };
+ *   const [x, w, out] = [tf.tensor1d([2]), tf.ones([9]), tf.zeros([1])];
+ *   const at = (t: tf.Tensor) => heapOffset(backend, t);
+ *   convForward(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   convInputGrad(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   const dw = tf.zeros([9]);
+ *   convFilterGrad(backend, blas, geometry, at(x), at(x), at(dw));
+ *   assertEquals(heapView(backend, at(dw), 9)[4], 4); // only the centre tap sees the input
+ *   tf.dispose([x, w, out, dw]);
+ *   blas.close();
+ * }
+ * ```
  */
 export function convFilterGrad(
   backend: WasmBackend,
@@ -546,6 +608,37 @@ export function convFilterGrad(
  * @param dyOffset Byte offset of `dy`, `[batch, outHeight, outWidth, outChannels]`.
  * @param filterOffset Byte offset of the filter, `[fh, fw, inChannels, outChannels]`.
  * @param dxOffset Byte offset of the result, `[batch, inHeight, inWidth, inChannels]`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { openBlas } from "../blas.ts";
+ * import { convFilterGrad, convForward, convInputGrad } from "./conv_blas.ts";
+ * import { heapOffset, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const blas = openBlas();
+ * if (typeof blas !== "string") {
+ *   const backend = tf.backend() as WasmBackend;
+ *   // 1x1 input, 3x3 filter of ones, padding 1: the output is the input.
+ *   const geometry = {
+ *     batch: 1, inHeight: 1, inWidth: 1, inChannels: 1, filterHeight: 3, filterWidth: 3,
+ *     outChannels: 1, stride: 1, padTop: 1, padBottom: 1, padLeft: 1, padRight: 1,
+ *   };
+ *   const [x, w, out] = [tf.tensor1d([2]), tf.ones([9]), tf.zeros([1])];
+ *   const at = (t: tf.Tensor) => heapOffset(backend, t);
+ *   convForward(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   convInputGrad(backend, blas, geometry, at(x), at(w), at(out));
+ *   assertEquals(heapView(backend, at(out), 1)[0], 2);
+ *   const dw = tf.zeros([9]);
+ *   convFilterGrad(backend, blas, geometry, at(x), at(x), at(dw));
+ *   assertEquals(heapView(backend, at(dw), 9)[4], 4); // only the centre tap sees the input
+ *   tf.dispose([x, w, out, dw]);
+ *   blas.close();
+ * }
+ * ```
  */
 export function convInputGrad(
   backend: WasmBackend,

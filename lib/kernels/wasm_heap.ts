@@ -38,6 +38,19 @@ export interface KernelOverride extends KernelConfig {
  * @param backend The wasm backend.
  * @param info The tensor.
  * @returns Its byte offset.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const x = tf.tensor1d([5, 6]);
+ * const backend = tf.backend() as WasmBackend;
+ * assertEquals(heapFloats(backend)[heapOffset(backend, x) / 4 + 1], 6);
+ * x.dispose();
+ * ```
  */
 export function heapOffset(backend: WasmBackend, info: TensorInfo): number {
   const data = backend.dataIdMap.get(info.dataId);
@@ -53,6 +66,19 @@ export function heapOffset(backend: WasmBackend, info: TensorInfo): number {
  * @param byteOffset Where the view starts, in bytes (a multiple of 4).
  * @param length Number of floats.
  * @returns The view.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapOffset, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const x = tf.tensor1d([5, 6]);
+ * const backend = tf.backend() as WasmBackend;
+ * assertEquals([...heapView(backend, heapOffset(backend, x), 2)], [5, 6]);
+ * x.dispose();
+ * ```
  */
 export function heapView(backend: WasmBackend, byteOffset: number, length: number): Float32Array {
   return new Float32Array(heapModule(backend).HEAPF32.buffer, byteOffset, length);
@@ -63,6 +89,16 @@ export function heapView(backend: WasmBackend, byteOffset: number, length: numbe
  *
  * @param backend The wasm backend.
  * @returns The view; index = byte offset / 4.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapFloats, type WasmBackend } from "./wasm_heap.ts";
+ * import { assert } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * assert(heapFloats(tf.backend() as WasmBackend).length > 0);
+ * ```
  */
 export function heapFloats(backend: WasmBackend): Float32Array {
   return heapModule(backend).HEAPF32;
@@ -74,6 +110,20 @@ export function heapFloats(backend: WasmBackend): Float32Array {
  * @param backend The wasm backend.
  * @param length Number of floats.
  * @returns Its byte offset; release it with {@linkcode heapFree}.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapAlloc, heapFree, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const scratch = heapAlloc(backend, 3);
+ * heapView(backend, scratch, 3).set([1, 2, 3]);
+ * assertEquals(heapView(backend, scratch, 3)[2], 3);
+ * heapFree(backend, scratch);
+ * ```
  */
 export function heapAlloc(backend: WasmBackend, length: number): number {
   // Padding of 16 floats lets a product read a few floats past a block.
@@ -85,6 +135,19 @@ export function heapAlloc(backend: WasmBackend, length: number): number {
  *
  * @param backend The wasm backend.
  * @param byteOffset The buffer's byte offset.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapAlloc, heapFree, type WasmBackend } from "./wasm_heap.ts";
+ * import { assert } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const scratch = heapAlloc(backend, 4);
+ * assert(scratch % 4 === 0);
+ * heapFree(backend, scratch);
+ * ```
  */
 export function heapFree(backend: WasmBackend, byteOffset: number): void {
   heapModule(backend)._free(byteOffset);
@@ -98,6 +161,21 @@ export function heapFree(backend: WasmBackend, byteOffset: number): void {
  * @param inputs Named input tensors.
  * @param attrs Named attributes.
  * @returns The kernel's single output.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { callKernel, disposeInfo, heapOffset, heapView, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const x = tf.tensor2d([[1, 2], [3, 4]]);
+ * const transposed = callKernel(tf.getKernel("Transpose", "wasm")!, backend, { x }, { perm: [1, 0] });
+ * assertEquals([...heapView(backend, heapOffset(backend, transposed), 4)], [1, 3, 2, 4]);
+ * disposeInfo(backend, transposed);
+ * x.dispose();
+ * ```
  */
 export function callKernel(
   kernel: KernelConfig,
@@ -118,6 +196,19 @@ export function callKernel(
  *
  * @param backend The wasm backend.
  * @param info The tensor.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { disposeInfo, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const before = backend.numDataIds();
+ * disposeInfo(backend, backend.makeOutput([2], "float32"));
+ * assertEquals(backend.numDataIds(), before);
+ * ```
  */
 export function disposeInfo(backend: WasmBackend, info: TensorInfo): void {
   backend.disposeData(info.dataId);

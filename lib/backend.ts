@@ -32,7 +32,10 @@ import { meanGradConfig } from "./kernels/mean_grad.ts";
 import { tileConfig } from "./kernels/tile.ts";
 import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
-import { resizeNearestNeighborGradCpuConfig } from "./kernels/resize_nearest_neighbor_grad.ts";
+import {
+  resizeNearestNeighborGradCpuConfig,
+  resizeNearestNeighborGradWasmConfig,
+} from "./kernels/resize_nearest_neighbor_grad.ts";
 import type { KernelOverride } from "./kernels/wasm_heap.ts";
 
 /** A value of the `--backend` flag. */
@@ -375,7 +378,8 @@ function requireKernel(name: string): KernelConfig {
  * Registers this project's wasm kernels (each in `lib/kernels/`): the missing
  * `Conv2DBackpropFilter`; a faster `Conv2DBackpropInput`; a correct
  * `MaxPoolGrad` (the backend's own drops the gradient of all-negative
- * windows); one-pass `Sum` and `Mean` over leading axes; `Identity` and
+ * windows); a faster `ResizeNearestNeighborGrad`; one-pass `Sum` and `Mean`
+ * over leading axes; `Identity` and
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * Registering again replaces them (so a test can switch OpenBLAS off and on).
@@ -403,6 +407,7 @@ export function registerWasmKernels(blas: Blas | null): void {
   const backpropInput = requireKernel("Conv2DBackpropInput");
   replaceKernel("Conv2DBackpropFilter", conv2dBackpropFilterConfig(blas, parts));
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
+  replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
   replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum"), blas));
   replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));

@@ -109,7 +109,7 @@ Deno.test("Progress writes a plain line every N iterations off a terminal", () =
   });
   for (let iteration = 1; iteration <= 10; iteration++) progress.update(iteration, 0.5);
   assertEquals(lines.length, 2);
-  assert(lines[1]!.startsWith("iteration 10/10  loss 0.5000"), lines[1]);
+  assert(lines[1]!.startsWith("iteration 10/10  loss 0.5000"), lines[1]!);
 });
 
 Deno.test("Progress rewrites one line on a terminal", () => {

@@ -331,9 +331,11 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
   if (typeof blas !== "string") {
     const load = loadAverage();
     const cores = navigator.hardwareConcurrency;
-    const threads = blasThreads(cores, load, envValue("SEGMENT_BLAS_THREADS"));
+    const threads = blasThreads(cores, envValue("SEGMENT_BLAS_THREADS"));
     blas.setThreads(threads);
-    if (threads < cores && load !== undefined) busy = `, load ${load.toFixed(1)} on ${cores} cores`;
+    if (threads > 1 && load !== undefined && load > cores / 2) {
+      busy = `; load ${load.toFixed(1)} on ${cores} cores: SEGMENT_BLAS_THREADS=1 may be faster`;
+    }
   }
   if (typeof blas === "string") {
     const hint = blas === "not installed"

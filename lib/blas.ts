@@ -204,33 +204,29 @@ export function blasDisabledByEnv(): boolean {
 }
 
 /**
- * The threads to give OpenBLAS: one per core that other processes leave idle
- * (OpenBLAS threads spin while they wait for each other, so a thread on a
- * busy core slows every product down). `SEGMENT_BLAS_THREADS` overrides it.
+ * The threads to give OpenBLAS: one per core, or `SEGMENT_BLAS_THREADS`.
+ * The count never follows the machine's load, because the thread count
+ * changes how products are split and so the rounding: a fixed count keeps a
+ * seeded run repeatable. (On a busy machine one thread can be faster, since
+ * OpenBLAS threads spin while they wait; the backend line says so.)
  *
  * @param cores CPU cores, e.g. `navigator.hardwareConcurrency`.
- * @param load The 1-minute load average, or `undefined` if unknown.
  * @param env The value of `SEGMENT_BLAS_THREADS`, if set.
- * @returns Threads, at least 1, at most `cores`.
+ * @returns Threads, at least 1.
  *
  * @example
  * ```ts
  * import { blasThreads } from "./blas.ts";
  * import { assertEquals } from "./assert.ts";
- * assertEquals(blasThreads(2, 0.1, undefined), 2);
- * assertEquals(blasThreads(2, 1.2, undefined), 1);
- * assertEquals(blasThreads(2, 5, "2"), 2);
+ * assertEquals(blasThreads(2, undefined), 2);
+ * assertEquals(blasThreads(2, "1"), 1);
+ * assertEquals(blasThreads(2, "x"), 2);
  * ```
  */
-export function blasThreads(
-  cores: number,
-  load: number | undefined,
-  env: string | undefined,
-): number {
+export function blasThreads(cores: number, env: string | undefined): number {
   const asked = Number(env);
   if (env !== undefined && env !== "" && Number.isInteger(asked) && asked > 0) return asked;
-  if (load === undefined) return cores;
-  return Math.max(1, Math.min(cores, Math.round(cores - load)));
+  return Math.max(1, cores);
 }
 
 /**

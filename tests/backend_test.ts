@@ -187,3 +187,30 @@ Deno.test("every network's training step on wasm, with and without OpenBLAS, mat
   }
   await setupBackend("cpu", { quiet: true });
 });
+
+Deno.test({
+  name: "trainModel() repeats its losses for a seed on the default wasm backend",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await setupBackend("wasm", { quiet: true });
+    const { trainModel } = await import("../lib/train.ts");
+    const images = tf.randomUniform([4, 16, 16, 3], 0, 1, "float32", 5) as tf.Tensor4D;
+    const masks = tf.randomUniform([4, 16, 16], 0, 2, "int32", 6) as tf.Tensor3D;
+    const losses = async (seed: number) => {
+      const model = buildModel("bin", { size: 16, seed });
+      const result = await trainModel(model, { images, masks }, {
+        iters: 4,
+        seed,
+        progress: { quiet: true },
+      });
+      result.optimizer.dispose();
+      model.dispose();
+      return result.losses;
+    };
+    const first = await losses(0);
+    assertEquals(await losses(0), first);
+    assert((await losses(1)).join() !== first.join());
+    tf.dispose([images, masks]);
+  },
+});

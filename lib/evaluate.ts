@@ -92,21 +92,21 @@ export function toClassMap(probabilities: tf.Tensor4D, threshold = 0.5): tf.Tens
  * import { assertEquals } from "./assert.ts";
  * const predicted = tf.tensor3d([[[0, 1, 1]]], undefined, "int32");
  * const truth = tf.tensor3d([[[0, 0, 1]]], undefined, "int32");
- * assertEquals(confusionMatrix(predicted, truth, 2), [[1, 1], [0, 1]]);
+ * assertEquals(await confusionMatrix(predicted, truth, 2), [[1, 1], [0, 1]]);
  * ```
  */
-export function confusionMatrix(
+export async function confusionMatrix(
   predicted: tf.Tensor3D,
   truth: tf.Tensor3D,
   classes: number,
-): number[][] {
+): Promise<number[][]> {
   if (predicted.shape.join() !== truth.shape.join()) {
     throw new Error(
       `Cannot compare a prediction of shape [${predicted.shape}] with masks of shape [${truth.shape}]`,
     );
   }
-  const predictedValues = predicted.dataSync();
-  const truthValues = truth.dataSync();
+  // data(), not dataSync(): webgpu cannot read synchronously under Deno.
+  const [predictedValues, truthValues] = await Promise.all([predicted.data(), truth.data()]);
   const matrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   for (let index = 0; index < truthValues.length; index++) {
     const row = matrix[truthValues[index]!];
@@ -246,24 +246,24 @@ export interface Evaluation {
  * const output = tf.layers.conv2d({ filters: 1, kernelSize: 1, activation: "sigmoid", kernelInitializer: "zeros", biasInitializer: "ones" }).apply(input);
  * const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
  * const masks = tf.tensor3d([[[1, 1], [1, 0]]], undefined, "int32");
- * const result = evaluateModel(model, tf.zeros([1, 2, 2, 3]), masks);
+ * const result = await evaluateModel(model, tf.zeros([1, 2, 2, 3]), masks);
  * assertEquals(result.metrics.pixelAccuracy, 0.75);
  * tf.dispose([result.probabilities, result.classMap, result.truth]);
  * ```
  */
-export function evaluateModel(
+export async function evaluateModel(
   model: tf.LayersModel,
   images: tf.Tensor4D,
   masks: tf.Tensor3D,
   options: EvaluateOptions = {},
-): Evaluation {
+): Promise<Evaluation> {
   const probabilities = predictBatches(model, images, options.batchSize ?? 8);
   const [, height, width, channels] = probabilities.shape;
   const classNames = options.classNames ??
     (channels === 1 ? ["background", "newt"] : ["background", "akahara", "madara"]);
   const classMap = toClassMap(probabilities, options.threshold ?? 0.5);
   const truth = cropMasks(masks, height, width);
-  const confusion = confusionMatrix(classMap, truth, Math.max(channels, 2));
+  const confusion = await confusionMatrix(classMap, truth, Math.max(channels, 2));
   return {
     metrics: metricsFromConfusion(confusion, classNames),
     probabilities,

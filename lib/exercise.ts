@@ -389,7 +389,7 @@ export async function testAndShow(
   flags: { out: string; threshold?: number },
 ): Promise<TestedRun> {
   const threshold = flags.threshold ?? 0.5;
-  const evaluation = evaluateModel(model, data.images, data.masks, {
+  const evaluation = await evaluateModel(model, data.images, data.masks, {
     classNames: data.classNames,
     threshold,
   });

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../lib/assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../lib/assert.ts";
 import {
   confusionMatrix,
   evaluateModel,
@@ -14,11 +14,13 @@ await tf.setBackend("cpu");
 
 const CLASSES = ["background", "akahara", "madara"];
 
-Deno.test("confusionMatrix() counts truth by row and prediction by column", () => {
+Deno.test("confusionMatrix() counts truth by row and prediction by column", async () => {
   const truth = tf.tensor3d([[[0, 0, 1], [1, 2, 2]]], undefined, "int32");
   const predicted = tf.tensor3d([[[0, 1, 1], [2, 2, 0]]], undefined, "int32");
-  assertEquals(confusionMatrix(predicted, truth, 3), [[1, 1, 0], [0, 1, 1], [1, 0, 1]]);
-  assertThrows(() => confusionMatrix(predicted, tf.zeros([1, 3, 2], "int32") as tf.Tensor3D, 3));
+  assertEquals(await confusionMatrix(predicted, truth, 3), [[1, 1, 0], [0, 1, 1], [1, 0, 1]]);
+  await assertRejects(() =>
+    confusionMatrix(predicted, tf.zeros([1, 3, 2], "int32") as tf.Tensor3D, 3)
+  );
 });
 
 Deno.test("metricsFromConfusion() matches a hand-computed three-class case", () => {
@@ -68,7 +70,7 @@ Deno.test("toClassMap() thresholds one channel and argmaxes several", () => {
   assertEquals(toClassMap(multi).arraySync(), [[[2, 0]]]);
 });
 
-Deno.test("predictBatches() and evaluateModel() leak no tensors", () => {
+Deno.test("predictBatches() and evaluateModel() leak no tensors", async () => {
   const input = tf.input({ shape: [4, 4, 3] });
   const output = tf.layers.conv2d({ filters: 3, kernelSize: 1, activation: "softmax" }).apply(
     input,
@@ -82,7 +84,7 @@ Deno.test("predictBatches() and evaluateModel() leak no tensors", () => {
   assertAlmostEquals(tf.max(tf.abs(tf.sub(whole, batched))).dataSync()[0]!, 0, 1e-6);
   tf.dispose([whole, batched]);
   const tidyBefore = tf.memory().numTensors;
-  const result = evaluateModel(model, images, masks, { batchSize: 2 });
+  const result = await evaluateModel(model, images, masks, { batchSize: 2 });
   tf.dispose([result.probabilities, result.classMap, result.truth]);
   assertEquals(tf.memory().numTensors, tidyBefore);
   assert(tidyBefore >= before);
@@ -90,7 +92,7 @@ Deno.test("predictBatches() and evaluateModel() leak no tensors", () => {
   model.dispose();
 });
 
-Deno.test("evaluateModel() crops the masks to a smaller output", () => {
+Deno.test("evaluateModel() crops the masks to a smaller output", async () => {
   const input = tf.input({ shape: [4, 4, 3] });
   const output = tf.layers.conv2d({
     filters: 1,
@@ -107,7 +109,7 @@ Deno.test("evaluateModel() crops the masks to a smaller output", () => {
     undefined,
     "int32",
   );
-  const result = evaluateModel(model, tf.zeros([1, 4, 4, 3]), masks);
+  const result = await evaluateModel(model, tf.zeros([1, 4, 4, 3]), masks);
   assertEquals(result.truth.shape, [1, 2, 2]);
   assertEquals(result.metrics.pixelAccuracy, 1);
   assertEquals(result.metrics.iou, [null, 1]);

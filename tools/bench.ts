@@ -174,7 +174,7 @@ export async function run(args: string[]): Promise<BenchReport> {
         progress: { every: 100 },
       });
       trained.optimizer.dispose();
-      const evaluation = evaluateModel(model, test.images, test.masks, {
+      const evaluation = await evaluateModel(model, test.images, test.masks, {
         classNames: test.classNames,
       });
       tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);

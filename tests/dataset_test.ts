@@ -7,9 +7,9 @@ import { encodeImage, resizeBilinear, resizeNearest } from "../lib/image_io.ts";
 import { colorToClass } from "../lib/mask_classes.ts";
 import { join } from "../lib/path.ts";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
+import { IMORI, requireImori } from "./imori.ts";
 
-const IMORI = new URL("../../shared/imori", import.meta.url).pathname.replace(/\/$/, "");
-const HAS_IMORI = await Deno.stat(IMORI).then(() => true, () => false);
+await requireImori();
 
 /** A tiny dataset in the Imori layout: two photos per species, 40x30. */
 async function makeDataset(): Promise<string> {
@@ -76,7 +76,6 @@ Deno.test("resizeNearest() matches tf.image.resizeNearestNeighbor and copies val
 
 Deno.test({
   name: "loadDataset() reads the Imori training set with classes by folder",
-  ignore: !HAS_IMORI,
   fn: async () => {
     const before = tf.memory().numTensors;
     const dataset = await loadDataset(IMORI, { split: "train", size: 64, mode: "classes" });
@@ -101,7 +100,6 @@ Deno.test({
 
 Deno.test({
   name: "loadDataset() binary mode is the class map with every newt class as 1",
-  ignore: !HAS_IMORI,
   fn: async () => {
     const options = { split: "test", size: 32 } as const;
     const classes = await loadDataset(IMORI, { ...options, mode: "classes" });

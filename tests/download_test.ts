@@ -1,9 +1,9 @@
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { downloadImori, imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
+import { IMORI, requireImori } from "./imori.ts";
 
-const IMORI = new URL("../../shared/imori", import.meta.url).pathname.replace(/\/$/, "");
-const HAS_IMORI = await Deno.stat(IMORI).then(() => true, () => false);
+await requireImori();
 
 /** Serves `root` on 127.0.0.1 at a free port; paths in `missing` get 404. */
 function serve(root: string, missing: string[] = []) {
@@ -28,17 +28,18 @@ function serve(root: string, missing: string[] = []) {
   return { server, requests, baseUrl: `http://127.0.0.1:${server.addr.port}/Dataset` };
 }
 
-Deno.test("imoriFiles() lists the 22 photos and 22 masks that the shared copy holds", {
-  ignore: !HAS_IMORI,
-}, async () => {
-  const files = imoriFiles();
-  assertEquals(new Set(files).size, 44);
-  for (const file of files) assert((await Deno.stat(join(IMORI, file))).isFile, file);
-});
+Deno.test(
+  "imoriFiles() lists the 22 photos and 22 masks that the shared copy holds",
+  {},
+  async () => {
+    const files = imoriFiles();
+    assertEquals(new Set(files).size, 44);
+    for (const file of files) assert((await Deno.stat(join(IMORI, file))).isFile, file);
+  },
+);
 
 Deno.test({
   name: "downloadImori() fetches every file from a local server, then resumes",
-  ignore: !HAS_IMORI,
   fn: async () => {
     const { server, requests, baseUrl } = serve(IMORI);
     const out = join(await Deno.makeTempDir(), "imori");
@@ -73,7 +74,6 @@ Deno.test({
 
 Deno.test({
   name: "downloadImori() gives a one-line error naming the address on HTTP 404",
-  ignore: !HAS_IMORI,
   fn: async () => {
     const { server, baseUrl } = serve(IMORI, ["train/images/madara/madara_0003.jpg"]);
     const out = await Deno.makeTempDir();
@@ -126,7 +126,6 @@ Deno.test("downloadImori() says when the server cannot be reached", async () => 
 
 Deno.test({
   name: "tools/download.ts downloads with --base-url and --out and exits 0",
-  ignore: !HAS_IMORI,
   fn: async () => {
     const { server, baseUrl } = serve(IMORI);
     const out = join(await Deno.makeTempDir(), "imori");

@@ -11,10 +11,10 @@ import { run as semasegTest } from "../exercises/semaseg_test.ts";
 import { run as nearest } from "../exercises/nearest.ts";
 import { run as transposeconv } from "../exercises/transposeconv.ts";
 import { run as concat } from "../exercises/concat.ts";
+import { requireImori } from "./imori.ts";
 
 const METRICS_LINE =
   /^test mIoU \d\.\d{3} \((\w+ (\d\.\d{2}|n\/a)(, )?)+\) pixel accuracy \d\.\d{3}$/;
-const IMORI = new URL("../../shared/imori", import.meta.url).pathname;
 
 /** A tiny synthetic dataset (4 training, 2 test photos) in a temporary folder. */
 async function tinySetup(): Promise<{ root: string; flags: (name: string) => string[] }> {
@@ -156,14 +156,14 @@ Deno.test("exercises refuse a bad flag value with a one-line error", async () =>
 
 Deno.test({
   name: "bin_loss and semaseg_loss lower the loss over 30 iterations on Imori at 32x32",
-  ignore: !(await Deno.stat(IMORI).then(() => true, () => false)),
   fn: async () => {
+    const imori = await requireImori();
     const root = await Deno.makeTempDir({ prefix: "exercises_loss_" });
     for (const [name, run] of [["bin", binLoss], ["semaseg", semasegLoss]] as const) {
       const { value } = await capture(() =>
         run([
           "--data",
-          IMORI,
+          imori,
           "--size",
           "32",
           "--iters",

@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
-import { type Blas, blasThreads, loadAverage, openBlas } from "./blas.ts";
+import { type Blas, blasThreads, openBlas } from "./blas.ts";
 import { UserError } from "./errors.ts";
 import { conv2dBlasConfig } from "./kernels/conv2d.ts";
 import {
@@ -327,15 +327,9 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
   }
   const blas = useBlas ? openBlas() : "switched off";
   registerWasmKernels(typeof blas === "string" ? null : blas);
-  let busy = "";
   if (typeof blas !== "string") {
-    const load = loadAverage();
-    const cores = navigator.hardwareConcurrency;
-    const threads = blasThreads(cores, envValue("SEGMENT_BLAS_THREADS"));
+    const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"));
     blas.setThreads(threads);
-    if (threads > 1 && load !== undefined && load > cores / 2) {
-      busy = `; load ${load.toFixed(1)} on ${cores} cores: SEGMENT_BLAS_THREADS=1 may be faster`;
-    }
   }
   if (typeof blas === "string") {
     const hint = blas === "not installed"
@@ -346,7 +340,7 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
     return { ok: true, label: "wasm", note: `(without OpenBLAS: ${blas}${hint})` };
   }
   const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads`;
-  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads}${busy})` };
+  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads})` };
 }
 
 /** An environment variable, or `undefined` when unset or not permitted. */

@@ -400,21 +400,33 @@ export async function testAndShow(
       const panels = tf.tidy(() => {
         const pick = <T extends tf.Tensor>(tensor: T) =>
           tf.squeeze(tf.slice(tensor, index, 1), [0]) as tf.Tensor; // drop the batch axis
-        const input = pick(data.images) as tf.Tensor3D; // [size, size, 3]
         const classMap = pick(evaluation.classMap) as tf.Tensor2D; // [out, out]
         const truth = pick(evaluation.truth) as tf.Tensor2D; // [out, out]
+        // A smaller output (UNet) covers the centre of the photo: show that region,
+        // cropped by the same rule as the masks.
+        const [outHeight, outWidth] = classMap.shape;
+        const [, height, width] = data.images.shape;
+        const cropped = outHeight < height || outWidth < width;
+        const input = {
+          title: cropped ? `input (centre ${outHeight}x${outWidth})` : "input",
+          image: tf.slice(pick(data.images), [
+            Math.floor((height - outHeight) / 2),
+            Math.floor((width - outWidth) / 2),
+            0,
+          ], [outHeight, outWidth, 3]) as tf.Tensor3D, // [out, out, 3]
+        };
         if (evaluation.probabilities.shape[3] === 1) {
           const grey = (map: tf.Tensor2D) =>
             tf.expandDims(tf.cast(map, "float32"), 2) as tf.Tensor3D; // [out, out, 1]
           return [
-            { title: "input", image: input },
+            input,
             { title: "predicted", image: pick(evaluation.probabilities) as tf.Tensor3D },
             { title: "after binarization", image: grey(classMap) },
             { title: "ground truth", image: grey(truth) },
           ];
         }
         return [
-          { title: "input", image: input },
+          input,
           { title: "prediction", image: paintClasses(classMap) },
           { title: "ground truth", image: paintClasses(truth) },
         ];

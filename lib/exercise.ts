@@ -20,7 +20,7 @@ import { paintClasses } from "./palette.ts";
 import { join } from "./path.ts";
 import { formatDuration } from "./progress.ts";
 import { type ScheduleName, SCHEDULES } from "./schedule.ts";
-import { type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
+import { type Augment, type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
 
 /** Flags of every exercise that trains: the data and training flags, and a few more. */
 export const EXERCISE_FLAGS = {
@@ -209,6 +209,14 @@ export interface TrainedRun {
   lossFigure: string;
 }
 
+/** Options of {@linkcode trainAndSave} beyond the flags. */
+export interface TrainAndSaveOptions {
+  /** Random augmentation of every minibatch (a tuned recipe); none when absent. */
+  augment?: Augment;
+  /** The recipe's name, recorded in the checkpoint and the loss figure's title. */
+  recipe?: string;
+}
+
 /**
  * Trains a network on the training split with the flags' protocol (resuming
  * from the checkpoint with `--resume`), saves the checkpoint now and then and
@@ -218,6 +226,7 @@ export interface TrainedRun {
  * @param model A freshly built model (ignored with `--resume`, which loads the checkpoint's).
  * @param data The training split.
  * @param flags The parsed flags.
+ * @param options Augmentation and recipe name of a tuned recipe.
  * @returns The trained model, its losses and where the files are.
  *
  * @example
@@ -229,8 +238,9 @@ export interface TrainedRun {
 export async function trainAndSave(
   spec: ExerciseSpec,
   model: tf.LayersModel,
-  data: Dataset,
+  data: Pick<Dataset, "images" | "masks">,
   flags: ExerciseFlags,
+  options: TrainAndSaveOptions = {},
 ): Promise<TrainedRun> {
   const dir = checkpointDir(spec.trainer, flags.checkpoint);
   const command = `deno task ${spec.trainer}`;
@@ -260,6 +270,7 @@ export async function trainAndSave(
     classes: model.outputs[0]!.shape[3] ?? 1,
     optimizer: flags.optimizer,
     settings: {
+      ...(options.recipe ? { recipe: options.recipe } : {}),
       lr: flags.lr,
       batchSize: flags.batchSize,
       seed: flags.seed,
@@ -271,7 +282,8 @@ export async function trainAndSave(
     `train: ${
       flags.iters - Math.min(startIteration, flags.iters)
     } iterations, batch ${flags.batchSize}, ` +
-      `${flags.optimizer} lr ${flags.lr} (${flags.schedule}), seed ${flags.seed}`,
+      `${flags.optimizer} lr ${flags.lr} (${flags.schedule}), seed ${flags.seed}` +
+      (options.augment ? ", random augmentation" : ""),
   );
   const result = await trainModel(model, data, {
     iters: flags.iters,
@@ -282,6 +294,7 @@ export async function trainAndSave(
     schedule: flags.schedule as ScheduleName,
     startIteration,
     optimizerState,
+    augment: options.augment,
     onIteration: async (iteration, _loss, optimizer) => {
       if (flags.saveEvery > 0 && iteration % flags.saveEvery === 0 && iteration < flags.iters) {
         await saveCheckpoint(dir, model, state(iteration), optimizer);
@@ -297,7 +310,8 @@ export async function trainAndSave(
   const lossFigure = join(flags.out, `${spec.exercise}_loss.png`);
   if (result.losses.length > 0) {
     await writeLineChart(lossFigure, {
-      title: `${spec.exercise}: training loss`,
+      title: `${spec.exercise}: training loss` +
+        (options.recipe ? ` (${options.recipe} recipe)` : ""),
       xLabel: "iteration",
       yLabel: "loss",
       series: [{ label: spec.model, values: result.losses }],

@@ -20,13 +20,8 @@ import {
 } from "./exercise.ts";
 import { type FlagDefs, type FlagValues, parseFlags } from "./flags.ts";
 import { type ModelName, outputSize } from "./models.ts";
-import {
-  applyRecipe,
-  loadRecipeTrainSplit,
-  RECIPE_NAMES,
-  type RecipeName,
-  trainWithRecipe,
-} from "./recipes.ts";
+import { applyRecipe, loadRecipeTrainSplit, RECIPE_NAMES, type RecipeName } from "./recipes.ts";
+import { createAugment } from "./augment.ts";
 
 /** Flags of a recipe exercise: those of a train-and-test exercise plus `--recipe`. */
 export const RECIPE_EXERCISE_FLAGS = {
@@ -106,21 +101,12 @@ export async function runRecipeExercise(
     const model = buildAndShow(spec.model, flags);
     // Train, save the checkpoint and the loss curve
     try {
-      if (tuned) {
-        const trained = await trainWithRecipe(model, train, {
-          exercise: spec.exercise,
-          model: spec.model,
-          recipe: recipeName,
-          settings,
-          seed: flags.seed,
-          checkpoint: flags.checkpoint,
-          out: flags.out,
-          saveEvery: flags.saveEvery,
-        });
-        result.trained = { model, ...trained };
-      } else {
-        result.trained = await trainAndSave(spec, model, train, flags);
-      }
+      result.trained = await trainAndSave(spec, model, train, flags, {
+        augment: settings.augment
+          ? createAugment({ size: settings.size, ...settings.augment })
+          : undefined,
+        recipe: recipeName,
+      });
       result.model = result.trained.model;
     } finally {
       train.images.dispose();

@@ -9,17 +9,11 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
-import { type AugmentOptions, createAugment } from "./augment.ts";
-import { checkpointDir, saveCheckpoint } from "./checkpoint.ts";
+import type { AugmentOptions } from "./augment.ts";
 import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
 import { kebab } from "./flags.ts";
-import { writeLineChart } from "./line_chart.ts";
-import type { ModelName } from "./models.ts";
-import { join } from "./path.ts";
-import { formatDuration } from "./progress.ts";
 import type { ScheduleName } from "./schedule.ts";
-import { type OptimizerName, type TrainingData, trainModel } from "./train.ts";
+import type { OptimizerName } from "./train.ts";
 
 /** Names of the recipes. */
 export type RecipeName = "default" | "tuned";
@@ -145,117 +139,6 @@ export function applyRecipe(
   return settings;
 }
 
-/** What {@linkcode trainWithRecipe} needs to know about the exercise. */
-export interface RecipeRun {
-  /** The exercise, e.g. `unetlike`: names the checkpoint folder and the loss figure. */
-  exercise: string;
-  /** The network, recorded in the checkpoint. */
-  model: ModelName;
-  /** The recipe's name, recorded in the checkpoint. */
-  recipe: RecipeName;
-  /** Settings from {@linkcode applyRecipe}. */
-  settings: RecipeSettings;
-  /** Seed of the minibatches and the augmentation. */
-  seed: number;
-  /** `--checkpoint`, if given. */
-  checkpoint?: string | undefined;
-  /** Folder of the loss figure. */
-  out: string;
-  /** Save every this many iterations (0: only at the end). */
-  saveEvery: number;
-}
-
-/**
- * Trains with a recipe's random augmentation (the default recipe has none and
- * goes through the exercises' common `trainAndSave`): minibatches are
- * cropped, flipped, turned and colour-jittered on the fly, the checkpoint is
- * saved now and then and at the end, and the loss curve is written.
- *
- * @param model A freshly built model at `settings.size`.
- * @param data Training photos and masks loaded at `settings.trainSize`.
- * @param run The exercise, settings and output places.
- * @returns The losses, time per iteration and where the files are.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { buildModel } from "./models.ts";
- * import { recipe, trainWithRecipe } from "./recipes.ts";
- * import { assertEquals } from "./assert.ts";
- * const dir = await Deno.makeTempDir();
- * const settings = { ...recipe("tuned"), size: 8, trainSize: 16, iters: 2, batchSize: 2 };
- * const model = buildModel("semaseg", { size: 8 });
- * const images = tf.randomUniform([2, 16, 16, 3]) as tf.Tensor4D;
- * const masks = tf.zeros([2, 16, 16], "int32") as tf.Tensor3D;
- * const result = await trainWithRecipe(model, { images, masks }, {
- *   exercise: "tiny", model: "semaseg", recipe: "tuned", settings, seed: 0,
- *   checkpoint: `${dir}/checkpoint`, out: dir, saveEvery: 0,
- * });
- * assertEquals(result.losses.length, 2);
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function trainWithRecipe(
-  model: tf.LayersModel,
-  data: TrainingData,
-  run: RecipeRun,
-): Promise<{ losses: number[]; msPerIter: number; checkpoint: string; lossFigure: string }> {
-  const { settings } = run;
-  const dir = checkpointDir(run.exercise, run.checkpoint);
-  const state = (iteration: number) => ({
-    iteration,
-    model: run.model,
-    size: settings.size,
-    classes: model.outputs[0]!.shape[3] ?? 1,
-    optimizer: settings.optimizer,
-    settings: {
-      recipe: run.recipe,
-      lr: settings.lr,
-      batchSize: settings.batchSize,
-      seed: run.seed,
-      schedule: settings.schedule,
-      iters: settings.iters,
-    },
-  });
-  console.log(
-    `train: ${settings.iters} iterations, batch ${settings.batchSize}, ${settings.optimizer} ` +
-      `lr ${settings.lr} (${settings.schedule}), seed ${run.seed}, augmentation on ` +
-      `${settings.trainSize}x${settings.trainSize} photos`,
-  );
-  const result = await trainModel(model, data, {
-    iters: settings.iters,
-    batchSize: settings.batchSize,
-    lr: settings.lr,
-    optimizer: settings.optimizer,
-    schedule: settings.schedule,
-    seed: run.seed,
-    augment: settings.augment
-      ? createAugment({ size: settings.size, ...settings.augment })
-      : undefined,
-    onIteration: async (iteration, _loss, optimizer) => {
-      if (run.saveEvery > 0 && iteration % run.saveEvery === 0 && iteration < settings.iters) {
-        await saveCheckpoint(dir, model, state(iteration), optimizer);
-      }
-    },
-  });
-  await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
-  result.optimizer.dispose();
-  console.log(
-    `train: done in ${formatDuration(result.seconds)}, ${result.msPerIter.toFixed(0)} ms per ` +
-      `iteration, last loss ${result.losses.at(-1)?.toFixed(4) ?? "n/a"}`,
-  );
-  const lossFigure = join(run.out, `${run.exercise}_loss.png`);
-  await writeLineChart(lossFigure, {
-    title: `${run.exercise}: training loss (${run.recipe} recipe)`,
-    xLabel: "iteration",
-    yLabel: "loss",
-    series: [{ label: run.model, values: result.losses }],
-  });
-  console.log(`loss curve: ${lossFigure}`);
-  console.log(`checkpoint: ${dir}`);
-  return { losses: result.losses, msPerIter: result.msPerIter, checkpoint: dir, lossFigure };
-}
-
 /**
  * Loads the training photos for a recipe: with the four flips at the model
  * size for a recipe without augmentation, else once each at the larger
@@ -268,6 +151,7 @@ export async function trainWithRecipe(
  *
  * @example
  * ```ts
+ * import "@tensorflow/tfjs"; // registers the cpu backend
  * import { loadRecipeTrainSplit, recipe } from "./recipes.ts";
  * import { writeSyntheticDataset } from "./synthetic_newts.ts";
  * import { assertEquals } from "./assert.ts";

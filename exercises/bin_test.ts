@@ -10,7 +10,6 @@ import { runMain } from "../lib/errors.ts";
 import {
   EXERCISE_FLAGS,
   type ExerciseSpec,
-  loadSplit,
   loadTrained,
   prepareRun,
   TEST_FLAGS,
@@ -42,15 +41,11 @@ export async function run(args: string[]): Promise<TestedRun> {
   const context = await prepareRun(flags);
   // Model: the checkpoint of bin_loss
   const model = await loadTrained(SPEC, flags);
-  // Data: the test photos, masks 1 where newt
-  const test = await loadSplit(context, "test", SPEC.mode, flags.size);
-  // Test: a figure per photo, then the metrics line
+  // Test: the test photos, masks 1 where newt; a figure per photo, then the metrics line
   try {
-    return await testAndShow(SPEC, model, test, flags);
+    return await testAndShow(SPEC, model, context, flags);
   } finally {
     model.dispose();
-    test.images.dispose();
-    test.masks.dispose();
   }
 }
 

@@ -63,13 +63,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   }
   // Test: the trained model, or the checkpoint with --no-train
   result.model ??= await loadTrained(SPEC, flags);
-  const test = await loadSplit(context, "test", SPEC.mode, flags.size);
-  try {
-    result.tested = await testAndShow(SPEC, result.model, test, flags);
-  } finally {
-    test.images.dispose();
-    test.masks.dispose();
-  }
+  result.tested = await testAndShow(SPEC, result.model, context, flags);
   return result;
 }
 

@@ -383,20 +383,38 @@ export interface TestedRun {
  * `prediction` (painted classes) and `ground truth`. The next command comes
  * before the metrics line, so that the metrics line is the last one.
  *
+ * Loads the test split itself (at `flags.size`, in the exercise's mask mode)
+ * and frees it when done.
+ *
  * @param spec The exercise.
  * @param model The trained model.
- * @param data The test split.
- * @param flags Output folder and threshold.
+ * @param context The data folder, from {@linkcode prepareRun}.
+ * @param flags Input size, output folder and threshold.
  * @returns The metrics and the figure paths.
  *
  * @example
  * ```ts ignore
  * // In exercises/semaseg_test.ts: writes answers/semaseg_test_<image>.png and ends with
  * // test mIoU 0.712 (background 0.80, akahara 0.70, madara 0.64) pixel accuracy 0.861
- * const tested = await testAndShow(SPEC, model, test, flags);
+ * const tested = await testAndShow(SPEC, model, context, flags);
  * ```
  */
 export async function testAndShow(
+  spec: ExerciseSpec,
+  model: tf.LayersModel,
+  context: RunContext,
+  flags: { size: number; out: string; threshold?: number },
+): Promise<TestedRun> {
+  const test = await loadSplit(context, "test", spec.mode, flags.size);
+  try {
+    return await showTest(spec, model, test, flags);
+  } finally {
+    test.images.dispose();
+    test.masks.dispose();
+  }
+}
+
+async function showTest(
   spec: ExerciseSpec,
   model: tf.LayersModel,
   data: Dataset,

@@ -119,12 +119,6 @@ export async function runRecipeExercise(
   }
   // Test: the trained model, or the checkpoint with --no-train
   result.model ??= await loadTrained(spec, flags);
-  const test = await loadSplit(context, "test", spec.mode, flags.size);
-  try {
-    result.tested = await testAndShow(spec, result.model, test, flags);
-  } finally {
-    test.images.dispose();
-    test.masks.dispose();
-  }
+  result.tested = await testAndShow(spec, result.model, context, flags);
   return result;
 }

@@ -2,7 +2,10 @@
  * Per-pixel losses of the tutorial, computed on the network's probabilities:
  * binary cross-entropy for a one-channel sigmoid output, and softmax
  * cross-entropy over `[batch * height * width, classes]` for a softmax
- * output. Also the one rule that brings masks to the output size when a
+ * output. Training computes the same two losses from the logits before the
+ * sigmoid or softmax (as PyTorch's `BCEWithLogitsLoss` and `CrossEntropyLoss`
+ * do), so a confidently wrong pixel still gets its gradient instead of being
+ * clipped away. Also the one rule that brings masks to the output size when a
  * network's output is smaller than its input (the paper's UNet).
  *
  * @module
@@ -127,5 +130,97 @@ export function segmentationLoss(probabilities: tf.Tensor4D, masks: tf.Tensor3D)
     return classes === 1
       ? binaryCrossEntropy(probabilities, target)
       : softmaxCrossEntropy(probabilities, target);
+  });
+}
+
+/**
+ * Binary cross-entropy computed from the logit `z` before the sigmoid, in the
+ * stable form `max(z, 0) - z t + log(1 + exp(-|z|))`: the same value as
+ * {@linkcode binaryCrossEntropy} on `sigmoid(z)`, with no clipping, so the
+ * gradient `sigmoid(z) - t` is exact for every pixel.
+ *
+ * @param logits Shape [batch, height, width, 1], before the sigmoid.
+ * @param masks Shape [batch, height, width], 0 or 1.
+ * @returns Scalar loss.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { binaryCrossEntropyFromLogits } from "./losses.ts";
+ * import { assertAlmostEquals } from "./assert.ts";
+ * const logits = tf.tensor4d([0, -200], [1, 1, 2, 1]);
+ * const masks = tf.tensor3d([[[0, 1]]], undefined, "int32");
+ * assertAlmostEquals(binaryCrossEntropyFromLogits(logits, masks).dataSync()[0]!, (Math.log(2) + 200) / 2, 1e-3);
+ * ```
+ */
+export function binaryCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => {
+    const z = tf.squeeze(logits, [3]); // [batch, height, width]
+    const target = tf.cast(masks, "float32");
+    const perPixel = tf.add(
+      tf.sub(tf.relu(z), tf.mul(z, target)),
+      tf.log1p(tf.exp(tf.neg(tf.abs(z)))),
+    );
+    return tf.mean(perPixel);
+  });
+}
+
+/**
+ * Softmax cross-entropy computed from the logits before the softmax: reshape
+ * to `[batch * height * width, classes]`, take the log-softmax, and average
+ * `-sum(onehot * log p)`. The same value as {@linkcode softmaxCrossEntropy}
+ * on `softmax(logits)`, with no clipping, so the gradient `p - onehot` is
+ * exact for every pixel.
+ *
+ * @param logits Shape [batch, height, width, classes], before the softmax.
+ * @param masks Shape [batch, height, width], class indices.
+ * @returns Scalar loss.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { softmaxCrossEntropyFromLogits } from "./losses.ts";
+ * import { assertAlmostEquals } from "./assert.ts";
+ * const logits = tf.tensor4d([0, 0, 300], [1, 1, 1, 3]);
+ * const masks = tf.tensor3d([[[0]]], undefined, "int32");
+ * assertAlmostEquals(softmaxCrossEntropyFromLogits(logits, masks).dataSync()[0]!, 300, 1e-3);
+ * ```
+ */
+export function softmaxCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => {
+    const classes = logits.shape[3];
+    const flat = tf.reshape(logits, [-1, classes]); // [batch * height * width, classes]
+    const logProbability = tf.logSoftmax(flat);
+    const target = tf.oneHot(tf.reshape(masks, [-1]), classes); // [batch * height * width, classes]
+    return tf.neg(tf.mean(tf.sum(tf.mul(target, logProbability), 1)));
+  });
+}
+
+/**
+ * {@linkcode segmentationLoss} computed from the logits before the head's
+ * activation: binary cross-entropy for one channel, softmax cross-entropy for
+ * more, masks centre-cropped to the output size.
+ *
+ * @param logits Shape [batch, outHeight, outWidth, classes], before the activation.
+ * @param masks Shape [batch, height, width], class indices, height >= outHeight.
+ * @returns Scalar loss.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { segmentationLossFromLogits } from "./losses.ts";
+ * import { assertAlmostEquals } from "./assert.ts";
+ * const logits = tf.tensor4d([0], [1, 1, 1, 1]);
+ * const masks = tf.tensor3d([[[0, 0, 0], [0, 1, 0], [0, 0, 0]]], undefined, "int32");
+ * assertAlmostEquals(segmentationLossFromLogits(logits, masks).dataSync()[0]!, Math.log(2), 1e-5);
+ * ```
+ */
+export function segmentationLossFromLogits(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => {
+    const [, height, width, classes] = logits.shape;
+    const target = cropMasks(masks, height, width);
+    return classes === 1
+      ? binaryCrossEntropyFromLogits(logits, target)
+      : softmaxCrossEntropyFromLogits(logits, target);
   });
 }

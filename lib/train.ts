@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { segmentationLoss } from "./losses.ts";
+import { segmentationLoss, segmentationLossFromLogits } from "./losses.ts";
 import { Progress, type ProgressOptions } from "./progress.ts";
 import { createRng, type Rng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
@@ -194,10 +194,41 @@ export function minibatchIndices(
 }
 
 /**
+ * The same network without its last layer when that layer is the head's
+ * sigmoid or softmax: it shares every layer and weight with `model` and
+ * outputs the logits, so the loss can be computed from them exactly.
+ *
+ * @param model A segmentation model.
+ * @returns The logits model, or `undefined` when the last layer is not a
+ * sigmoid or softmax activation (the loss then uses the probabilities).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { logitsModel } from "./train.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const input = tf.input({ shape: [4, 4, 3] });
+ * const logits = tf.layers.conv2d({ filters: 3, kernelSize: 1 }).apply(input) as tf.SymbolicTensor;
+ * const output = tf.layers.activation({ activation: "softmax" }).apply(logits) as tf.SymbolicTensor;
+ * const model = tf.model({ inputs: input, outputs: output });
+ * assertEquals(logitsModel(model)?.outputs[0]?.shape, [null, 4, 4, 3]);
+ * ```
+ */
+export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
+  const last = model.layers.at(-1);
+  if (!last || last.getClassName() !== "Activation") return undefined;
+  const activation = last.getConfig().activation;
+  if (activation !== "sigmoid" && activation !== "softmax") return undefined;
+  return tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor });
+}
+
+/**
  * Trains a segmentation model: each iteration draws a minibatch, applies the
  * augmentation, runs the model in training mode (batch norm uses batch
  * statistics and updates its moving averages) and takes an optimizer step on
- * {@linkcode segmentationLoss}.
+ * the loss, computed from the logits before the head's sigmoid or softmax
+ * ({@linkcode segmentationLossFromLogits}) when the model ends in one, else
+ * from its probabilities ({@linkcode segmentationLoss}).
  *
  * @param model A model whose output is probabilities, shape [n, h, w, classes].
  * @param data Training images and masks (already flipped if wanted).
@@ -247,6 +278,7 @@ export async function trainModel(
   }
   const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
   const batches = minibatchIndices(count, batchSize, seed);
+  const logits = logitsModel(model);
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
   const loopStart = performance.now();
   let timedStart = loopStart;
@@ -264,6 +296,12 @@ export async function trainModel(
       }
       return optimizer.minimize(
         () => {
+          if (logits) {
+            return segmentationLossFromLogits(
+              logits.apply(images, { training: true }) as tf.Tensor4D,
+              masks,
+            );
+          }
           const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
           return segmentationLoss(probabilities, masks);
         },

@@ -1,11 +1,19 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../lib/assert.ts";
-import { cropMasks, segmentationLoss, softmaxCrossEntropy } from "../lib/losses.ts";
+import {
+  binaryCrossEntropy,
+  binaryCrossEntropyFromLogits,
+  cropMasks,
+  segmentationLoss,
+  segmentationLossFromLogits,
+  softmaxCrossEntropy,
+  softmaxCrossEntropyFromLogits,
+} from "../lib/losses.ts";
 import { Progress } from "../lib/progress.ts";
 import { createRng, shuffled } from "../lib/rng.ts";
 import { learningRateAt } from "../lib/schedule.ts";
-import { createOptimizer, minibatchIndices, trainModel } from "../lib/train.ts";
+import { createOptimizer, logitsModel, minibatchIndices, trainModel } from "../lib/train.ts";
 
 await tf.setBackend("cpu");
 
@@ -23,9 +31,11 @@ function tinyModel(classes: number, seed: number, size = 8): tf.LayersModel {
   x = tf.layers.conv2d({
     filters: classes,
     kernelSize: 1,
-    activation: classes === 1 ? "sigmoid" : "softmax",
     kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
   }).apply(x) as tf.SymbolicTensor;
+  // A separate head activation, as the project's networks have: training takes the logits path.
+  x = tf.layers.activation({ activation: classes === 1 ? "sigmoid" : "softmax" })
+    .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: x });
 }
 
@@ -86,6 +96,82 @@ Deno.test("softmaxCrossEntropy() matches tf.losses.softmaxCrossEntropy on logits
     tf.reshape(logits, [-1, 3]),
   ).dataSync()[0]!;
   assertAlmostEquals(ours, reference, 1e-5);
+});
+
+Deno.test("the losses from logits equal the losses from probabilities where both are exact", () => {
+  const logits = tf.randomNormal([2, 3, 3, 3], 0, 2, "float32", 4) as tf.Tensor4D;
+  const masks = tf.randomUniformInt([2, 3, 3], 0, 3, 5) as tf.Tensor3D;
+  assertAlmostEquals(
+    softmaxCrossEntropyFromLogits(logits, masks).dataSync()[0]!,
+    softmaxCrossEntropy(tf.softmax(logits), masks).dataSync()[0]!,
+    1e-5,
+  );
+  const one = tf.slice(logits, [0, 0, 0, 0], [2, 3, 3, 1]) as tf.Tensor4D;
+  const binary = tf.randomUniformInt([2, 3, 3], 0, 2, 6) as tf.Tensor3D;
+  assertAlmostEquals(
+    binaryCrossEntropyFromLogits(one, binary).dataSync()[0]!,
+    binaryCrossEntropy(tf.sigmoid(one), binary).dataSync()[0]!,
+    1e-5,
+  );
+  assertAlmostEquals(
+    segmentationLossFromLogits(one, binary).dataSync()[0]!,
+    segmentationLoss(tf.sigmoid(one), binary).dataSync()[0]!,
+    1e-5,
+  );
+});
+
+Deno.test("a confidently wrong pixel keeps its gradient with the losses from logits", () => {
+  // The probability of the true class underflows: clipping it leaves no gradient,
+  // the logits give the exact one, (softmax - onehot) / pixels and sigmoid - target.
+  const logits = tf.tensor4d([[[[0, 0, 120], [0, 3, 1]]]]); // [1, 1, 2, 3]
+  const masks = tf.tensor3d([[[0, 1]]], undefined, "int32");
+  const exact = tf.div(tf.sub(tf.softmax(logits), tf.oneHot(masks, 3)), 2).arraySync();
+  const fromLogits = tf.grad((z: tf.Tensor) =>
+    softmaxCrossEntropyFromLogits(z as tf.Tensor4D, masks)
+  )(
+    logits,
+  );
+  const fromProbabilities = tf.grad((z: tf.Tensor) =>
+    softmaxCrossEntropy(tf.softmax(z) as tf.Tensor4D, masks)
+  )(logits);
+  const got = fromLogits.arraySync() as number[][][][];
+  const want = exact as number[][][][];
+  for (let pixel = 0; pixel < 2; pixel++) {
+    for (let c = 0; c < 3; c++) {
+      assertAlmostEquals(got[0]![0]![pixel]![c]!, want[0]![0]![pixel]![c]!, 1e-6);
+    }
+  }
+  assertAlmostEquals(got[0]![0]![0]![0]!, -0.5, 1e-6);
+  assertAlmostEquals((fromProbabilities.arraySync() as number[][][][])[0]![0]![0]![0]!, 0, 1e-6);
+
+  const z = tf.tensor4d([[[[-60], [60]]]]); // [1, 1, 2, 1]
+  const target = tf.tensor3d([[[1, 1]]], undefined, "int32");
+  const binary = tf.grad((x: tf.Tensor) => binaryCrossEntropyFromLogits(x as tf.Tensor4D, target))(
+    z,
+  );
+  const expected = [(1 / (1 + Math.exp(60)) - 1) / 2, (1 / (1 + Math.exp(-60)) - 1) / 2];
+  const values = binary.dataSync();
+  assertAlmostEquals(values[0]!, expected[0]!, 1e-6);
+  assertAlmostEquals(values[1]!, expected[1]!, 1e-6);
+});
+
+Deno.test("logitsModel() drops a sigmoid or softmax head and shares the weights", () => {
+  const input = tf.input({ shape: [4, 4, 3] });
+  const conv = tf.layers.conv2d({ filters: 2, kernelSize: 1 }).apply(input) as tf.SymbolicTensor;
+  const softmax = tf.layers.activation({ activation: "softmax" }).apply(conv) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: softmax });
+  const logits = logitsModel(model)!;
+  const x = tf.randomUniform([1, 4, 4, 3], 0, 1, "float32", 3);
+  const expected = model.predict(x) as tf.Tensor;
+  const got = tf.softmax(logits.predict(x) as tf.Tensor);
+  assert(tf.max(tf.abs(tf.sub(expected, got))).dataSync()[0]! < 1e-6);
+  assertEquals(
+    logits.trainableWeights.map((w) => w.name),
+    model.trainableWeights.map((w) => w.name),
+  );
+  const relu = tf.layers.activation({ activation: "relu" }).apply(conv) as tf.SymbolicTensor;
+  assertEquals(logitsModel(tf.model({ inputs: input, outputs: relu })), undefined);
+  assertEquals(logitsModel(tf.model({ inputs: input, outputs: conv })), undefined);
 });
 
 Deno.test("segmentationLoss() crops masks to a smaller output", () => {

@@ -27,6 +27,8 @@ Deno.test("bench trains and tests each model and writes the JSON report", async 
   assertEquals(written.backend, "wasm");
   assertEquals(written.results.map((result) => result.model), ["bin", "nearest"]);
   for (const result of written.results) {
+    assertEquals(result.seed, 0);
+    assertEquals(result.pytorch, undefined);
     assertEquals([result.iters, result.batch, result.size], [2, 4, 16]);
     assertEquals(result.ms_per_iter, 0); // all iterations were warm-up
     assert(result.train_s > 0);
@@ -43,19 +45,75 @@ Deno.test("bench refuses an unknown model", async () => {
   );
 });
 
-Deno.test("formatTable() puts PyTorch's figures and the ratio beside each result", () => {
-  const table = formatTable([
-    {
-      model: "concat",
-      iters: 500,
-      batch: 4,
-      size: 64,
-      ms_per_iter: 150,
-      train_s: 75,
-      test_miou: 0.7,
-      pixel_acc: 0.9,
-    },
-  ]);
+Deno.test("bench refuses a bad --seeds value with a one-line error", async () => {
+  await assertRejects(
+    () => run(["--models", "bin", "--seeds", "0,x"]),
+    (error: Error) => error instanceof UserError && error.message.includes("--seeds: 0,x"),
+  );
+});
+
+const CONCAT = {
+  model: "concat",
+  seed: 0,
+  iters: 500,
+  batch: 4,
+  size: 64,
+  ms_per_iter: 150,
+  train_s: 75,
+  test_miou: 0.7,
+  pixel_acc: 0.9,
+};
+
+Deno.test("formatTable() puts SPEC.md's PyTorch figures and the ratio beside a result", () => {
+  const table = formatTable([CONCAT]);
   const row = table.split("\n")[1]!.split(/\s+/);
-  assertEquals(row, ["concat", "500", "150.0", "75.0", "0.700", "0.900", "75", "2.00x", "0.68"]);
+  assertEquals(row, [
+    "concat",
+    "0",
+    "500",
+    "150.0",
+    "0.700",
+    "0.900",
+    "75",
+    "2.00x",
+    "0.68",
+    "SPEC.md",
+  ]);
+});
+
+Deno.test("formatTable() uses PyTorch measured in the run and adds a mean row over seeds", () => {
+  const pytorch = (ms: number, miou: number) => ({
+    ms_per_iter: ms,
+    train_s: 1,
+    test_miou: miou,
+    pixel_acc: 0.8,
+    threads: 1,
+    version: "1.13",
+  });
+  const table = formatTable([
+    { ...CONCAT, pytorch: pytorch(50, 0.6) },
+    { ...CONCAT, seed: 1, ms_per_iter: 50, test_miou: 0.5, pytorch: pytorch(100, 0.4) },
+  ]);
+  const rows = table.split("\n").slice(1).map((line) => line.split(/\s+/));
+  assertEquals(rows.map((row) => row[1]), ["0", "1", "mean"]);
+  assertEquals(rows[0]!.slice(3), [
+    "150.0",
+    "0.700",
+    "0.900",
+    "50.0",
+    "3.00x",
+    "0.600",
+    "this",
+    "run",
+  ]);
+  assertEquals(rows[2]!.slice(3), [
+    "100.0",
+    "0.600",
+    "0.900",
+    "75.0",
+    "1.33x",
+    "0.500",
+    "this",
+    "run",
+  ]);
 });

@@ -1,10 +1,13 @@
 /**
  * The benchmark: trains each named network with the default protocol for N
- * iterations, evaluates it on the test set, prints a table beside PyTorch's
- * figures from SPEC.md, and writes the results as JSON.
+ * iterations and each seed, evaluates it on the test set, and prints a table
+ * beside PyTorch: PyTorch's figures from SPEC.md, or, with `--pytorch`,
+ * PyTorch itself trained in the same run on the same data and minibatch
+ * order (tools/pytorch_reference.py) and scored by the same mIoU code.
+ * The results are written as JSON.
  *
  * ```
- * deno task bench --models bin,semaseg --iters 500 --data ../shared/imori --backend wasm --json bench.json
+ * deno task bench --models nearest,concat --seeds 0,1,2 --pytorch --data ../shared/imori --json bench.json
  * ```
  *
  * `ms_per_iter` leaves out the first 5 (warm-up) iterations.
@@ -16,11 +19,17 @@ import { setupBackend } from "../lib/backend.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { runMain, UserError } from "../lib/errors.ts";
-import { evaluateModel, formatMetricsLine } from "../lib/evaluate.ts";
-import { type FlagDefs, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
+import {
+  confusionMatrix,
+  evaluateModel,
+  formatMetricsLine,
+  metricsFromConfusion,
+} from "../lib/evaluate.ts";
+import { type FlagDefs, type FlagValues, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import { buildModel, MODEL_NAMES, type ModelName } from "../lib/models.ts";
 import { dirname } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
+import { runPyTorch } from "./pytorch.ts";
 
 /** PyTorch 1.13 on this project's kind of machine (SPEC.md): ms per iteration, test mIoU. */
 export const PYTORCH: Partial<Record<ModelName, { msPerIter: number; miou: number }>> = {
@@ -42,20 +51,58 @@ const FLAGS = {
   iters: { type: "int", default: 500, min: 1, help: "Training iterations per network" },
   batchSize: TRAIN_FLAGS.batchSize,
   lr: TRAIN_FLAGS.lr,
-  seed: TRAIN_FLAGS.seed,
+  seeds: {
+    type: "string",
+    default: "0",
+    help: "Comma-separated seeds; each network is trained once per seed, with a mean row",
+  },
   size: { type: "int", default: 64, min: 8, max: 1024, help: "Model input size in pixels" },
   data: {
     type: "string",
     help: "Dataset folder in the Imori layout; default data/imori, else the built-in synthetic set",
   },
   backend: TRAIN_FLAGS.backend,
+  pytorch: {
+    type: "boolean",
+    default: false,
+    help: "Also train each network in PyTorch in this run, on the same data and minibatches",
+  },
+  python: {
+    type: "string",
+    help:
+      "Python interpreter with torch for --pytorch; default the first of python3, /usr/bin/python3",
+  },
+  torchThreads: {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "Threads for PyTorch; 0 leaves PyTorch's default",
+  },
   json: { type: "string", help: "Write the results to this JSON file" },
 } as const satisfies FlagDefs;
+
+/** PyTorch's result for one network and seed, measured in the same run. */
+export interface PyTorchResult {
+  /** Mean ms per iteration, the first 5 left out. */
+  ms_per_iter: number;
+  /** Training wall-clock seconds. */
+  train_s: number;
+  /** Test mIoU, by the project's own metric code. */
+  test_miou: number;
+  /** Test pixel accuracy. */
+  pixel_acc: number;
+  /** Threads PyTorch used. */
+  threads: number;
+  /** PyTorch's version. */
+  version: string;
+}
 
 /** One network's result, as written in the JSON file. */
 export interface BenchResult {
   /** The network. */
   model: string;
+  /** Seed of the weights and minibatch order. */
+  seed: number;
   /** Training iterations. */
   iters: number;
   /** Minibatch size. */
@@ -70,6 +117,8 @@ export interface BenchResult {
   test_miou: number;
   /** Test pixel accuracy. */
   pixel_acc: number;
+  /** PyTorch on the same data and minibatches, with `--pytorch`. */
+  pytorch?: PyTorchResult;
 }
 
 /** The JSON file's content. */
@@ -78,12 +127,18 @@ export interface BenchReport {
   backend: string;
   /** What `setupBackend` said of it, e.g. `wasm+openblas (OpenBLAS on 2 threads)`. */
   backend_detail: string;
-  /** One entry per network. */
+  /** One entry per network and seed. */
   results: BenchResult[];
 }
 
+function mean(values: number[]): number {
+  return values.reduce((sum, value) => sum + value, 0) / values.length;
+}
+
 /**
- * Formats the results as a table beside PyTorch's figures.
+ * Formats the results as a table beside PyTorch: the figures measured in the
+ * same run where there are some (source `this run`), else SPEC.md's (source
+ * `SPEC.md`). A network run with several seeds gets a `mean` row after its seeds.
  *
  * @param results The results.
  * @returns The table text.
@@ -92,46 +147,76 @@ export interface BenchReport {
  * ```ts
  * import { formatTable } from "./bench.ts";
  * import { assert } from "../lib/assert.ts";
- * const table = formatTable([{ model: "bin", iters: 500, batch: 4, size: 64, ms_per_iter: 76,
- *   train_s: 38, test_miou: 0.7, pixel_acc: 0.9 }]);
+ * const table = formatTable([{ model: "bin", seed: 0, iters: 500, batch: 4, size: 64,
+ *   ms_per_iter: 76, train_s: 38, test_miou: 0.7, pixel_acc: 0.9 }]);
  * assert(table.includes("2.00x"));
  * ```
  */
 export function formatTable(results: BenchResult[]): string {
   const header = [
     "model",
+    "seed",
     "iters",
     "ms/iter",
-    "train s",
     "test mIoU",
     "pixel acc",
     "PyTorch ms/iter",
     "ratio",
     "PyTorch mIoU",
+    "PyTorch from",
   ];
-  const rows = results.map((result) => {
-    const reference = PYTORCH[result.model as ModelName];
+  const row = (label: string, seed: string, group: BenchResult[]) => {
+    const ms = mean(group.map((result) => result.ms_per_iter));
+    const measured = group.every((result) => result.pytorch)
+      ? group.map((result) => result.pytorch!)
+      : undefined;
+    const spec = PYTORCH[label as ModelName];
+    const reference = measured
+      ? {
+        msPerIter: mean(measured.map((result) => result.ms_per_iter)),
+        miou: mean(measured.map((result) => result.test_miou)),
+      }
+      : spec;
     return [
-      result.model,
-      String(result.iters),
-      result.ms_per_iter.toFixed(1),
-      result.train_s.toFixed(1),
-      result.test_miou.toFixed(3),
-      result.pixel_acc.toFixed(3),
-      reference ? String(reference.msPerIter) : "-",
-      reference ? `${(result.ms_per_iter / reference.msPerIter).toFixed(2)}x` : "-",
-      reference ? reference.miou.toFixed(2) : "-",
+      label,
+      seed,
+      String(group[0]!.iters),
+      ms.toFixed(1),
+      mean(group.map((result) => result.test_miou)).toFixed(3),
+      mean(group.map((result) => result.pixel_acc)).toFixed(3),
+      reference ? reference.msPerIter.toFixed(measured ? 1 : 0) : "-",
+      reference ? `${(ms / reference.msPerIter).toFixed(2)}x` : "-",
+      reference ? reference.miou.toFixed(measured ? 3 : 2) : "-",
+      measured ? "this run" : spec ? "SPEC.md" : "-",
     ];
-  });
+  };
+  const rows: string[][] = [];
+  const models = [...new Set(results.map((result) => result.model))];
+  for (const model of models) {
+    const group = results.filter((result) => result.model === model);
+    for (const result of group) rows.push(row(model, String(result.seed), [result]));
+    if (group.length > 1) rows.push(row(model, "mean", group));
+  }
   const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => row[column]!.length))
+    Math.max(title.length, ...rows.map((cells) => cells[column]!.length))
   );
-  const line = (row: string[]) =>
-    row.map((cell, column) =>
+  const line = (cells: string[]) =>
+    cells.map((cell, column) =>
       column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
     )
       .join("  ");
   return [line(header), ...rows.map(line)].join("\n");
+}
+
+function parseSeeds(text: string): number[] {
+  const seeds = text.split(",").map((part) => part.trim()).filter((part) => part);
+  const parsed = seeds.map(Number);
+  if (!parsed.length || parsed.some((seed) => !Number.isInteger(seed) || seed < 0)) {
+    throw new UserError(
+      `Bad value for --seeds: ${text}; give non-negative integers separated by commas, e.g. 0,1,2`,
+    );
+  }
+  return parsed;
 }
 
 /**
@@ -150,7 +235,14 @@ export async function run(args: string[]): Promise<BenchReport> {
     if (!MODEL_NAMES.includes(name as ModelName)) {
       throw new UserError(`Unknown model "${name}" in --models: use ${MODEL_NAMES.join(", ")}`);
     }
+    if (flags.pytorch && name === "unet") {
+      throw new UserError(
+        "The PyTorch reference has no unet (one iteration at 236 takes seconds on a CPU); " +
+          "leave unet out of --models with --pytorch",
+      );
+    }
   }
+  const seeds = parseSeeds(flags.seeds);
   const detail = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const dataDir = await resolveDataDir(flags.data);
   const report: BenchReport = { backend: tf.getBackend(), backend_detail: detail, results: [] };
@@ -163,37 +255,11 @@ export async function run(args: string[]): Promise<BenchReport> {
       flips: true,
     });
     const test = await loadDataset(dataDir, { split: "test", size: flags.size, mode });
-    const model = buildModel(name, { size: flags.size, seed: flags.seed });
     try {
-      console.log(`${name}: training ${flags.iters} iterations`);
-      const trained = await trainModel(model, train, {
-        iters: flags.iters,
-        batchSize: flags.batchSize,
-        lr: flags.lr,
-        seed: flags.seed,
-        progress: { every: 100 },
-      });
-      trained.optimizer.dispose();
-      const evaluation = await evaluateModel(model, test.images, test.masks, {
-        classNames: test.classNames,
-      });
-      tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);
-      console.log(
-        `${name}: ${trained.msPerIter.toFixed(1)} ms per iteration, ` +
-          formatMetricsLine(evaluation.metrics),
-      );
-      report.results.push({
-        model: name,
-        iters: flags.iters,
-        batch: flags.batchSize,
-        size: flags.size,
-        ms_per_iter: trained.msPerIter,
-        train_s: trained.seconds,
-        test_miou: evaluation.metrics.miou,
-        pixel_acc: evaluation.metrics.pixelAccuracy,
-      });
+      for (const seed of seeds) {
+        report.results.push(await benchOne(name, seed, train, test, flags));
+      }
     } finally {
-      model.dispose();
       tf.dispose([train.images, train.masks, test.images, test.masks]);
     }
   }
@@ -205,6 +271,85 @@ export async function run(args: string[]): Promise<BenchReport> {
     console.log(`json: ${flags.json}`);
   }
   return report;
+}
+
+type Flags = FlagValues<typeof FLAGS>;
+type Split = Awaited<ReturnType<typeof loadDataset>>;
+
+async function benchOne(
+  name: ModelName,
+  seed: number,
+  train: Split,
+  test: Split,
+  flags: Flags,
+): Promise<BenchResult> {
+  const model = buildModel(name, { size: flags.size, seed });
+  let result: BenchResult;
+  try {
+    console.log(`${name}, seed ${seed}: training ${flags.iters} iterations`);
+    const trained = await trainModel(model, train, {
+      iters: flags.iters,
+      batchSize: flags.batchSize,
+      lr: flags.lr,
+      seed,
+      progress: { every: 100 },
+    });
+    trained.optimizer.dispose();
+    const evaluation = await evaluateModel(model, test.images, test.masks, {
+      classNames: test.classNames,
+    });
+    tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);
+    console.log(
+      `${name}, seed ${seed}: ${trained.msPerIter.toFixed(1)} ms per iteration, ` +
+        formatMetricsLine(evaluation.metrics),
+    );
+    result = {
+      model: name,
+      seed,
+      iters: flags.iters,
+      batch: flags.batchSize,
+      size: flags.size,
+      ms_per_iter: trained.msPerIter,
+      train_s: trained.seconds,
+      test_miou: evaluation.metrics.miou,
+      pixel_acc: evaluation.metrics.pixelAccuracy,
+    };
+  } finally {
+    model.dispose();
+  }
+  if (flags.pytorch) {
+    const classes = test.classNames.length === 2 && name === "bin" ? 1 : test.classNames.length;
+    const torch = await runPyTorch({
+      model: name,
+      classes,
+      size: flags.size,
+      train,
+      testImages: test.images,
+      iters: flags.iters,
+      batchSize: flags.batchSize,
+      lr: flags.lr,
+      momentum: 0.9,
+      seed,
+      threads: flags.torchThreads,
+      python: flags.python,
+    });
+    const confusion = await confusionMatrix(torch.prediction, test.masks, test.classNames.length);
+    torch.prediction.dispose();
+    const metrics = metricsFromConfusion(confusion, test.classNames);
+    console.log(
+      `${name}, seed ${seed}, PyTorch ${torch.version} on ${torch.threads} thread(s): ` +
+        `${torch.msPerIter.toFixed(1)} ms per iteration, ${formatMetricsLine(metrics)}`,
+    );
+    result.pytorch = {
+      ms_per_iter: torch.msPerIter,
+      train_s: torch.trainSeconds,
+      test_miou: metrics.miou,
+      pixel_acc: metrics.pixelAccuracy,
+      threads: torch.threads,
+      version: torch.version,
+    };
+  }
+  return result;
 }
 
 if (import.meta.main) await runMain(async () => void await run(Deno.args));

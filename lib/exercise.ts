@@ -18,6 +18,7 @@ import { writeLineChart } from "./line_chart.ts";
 import { buildModel, type ModelName, modelSummary } from "./models.ts";
 import { paintClasses } from "./palette.ts";
 import { join } from "./path.ts";
+import { BATCH_NORM_STATS, recomputeBatchNormStats } from "./batch_norm_stats.ts";
 import { formatDuration } from "./progress.ts";
 import { type ScheduleName, SCHEDULES } from "./schedule.ts";
 import { type Augment, type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
@@ -48,6 +49,13 @@ export const EXERCISE_FLAGS = {
     default: 100,
     min: 0,
     help: "Save the checkpoint every this many iterations (0: only at the end)",
+  },
+  bnStats: {
+    type: "string",
+    default: "recompute",
+    choices: BATCH_NORM_STATS,
+    help: "Batch-norm statistics for testing: recompute them over the training set after " +
+      "training, or keep the moving averages (the tutorial's answers)",
   },
 } as const satisfies FlagDefs;
 
@@ -195,6 +203,29 @@ export function buildAndShow(
   return model;
 }
 
+/**
+ * Recomputes the batch-norm statistics over the training images, brought to
+ * the model's input size when they were loaded larger (a recipe's random
+ * crops), and says so in one line.
+ */
+function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchSize: number) {
+  const [height, width] = (model.inputs[0]!.shape as number[]).slice(1, 3) as [number, number];
+  const atSize = images.shape[1] === height && images.shape[2] === width
+    ? images
+    : tf.image.resizeBilinear(images, [height, width]);
+  try {
+    const layers = recomputeBatchNormStats(model, atSize, batchSize);
+    if (layers > 0) {
+      console.log(
+        `batch norm: statistics of ${layers} layers recomputed over ${images.shape[0]} training ` +
+          `images (--bn-stats moving keeps the moving averages)`,
+      );
+    }
+  } finally {
+    if (atSize !== images) atSize.dispose();
+  }
+}
+
 /** What {@linkcode trainAndSave} returns. */
 export interface TrainedRun {
   /** The trained model. */
@@ -302,6 +333,9 @@ export async function trainAndSave(
     },
   });
   tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
+  if (flags.bnStats === "recompute" && result.losses.length > 0) {
+    finishBatchNormStats(model, data.images, flags.batchSize);
+  }
   await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
   result.optimizer.dispose();
   const speed = result.msPerIter > 0 ? `, ${result.msPerIter.toFixed(0)} ms per iteration` : "";

@@ -223,12 +223,42 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
 }
 
 /**
+ * The training loss of a model as one function: the network in training mode
+ * (batch norm on batch statistics, updating its moving averages), then
+ * {@linkcode segmentationLossFromLogits} on the logits when the model ends in
+ * a sigmoid or softmax, else {@linkcode segmentationLoss} on its output.
+ *
+ * @param model A segmentation model.
+ * @returns A function from a minibatch to its scalar loss.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { trainingLoss } from "./train.ts";
+ * import { assertAlmostEquals } from "./assert.ts";
+ * const input = tf.input({ shape: [2, 2, 3] });
+ * const logits = tf.layers.conv2d({ filters: 1, kernelSize: 1, kernelInitializer: "zeros" }).apply(input) as tf.SymbolicTensor;
+ * const output = tf.layers.activation({ activation: "sigmoid" }).apply(logits) as tf.SymbolicTensor;
+ * const loss = trainingLoss(tf.model({ inputs: input, outputs: output }));
+ * const masks = tf.tensor3d([[[1, 0], [1, 0]]], undefined, "int32");
+ * assertAlmostEquals(loss(tf.ones([1, 2, 2, 3]), masks).dataSync()[0]!, Math.log(2), 1e-5);
+ * ```
+ */
+export function trainingLoss(
+  model: tf.LayersModel,
+): (images: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar {
+  const logits = logitsModel(model);
+  return (images, masks) =>
+    logits
+      ? segmentationLossFromLogits(logits.apply(images, { training: true }) as tf.Tensor4D, masks)
+      : segmentationLoss(model.apply(images, { training: true }) as tf.Tensor4D, masks);
+}
+
+/**
  * Trains a segmentation model: each iteration draws a minibatch, applies the
  * augmentation, runs the model in training mode (batch norm uses batch
  * statistics and updates its moving averages) and takes an optimizer step on
- * the loss, computed from the logits before the head's sigmoid or softmax
- * ({@linkcode segmentationLossFromLogits}) when the model ends in one, else
- * from its probabilities ({@linkcode segmentationLoss}).
+ * {@linkcode trainingLoss}.
  *
  * @param model A model whose output is probabilities, shape [n, h, w, classes].
  * @param data Training images and masks (already flipped if wanted).
@@ -278,7 +308,7 @@ export async function trainModel(
   }
   const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
   const batches = minibatchIndices(count, batchSize, seed);
-  const logits = logitsModel(model);
+  const lossOf = trainingLoss(model);
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
   const loopStart = performance.now();
   let timedStart = loopStart;
@@ -295,16 +325,7 @@ export async function trainModel(
         ({ images, masks } = augment(images, masks, createRng(seed * 1000003 + iteration)));
       }
       return optimizer.minimize(
-        () => {
-          if (logits) {
-            return segmentationLossFromLogits(
-              logits.apply(images, { training: true }) as tf.Tensor4D,
-              masks,
-            );
-          }
-          const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
-          return segmentationLoss(probabilities, masks);
-        },
+        () => lossOf(images, masks),
         true,
         variables,
       )!;

@@ -7,7 +7,7 @@ import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { BACKEND_NAMES, isSoftwareAdapter, setupBackend } from "../lib/backend.ts";
 import { openBlas } from "../lib/blas.ts";
 import { UserError } from "../lib/errors.ts";
-import { segmentationLoss } from "../lib/losses.ts";
+import { trainingLoss } from "../lib/train.ts";
 import { buildModel, type ModelName } from "../lib/models.ts";
 
 /** Runs `f` and returns what it printed with console.log. */
@@ -118,9 +118,8 @@ async function lossAndGrads(name: ModelName, size: number, batch: number): Promi
     "int32",
   ) as tf.Tensor3D;
   const before = tf.memory().numTensors;
-  const { value, grads } = tf.variableGrads(() =>
-    segmentationLoss(model.apply(images, { training: true }) as tf.Tensor4D, masks)
-  );
+  const loss = trainingLoss(model);
+  const { value, grads } = tf.variableGrads(() => loss(images as tf.Tensor4D, masks));
   const names = Object.keys(grads); // creation order: layer names differ between builds
   const data = [await value.data() as Float32Array];
   for (const weight of names) data.push(await grads[weight]!.data() as Float32Array);

@@ -58,6 +58,7 @@ Deno.test({
           momentum: 0.9,
           seed: 0,
           threads: 1,
+          bnStats: name === "segnet" ? "moving" : "recompute",
         });
         const trainable = model.trainableWeights
           .reduce((sum, weight) => sum + weight.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);

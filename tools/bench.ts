@@ -29,6 +29,11 @@ import { type FlagDefs, type FlagValues, parseFlags, TRAIN_FLAGS } from "../lib/
 import { buildModel, MODEL_NAMES, type ModelName } from "../lib/models.ts";
 import { dirname } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
+import {
+  BATCH_NORM_STATS,
+  type BatchNormStats,
+  recomputeBatchNormStats,
+} from "../lib/batch_norm_stats.ts";
 import { runPyTorch } from "./pytorch.ts";
 
 /** PyTorch 1.13 on this project's kind of machine (SPEC.md): ms per iteration, test mIoU. */
@@ -62,6 +67,13 @@ const FLAGS = {
     help: "Dataset folder in the Imori layout; default data/imori, else the built-in synthetic set",
   },
   backend: TRAIN_FLAGS.backend,
+  bnStats: {
+    type: "string",
+    default: "recompute",
+    choices: BATCH_NORM_STATS,
+    help: "Batch-norm statistics for the test, for both frameworks: recomputed over the " +
+      "training set after training, or the moving averages",
+  },
   pytorch: {
     type: "boolean",
     default: false,
@@ -127,6 +139,8 @@ export interface BenchReport {
   backend: string;
   /** What `setupBackend` said of it, e.g. `wasm+openblas (OpenBLAS on 2 threads)`. */
   backend_detail: string;
+  /** Batch-norm statistics of the test: `recompute` or `moving`. */
+  bn_stats: string;
   /** One entry per network and seed. */
   results: BenchResult[];
 }
@@ -245,7 +259,12 @@ export async function run(args: string[]): Promise<BenchReport> {
   const seeds = parseSeeds(flags.seeds);
   const detail = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const dataDir = await resolveDataDir(flags.data);
-  const report: BenchReport = { backend: tf.getBackend(), backend_detail: detail, results: [] };
+  const report: BenchReport = {
+    backend: tf.getBackend(),
+    backend_detail: detail,
+    bn_stats: flags.bnStats,
+    results: [],
+  };
   for (const name of names as ModelName[]) {
     const mode = name === "bin" ? "binary" : "classes";
     const train = await loadDataset(dataDir, {
@@ -263,7 +282,10 @@ export async function run(args: string[]): Promise<BenchReport> {
       tf.dispose([train.images, train.masks, test.images, test.masks]);
     }
   }
-  console.log(`\nbackend ${detail}, data ${dataDir}, ${flags.size}x${flags.size}\n`);
+  console.log(
+    `\nbackend ${detail}, data ${dataDir}, ${flags.size}x${flags.size}, ` +
+      `batch-norm statistics: ${flags.bnStats}\n`,
+  );
   console.log(formatTable(report.results));
   if (flags.json) {
     await Deno.mkdir(dirname(flags.json), { recursive: true });
@@ -295,6 +317,9 @@ async function benchOne(
       progress: { every: 100 },
     });
     trained.optimizer.dispose();
+    if (flags.bnStats === "recompute") {
+      recomputeBatchNormStats(model, train.images, flags.batchSize);
+    }
     const evaluation = await evaluateModel(model, test.images, test.masks, {
       classNames: test.classNames,
     });
@@ -331,6 +356,7 @@ async function benchOne(
       momentum: 0.9,
       seed,
       threads: flags.torchThreads,
+      bnStats: flags.bnStats as BatchNormStats,
       python: flags.python,
     });
     const confusion = await confusionMatrix(torch.prediction, test.masks, test.classNames.length);

@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, type BackendName, setupBackend } from "../lib/backend.ts";
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
-import { segmentationLoss } from "../lib/losses.ts";
+import { trainingLoss } from "../lib/train.ts";
 import { buildModel, MODEL_NAMES, type ModelName, outputSize } from "../lib/models.ts";
 
 const FLAGS = {
@@ -104,11 +104,9 @@ export async function run(args: string[]): Promise<void> {
   ) as tf.Tensor3D;
   const optimizer = tf.train.momentum(0.01, 0.9);
   // Reads with data(), not dataSync(): webgpu cannot read synchronously under Deno.
+  const lossOf = trainingLoss(model);
   const step = async () => {
-    const loss = optimizer.minimize(() => {
-      const probabilities = model.apply(images, { training: true }) as tf.Tensor4D;
-      return segmentationLoss(probabilities, masks);
-    }, true) as tf.Scalar;
+    const loss = optimizer.minimize(() => lossOf(images, masks), true) as tf.Scalar;
     await loss.data();
     loss.dispose();
   };

@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { BatchNormStats } from "../lib/batch_norm_stats.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
 import { minibatchIndices } from "../lib/train.ts";
@@ -52,6 +53,8 @@ export interface PyTorchOptions {
   seed: number;
   /** Threads for PyTorch; 0 leaves its default. */
   threads: number;
+  /** Batch-norm statistics for the test, as `--bn-stats`. */
+  bnStats: BatchNormStats;
   /** The interpreter; found among {@linkcode PYTHON_CANDIDATES} when absent. */
   python?: string;
 }
@@ -122,6 +125,7 @@ export async function runPyTorch(options: PyTorchOptions): Promise<PyTorchRun> {
       momentum: options.momentum,
       seed: options.seed,
       threads: options.threads,
+      bn_stats: options.bnStats,
       batches: Array.from({ length: options.iters }, (_, iteration) => batches(iteration)),
     };
     await Deno.writeTextFile(join(folder, "meta.json"), JSON.stringify(meta));

@@ -185,6 +185,20 @@ def main(folder):
     end = time.perf_counter()
     done = len(meta["batches"])
 
+    if meta.get("bn_stats") == "recompute":
+        # As lib/batch_norm_stats.ts: the mean of the batch statistics over the
+        # training set in chunks of the minibatch size (momentum None is
+        # PyTorch's cumulative average).
+        batch = len(meta["batches"][0])
+        chunks = max(1, len(images) // batch)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None
+        with torch.no_grad():
+            for chunk in range(chunks):
+                model(images[chunk * batch:(chunk + 1) * batch])
+
     model.eval()
     with torch.no_grad():
         logits = torch.cat([model(test[i:i + 4]) for i in range(0, len(test), 4)])

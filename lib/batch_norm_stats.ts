@@ -1,0 +1,81 @@
+/**
+ * Batch-norm statistics recomputed after training ("precise BN"): the moving
+ * averages that inference uses are replaced by the average of the batch
+ * statistics of the finished network over the training set.
+ *
+ * Why: during training each moving average trails the weights by about ten
+ * iterations (momentum 0.9), so when the last few SGD steps move the weights,
+ * inference normalises with statistics of an older network. Measured on
+ * Imori, transposeconv at seed 1 scores test mIoU 0.69 with batch statistics
+ * but 0.43 with the moving averages after its 500th iteration, and 0.71 once
+ * they are recomputed. The weights are not touched.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** How inference gets its batch-norm statistics after training. */
+export type BatchNormStats = "recompute" | "moving";
+
+/** The choices, for a flag. */
+export const BATCH_NORM_STATS: readonly BatchNormStats[] = ["recompute", "moving"];
+
+interface BatchNormLayer {
+  momentum: number;
+}
+
+/**
+ * Recomputes every batch-norm layer's moving mean and variance as the average
+ * of its batch statistics over `images`, taken in training mode in chunks of
+ * `batchSize` (the training minibatch size, so each chunk's statistics have
+ * the scale the network was trained with). Chunk k of K is averaged in with
+ * momentum (k-1)/k, so after the pass the moving values are the plain mean
+ * over chunks. The original momentum is restored afterwards.
+ *
+ * @param model The trained model; its moving averages are overwritten.
+ * @param images Shape [n, height, width, 3], the training images at the
+ * model's input size.
+ * @param batchSize Images per chunk; a last, smaller chunk is left out
+ * unless it is the only one.
+ * @returns The number of batch-norm layers updated.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { recomputeBatchNormStats } from "./batch_norm_stats.ts";
+ * import { assertAlmostEquals, assertEquals } from "./assert.ts";
+ * const input = tf.input({ shape: [1, 1, 1] });
+ * const bn = tf.layers.batchNormalization({ momentum: 0.9 });
+ * const model = tf.model({ inputs: input, outputs: bn.apply(input) as tf.SymbolicTensor });
+ * assertEquals(recomputeBatchNormStats(model, tf.tensor4d([1, 3, 5, 7], [4, 1, 1, 1]), 2), 1);
+ * assertAlmostEquals(bn.getWeights()[2]!.dataSync()[0]!, 4); // mean of the chunk means 2 and 6
+ * ```
+ */
+export function recomputeBatchNormStats(
+  model: tf.LayersModel,
+  images: tf.Tensor4D,
+  batchSize: number,
+): number {
+  const layers = model.layers.filter((layer) => layer.getClassName() === "BatchNormalization");
+  if (!layers.length) return 0;
+  const count = images.shape[0];
+  const chunks = Math.max(1, Math.floor(count / batchSize));
+  const size = count < batchSize ? count : batchSize;
+  const momentum = layers.map((layer) => (layer as unknown as BatchNormLayer).momentum);
+  try {
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      for (const layer of layers) {
+        (layer as unknown as BatchNormLayer).momentum = chunk / (chunk + 1);
+      }
+      tf.tidy(() => {
+        const batch = tf.slice(images, [chunk * size, 0, 0, 0], [size, -1, -1, -1]);
+        model.apply(batch, { training: true });
+      });
+    }
+  } finally {
+    layers.forEach((layer, index) => {
+      (layer as unknown as BatchNormLayer).momentum = momentum[index]!;
+    });
+  }
+  return layers.length;
+}

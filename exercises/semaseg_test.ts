@@ -13,6 +13,7 @@ import {
   type ExerciseSpec,
   loadTrained,
   prepareRun,
+  TEST_FLAGS,
   testAndShow,
   type TestedRun,
 } from "../lib/exercise.ts";
@@ -34,7 +35,7 @@ const SPEC: ExerciseSpec = {
  */
 export async function run(args: string[]): Promise<TestedRun> {
   // Settings
-  const flags = parseFlags(args, EXERCISE_FLAGS, {
+  const flags = parseFlags(args, { ...EXERCISE_FLAGS, flipAverage: TEST_FLAGS.flipAverage }, {
     usage: "deno task semaseg_test [flags]",
     summary: "Test the segmentation network trained by `deno task semaseg_loss`: figures and mIoU.",
   });

@@ -11,6 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { predictFlipAveraged } from "./flip_average.ts";
 import { cropMasks } from "./losses.ts";
 
 /**
@@ -213,6 +214,9 @@ export interface EvaluateOptions {
   /** Images per `model.predict` call.
    * @default {8} */
   batchSize?: number;
+  /** Average the prediction over the 8 flips and quarter-turns of each image.
+   * @default {false} */
+  flipAverage?: boolean;
 }
 
 /** What {@linkcode evaluateModel} returns; the caller disposes the tensors. */
@@ -257,7 +261,9 @@ export async function evaluateModel(
   masks: tf.Tensor3D,
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {
-  const probabilities = predictBatches(model, images, options.batchSize ?? 8);
+  const probabilities = options.flipAverage
+    ? predictFlipAveraged(model, images, options.batchSize ?? 8)
+    : predictBatches(model, images, options.batchSize ?? 8);
   const [, height, width, channels] = probabilities.shape;
   const classNames = options.classNames ??
     (channels === 1 ? ["background", "newt"] : ["background", "akahara", "madara"]);

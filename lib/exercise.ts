@@ -72,6 +72,11 @@ export const TRAIN_TEST_FLAGS = {
     default: true,
     help: "Test after training; --no-test only trains",
   },
+  flipAverage: {
+    type: "boolean",
+    default: false,
+    help: "Test on the mean prediction over the 8 flips and quarter-turns of each photo",
+  },
 } as const satisfies FlagDefs;
 
 /** What a train-then-test exercise returns. */
@@ -93,6 +98,7 @@ export const TEST_FLAGS = {
     max: 1,
     help: "Probability at or above which a pixel is a newt (one-channel models)",
   },
+  flipAverage: TRAIN_TEST_FLAGS.flipAverage,
 } as const satisfies FlagDefs;
 
 /** Parsed values of {@linkcode EXERCISE_FLAGS}. */
@@ -437,7 +443,7 @@ export async function testAndShow(
   spec: ExerciseSpec,
   model: tf.LayersModel,
   context: RunContext,
-  flags: { size: number; out: string; threshold?: number },
+  flags: { size: number; out: string; threshold?: number; flipAverage?: boolean },
 ): Promise<TestedRun> {
   const test = await loadSplit(context, "test", spec.mode, flags.size);
   try {
@@ -452,12 +458,16 @@ async function showTest(
   spec: ExerciseSpec,
   model: tf.LayersModel,
   data: Dataset,
-  flags: { out: string; threshold?: number },
+  flags: { out: string; threshold?: number; flipAverage?: boolean },
 ): Promise<TestedRun> {
   const threshold = flags.threshold ?? 0.5;
+  if (flags.flipAverage) {
+    console.log("test: mean prediction over the 8 flips and quarter-turns of each photo");
+  }
   const evaluation = await evaluateModel(model, data.images, data.masks, {
     classNames: data.classNames,
     threshold,
+    flipAverage: flags.flipAverage,
   });
   const figures: string[] = [];
   try {

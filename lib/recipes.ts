@@ -43,6 +43,8 @@ export interface Recipe {
   flips: boolean;
   /** Random augmentation of each minibatch, resized to `size`; none when absent. */
   augment?: Omit<AugmentOptions, "size">;
+  /** Test on the mean prediction over the 8 flips and quarter-turns of each photo. */
+  flipAverage: boolean;
 }
 
 /**
@@ -75,6 +77,7 @@ export function recipe(name: RecipeName): Recipe {
         schedule: "constant",
         trainSize: 64,
         flips: true,
+        flipAverage: false,
       };
     case "tuned":
       return {
@@ -89,6 +92,7 @@ export function recipe(name: RecipeName): Recipe {
         trainSize: 256,
         flips: false,
         augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
+        flipAverage: true,
       };
   }
 }
@@ -97,7 +101,15 @@ export function recipe(name: RecipeName): Recipe {
 export type RecipeSettings = Recipe;
 
 /** Flags a recipe sets, by camelCase name. */
-const RECIPE_FLAGS = ["size", "iters", "batchSize", "optimizer", "lr", "schedule"] as const;
+const RECIPE_FLAGS = [
+  "size",
+  "iters",
+  "batchSize",
+  "optimizer",
+  "lr",
+  "schedule",
+  "flipAverage",
+] as const;
 
 /**
  * Applies a recipe to parsed flags: every flag the user typed on the command
@@ -124,7 +136,10 @@ export function applyRecipe(
 ): RecipeSettings {
   const settings: Recipe = { ...recipe(name) };
   const typed = (flag: string) =>
-    args.some((arg) => arg === `--${kebab(flag)}` || arg.startsWith(`--${kebab(flag)}=`));
+    args.some((arg) =>
+      arg === `--${kebab(flag)}` || arg.startsWith(`--${kebab(flag)}=`) ||
+      arg === `--no-${kebab(flag)}`
+    );
   for (const flag of RECIPE_FLAGS) {
     if (typed(flag)) {
       (settings as unknown as Record<string, unknown>)[flag] = (flags as Record<string, unknown>)[

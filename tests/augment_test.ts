@@ -92,6 +92,7 @@ Deno.test("applyRecipe() takes the recipe's values except the flags typed", () =
     optimizer: "sgd",
     lr: 0.01,
     schedule: "constant",
+    flipAverage: false,
   };
   const tuned = recipe("tuned");
   const plain = applyRecipe("tuned", flags, []);
@@ -106,4 +107,10 @@ Deno.test("applyRecipe() takes the recipe's values except the flags typed", () =
   assertEquals(typed.trainSize, 48 * tuned.trainSize / tuned.size);
   assertEquals(typed.iters, tuned.iters);
   assertEquals(applyRecipe("default", flags, []).iters, 500);
+  assertEquals(typed.flipAverage, tuned.flipAverage);
+  assertEquals(applyRecipe("tuned", flags, ["--no-flip-average"]).flipAverage, false);
+  assertEquals(
+    applyRecipe("default", { ...flags, flipAverage: true }, ["--flip-average"]).flipAverage,
+    true,
+  );
 });

@@ -9,6 +9,7 @@ import {
   predictBatches,
   toClassMap,
 } from "../lib/evaluate.ts";
+import { predictFlipAveraged, SQUARE_VIEWS } from "../lib/flip_average.ts";
 
 await tf.setBackend("cpu");
 
@@ -118,4 +119,37 @@ Deno.test("evaluateModel() crops the masks to a smaller output", async () => {
     "test mIoU 1.000 (background n/a, newt 1.00) pixel accuracy 1.000",
   );
   tf.dispose([result.probabilities, result.classMap, result.truth]);
+});
+
+Deno.test("predictFlipAveraged() averages the 8 views mapped back to the photo's frame", () => {
+  const input = tf.input({ shape: [6, 6, 3] });
+  const output = tf.layers.conv2d({
+    filters: 3,
+    kernelSize: 3,
+    padding: "same",
+    activation: "softmax",
+    kernelInitializer: tf.initializers.randomNormal({ seed: 4 }),
+  }).apply(input) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: output });
+  const images = tf.randomUniform([3, 6, 6, 3], 0, 1, "float32", 8) as tf.Tensor4D;
+  const averaged = predictFlipAveraged(model, images, 2);
+  // By hand, with tfjs's own image ops: flip left-right, rotate by transposes and reverses.
+  const turn = (x: tf.Tensor4D) => tf.reverse(tf.transpose(x, [0, 2, 1, 3]), 2) as tf.Tensor4D; // 90 degrees
+  const unturn = (x: tf.Tensor4D) => tf.transpose(tf.reverse(x, 2), [0, 2, 1, 3]) as tf.Tensor4D;
+  const views: tf.Tensor4D[] = [];
+  for (const mirrored of [false, true]) {
+    let x = mirrored ? tf.reverse(images, 2) as tf.Tensor4D : images;
+    for (let turns = 0; turns < 4; turns++) {
+      let y = model.predict(x) as tf.Tensor4D;
+      for (let back = 0; back < turns; back++) y = unturn(y);
+      views.push(mirrored ? tf.reverse(y, 2) as tf.Tensor4D : y);
+      x = turn(x);
+    }
+  }
+  const expected = tf.div(tf.addN(views), 8);
+  assert(tf.max(tf.abs(tf.sub(averaged, expected))).dataSync()[0]! < 1e-6);
+  // The views differ for this network, so the average is not just the plain prediction.
+  const plain = predictBatches(model, images);
+  assert(tf.max(tf.abs(tf.sub(averaged, plain))).dataSync()[0]! > 1e-3);
+  assertEquals(SQUARE_VIEWS.length, 8);
 });

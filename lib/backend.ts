@@ -328,7 +328,7 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
   const blas = useBlas ? openBlas() : "switched off";
   registerWasmKernels(typeof blas === "string" ? null : blas);
   if (typeof blas !== "string") {
-    const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"));
+    const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"), navigator.hardwareConcurrency);
     blas.setThreads(threads);
   }
   if (typeof blas === "string") {
@@ -339,7 +339,7 @@ async function tryWasm(useBlas: boolean): Promise<Attempt> {
       : "";
     return { ok: true, label: "wasm", note: `(without OpenBLAS: ${blas}${hint})` };
   }
-  const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads`;
+  const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads for large products`;
   return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads})` };
 }
 

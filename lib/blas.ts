@@ -139,10 +139,14 @@ export interface CopyOptions {
 export interface Blas {
   /** Where the library was loaded from. */
   readonly path: string;
-  /** Threads OpenBLAS runs a product on (set with {@linkcode Blas.setThreads}). */
+  /**
+   * Threads OpenBLAS may run a large product on (set with
+   * {@linkcode Blas.setThreads}); see {@linkcode productThreads} for which
+   * products get them.
+   */
   threads: number;
   /**
-   * Sets the threads OpenBLAS runs a product on.
+   * Sets the threads OpenBLAS may run a large product on.
    *
    * @param count Threads, at least 1.
    */
@@ -204,30 +208,57 @@ export function blasDisabledByEnv(): boolean {
 }
 
 /**
- * The threads to give OpenBLAS: one, or `SEGMENT_BLAS_THREADS`. One thread
- * is faster for these products: measured on 2 idle cores, the bin network
- * trains at 85 ms per iteration on one thread and 179 ms on two (the
- * products are small, the single-thread path runs them in cache-sized row
- * blocks, and waiting OpenBLAS threads spin). The count never follows the
- * machine's load, because it changes how products are split and so the
- * rounding: a fixed count keeps a seeded run repeatable.
+ * The threads to give OpenBLAS for large products: `SEGMENT_BLAS_THREADS`,
+ * else every core. Small products always run on one thread
+ * ({@linkcode productThreads}). The count never follows the machine's load,
+ * so a seeded run repeats.
  *
  * @param env The value of `SEGMENT_BLAS_THREADS`, if set.
+ * @param cores The machine's cores.
  * @returns Threads, at least 1.
  *
  * @example
  * ```ts
  * import { blasThreads } from "./blas.ts";
  * import { assertEquals } from "./assert.ts";
- * assertEquals(blasThreads(undefined), 1);
- * assertEquals(blasThreads("2"), 2);
- * assertEquals(blasThreads("x"), 1);
+ * assertEquals(blasThreads(undefined, 2), 2);
+ * assertEquals(blasThreads("1", 2), 1);
+ * assertEquals(blasThreads("x", 4), 4);
  * ```
  */
-export function blasThreads(env: string | undefined): number {
+export function blasThreads(env: string | undefined, cores: number): number {
   const asked = Number(env);
   if (env !== undefined && env !== "" && Number.isInteger(asked) && asked > 0) return asked;
-  return 1;
+  return Math.max(1, Math.floor(cores) || 1);
+}
+
+/**
+ * The threads one product `m x k` times `k x n` runs on: all of `threads`
+ * when every side is at least 64 and it is at least 2^22 multiply-adds, else
+ * one. Measured on 2 idle cores, ms per training iteration with every
+ * product on one thread / every product on two / this rule: bin (32
+ * channels) 89 / 207 / 84, unetlike 125 / 126 / 103-109, SegNet 913 / 721 /
+ * 670-685. Small products cost more to split than to do. OpenBLAS splits a
+ * product by rows and columns, not along `k`, so each output sums in the
+ * same order on any thread count (a seed gives the same mIoU on both).
+ *
+ * @param m Rows of the product.
+ * @param n Columns of the product.
+ * @param k Inner size.
+ * @param threads Threads available for large products.
+ * @returns Threads for this product.
+ *
+ * @example
+ * ```ts
+ * import { productThreads } from "./blas.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(productThreads(16384, 32, 32, 2), 1);
+ * assertEquals(productThreads(768, 64, 64, 2), 1);
+ * assertEquals(productThreads(256, 512, 4608, 2), 2);
+ * ```
+ */
+export function productThreads(m: number, n: number, k: number, threads: number): number {
+  return Math.min(m, n, k) >= 64 && m * n * k >= 2 ** 22 ? threads : 1;
 }
 
 /**
@@ -268,18 +299,25 @@ export function openBlas(): Blas | string {
 
 function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas {
   const symbols = library.symbols;
+  let active = symbols.openblas_get_num_threads();
+  const use = (count: number) => {
+    if (count === active) return;
+    symbols.openblas_set_num_threads(count);
+    active = symbols.openblas_get_num_threads();
+  };
   return {
     path,
-    threads: symbols.openblas_get_num_threads(),
+    threads: active,
     setThreads(count) {
-      symbols.openblas_set_num_threads(Math.max(1, Math.floor(count)));
-      this.threads = symbols.openblas_get_num_threads();
+      use(Math.max(1, Math.floor(count)));
+      this.threads = active;
     },
     gemm(options) {
       const transA = options.transA ?? false;
       const transB = options.transB ?? false;
       const { m, n, k } = options;
       if (m === 0 || n === 0) return;
+      use(productThreads(m, n, k, this.threads));
       symbols.cblas_sgemm(
         ROW_MAJOR,
         transA ? TRANS : NO_TRANS,

@@ -93,6 +93,7 @@ Deno.test("applyRecipe() takes the recipe's values except the flags typed", () =
     lr: 0.01,
     schedule: "constant",
     flipAverage: false,
+    bnStats: "recompute",
   };
   const tuned = recipe("tuned");
   const plain = applyRecipe("tuned", flags, []);
@@ -109,6 +110,8 @@ Deno.test("applyRecipe() takes the recipe's values except the flags typed", () =
   assertEquals(applyRecipe("default", flags, []).iters, 500);
   assertEquals(typed.flipAverage, tuned.flipAverage);
   assertEquals(applyRecipe("tuned", flags, ["--no-flip-average"]).flipAverage, false);
+  assertEquals(applyRecipe("tuned", flags, []).bnStats, "moving");
+  assertEquals(applyRecipe("tuned", flags, ["--bn-stats", "recompute"]).bnStats, "recompute");
   assertEquals(
     applyRecipe("default", { ...flags, flipAverage: true }, ["--flip-average"]).flipAverage,
     true,

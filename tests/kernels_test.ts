@@ -65,6 +65,14 @@ const CASES: Case[] = [
   // 880 rows on the padded grid: OpenBLAS runs the taps in several blocks of rows.
   convCase("conv2d 3x3 same over several row blocks", [2, 20, 19, 32], [3, 3, 32, 32], 1, "same"),
   convCase("conv2d 1x1, 32 -> 3 channels", [2, 5, 5, 32], [1, 1, 32, 3], 1, "valid"),
+  // Products of at least 2^22 multiply-adds with every side >= 64: several OpenBLAS threads.
+  convCase(
+    "conv2d 3x3 same, 64 -> 128 channels (large products)",
+    [2, 16, 16, 64],
+    [3, 3, 64, 128],
+    1,
+    "same",
+  ),
   convCase("conv2d 3x3 valid (UNet), 4 -> 6 channels", [2, 8, 7, 4], [3, 3, 4, 6], 1, "valid"),
   convCase("conv2d 2x2 stride 2", [2, 6, 4, 5], [2, 2, 5, 3], 2, "valid"),
   {

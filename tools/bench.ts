@@ -88,7 +88,7 @@ const FLAGS = {
     type: "int",
     default: 0,
     min: 0,
-    help: "Threads for PyTorch; 0 leaves PyTorch's default",
+    help: "Threads for PyTorch; 0: one per core, as OpenBLAS gets",
   },
   json: { type: "string", help: "Write the results to this JSON file" },
 } as const satisfies FlagDefs;
@@ -355,7 +355,7 @@ async function benchOne(
       lr: flags.lr,
       momentum: 0.9,
       seed,
-      threads: flags.torchThreads,
+      threads: flags.torchThreads || navigator.hardwareConcurrency,
       bnStats: flags.bnStats as BatchNormStats,
       python: flags.python,
     });

@@ -230,11 +230,10 @@ function biasView(
  * (measured on a 4x64x64x32 layer: forward 4.2 -> 3.7 ms, filter gradient
  * 5.1 -> 3.6 ms on one core).
  */
-function chunkRows(blas: Blas, inChannels: number, outChannels: number): number {
-  // Blocks this small run on one thread; with idle cores, whole products
-  // on all of them are faster.
-  // Large filter taps (more than 128x128) are better packed once per tap.
-  if (blas.threads > 1 || inChannels * outChannels > 128 * 128) return Number.MAX_SAFE_INTEGER;
+function chunkRows(inChannels: number, outChannels: number): number {
+  // Filter taps larger than 64x64 are better packed once per tap, and may run
+  // on several threads (productThreads in blas.ts); blocks run on one.
+  if (inChannels * outChannels > 64 * 64) return Number.MAX_SAFE_INTEGER;
   const floats = 49152; // 192 KiB
   return Math.max(64, Math.floor(floats / (inChannels + outChannels)));
 }
@@ -441,7 +440,7 @@ export function convForward(
   const grid = heapAlloc(backend, rows * co);
   // Blocks of rows small enough for the output block and the input rows it
   // reads to stay in cache across the taps' products.
-  const block = chunkRows(blas, c, co);
+  const block = chunkRows(c, co);
   for (let first = 0; first < rows; first += block) {
     const count = Math.min(block, rows - first);
     for (let ky = 0; ky < g.filterHeight; ky++) {
@@ -574,7 +573,7 @@ export function convFilterGrad(
     before: 0,
     total: rows * co,
   });
-  const block = chunkRows(blas, c, co);
+  const block = chunkRows(c, co);
   for (let first = 0; first < rows; first += block) {
     const count = Math.min(block, rows - first);
     for (let ky = 0; ky < g.filterHeight; ky++) {

@@ -117,3 +117,11 @@ Deno.test("formatTable() uses PyTorch measured in the run and adds a mean row ov
     "run",
   ]);
 });
+
+Deno.test("bench --pytorch without PyTorch stops before training, naming the fix", async () => {
+  await assertRejects(
+    () => run(["--models", "bin", "--pytorch", "--python", "/nonexistent/python3"]),
+    (error: Error) =>
+      error instanceof UserError && error.message.includes("apt-get install python3-torch"),
+  );
+});

@@ -34,7 +34,7 @@ import {
   type BatchNormStats,
   recomputeBatchNormStats,
 } from "../lib/batch_norm_stats.ts";
-import { runPyTorch } from "./pytorch.ts";
+import { findPyTorch, runPyTorch } from "./pytorch.ts";
 
 /** PyTorch 1.13 on this project's kind of machine (SPEC.md): ms per iteration, test mIoU. */
 export const PYTORCH: Partial<Record<ModelName, { msPerIter: number; miou: number }>> = {
@@ -257,6 +257,10 @@ export async function run(args: string[]): Promise<BenchReport> {
     }
   }
   const seeds = parseSeeds(flags.seeds);
+  if (flags.pytorch) {
+    const { python, version } = await findPyTorch(flags.python); // before any training
+    console.log(`pytorch: ${version} via ${python}`);
+  }
   const detail = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const dataDir = await resolveDataDir(flags.data);
   const report: BenchReport = {

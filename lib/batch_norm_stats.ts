@@ -13,6 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { createRng, shuffled } from "./rng.ts";
 
 /** How inference gets its batch-norm statistics after training. */
 export type BatchNormStats = "recompute" | "moving";
@@ -27,8 +28,10 @@ interface BatchNormLayer {
 /**
  * Recomputes every batch-norm layer's moving mean and variance as the average
  * of its batch statistics over `images`, taken in training mode in chunks of
- * `batchSize` (the training minibatch size, so each chunk's statistics have
- * the scale the network was trained with). Chunk k of K is averaged in with
+ * `batchSize` drawn in a seeded shuffled order, like training minibatches
+ * (the training minibatch size and a mix of photos, so each chunk's
+ * statistics are like those the network was trained with; chunks of one
+ * photo's four flips would miss the variance between photos). Chunk k of K is averaged in with
  * momentum (k-1)/k, so after the pass the moving values are the plain mean
  * over chunks. The original momentum is restored afterwards.
  *
@@ -37,6 +40,7 @@ interface BatchNormLayer {
  * model's input size.
  * @param batchSize Images per chunk; a last, smaller chunk is left out
  * unless it is the only one.
+ * @param seed Seed of the shuffled order.
  * @returns The number of batch-norm layers updated.
  *
  * @example
@@ -48,13 +52,14 @@ interface BatchNormLayer {
  * const bn = tf.layers.batchNormalization({ momentum: 0.9 });
  * const model = tf.model({ inputs: input, outputs: bn.apply(input) as tf.SymbolicTensor });
  * assertEquals(recomputeBatchNormStats(model, tf.tensor4d([1, 3, 5, 7], [4, 1, 1, 1]), 2), 1);
- * assertAlmostEquals(bn.getWeights()[2]!.dataSync()[0]!, 4); // mean of the chunk means 2 and 6
+ * assertAlmostEquals(bn.getWeights()[2]!.dataSync()[0]!, 4); // the mean of the chunk means
  * ```
  */
 export function recomputeBatchNormStats(
   model: tf.LayersModel,
   images: tf.Tensor4D,
   batchSize: number,
+  seed = 0,
 ): number {
   const layers = model.layers.filter((layer) => layer.getClassName() === "BatchNormalization");
   if (!layers.length) return 0;
@@ -62,13 +67,15 @@ export function recomputeBatchNormStats(
   const chunks = Math.max(1, Math.floor(count / batchSize));
   const size = count < batchSize ? count : batchSize;
   const momentum = layers.map((layer) => (layer as unknown as BatchNormLayer).momentum);
+  const order = shuffled(Array.from({ length: count }, (_, index) => index), createRng(seed));
   try {
     for (let chunk = 0; chunk < chunks; chunk++) {
       for (const layer of layers) {
         (layer as unknown as BatchNormLayer).momentum = chunk / (chunk + 1);
       }
       tf.tidy(() => {
-        const batch = tf.slice(images, [chunk * size, 0, 0, 0], [size, -1, -1, -1]);
+        const picked = tf.tensor1d(order.slice(chunk * size, (chunk + 1) * size), "int32");
+        const batch = tf.gather(images, picked);
         model.apply(batch, { training: true });
       });
     }

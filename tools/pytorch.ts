@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BatchNormStats } from "../lib/batch_norm_stats.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
+import { createRng, shuffled } from "../lib/rng.ts";
 import { minibatchIndices } from "../lib/train.ts";
 
 /** The interpreters tried, in order, when none is named. */
@@ -126,6 +127,10 @@ export async function runPyTorch(options: PyTorchOptions): Promise<PyTorchRun> {
       seed: options.seed,
       threads: options.threads,
       bn_stats: options.bnStats,
+      bn_order: shuffled(
+        Array.from({ length: options.train.images.shape[0] }, (_, index) => index),
+        createRng(0),
+      ),
       batches: Array.from({ length: options.iters }, (_, iteration) => batches(iteration)),
     };
     await Deno.writeTextFile(join(folder, "meta.json"), JSON.stringify(meta));

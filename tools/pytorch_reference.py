@@ -187,17 +187,18 @@ def main(folder):
 
     if meta.get("bn_stats") == "recompute":
         # As lib/batch_norm_stats.ts: the mean of the batch statistics over the
-        # training set in chunks of the minibatch size (momentum None is
-        # PyTorch's cumulative average).
+        # training set in chunks of the minibatch size, in the same shuffled
+        # order (momentum None is PyTorch's cumulative average).
         batch = len(meta["batches"][0])
         chunks = max(1, len(images) // batch)
+        order = torch.tensor(meta["bn_order"])
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.reset_running_stats()
                 module.momentum = None
         with torch.no_grad():
             for chunk in range(chunks):
-                model(images[chunk * batch:(chunk + 1) * batch])
+                model(images[order[chunk * batch:(chunk + 1) * batch]])
 
     model.eval()
     with torch.no_grad():

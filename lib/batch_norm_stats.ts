@@ -21,6 +21,26 @@ export type BatchNormStats = "recompute" | "moving";
 /** The choices, for a flag. */
 export const BATCH_NORM_STATS: readonly BatchNormStats[] = ["recompute", "moving"];
 
+/**
+ * The order in which {@linkcode recomputeBatchNormStats} takes the images:
+ * a seeded shuffle, so that a chunk mixes photos as a training minibatch does.
+ * The PyTorch reference of the benchmark takes the same order.
+ *
+ * @param count Number of images.
+ * @param seed Seed of the shuffle.
+ * @returns A permutation of `0 .. count - 1`.
+ *
+ * @example
+ * ```ts
+ * import { statsOrder } from "./batch_norm_stats.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals([...statsOrder(4, 0)].sort(), [0, 1, 2, 3]);
+ * ```
+ */
+export function statsOrder(count: number, seed = 0): number[] {
+  return shuffled(Array.from({ length: count }, (_, index) => index), createRng(seed));
+}
+
 interface BatchNormLayer {
   momentum: number;
 }
@@ -67,7 +87,7 @@ export function recomputeBatchNormStats(
   const chunks = Math.max(1, Math.floor(count / batchSize));
   const size = count < batchSize ? count : batchSize;
   const momentum = layers.map((layer) => (layer as unknown as BatchNormLayer).momentum);
-  const order = shuffled(Array.from({ length: count }, (_, index) => index), createRng(seed));
+  const order = statsOrder(count, seed);
   try {
     for (let chunk = 0; chunk < chunks; chunk++) {
       for (const layer of layers) {

@@ -11,7 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { predictFlipAveraged } from "./flip_average.ts";
+import { predictViewsAveraged } from "./flip_average.ts";
 import { cropMasks } from "./losses.ts";
 
 /**
@@ -20,6 +20,7 @@ import { cropMasks } from "./losses.ts";
  * @param model A segmentation model.
  * @param images Shape [n, height, width, 3], values in [0, 1].
  * @param batchSize Images per call.
+ * @param predict The prediction of one batch; default `model.predict`.
  * @returns Shape [n, outHeight, outWidth, classes], probabilities; the caller disposes it.
  *
  * @example
@@ -38,6 +39,7 @@ export function predictBatches(
   model: tf.LayersModel,
   images: tf.Tensor4D,
   batchSize = 8,
+  predict: (batch: tf.Tensor4D) => tf.Tensor4D = (batch) => model.predict(batch) as tf.Tensor4D,
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const count = images.shape[0];
@@ -45,7 +47,7 @@ export function predictBatches(
     for (let start = 0; start < count; start += batchSize) {
       const size = Math.min(batchSize, count - start);
       const batch = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-      parts.push(model.predict(batch) as tf.Tensor4D);
+      parts.push(predict(batch));
     }
     return tf.concat(parts, 0); // [n, outHeight, outWidth, classes]
   });
@@ -261,9 +263,12 @@ export async function evaluateModel(
   masks: tf.Tensor3D,
   options: EvaluateOptions = {},
 ): Promise<Evaluation> {
-  const probabilities = options.flipAverage
-    ? predictFlipAveraged(model, images, options.batchSize ?? 8)
-    : predictBatches(model, images, options.batchSize ?? 8);
+  const probabilities = predictBatches(
+    model,
+    images,
+    options.batchSize ?? 8,
+    options.flipAverage ? (batch) => predictViewsAveraged(model, batch) : undefined,
+  );
   const [, height, width, channels] = probabilities.shape;
   const classNames = options.classNames ??
     (channels === 1 ? ["background", "newt"] : ["background", "akahara", "madara"]);

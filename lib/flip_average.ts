@@ -66,41 +66,30 @@ export function invertView(y: tf.Tensor4D, view: View): tf.Tensor4D {
 }
 
 /**
- * Predicts each image in all 8 views (inference mode, in batches) and
- * averages the probabilities mapped back to the original frame.
+ * Predicts a batch in all 8 views (inference mode) and averages the
+ * probabilities mapped back to the original frame; pass it to `predictBatches`
+ * to run a whole set in batches.
  *
  * @param model A segmentation model with a square input.
- * @param images Shape [n, size, size, 3].
- * @param batchSize Images per `model.predict` call.
+ * @param batch Shape [n, size, size, 3].
  * @returns Shape [n, outHeight, outWidth, classes], mean probabilities.
  *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { predictFlipAveraged } from "./flip_average.ts";
+ * import { predictViewsAveraged } from "./flip_average.ts";
  * import { assertEquals } from "./assert.ts";
  * const input = tf.input({ shape: [4, 4, 3] });
  * const output = tf.layers.conv2d({ filters: 2, kernelSize: 1, activation: "softmax" }).apply(input);
  * const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
- * assertEquals(predictFlipAveraged(model, tf.zeros([3, 4, 4, 3]), 2).shape, [3, 4, 4, 2]);
+ * assertEquals(predictViewsAveraged(model, tf.zeros([3, 4, 4, 3])).shape, [3, 4, 4, 2]);
  * ```
  */
-export function predictFlipAveraged(
-  model: tf.LayersModel,
-  images: tf.Tensor4D,
-  batchSize = 8,
-): tf.Tensor4D {
+export function predictViewsAveraged(model: tf.LayersModel, batch: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
-    const count = images.shape[0];
-    const parts: tf.Tensor4D[] = [];
-    for (let start = 0; start < count; start += batchSize) {
-      const size = Math.min(batchSize, count - start);
-      const batch = tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]);
-      const views = SQUARE_VIEWS.map((view) =>
-        invertView(model.predict(applyView(batch, view)) as tf.Tensor4D, view)
-      );
-      parts.push(tf.div(tf.addN(views), views.length));
-    }
-    return tf.concat(parts, 0); // [n, outHeight, outWidth, classes]
+    const views = SQUARE_VIEWS.map((view) =>
+      invertView(model.predict(applyView(batch, view)) as tf.Tensor4D, view)
+    );
+    return tf.div(tf.addN(views), views.length);
   });
 }

@@ -9,7 +9,7 @@ import {
   predictBatches,
   toClassMap,
 } from "../lib/evaluate.ts";
-import { predictFlipAveraged, SQUARE_VIEWS } from "../lib/flip_average.ts";
+import { predictViewsAveraged, SQUARE_VIEWS } from "../lib/flip_average.ts";
 
 await tf.setBackend("cpu");
 
@@ -121,7 +121,7 @@ Deno.test("evaluateModel() crops the masks to a smaller output", async () => {
   tf.dispose([result.probabilities, result.classMap, result.truth]);
 });
 
-Deno.test("predictFlipAveraged() averages the 8 views mapped back to the photo's frame", () => {
+Deno.test("predictViewsAveraged() in predictBatches averages the 8 views mapped back to the photo's frame", () => {
   const input = tf.input({ shape: [6, 6, 3] });
   const output = tf.layers.conv2d({
     filters: 3,
@@ -132,7 +132,7 @@ Deno.test("predictFlipAveraged() averages the 8 views mapped back to the photo's
   }).apply(input) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: output });
   const images = tf.randomUniform([3, 6, 6, 3], 0, 1, "float32", 8) as tf.Tensor4D;
-  const averaged = predictFlipAveraged(model, images, 2);
+  const averaged = predictBatches(model, images, 2, (batch) => predictViewsAveraged(model, batch));
   // By hand, with tfjs's own image ops: flip left-right, rotate by transposes and reverses.
   const turn = (x: tf.Tensor4D) => tf.reverse(tf.transpose(x, [0, 2, 1, 3]), 2) as tf.Tensor4D; // 90 degrees
   const unturn = (x: tf.Tensor4D) => tf.transpose(tf.reverse(x, 2), [0, 2, 1, 3]) as tf.Tensor4D;

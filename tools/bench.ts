@@ -257,10 +257,8 @@ export async function run(args: string[]): Promise<BenchReport> {
     }
   }
   const seeds = parseSeeds(flags.seeds);
-  if (flags.pytorch) {
-    const { python, version } = await findPyTorch(flags.python); // before any training
-    console.log(`pytorch: ${version} via ${python}`);
-  }
+  const python = flags.pytorch ? await findPyTorch(flags.python) : undefined; // before training
+  if (python) console.log(`pytorch: ${python.version} via ${python.python}`);
   const detail = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const dataDir = await resolveDataDir(flags.data);
   const report: BenchReport = {
@@ -280,7 +278,7 @@ export async function run(args: string[]): Promise<BenchReport> {
     const test = await loadDataset(dataDir, { split: "test", size: flags.size, mode });
     try {
       for (const seed of seeds) {
-        report.results.push(await benchOne(name, seed, train, test, flags));
+        report.results.push(await benchOne(name, seed, train, test, flags, python?.python));
       }
     } finally {
       tf.dispose([train.images, train.masks, test.images, test.masks]);
@@ -308,6 +306,7 @@ async function benchOne(
   train: Split,
   test: Split,
   flags: Flags,
+  python: string | undefined,
 ): Promise<BenchResult> {
   const model = buildModel(name, { size: flags.size, seed });
   let result: BenchResult;
@@ -346,8 +345,8 @@ async function benchOne(
   } finally {
     model.dispose();
   }
-  if (flags.pytorch) {
-    const classes = test.classNames.length === 2 && name === "bin" ? 1 : test.classNames.length;
+  if (python) {
+    const classes = name === "bin" ? 1 : test.classNames.length;
     const torch = await runPyTorch({
       model: name,
       classes,
@@ -361,7 +360,7 @@ async function benchOne(
       seed,
       threads: flags.torchThreads || navigator.hardwareConcurrency,
       bnStats: flags.bnStats as BatchNormStats,
-      python: flags.python,
+      python,
     });
     const confusion = await confusionMatrix(torch.prediction, test.masks, test.classNames.length);
     torch.prediction.dispose();

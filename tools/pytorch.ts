@@ -7,10 +7,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { BatchNormStats } from "../lib/batch_norm_stats.ts";
+import { type BatchNormStats, statsOrder } from "../lib/batch_norm_stats.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
-import { createRng, shuffled } from "../lib/rng.ts";
 import { minibatchIndices } from "../lib/train.ts";
 
 /** The interpreters tried, in order, when none is named. */
@@ -56,7 +55,7 @@ export interface PyTorchOptions {
   threads: number;
   /** Batch-norm statistics for the test, as `--bn-stats`. */
   bnStats: BatchNormStats;
-  /** The interpreter; found among {@linkcode PYTHON_CANDIDATES} when absent. */
+  /** An interpreter with torch (from {@linkcode findPyTorch}); found when absent. */
   python?: string;
 }
 
@@ -110,7 +109,7 @@ export async function findPyTorch(python?: string): Promise<{ python: string; ve
  * @throws {UserError} When PyTorch is missing or the reference fails.
  */
 export async function runPyTorch(options: PyTorchOptions): Promise<PyTorchRun> {
-  const { python, version } = await findPyTorch(options.python);
+  const python = options.python ?? (await findPyTorch()).python;
   const folder = await Deno.makeTempDir({ prefix: "segment-pytorch-" });
   try {
     const batches = minibatchIndices(
@@ -127,10 +126,7 @@ export async function runPyTorch(options: PyTorchOptions): Promise<PyTorchRun> {
       seed: options.seed,
       threads: options.threads,
       bn_stats: options.bnStats,
-      bn_order: shuffled(
-        Array.from({ length: options.train.images.shape[0] }, (_, index) => index),
-        createRng(0),
-      ),
+      bn_order: statsOrder(options.train.images.shape[0]),
       batches: Array.from({ length: options.iters }, (_, iteration) => batches(iteration)),
     };
     await Deno.writeTextFile(join(folder, "meta.json"), JSON.stringify(meta));
@@ -164,7 +160,7 @@ export async function runPyTorch(options: PyTorchOptions): Promise<PyTorchRun> {
       msPerIter: result.ms_per_iter,
       trainSeconds: result.train_s,
       threads: result.threads,
-      version,
+      version: result.torch,
       losses: result.losses,
       params: result.params,
       prediction,

@@ -20,6 +20,7 @@ import { paintClasses } from "./palette.ts";
 import { join } from "./path.ts";
 import { BATCH_NORM_STATS, recomputeBatchNormStats } from "./batch_norm_stats.ts";
 import { formatDuration } from "./progress.ts";
+import { LOSSES, type LossName } from "./losses.ts";
 import { type ScheduleName, SCHEDULES } from "./schedule.ts";
 import { type Augment, type OptimizerName, OPTIMIZERS, trainModel } from "./train.ts";
 
@@ -38,6 +39,13 @@ export const EXERCISE_FLAGS = {
     default: "constant",
     choices: SCHEDULES,
     help: "Learning-rate schedule over the run",
+  },
+  loss: {
+    type: "string",
+    default: "ce",
+    choices: LOSSES,
+    help: "Training loss: ce (cross-entropy, the tutorial's) or ce+dice (plus the soft Dice " +
+      "loss, which weighs each class the same)",
   },
   resume: {
     type: "boolean",
@@ -312,6 +320,7 @@ export async function trainAndSave(
       batchSize: flags.batchSize,
       seed: flags.seed,
       schedule: flags.schedule,
+      loss: flags.loss,
       iters: flags.iters,
     },
   });
@@ -320,6 +329,7 @@ export async function trainAndSave(
       flags.iters - Math.min(startIteration, flags.iters)
     } iterations, batch ${flags.batchSize}, ` +
       `${flags.optimizer} lr ${flags.lr} (${flags.schedule}), seed ${flags.seed}` +
+      (flags.loss === "ce" ? "" : `, loss ${flags.loss}`) +
       (options.augment ? ", random augmentation" : ""),
   );
   const result = await trainModel(model, data, {
@@ -329,6 +339,7 @@ export async function trainAndSave(
     seed: flags.seed,
     optimizer: flags.optimizer as OptimizerName,
     schedule: flags.schedule as ScheduleName,
+    loss: flags.loss as LossName,
     startIteration,
     optimizerState,
     augment: options.augment,

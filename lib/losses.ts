@@ -11,6 +11,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { softDiceLossFromLogits } from "./dice_loss.ts";
+
+/**
+ * The training losses a run can choose: the cross-entropy alone (the
+ * tutorial's), or the cross-entropy plus the soft Dice loss of
+ * {@linkcode softDiceLossFromLogits}.
+ */
+export type LossName = "ce" | "ce+dice";
+
+/** The loss names, for a flag's choices. */
+export const LOSSES: readonly LossName[] = ["ce", "ce+dice"];
 
 /** Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log. */
 export const EPSILON = 1e-7;
@@ -199,10 +210,12 @@ export function softmaxCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Ten
 /**
  * {@linkcode segmentationLoss} computed from the logits before the head's
  * activation: binary cross-entropy for one channel, softmax cross-entropy for
- * more, masks centre-cropped to the output size.
+ * more, masks centre-cropped to the output size; with `ce+dice` the soft Dice
+ * loss is added.
  *
  * @param logits Shape [batch, outHeight, outWidth, classes], before the activation.
  * @param masks Shape [batch, height, width], class indices, height >= outHeight.
+ * @param loss Which loss.
  * @returns Scalar loss.
  *
  * @example
@@ -215,12 +228,19 @@ export function softmaxCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Ten
  * assertAlmostEquals(segmentationLossFromLogits(logits, masks).dataSync()[0]!, Math.log(2), 1e-5);
  * ```
  */
-export function segmentationLossFromLogits(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
+export function segmentationLossFromLogits(
+  logits: tf.Tensor4D,
+  masks: tf.Tensor3D,
+  loss: LossName = "ce",
+): tf.Scalar {
   return tf.tidy(() => {
     const [, height, width, classes] = logits.shape;
     const target = cropMasks(masks, height, width);
-    return classes === 1
+    const crossEntropy = classes === 1
       ? binaryCrossEntropyFromLogits(logits, target)
       : softmaxCrossEntropyFromLogits(logits, target);
+    return loss === "ce+dice"
+      ? tf.add(crossEntropy, softDiceLossFromLogits(logits, target)) as tf.Scalar
+      : crossEntropy;
   });
 }

@@ -13,6 +13,7 @@ import type { AugmentOptions } from "./augment.ts";
 import type { BatchNormStats } from "./batch_norm_stats.ts";
 import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
 import { kebab } from "./flags.ts";
+import type { LossName } from "./losses.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { OptimizerName } from "./train.ts";
 
@@ -38,6 +39,8 @@ export interface Recipe {
   lr: number;
   /** Learning-rate schedule. */
   schedule: ScheduleName;
+  /** Training loss. */
+  loss: LossName;
   /** Size the training photos are loaded at before the random crops (`size` without augmentation). */
   trainSize: number;
   /** Add the four flips of the original answers to the training set. */
@@ -78,6 +81,7 @@ export function recipe(name: RecipeName): Recipe {
         optimizer: "sgd",
         lr: 0.01,
         schedule: "constant",
+        loss: "ce",
         trainSize: 64,
         flips: true,
         flipAverage: false,
@@ -94,6 +98,7 @@ export function recipe(name: RecipeName): Recipe {
         optimizer: "adam",
         lr: 3e-3,
         schedule: "onecycle",
+        loss: "ce",
         trainSize: 256,
         flips: false,
         augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
@@ -117,6 +122,7 @@ const RECIPE_FLAGS = [
   "optimizer",
   "lr",
   "schedule",
+  "loss",
   "flipAverage",
   "bnStats",
 ] as const;

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { segmentationLoss, segmentationLossFromLogits } from "./losses.ts";
+import { type LossName, segmentationLoss, segmentationLossFromLogits } from "./losses.ts";
 import { Progress, type ProgressOptions } from "./progress.ts";
 import { createRng, type Rng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
@@ -61,6 +61,9 @@ export interface TrainOptions {
   /** Optimizer.
    * @default {"sgd"} */
   optimizer?: OptimizerName;
+  /** Training loss: the cross-entropy, or the cross-entropy plus the soft Dice loss.
+   * @default {"ce"} */
+  loss?: LossName;
   /** Learning-rate schedule over the whole run.
    * @default {"constant"} */
   schedule?: ScheduleName;
@@ -229,6 +232,7 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
  * a sigmoid or softmax, else {@linkcode segmentationLoss} on its output.
  *
  * @param model A segmentation model.
+ * @param loss Which loss on the logits (a model without logits has the cross-entropy only).
  * @returns A function from a minibatch to its scalar loss.
  *
  * @example
@@ -246,11 +250,16 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
  */
 export function trainingLoss(
   model: tf.LayersModel,
+  loss: LossName = "ce",
 ): (images: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar {
   const logits = logitsModel(model);
   return (images, masks) =>
     logits
-      ? segmentationLossFromLogits(logits.apply(images, { training: true }) as tf.Tensor4D, masks)
+      ? segmentationLossFromLogits(
+        logits.apply(images, { training: true }) as tf.Tensor4D,
+        masks,
+        loss,
+      )
       : segmentationLoss(model.apply(images, { training: true }) as tf.Tensor4D, masks);
 }
 
@@ -292,6 +301,7 @@ export async function trainModel(
     momentum = 0.9,
     optimizer: optimizerName = "sgd",
     schedule = "constant",
+    loss = "ce",
     seed = 0,
     augment,
     startIteration = 0,
@@ -308,7 +318,7 @@ export async function trainModel(
   }
   const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
   const batches = minibatchIndices(count, batchSize, seed);
-  const lossOf = trainingLoss(model);
+  const lossOf = trainingLoss(model, loss);
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
   const loopStart = performance.now();
   let timedStart = loopStart;

@@ -15,7 +15,7 @@ import { evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
 import { writeFigure } from "./figure.ts";
 import { DATA_FLAGS, type FlagDefs, type FlagValues, TRAIN_FLAGS } from "./flags.ts";
 import { writeLineChart } from "./line_chart.ts";
-import { buildModel, type ModelName, modelSummary } from "./models.ts";
+import { buildModel, type ModelName, modelSummary, outputSize, rebuildAtSize } from "./models.ts";
 import { paintClasses } from "./palette.ts";
 import { join } from "./path.ts";
 import { BATCH_NORM_STATS, recomputeBatchNormStats } from "./batch_norm_stats.ts";
@@ -85,6 +85,12 @@ export const TRAIN_TEST_FLAGS = {
     default: false,
     help: "Test on the mean prediction over the 8 flips and quarter-turns of each photo",
   },
+  testSize: {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "Input size for testing, the same weights at another size (0: --size)",
+  },
 } as const satisfies FlagDefs;
 
 /** What a train-then-test exercise returns. */
@@ -107,6 +113,7 @@ export const TEST_FLAGS = {
     help: "Probability at or above which a pixel is a newt (one-channel models)",
   },
   flipAverage: TRAIN_TEST_FLAGS.flipAverage,
+  testSize: TRAIN_TEST_FLAGS.testSize,
 } as const satisfies FlagDefs;
 
 /** Parsed values of {@linkcode EXERCISE_FLAGS}. */
@@ -210,8 +217,10 @@ export async function loadSplit(
  */
 export function buildAndShow(
   name: ModelName,
-  flags: { size: number; seed: number },
+  flags: { size: number; seed: number; testSize?: number },
 ): tf.LayersModel {
+  // A test size that cannot work is refused now, not after training.
+  if (flags.testSize) outputSize(name, flags.testSize, "--test-size");
   const model = buildModel(name, { size: flags.size, seed: flags.seed });
   console.log(`model: ${name}\n${modelSummary(model)}`);
   return model;
@@ -454,14 +463,26 @@ export async function testAndShow(
   spec: ExerciseSpec,
   model: tf.LayersModel,
   context: RunContext,
-  flags: { size: number; out: string; threshold?: number; flipAverage?: boolean },
+  flags: {
+    size: number;
+    out: string;
+    threshold?: number;
+    flipAverage?: boolean;
+    testSize?: number;
+  },
 ): Promise<TestedRun> {
-  const test = await loadSplit(context, "test", spec.mode, flags.size);
+  const size = flags.testSize || flags.size;
+  outputSize(spec.model, size, flags.testSize ? "--test-size" : "--size");
+  // A fully convolutional network takes other sizes with the same weights.
+  const atSize = size === flags.size ? model : rebuildAtSize(model, spec.model, size);
+  if (atSize !== model) console.log(`test: the trained weights at input size ${size}x${size}`);
+  const test = await loadSplit(context, "test", spec.mode, size);
   try {
-    return await showTest(spec, model, test, flags);
+    return await showTest(spec, atSize, test, flags);
   } finally {
     test.images.dispose();
     test.masks.dispose();
+    if (atSize !== model) atSize.dispose();
   }
 }
 

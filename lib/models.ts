@@ -90,6 +90,7 @@ function tryOutputSize(name: ModelName, size: number): number | undefined {
  *
  * @param name The network.
  * @param size Input height and width.
+ * @param flag The flag the size came from, for the error.
  * @returns The output size (`size` itself for every network but `unet`).
  * @throws {UserError} When the size cannot work, naming the nearest sizes that do.
  *
@@ -102,14 +103,14 @@ function tryOutputSize(name: ModelName, size: number): number | undefined {
  * assertThrows(() => outputSize("unet", 64), /nearest sizes that work: 188/);
  * ```
  */
-export function outputSize(name: ModelName, size: number): number {
+export function outputSize(name: ModelName, size: number, flag = "--size"): number {
   const out = tryOutputSize(name, size);
   if (out !== undefined) return out;
   const nearest = nearestSizes(name, size);
   const listed = nearest.map((valid) => `${valid} (output ${tryOutputSize(name, valid)})`);
   throw new UserError(
     `Input size ${size} does not work for ${name}; nearest sizes that work: ` +
-      `${listed.join(", ")}; pass one with --size`,
+      `${listed.join(", ")}; pass one with ${flag}`,
   );
 }
 
@@ -197,6 +198,39 @@ function buildSmallModel(
   }
   const output = segmentationHead(x, classes, classes === 1 ? "sigmoid" : "softmax", { seeds });
   return tf.model({ inputs: input, outputs: output, name });
+}
+
+/**
+ * The same network with the same weights (batch-norm statistics included) at
+ * another input size. Every network here is fully convolutional, so its
+ * weights do not depend on the input size; only the graph does.
+ *
+ * @param model A model built by {@linkcode buildModel} as `name`.
+ * @param name The network.
+ * @param size The new input height and width.
+ * @returns A new model the caller disposes (the given one is kept).
+ * @throws {UserError} When the network cannot take that size.
+ *
+ * @example
+ * ```ts
+ * import { buildModel, rebuildAtSize } from "./models.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const model = buildModel("nearest", { size: 8, seed: 3 });
+ * const larger = rebuildAtSize(model, "nearest", 16);
+ * assertEquals(larger.outputs[0]!.shape, [null, 16, 16, 3]);
+ * assertEquals(larger.getWeights()[0]!.dataSync(), model.getWeights()[0]!.dataSync());
+ * ```
+ */
+export function rebuildAtSize(
+  model: tf.LayersModel,
+  name: ModelName,
+  size: number,
+): tf.LayersModel {
+  const classes = model.outputs[0]!.shape[3] ?? 1;
+  const rebuilt = buildModel(name, { size, classes });
+  const weights = model.getWeights();
+  rebuilt.setWeights(weights);
+  return rebuilt;
 }
 
 function formatShape(shape: tf.Shape | tf.Shape[]): string {

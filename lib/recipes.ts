@@ -49,6 +49,8 @@ export interface Recipe {
   augment?: Omit<AugmentOptions, "size">;
   /** Test on the mean prediction over the 8 flips and quarter-turns of each photo. */
   flipAverage: boolean;
+  /** Input size for testing (0: `size`), the same weights at another size. */
+  testSize: number;
   /** Batch-norm statistics for testing (`--bn-stats`). */
   bnStats: BatchNormStats;
 }
@@ -85,6 +87,7 @@ export function recipe(name: RecipeName): Recipe {
         trainSize: 64,
         flips: true,
         flipAverage: false,
+        testSize: 0,
         bnStats: "recompute",
       };
     case "tuned":
@@ -103,6 +106,7 @@ export function recipe(name: RecipeName): Recipe {
         flips: false,
         augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
         flipAverage: true,
+        testSize: 160,
         // The one-cycle schedule ends with the learning rate near 0, so the moving
         // averages fit the final weights, over the crops and jitter the network
         // was trained on (0.729 against 0.707 recomputed over the 16 whole photos).
@@ -124,6 +128,7 @@ const RECIPE_FLAGS = [
   "schedule",
   "loss",
   "flipAverage",
+  "testSize",
   "bnStats",
 ] as const;
 
@@ -167,6 +172,8 @@ export function applyRecipe(
   if (typed("size") && settings.augment) {
     settings.trainSize = settings.size * recipe(name).trainSize / recipe(name).size;
   }
+  // A size typed without --test-size is also the size to test at.
+  if (typed("size") && !typed("testSize")) settings.testSize = 0;
   return settings;
 }
 

@@ -111,6 +111,14 @@ Deno.test("applyRecipe() takes the recipe's values except the flags typed", () =
   assertEquals(typed.flipAverage, tuned.flipAverage);
   assertEquals(applyRecipe("tuned", flags, ["--no-flip-average"]).flipAverage, false);
   assertEquals(applyRecipe("tuned", flags, []).bnStats, "moving");
+  // The tuned recipe tests at its own size; a size typed alone is also the test size.
+  assert(tuned.testSize > tuned.size);
+  assertEquals(typed.testSize, 0);
+  assertEquals(
+    applyRecipe("tuned", { ...flags, size: 48, testSize: 64 }, ["--size=48", "--test-size=64"])
+      .testSize,
+    64,
+  );
   assertEquals(applyRecipe("tuned", flags, ["--bn-stats", "recompute"]).bnStats, "recompute");
   assertEquals(
     applyRecipe("default", { ...flags, flipAverage: true }, ["--flip-average"]).flipAverage,

@@ -140,6 +140,39 @@ Deno.test("bin_test names the command to run when the checkpoint is missing or o
   await Deno.remove(root, { recursive: true });
 });
 
+Deno.test("--test-size tests the trained weights at another size; a size that cannot work stops before training", async () => {
+  const { root, flags } = await tinySetup();
+  await assertRejects(
+    () => nearest([...flags("nearest"), "--test-size", "33"]),
+    (error: Error) =>
+      error instanceof UserError &&
+      error.message.includes("Input size 33 does not work for nearest") &&
+      error.message.endsWith("pass one with --test-size"),
+  );
+  assertEquals(
+    await Deno.stat(join(root, "checkpoints", "nearest")).then(() => true, () => false),
+    false,
+  );
+  const trained = await capture(() => nearest(flags("nearest")));
+  trained.value.model!.dispose();
+  const larger = await capture(() =>
+    nearest([...flags("nearest"), "--no-train", "--test-size", "32"])
+  );
+  assert(
+    larger.lines.includes("test: the trained weights at input size 32x32"),
+    larger.lines.join("\n"),
+  );
+  assert(METRICS_LINE.test(larger.lines.at(-1)!), larger.lines.at(-1)!);
+  // Scored at 32x32 against the masks at 32x32: other pixels, another line.
+  assert(larger.lines.at(-1) !== trained.lines.at(-1), larger.lines.at(-1)!);
+  larger.value.model!.dispose();
+  // bin_test takes it too, with the same check.
+  await capture(async () => (await binLoss(flags("bin"))).model.dispose());
+  const binLarger = await capture(() => binTest([...flags("bin"), "--test-size", "24"]));
+  assert(binLarger.lines.includes("test: the trained weights at input size 24x24"));
+  await Deno.remove(root, { recursive: true });
+});
+
 Deno.test("exercises refuse a bad flag value with a one-line error", async () => {
   await assertRejects(
     () => binLoss(["--iters", "many"]),

@@ -7,6 +7,7 @@ import {
   type ModelName,
   modelSummary,
   outputSize,
+  rebuildAtSize,
 } from "../lib/models.ts";
 
 await tf.setBackend("cpu");
@@ -190,6 +191,28 @@ Deno.test("outputSize() refuses a size that cannot work, naming the nearest that
   assertThrows(() => outputSize("unetlike", 60), /48 \(output 48\), 64 \(output 64\)/);
   assertThrows(() => outputSize("nearest", 63), /62 \(output 62\), 64 \(output 64\)/);
   assertEquals(outputSize("bin", 63), 63);
+});
+
+Deno.test("rebuildAtSize() keeps every weight and statistic: there and back predicts the same", () => {
+  for (const [name, size, other] of [["unetlike", 16, 32], ["segnet", 32, 64]] as const) {
+    const model = buildModel(name, { size, seed: 5 });
+    // Give the batch-norm statistics values of their own, as training would.
+    model.setWeights(
+      model.getWeights().map((weight, index) =>
+        tf.add(weight, tf.randomUniform(weight.shape, 0, 0.5, "float32", index))
+      ),
+    );
+    const larger = rebuildAtSize(model, name, other);
+    assertEquals(larger.outputs[0]!.shape, [null, other, other, 3]);
+    const back = rebuildAtSize(larger, name, size);
+    const image = tf.randomUniform([2, size, size, 3], 0, 1, "float32", 9);
+    const expected = (model.predict(image) as tf.Tensor).dataSync();
+    const got = (back.predict(image) as tf.Tensor).dataSync();
+    assertEquals(Array.from(got), Array.from(expected), name);
+    assertThrows(() => rebuildAtSize(model, name, size + 8), UserError);
+    for (const built of [model, larger, back]) built.dispose();
+    image.dispose();
+  }
 });
 
 Deno.test("buildModel() with the same seed gives the same weights, another seed others", () => {

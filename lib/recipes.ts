@@ -93,19 +93,22 @@ export function recipe(name: RecipeName): Recipe {
     case "tuned":
       return {
         summary: "tuned: Adam one-cycle peaking at 3e-3, batch 4, 1200 iterations, 128x128, " +
-          "random crops of 50-100% of each photo loaded at 256, flips, turns, colour jitter; " +
-          "tested on the mean over the 8 flips and turns",
+          "random crops of 50-100% of each photo loaded at 256, flips, turns, colour jitter, " +
+          "cross-entropy plus Dice loss; tested at 160x160 on the mean over the 8 flips and turns",
         size: 128,
         iters: 1200,
         batchSize: 4,
         optimizer: "adam",
         lr: 3e-3,
         schedule: "onecycle",
-        loss: "ce",
+        // Seed 0: 0.742 against 0.725 with the cross-entropy alone (tested at 128).
+        loss: "ce+dice",
         trainSize: 256,
         flips: false,
         augment: { minCrop: 0.5, flips: true, turns: true, jitter: 0.2 },
         flipAverage: true,
+        // The crops show the newts 1-2x larger than a whole photo at 128 does; whole
+        // photos at 160 match that (seed 0: 0.759 against 0.742 at 128).
         testSize: 160,
         // The one-cycle schedule ends with the learning rate near 0, so the moving
         // averages fit the final weights, over the crops and jitter the network

@@ -89,6 +89,7 @@ Deno.test("unetlike --recipe tuned trains with augmentation and names its figure
   const { value: result, lines } = await captureLog(() => runUnetlike(args));
   assert(lines.some((line) => line.startsWith("recipe: tuned")));
   assert(lines.some((line) => line.includes("adam lr 0.003 (onecycle)")), lines.join("\n"));
+  assert(lines.some((line) => line.includes("loss ce+dice")), lines.join("\n"));
   assert(lines.some((line) => line.includes("at 32x32, random crops resized to 16x16")));
   assertEquals(result.trained!.losses.length, 2);
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);

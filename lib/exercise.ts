@@ -472,10 +472,13 @@ export async function testAndShow(
   },
 ): Promise<TestedRun> {
   const size = flags.testSize || flags.size;
-  outputSize(spec.model, size, flags.testSize ? "--test-size" : "--size");
-  // A fully convolutional network takes other sizes with the same weights.
-  const atSize = size === flags.size ? model : rebuildAtSize(model, spec.model, size);
-  if (atSize !== model) console.log(`test: the trained weights at input size ${size}x${size}`);
+  let atSize = model;
+  if (size !== flags.size) {
+    // A fully convolutional network takes other sizes with the same weights.
+    outputSize(spec.model, size, "--test-size");
+    atSize = rebuildAtSize(model, spec.model, size);
+    console.log(`test: the trained weights at input size ${size}x${size}`);
+  }
   const test = await loadSplit(context, "test", spec.mode, size);
   try {
     return await showTest(spec, atSize, test, flags);

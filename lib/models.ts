@@ -228,8 +228,7 @@ export function rebuildAtSize(
 ): tf.LayersModel {
   const classes = model.outputs[0]!.shape[3] ?? 1;
   const rebuilt = buildModel(name, { size, classes });
-  const weights = model.getWeights();
-  rebuilt.setWeights(weights);
+  rebuilt.setWeights(model.getWeights());
   return rebuilt;
 }
 

@@ -82,7 +82,6 @@ export async function runRecipeExercise(
     );
   }
   outputSize(name, flags.size); // a size the network cannot take is refused here
-  if (flags.testSize) outputSize(name, flags.testSize, "--test-size");
   const spec: ExerciseSpec = {
     exercise: tuned ? `${name}_${recipeName}` : name,
     trainer: name,

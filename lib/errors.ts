@@ -31,7 +31,8 @@ export class UserError extends Error {
 }
 
 /**
- * Runs an entry script's `run` function: a {@linkcode UserError} becomes one
+ * Runs an entry script's `run` function: a {@linkcode UserError} (or any
+ * error named `UserError`, such as the engine's `BackendError`) becomes one
  * line on stderr and exit status 1.
  *
  * @param run The script's work.
@@ -47,7 +48,8 @@ export async function runMain(run: () => Promise<void>): Promise<void> {
   try {
     await run();
   } catch (error) {
-    if (error instanceof UserError) {
+    // By name, so that the engine's BackendError (named "UserError") counts too.
+    if (error instanceof Error && error.name === "UserError") {
       console.error(`error: ${error.message}`);
       Deno.exit(1);
     }

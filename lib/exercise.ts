@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "./backend.ts";
+import { setupBackend } from "../engine/mod.ts";
 import { checkpointDir, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { resolveDataDir } from "./data_dir.ts";
 import { UserError } from "./errors.ts";

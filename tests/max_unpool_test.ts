@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "../lib/assert.ts";
 import { MaxPoolWithMask, maxPoolWithMask, MaxUnpool, maxUnpool } from "../lib/max_unpool.ts";
+import { setupBackend } from "../engine/mod.ts";
 
 await tf.setBackend("cpu");
 
@@ -203,4 +204,31 @@ Deno.test("MaxPoolWithMask and MaxUnpool layers save and load as model.json", as
   tf.dispose([x, expected, actual]);
   model.dispose();
   loaded.dispose();
+});
+
+Deno.test("maxPoolWithMask() and maxUnpool() on the engine's wasm backend match the cpu backend, with ties", async () => {
+  const seeded = (shape: number[], seed: number) =>
+    tf.tidy(() => tf.sub(tf.mul(tf.randomUniform(shape, 0, 1, "float32", seed), 2), 1));
+  const run = () =>
+    tf.tidy(() => {
+      const x = tf.round(tf.mul(seeded([2, 4, 6, 3], 41), 2)) as tf.Tensor4D;
+      const dy = seeded([2, 4, 6, 3], 42);
+      const f = (x: tf.Tensor) => {
+        const [pooled, mask] = maxPoolWithMask(x as tf.Tensor4D);
+        return maxUnpool(tf.mul(pooled, 3) as tf.Tensor4D, mask);
+      };
+      const grad = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x), dy)))(x);
+      return [...f(x).dataSync(), ...grad.dataSync()];
+    });
+  const previous = tf.getBackend();
+  await setupBackend("cpu", { quiet: true });
+  const expected = run();
+  for (const blas of [true, false]) {
+    await setupBackend("wasm", { quiet: true, blas });
+    const actual = run();
+    assertEquals(actual.length, expected.length);
+    const worst = Math.max(...actual.map((value, i) => Math.abs(value - expected[i]!)));
+    assert(worst < 1e-5, `wasm (blas ${blas}) differs from cpu by ${worst}`);
+  }
+  await tf.setBackend(previous);
 });

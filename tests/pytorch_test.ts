@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "../lib/assert.ts";
-import { setupBackend } from "../lib/backend.ts";
+import { setupBackend } from "../engine/mod.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { buildModel, type ModelName } from "../lib/models.ts";
 import { join } from "../lib/path.ts";

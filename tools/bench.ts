@@ -15,7 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../lib/backend.ts";
+import { setupBackend } from "../engine/mod.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { runMain, UserError } from "../lib/errors.ts";

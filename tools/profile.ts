@@ -10,7 +10,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { BACKEND_NAMES, type BackendName, setupBackend } from "../lib/backend.ts";
+import { BACKEND_NAMES, type BackendName, setupBackend } from "../engine/mod.ts";
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { trainingLoss } from "../lib/train.ts";

@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 import { type Blas, blasThreads, openBlas } from "./blas.ts";
-import { UserError } from "./errors.ts";
+import { BackendError } from "./errors.ts";
 import { conv2dBlasConfig } from "./kernels/conv2d.ts";
 import {
   conv2dBackpropFilterConfig,
@@ -86,7 +86,7 @@ const TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node
  * @param name A value of `--backend`; `auto` picks the fastest that works.
  * @param options Printing, OpenBLAS and software-GPU choices.
  * @returns The active backend as printed, e.g. `"wasm+openblas"`, `"wasm"` or `"cpu"`.
- * @throws {UserError} When a backend asked for by name cannot run, saying why and what to install.
+ * @throws {BackendError} When a backend asked for by name cannot run, saying why and what to install.
  *
  * @example
  * ```ts
@@ -102,7 +102,7 @@ export async function setupBackend(
   options: SetupBackendOptions = {},
 ): Promise<string> {
   if (!BACKEND_NAMES.includes(name)) {
-    throw new UserError(
+    throw new BackendError(
       `Unknown backend "${name}": use one of ${BACKEND_NAMES.join(", ")}`,
     );
   }
@@ -124,13 +124,13 @@ export async function setupBackend(
       return attempt.label;
     }
     if (name !== "auto") {
-      throw new UserError(
+      throw new BackendError(
         `Cannot use backend ${candidate}: ${attempt.reason}; ${attempt.fix}`,
       );
     }
     skipped.push(`${candidate} (${attempt.reason})`);
   }
-  throw new UserError(`No backend works: ${skipped.join(", ")}`);
+  throw new BackendError(`No backend works: ${skipped.join(", ")}`);
 }
 
 /**
@@ -371,7 +371,7 @@ function requireKernel(name: string): KernelConfig {
 }
 
 /**
- * Registers this project's wasm kernels (each in `lib/kernels/`): the missing
+ * Registers this project's wasm kernels (each in `kernels/`): the missing
  * `Conv2DBackpropFilter`; a faster `Conv2DBackpropInput`; a correct
  * `MaxPoolGrad` (the backend's own drops the gradient of all-negative
  * windows); a faster `ResizeNearestNeighborGrad`; one-pass `Sum` and `Mean`

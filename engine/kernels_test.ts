@@ -8,10 +8,9 @@
  * installs Mesa's llvmpipe).
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert } from "../lib/assert.ts";
-import { findGpuAdapter, setupBackend } from "../lib/backend.ts";
-import { openBlas } from "../lib/blas.ts";
-import { maxPoolWithMask, maxUnpool } from "../lib/max_unpool.ts";
+import { assert } from "./assert.ts";
+import { findGpuAdapter, setupBackend } from "./backend.ts";
+import { openBlas } from "./blas.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -140,18 +139,6 @@ const CASES: Case[] = [
     name: "max pool 2x2 same padding on odd sizes",
     run: () =>
       withGrads((x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "same"), [input([2, 5, 3, 3], 30)]),
-  },
-  {
-    name: "SegNet max pooling with a mask and unpooling, with ties",
-    run: () => {
-      const x = tf.round(tf.mul(input([2, 4, 6, 3], 41), 2)) as tf.Tensor4D;
-      const dy = input([2, 4, 6, 3], 42);
-      const f = (x: tf.Tensor) => {
-        const [pooled, mask] = maxPoolWithMask(x as tf.Tensor4D);
-        return maxUnpool(tf.mul(pooled, 3) as tf.Tensor4D, mask);
-      };
-      return [f(x), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x), dy)))(x)];
-    },
   },
   {
     name: "nearest upsampling x2",

@@ -1,0 +1,109 @@
+/**
+ * Backend selection: names, the one-line announcement, refusals that say what
+ * to install, OpenBLAS on and off, and telling a software GPU from a real one.
+ * Every network's training step on each backend is checked in the project's
+ * `tests/networks_backend_test.ts`.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { BACKEND_NAMES, isSoftwareAdapter, setupBackend } from "./backend.ts";
+import { openBlas } from "./blas.ts";
+import { BackendError } from "./errors.ts";
+
+/** Runs `f` and returns what it printed with console.log. */
+async function printed(f: () => Promise<unknown>): Promise<string[]> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...args: unknown[]) => lines.push(args.join(" "));
+  try {
+    await f();
+  } finally {
+    console.log = log;
+  }
+  return lines;
+}
+
+Deno.test("BACKEND_NAMES lists auto first and every backend of --backend", () => {
+  assertEquals(BACKEND_NAMES, ["auto", "tensorflow", "webgpu", "wasm", "cpu"]);
+});
+
+Deno.test("setupBackend() activates cpu and says so in one line", async () => {
+  const lines = await printed(async () => assertEquals(await setupBackend("cpu"), "cpu"));
+  assertEquals(tf.getBackend(), "cpu");
+  assertEquals(lines.length, 1);
+  assert(lines[0]!.startsWith("backend: cpu"), String(lines[0]));
+});
+
+Deno.test({
+  name: "setupBackend() with auto picks a working backend and says why others were skipped",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    let name = "";
+    const lines = await printed(async () => {
+      name = await setupBackend("auto");
+    });
+    assertEquals(lines.length, 1);
+    assert(lines[0]!.startsWith(`backend: ${name}`), String(lines[0]));
+    assertEquals(tf.getBackend(), name.split("+")[0]);
+    if (name !== "tensorflow") {
+      assert(lines[0]!.includes("skipped tensorflow ("), String(lines[0]));
+    }
+    if (name.startsWith("wasm")) {
+      assert(
+        /webgpu \((no GPU adapter|software adapter only|this Deno has no WebGPU)/.test(lines[0]!),
+        String(lines[0]),
+      );
+    }
+    await setupBackend("cpu", { quiet: true });
+  },
+});
+
+Deno.test("setupBackend() refuses tensorflow when tfjs-node is not installed, saying how to install it", async () => {
+  try {
+    import.meta.resolve("@tensorflow/tfjs-node");
+    return; // installed here: nothing to refuse
+  } catch {
+    // not in the import map: expected
+  }
+  await assertRejects(
+    () => setupBackend("tensorflow", { quiet: true }),
+    (error: Error) => {
+      assert(error instanceof BackendError);
+      assert(error.message.includes("not installed"), error.message);
+      assert(error.message.includes("deno install --allow-scripts"), error.message);
+      return true;
+    },
+  );
+});
+
+Deno.test("setupBackend() refuses an unknown backend name", async () => {
+  await assertRejects(
+    () => setupBackend("tpu" as never, { quiet: true }),
+    BackendError,
+  );
+});
+
+Deno.test("setupBackend() uses OpenBLAS for wasm unless SEGMENT_NO_BLAS is set", async () => {
+  const blas = openBlas();
+  const previous = Deno.env.get("SEGMENT_NO_BLAS");
+  try {
+    Deno.env.delete("SEGMENT_NO_BLAS");
+    const expected = typeof blas === "string" ? "wasm" : "wasm+openblas";
+    assertEquals(await setupBackend("wasm", { quiet: true }), expected);
+    Deno.env.set("SEGMENT_NO_BLAS", "1");
+    assertEquals(await setupBackend("wasm", { quiet: true }), "wasm");
+  } finally {
+    if (previous === undefined) Deno.env.delete("SEGMENT_NO_BLAS");
+    else Deno.env.set("SEGMENT_NO_BLAS", previous);
+    if (typeof blas !== "string") blas.close();
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
+Deno.test("isSoftwareAdapter() tells llvmpipe and SwiftShader from a GPU", () => {
+  assert(isSoftwareAdapter({ info: { description: "llvmpipe (LLVM 15.0.6, 256 bits)" } }));
+  assert(isSoftwareAdapter({ info: { description: "Google SwiftShader" } }));
+  assert(isSoftwareAdapter({ info: { description: "", isFallbackAdapter: true } }));
+  assert(!isSoftwareAdapter({ info: { description: "AMD Radeon RX 7900 XTX" } }));
+});

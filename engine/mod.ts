@@ -1,0 +1,27 @@
+/**
+ * The training engine under the exercises: it sets up the fastest
+ * TensorFlow.js backend that works on this machine and adds what that
+ * backend lacks for training (the wasm backend's gradients, and its
+ * convolutions on OpenBLAS when the library is installed). See README.md.
+ *
+ * The exercises reach it through this one module:
+ *
+ * @example
+ * ```ts
+ * import { setupBackend } from "./mod.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(await setupBackend("cpu", { quiet: true }), "cpu");
+ * ```
+ *
+ * @module
+ */
+export {
+  BACKEND_NAMES,
+  type BackendName,
+  findGpuAdapter,
+  isSoftwareAdapter,
+  setupBackend,
+  type SetupBackendOptions,
+} from "./backend.ts";
+export { openBlas } from "./blas.ts";
+export { BackendError } from "./errors.ts";

@@ -50,6 +50,10 @@ export const BACKEND_NAMES: readonly BackendName[] = [
   "cpu",
 ];
 
+function isBackendName(name: string): name is BackendName {
+  return (BACKEND_NAMES as readonly string[]).includes(name);
+}
+
 /** Options of {@linkcode setupBackend}. */
 export interface SetupBackendOptions {
   /** Print nothing. @default false */
@@ -98,10 +102,10 @@ const TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node
  * ```
  */
 export async function setupBackend(
-  name: BackendName,
+  name: BackendName | string,
   options: SetupBackendOptions = {},
 ): Promise<string> {
-  if (!BACKEND_NAMES.includes(name)) {
+  if (!isBackendName(name)) {
     throw new BackendError(
       `Unknown backend "${name}": use one of ${BACKEND_NAMES.join(", ")}`,
     );

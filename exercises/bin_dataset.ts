@@ -64,7 +64,7 @@ export async function run(args: string[]): Promise<void> {
     );
   }
   tf.dispose([dataset.images, dataset.masks]);
-  console.log("Next: deno task bin_loss trains a network to predict these masks");
+  console.log("next: deno task bin_loss  (train a network to predict these masks)");
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -1,30 +1,22 @@
 /**
  * Exercise 3, bin_test: loads the network `deno task bin_loss` trained,
  * predicts every test photo and writes a figure per photo with the input,
- * the predicted probability (grey), the mask after binarization (threshold
- * 0.5, a flag) and the ground truth; prints IoU and pixel accuracy.
+ * the predicted probability (grey), the mask after binarization (a pixel is
+ * a newt where the probability is at least 0.5, `--threshold`) and the
+ * ground truth; prints IoU and pixel accuracy.
  *
  * @module
  */
+import { setupBackend } from "../engine/mod.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
-import {
-  EXERCISE_FLAGS,
-  type ExerciseSpec,
-  loadTrained,
-  prepareRun,
-  TEST_FLAGS,
-  testAndShow,
-  type TestedRun,
-} from "../lib/exercise.ts";
+import { TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
+import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
+import { loadTrained } from "../lib/train_and_save.ts";
+import { binNet } from "./bin_loss.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "bin_test",
-  trainer: "bin_loss",
-  model: "bin",
-  mode: "binary",
-  next: { command: "deno task semaseg_loss", why: "the same network with three classes" },
-};
+const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, madara)";
 
 /**
  * Tests the binarization network on the test photos.
@@ -33,17 +25,27 @@ const SPEC: ExerciseSpec = {
  * @returns The metrics and the figure paths.
  */
 export async function run(args: string[]): Promise<TestedRun> {
-  // Settings
-  const flags = parseFlags(args, { ...EXERCISE_FLAGS, ...TEST_FLAGS }, {
+  const flags = parseFlags(args, TEST_FLAGS, {
     usage: "deno task bin_test [flags]",
     summary: "Test the binarization network trained by `deno task bin_loss`: figures and IoU.",
   });
-  const context = await prepareRun(flags);
-  // Model: the checkpoint of bin_loss
-  const model = await loadTrained(SPEC, flags);
-  // Test: the test photos, masks 1 where newt; a figure per photo, then the metrics line
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  // Network: the checkpoint bin_loss saved
+  const model = await loadTrained(flags.checkpoint ?? "checkpoints/bin_loss", {
+    network: "bin",
+    size: flags.size,
+    command: "deno task bin_loss",
+  });
+  // Test: probability, binarization at --threshold, a figure per photo, then IoU
   try {
-    return await testAndShow(SPEC, model, context, flags);
+    return await testAndShow(model, dataDir, {
+      ...flags,
+      name: "bin_test",
+      mode: "binary",
+      build: (size) => binNet(size),
+      next: NEXT,
+    });
   } finally {
     model.dispose();
   }

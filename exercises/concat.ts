@@ -1,34 +1,91 @@
 /**
- * Exercise 9, concat: as transposeconv, with a skip connection: the
- * upsampled map is concatenated with the output of the first CRB pair on the
- * channel axis, then 1x1 conv (32) + ReLU + BN, CRB(32) x2, 1x1 conv to three
- * classes with softmax. Trains, then tests, in one run: `--no-train` tests the
- * saved checkpoint, `--no-test` only trains.
+ * Exercise 9, concat: a skip connection. Pooling blurs where things are. The
+ * network of transposeconv keeps the full-resolution output of its first
+ * CRB pair and, after upsampling, concatenates it with the upsampled map on
+ * the channel axis; a 1x1 conv + ReLU + BN brings the 64 channels back to
+ * 32. The decoder then sees both the context (from below) and the fine
+ * detail (from the side).
+ * Trains, then tests, in one run: `--no-train` tests the saved checkpoint,
+ * `--no-test` only trains.
  *
  * @module
  */
-import { runMain } from "../lib/errors.ts";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
 import {
-  buildAndShow,
-  type ExerciseSpec,
-  loadSplit,
-  loadTrained,
-  nextStep,
-  prepareRun,
-  testAndShow,
-  TRAIN_TEST_FLAGS,
-  trainAndSave,
-  type TrainTestRun,
-} from "../lib/exercise.ts";
+  convBlock,
+  maxPool,
+  SeedSequence,
+  segmentationHead,
+  upsampleTransposed,
+} from "../lib/blocks.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
+import { runMain } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
+import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
+import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "concat",
-  trainer: "concat",
-  model: "concat",
-  mode: "classes",
-  next: { command: "deno task unetlike", why: "the UNet-like network with more levels" },
-};
+const EXERCISE = "concat";
+// Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
+const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
+const NEXT = "deno task unet  (the paper's UNet: four levels of skip connections)";
+
+/**
+ * The output size of the network for an input size: one 2x2 pooling needs an even size.
+ *
+ * @param size Input height and width in pixels.
+ * @returns The output size (the input size), or `undefined` for an odd size.
+ */
+export function outputSize(size: number): number | undefined {
+  return size % 2 === 0 ? size : undefined;
+}
+
+/**
+ * The network: CRB(32) x2 (kept as the skip), max-pool 2x2, CRB(32) x2,
+ * transposed conv (kernel 2, stride 2, 32 filters) + ReLU + BN, concat with
+ * the skip, 1x1 conv (32) + ReLU + BN, CRB(32) x2, 1x1 conv and softmax.
+ *
+ * @param size Input height and width in pixels, even.
+ * @param options Classes (3) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, size, size, classes]`.
+ * @throws {UserError} For an odd size, naming the nearest sizes that work.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { concatNet } from "./concat.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(concatNet(8).outputs[0]!.shape, [null, 8, 8, 3]);
+ * ```
+ */
+export function concatNet(
+  size = 64,
+  { classes = 3, seed = 0 }: NetOptions = {},
+): tf.LayersModel {
+  checkSize(EXERCISE, size, outputSize);
+  const seeds = new SeedSequence(seed);
+  const crb = (x: tf.SymbolicTensor, name: string) =>
+    convBlock(x, 32, { order: "CRB", seeds, name }); // (Conv 3x3 -> ReLU -> BatchNorm) x2
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
+  const skip = crb(input, "enc1"); // [batch, 64, 64, 32]: full resolution, kept for later
+  let x = maxPool(skip, "pool1"); // [batch, 32, 32, 32]
+  x = crb(x, "enc2"); // [batch, 32, 32, 32]
+  // Transposed conv 2x2, stride 2 -> ReLU -> BatchNorm: each pixel spreads into a learned 2x2 block
+  x = upsampleTransposed(x, 32, { order: "CRB", seeds, name: "dec1" }); // [batch, 64, 64, 32]
+  // The skip connection: both maps side by side on the channel axis
+  x = tf.layers.concatenate({ axis: -1, name: "dec1_concat" })
+    .apply([x, skip]) as tf.SymbolicTensor; // [batch, 64, 64, 64]
+  // Conv 1x1 -> ReLU -> BatchNorm: back to 32 channels
+  x = convBlock(x, 32, { order: "CRB", seeds, name: "dec1_fuse", kernelSize: 1, convs: 1 }); // [batch, 64, 64, 32]
+  x = crb(x, "dec1"); // [batch, 64, 64, 32]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 64, 64, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
+}
 
 /**
  * Trains the network, then tests it on the test photos.
@@ -37,34 +94,50 @@ const SPEC: ExerciseSpec = {
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
-  // Settings
-  const flags = parseFlags(args, TRAIN_TEST_FLAGS, {
-    usage: "deno task concat [flags]",
+  const flags = parseFlags(args, withDefaults(TRAIN_TEST_FLAGS, PROTOCOL), {
+    usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test an encoder-decoder with a skip connection (concatenation).",
   });
-  const context = await prepareRun(flags);
+  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
   const result: TrainTestRun = {};
   if (flags.train) {
-    // Data: each training photo four times (as is and flipped)
-    const train = await loadSplit(context, "train", SPEC.mode, flags.size);
-    // Model
-    const model = buildAndShow(SPEC.model, flags);
-    // Train, save the checkpoint and the loss curve
+    // Data: each training photo four times (as is and flipped), masks as class indices
+    const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    // Network
+    const model = showModel(concatNet(flags.size, { seed: flags.seed }));
+    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
     try {
-      result.trained = await trainAndSave(SPEC, model, train, flags);
+      result.trained = await trainAndSave(model, train, {
+        ...flags,
+        name: EXERCISE,
+        checkpoint,
+        command: `deno task ${EXERCISE}`,
+      });
       result.model = result.trained.model;
     } finally {
-      train.images.dispose();
-      train.masks.dispose();
+      tf.dispose([train.images, train.masks]);
     }
   }
   if (!flags.test) {
-    nextStep(SPEC);
+    console.log(`next: ${NEXT}`);
     return result;
   }
-  // Test: the trained model, or the checkpoint with --no-train
-  result.model ??= await loadTrained(SPEC, flags);
-  result.tested = await testAndShow(SPEC, result.model, context, flags);
+  // Test: the trained network, or the checkpoint with --no-train
+  result.model ??= await loadTrained(checkpoint, {
+    network: EXERCISE,
+    size: flags.size,
+    command: `deno task ${EXERCISE}`,
+  });
+  result.tested = await testAndShow(result.model, dataDir, {
+    ...flags,
+    name: EXERCISE,
+    mode: "classes",
+    build: (size) => concatNet(size),
+    next: NEXT,
+  });
   return result;
 }
 

@@ -1,33 +1,80 @@
 /**
- * Exercise 7, nearest: an encoder-decoder. CRB(32) x2, max-pool 2x2,
- * CRB(32) x2, nearest-neighbour upsampling x2, CRB(32) x2, 1x1 conv to three
- * classes with softmax. Trains, then tests, in one run: `--no-train` tests the
- * saved checkpoint, `--no-test` only trains.
+ * Exercise 7, nearest: down and up again. Real networks pool to see more of
+ * the photo at once, then must come back to the input size to label every
+ * pixel. Two CRB convs, a 2x2 max-pooling that halves the size, two more,
+ * nearest-neighbour upsampling that doubles it again (each pixel copied into
+ * a 2x2 block), two more, then a 1x1 conv to three classes and a softmax.
+ * Trains, then tests, in one run: `--no-train` tests the saved checkpoint,
+ * `--no-test` only trains.
  *
  * @module
  */
-import { runMain } from "../lib/errors.ts";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
 import {
-  buildAndShow,
-  type ExerciseSpec,
-  loadSplit,
-  loadTrained,
-  nextStep,
-  prepareRun,
-  testAndShow,
-  TRAIN_TEST_FLAGS,
-  trainAndSave,
-  type TrainTestRun,
-} from "../lib/exercise.ts";
+  convBlock,
+  maxPool,
+  SeedSequence,
+  segmentationHead,
+  upsampleNearest,
+} from "../lib/blocks.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
+import { runMain } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
+import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
+import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "nearest",
-  trainer: "nearest",
-  model: "nearest",
-  mode: "classes",
-  next: { command: "deno task transposeconv", why: "learn the upsampling instead" },
-};
+const EXERCISE = "nearest";
+// Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
+const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
+const NEXT = "deno task transposeconv  (learn the upsampling instead)";
+
+/**
+ * The output size of the network for an input size: one 2x2 pooling needs an even size.
+ *
+ * @param size Input height and width in pixels.
+ * @returns The output size (the input size), or `undefined` for an odd size.
+ */
+export function outputSize(size: number): number | undefined {
+  return size % 2 === 0 ? size : undefined;
+}
+
+/**
+ * The network: CRB(32) x2, max-pool 2x2, CRB(32) x2, nearest-neighbour
+ * upsampling x2, CRB(32) x2, 1x1 conv and softmax.
+ *
+ * @param size Input height and width in pixels, even.
+ * @param options Classes (3) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, size, size, classes]`.
+ * @throws {UserError} For an odd size, naming the nearest sizes that work.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { nearestNet } from "./nearest.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(nearestNet(8).outputs[0]!.shape, [null, 8, 8, 3]);
+ * ```
+ */
+export function nearestNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+  checkSize(EXERCISE, size, outputSize);
+  const seeds = new SeedSequence(seed);
+  const crb = (x: tf.SymbolicTensor, name: string) =>
+    convBlock(x, 32, { order: "CRB", seeds, name }); // (Conv 3x3 -> ReLU -> BatchNorm) x2
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
+  let x = crb(input, "enc1"); // [batch, 64, 64, 32]
+  x = maxPool(x, "pool1"); // [batch, 32, 32, 32]
+  x = crb(x, "enc2"); // [batch, 32, 32, 32]
+  x = upsampleNearest(x, "up"); // [batch, 64, 64, 32]: each pixel copied into a 2x2 block
+  x = crb(x, "dec1"); // [batch, 64, 64, 32]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 64, 64, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
+}
 
 /**
  * Trains the network, then tests it on the test photos.
@@ -36,34 +83,50 @@ const SPEC: ExerciseSpec = {
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
-  // Settings
-  const flags = parseFlags(args, TRAIN_TEST_FLAGS, {
-    usage: "deno task nearest [flags]",
+  const flags = parseFlags(args, withDefaults(TRAIN_TEST_FLAGS, PROTOCOL), {
+    usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test an encoder-decoder that upsamples by nearest neighbour.",
   });
-  const context = await prepareRun(flags);
+  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
   const result: TrainTestRun = {};
   if (flags.train) {
-    // Data: each training photo four times (as is and flipped)
-    const train = await loadSplit(context, "train", SPEC.mode, flags.size);
-    // Model
-    const model = buildAndShow(SPEC.model, flags);
-    // Train, save the checkpoint and the loss curve
+    // Data: each training photo four times (as is and flipped), masks as class indices
+    const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    // Network
+    const model = showModel(nearestNet(flags.size, { seed: flags.seed }));
+    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
     try {
-      result.trained = await trainAndSave(SPEC, model, train, flags);
+      result.trained = await trainAndSave(model, train, {
+        ...flags,
+        name: EXERCISE,
+        checkpoint,
+        command: `deno task ${EXERCISE}`,
+      });
       result.model = result.trained.model;
     } finally {
-      train.images.dispose();
-      train.masks.dispose();
+      tf.dispose([train.images, train.masks]);
     }
   }
   if (!flags.test) {
-    nextStep(SPEC);
+    console.log(`next: ${NEXT}`);
     return result;
   }
-  // Test: the trained model, or the checkpoint with --no-train
-  result.model ??= await loadTrained(SPEC, flags);
-  result.tested = await testAndShow(SPEC, result.model, context, flags);
+  // Test: the trained network, or the checkpoint with --no-train
+  result.model ??= await loadTrained(checkpoint, {
+    network: EXERCISE,
+    size: flags.size,
+    command: `deno task ${EXERCISE}`,
+  });
+  result.tested = await testAndShow(result.model, dataDir, {
+    ...flags,
+    name: EXERCISE,
+    mode: "classes",
+    build: (size) => nearestNet(size),
+    next: NEXT,
+  });
   return result;
 }
 

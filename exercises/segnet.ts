@@ -1,35 +1,188 @@
 /**
- * Exercise 12, segnet: a VGG16-style encoder, (2, 2, 3, 3, 3) CBR convs at
- * (64, 128, 256, 512, 512) filters, each level ending in a 2x2 max-pooling
- * that keeps where each maximum was; the decoder mirrors it, each level
- * starting with a max-unpooling that puts the values back at those positions
- * (zeros elsewhere), then (3, 3, 3, 2, 2) CBR convs at (512, 256, 128, 64, 64)
- * filters; a 1x1 conv to three classes with softmax. The input size must be a
- * multiple of 32 (five poolings).
+ * Exercise 12, segnet: SegNet (Badrinarayanan et al., 2015, arXiv
+ * 1511.00561). A VGG16-style encoder: (2, 2, 3, 3, 3) CBR convs at (64, 128,
+ * 256, 512, 512) filters, each level ending in a 2x2 max-pooling that keeps
+ * where each maximum was. The decoder mirrors it: each level starts with a
+ * max-unpooling that puts the values back at those positions (zeros
+ * elsewhere), then (3, 3, 3, 2, 2) CBR convs at (512, 256, 128, 64, 64)
+ * filters; a 1x1 conv to three classes and a softmax. The input size must be
+ * a multiple of 32 (five poolings).
  *
  * Trains, then tests, in one run: `--no-train` tests the saved checkpoint,
  * `--no-test` only trains. `--recipe tuned` trains with the UNet-like
- * network's tuned recipe instead of the tutorial's protocol.
+ * network's tuned recipe instead of the answer's protocol.
  *
  * @module
  */
-import { runMain } from "../lib/errors.ts";
-import type { TrainTestRun } from "../lib/exercise.ts";
-import { runRecipeExercise } from "../lib/recipe_exercise.ts";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
+import {
+  convBlock,
+  poolWithIndices,
+  SeedSequence,
+  segmentationHead,
+  unpool,
+} from "../lib/blocks.ts";
+import { createAugment } from "../lib/augment.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { type FlagDefs, parseFlags } from "../lib/flags.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
+import {
+  applyRecipe,
+  loadRecipeTrainSplit,
+  RECIPE_NAMES,
+  type RecipeName,
+} from "../lib/recipes.ts";
+import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
+import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
+
+const EXERCISE = "segnet";
+// Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
+const PROTOCOL = { size: 64, batchSize: 16, iters: 1000, lr: 0.01 };
+const NEXT = "deno task segment PHOTO  (use a trained network on your own photos)";
 
 /**
- * Trains SegNet, then tests it on the test photos.
+ * The output size for an input size: five poolings need a multiple of 32.
+ *
+ * @param size Input height and width in pixels.
+ * @returns The output size (the input size), or `undefined` when the size cannot work.
+ */
+export function outputSize(size: number): number | undefined {
+  return size % 32 === 0 ? size : undefined;
+}
+
+/**
+ * SegNet. The shape comments are for the default input, 64.
+ *
+ * @param size Input height and width in pixels, a multiple of 32.
+ * @param options Classes (3) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, size, size, classes]`.
+ * @throws {UserError} For a size that cannot work, naming the nearest sizes that do.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { segnetNet } from "./segnet.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(segnetNet(32).outputs[0]!.shape, [null, 32, 32, 3]);
+ * ```
+ */
+export function segnetNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+  checkSize(EXERCISE, size, outputSize);
+  const seeds = new SeedSequence(seed);
+  // (Conv 3x3 -> BatchNorm -> ReLU) x convs
+  const cbr = (x: tf.SymbolicTensor, filters: number, convs: number, name: string) =>
+    convBlock(x, filters, { order: "CBR", seeds, name, convs });
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
+  // Encoder: each level's max-pooling keeps a mask of where its maxima were
+  let x = cbr(input, 64, 2, "enc1"); // [batch, 64, 64, 64]
+  const [pool1, mask1] = poolWithIndices(x, "pool1"); // [batch, 32, 32, 64], mask [batch, 64, 64, 64]
+  x = cbr(pool1, 128, 2, "enc2"); // [batch, 32, 32, 128]
+  const [pool2, mask2] = poolWithIndices(x, "pool2"); // [batch, 16, 16, 128]
+  x = cbr(pool2, 256, 3, "enc3"); // [batch, 16, 16, 256]
+  const [pool3, mask3] = poolWithIndices(x, "pool3"); // [batch, 8, 8, 256]
+  x = cbr(pool3, 512, 3, "enc4"); // [batch, 8, 8, 512]
+  const [pool4, mask4] = poolWithIndices(x, "pool4"); // [batch, 4, 4, 512]
+  x = cbr(pool4, 512, 3, "enc5"); // [batch, 4, 4, 512]
+  const [pool5, mask5] = poolWithIndices(x, "pool5"); // [batch, 2, 2, 512]
+  // Decoder: each unpooling puts the values back where the maxima were, zeros elsewhere
+  x = cbr(unpool(pool5, mask5, "unpool5"), 512, 3, "dec5"); // unpool [batch, 4, 4, 512]
+  x = cbr(unpool(x, mask4, "unpool4"), 256, 3, "dec4"); // unpool [batch, 8, 8, 512] -> 256
+  x = cbr(unpool(x, mask3, "unpool3"), 128, 3, "dec3"); // unpool [batch, 16, 16, 256] -> 128
+  x = cbr(unpool(x, mask2, "unpool2"), 64, 2, "dec2"); // unpool [batch, 32, 32, 128] -> 64
+  x = cbr(unpool(x, mask1, "unpool1"), 64, 2, "dec1"); // unpool [batch, 64, 64, 64]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 64, 64, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
+}
+
+const FLAGS = {
+  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
+  recipe: {
+    type: "string",
+    default: "default",
+    choices: RECIPE_NAMES,
+    help: "Training recipe: default (the tutorial's protocol) or tuned (see docs/results.md); " +
+      "flags you type override it",
+  },
+} as const satisfies FlagDefs;
+
+/**
+ * Trains SegNet with a recipe, then tests it on the test photos.
  *
  * @param args Command-line arguments.
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
-export function run(args: string[]): Promise<TrainTestRun> {
-  return runRecipeExercise({
-    model: "segnet",
-    usage: "deno task segnet [flags]",
+export async function run(args: string[]): Promise<TrainTestRun> {
+  const parsed = parseFlags(args, FLAGS, {
+    usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test SegNet (VGG16 encoder, unpooling with the max-pool positions).",
-    next: { command: "deno task unet", why: "the paper's UNet: unpadded convs and crops" },
-  }, args);
+  });
+  // The recipe, with the flags typed on the command line
+  const recipe = parsed.recipe as RecipeName;
+  const settings = applyRecipe(recipe, parsed, args, PROTOCOL);
+  const tuned = recipe !== "default";
+  const flags = { ...parsed, ...settings };
+  const name = tuned ? `${EXERCISE}_${recipe}` : EXERCISE; // names the figures and checkpoint
+  const checkpoint = flags.checkpoint ?? `checkpoints/${name}`;
+  if (tuned && flags.resume) {
+    throw new UserError(
+      "--resume works with --recipe default only; train the tuned recipe again without --resume",
+    );
+  }
+  checkSize(EXERCISE, flags.size, outputSize);
+  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
+  console.log(`recipe: ${recipe}, ${settings.summary}`);
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  const result: TrainTestRun = {};
+  if (flags.train) {
+    // Data: the four flips of the original answers, or photos to cut random crops from
+    const train = tuned
+      ? await loadRecipeTrainSplit(dataDir, "classes", settings)
+      : await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    // Network
+    const model = showModel(segnetNet(flags.size, { seed: flags.seed }));
+    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
+    try {
+      result.trained = await trainAndSave(model, train, {
+        ...flags,
+        name,
+        network: EXERCISE,
+        checkpoint,
+        command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+        augment: settings.augment
+          ? createAugment({ size: settings.size, ...settings.augment })
+          : undefined,
+        recipe,
+      });
+      result.model = result.trained.model;
+    } finally {
+      tf.dispose([train.images, train.masks]);
+    }
+  }
+  if (!flags.test) {
+    console.log(`next: ${NEXT}`);
+    return result;
+  }
+  // Test: the trained network, or the checkpoint with --no-train
+  result.model ??= await loadTrained(checkpoint, {
+    network: EXERCISE,
+    size: flags.size,
+    command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+  });
+  result.tested = await testAndShow(result.model, dataDir, {
+    ...flags,
+    name,
+    mode: "classes",
+    build: (size) => segnetNet(size),
+    next: NEXT,
+  });
+  return result;
 }
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

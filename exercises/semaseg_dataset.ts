@@ -64,7 +64,7 @@ export async function run(args: string[]): Promise<void> {
     );
   }
   tf.dispose([dataset.images, dataset.masks]);
-  console.log("Next: deno task semaseg_loss trains a network to predict these class maps");
+  console.log("next: deno task semaseg_loss  (train a network to predict these class maps)");
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -1,59 +1,118 @@
 /**
- * Exercise 5, semaseg_loss: the network of bin_loss with a three-channel
- * softmax head learns background, akahara and madara with softmax
- * cross-entropy over all pixels (probabilities reshaped to
- * [batch * height * width, 3]). Trains with the tutorial's protocol and saves
- * the checkpoint that `deno task semaseg_test` loads.
+ * Exercise 5, semaseg_loss: from "newt or not" to three classes. The same
+ * network as bin_loss (6 x CRB(32)) with a 3-channel 1x1 head and a softmax
+ * over the channels: each pixel gets a probability for background, akahara
+ * and madara. The loss reshapes the output to [batch x height x width, 3],
+ * one row per pixel, and takes the cross-entropy of each row against the
+ * pixel's class, as the tutorial teaches. Trains and saves the checkpoint
+ * that `deno task semaseg_test` loads.
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
+import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import {
-  buildAndShow,
-  EXERCISE_FLAGS,
-  type ExerciseSpec,
-  loadSplit,
-  nextStep,
-  prepareRun,
-  trainAndSave,
-  type TrainedRun,
-} from "../lib/exercise.ts";
+import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
+import { trainAndSave, type TrainedRun } from "../lib/train_and_save.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "semaseg_loss",
-  trainer: "semaseg_loss",
-  model: "semaseg",
-  mode: "classes",
-  next: { command: "deno task semaseg_test", why: "test it on the test photos" },
-};
+// Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
+const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
+const NEXT = "deno task semaseg_test  (test it on the test photos)";
 
 /**
- * Trains the three-class segmentation network and saves it.
+ * The segmentation network: 6 x CRB(32), then a 1x1 conv to one channel per
+ * class and a softmax over the channels.
+ *
+ * @param size Input height and width in pixels.
+ * @param options Classes (3: background, akahara, madara) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, size, size, classes]`, each pixel summing to 1.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { semasegNet } from "./semaseg_loss.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(semasegNet(8).outputs[0]!.shape, [null, 8, 8, 3]);
+ * ```
+ */
+export function semasegNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+  checkSize("semaseg", size, (size) => size);
+  const seeds = new SeedSequence(seed);
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
+  // Conv 3x3 -> ReLU -> BatchNorm, six times
+  const x = convBlock(input, 32, { order: "CRB", seeds, name: "conv", convs: 6 }); // [batch, 64, 64, 32]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 64, 64, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: "semaseg" });
+}
+
+/**
+ * The loss: one row per pixel, and the softmax cross-entropy of each row
+ * against the pixel's class, averaged over every pixel. It is computed from
+ * the logits (the values before the softmax) as PyTorch's `CrossEntropyLoss`
+ * does, so that a pixel the network is sure of and wrong about keeps its
+ * gradient.
+ *
+ * @param logits Shape `[batch, height, width, classes]`.
+ * @param masks Shape `[batch, height, width]`, class indices.
+ * @returns The mean loss over every pixel, a scalar.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { semasegLoss } from "./semaseg_loss.ts";
+ * import { assertAlmostEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * const loss = semasegLoss(tf.zeros([1, 2, 2, 3]), tf.tensor3d([[[0, 1], [2, 0]]], undefined, "int32"));
+ * assertAlmostEquals(loss.dataSync()[0]!, Math.log(3), 1e-6); // 1/3 for every class
+ * ```
+ */
+export function semasegLoss(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => {
+    const classes = logits.shape[3];
+    const rows = tf.reshape(logits, [-1, classes]); // [batch x height x width, 3]
+    const target = tf.oneHot(tf.reshape(masks, [-1]), classes); // [batch x height x width, 3]
+    return tf.losses.softmaxCrossEntropy(target, rows) as tf.Scalar;
+  });
+}
+
+/**
+ * Trains the segmentation network and saves it.
  *
  * @param args Command-line arguments.
- * @returns The trained run (model, losses, checkpoint path).
+ * @returns The trained run (model, losses, checkpoint path); the caller disposes the model.
  */
 export async function run(args: string[]): Promise<TrainedRun> {
-  // Settings
-  const flags = parseFlags(args, EXERCISE_FLAGS, {
+  const flags = parseFlags(args, withDefaults(EXERCISE_FLAGS, PROTOCOL), {
     usage: "deno task semaseg_loss [flags]",
-    summary:
-      "Train the segmentation network (6 x conv-ReLU-BN, softmax over 3 classes, cross-entropy).",
+    summary: "Train the segmentation network (6 x conv-ReLU-BN, softmax over 3 classes).",
   });
-  const context = await prepareRun(flags);
-  // Data: each training photo four times (as is and flipped), masks of class indices.
-  const train = await loadSplit(context, "train", SPEC.mode, flags.size);
-  // Model
-  const model = buildAndShow(SPEC.model, flags);
-  // Train, save the checkpoint and the loss curve
+  await setupBackend(flags.backend);
+  // Data: each training photo four times (as is and flipped), masks as class indices 0, 1, 2
+  const dataDir = await resolveDataDir(flags.data);
+  const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+  // Network
+  const model = showModel(semasegNet(flags.size, { seed: flags.seed }));
+  // Train on semasegLoss (or --loss ce+dice), save the checkpoint and the loss curve
   try {
-    const trained = await trainAndSave(SPEC, model, train, flags);
-    nextStep(SPEC);
+    const trained = await trainAndSave(model, train, {
+      ...flags,
+      name: "semaseg_loss",
+      network: "semaseg",
+      loss: flags.loss === "ce" ? semasegLoss : flags.loss,
+      checkpoint: flags.checkpoint ?? "checkpoints/semaseg_loss",
+      command: "deno task semaseg_loss",
+    });
+    console.log(`next: ${NEXT}`);
     return trained;
   } finally {
-    train.images.dispose();
-    train.masks.dispose();
+    tf.dispose([train.images, train.masks]);
   }
 }
 

@@ -1,50 +1,52 @@
 /**
  * Exercise 6, semaseg_test: loads the network `deno task semaseg_loss`
- * trained, takes the most probable class of every pixel of every test photo,
- * and writes a figure per photo with the input, the prediction painted in
- * the class colours (akahara (128, 0, 0), madara (0, 128, 0), background
- * black) and the ground truth; prints per-class IoU and mIoU.
+ * trained, predicts every test photo, takes the most probable class of each
+ * pixel (argmax over the softmax) and paints it: akahara (128, 0, 0), madara
+ * (0, 128, 0), background black. Writes a figure per photo with the input,
+ * the prediction and the ground truth; prints the IoU of each class and
+ * their mean (mIoU).
  *
  * @module
  */
+import { setupBackend } from "../engine/mod.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
-import {
-  EXERCISE_FLAGS,
-  type ExerciseSpec,
-  loadTrained,
-  prepareRun,
-  TEST_FLAGS,
-  testAndShow,
-  type TestedRun,
-} from "../lib/exercise.ts";
+import { TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
+import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
+import { loadTrained } from "../lib/train_and_save.ts";
+import { semasegNet } from "./semaseg_loss.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "semaseg_test",
-  trainer: "semaseg_loss",
-  model: "semaseg",
-  mode: "classes",
-  next: { command: "deno task nearest", why: "an encoder-decoder with nearest upsampling" },
-};
+const NEXT = "deno task nearest  (an encoder-decoder: pool, then upsample by nearest neighbour)";
 
 /**
- * Tests the three-class segmentation network on the test photos.
+ * Tests the segmentation network on the test photos.
  *
  * @param args Command-line arguments.
  * @returns The metrics and the figure paths.
  */
 export async function run(args: string[]): Promise<TestedRun> {
-  // Settings
-  const flags = parseFlags(args, { ...EXERCISE_FLAGS, flipAverage: TEST_FLAGS.flipAverage }, {
+  const flags = parseFlags(args, TEST_FLAGS, {
     usage: "deno task semaseg_test [flags]",
     summary: "Test the segmentation network trained by `deno task semaseg_loss`: figures and mIoU.",
   });
-  const context = await prepareRun(flags);
-  // Model: the checkpoint of semaseg_loss
-  const model = await loadTrained(SPEC, flags);
-  // Test: the test photos, masks of class indices; a figure per photo, then the metrics line
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  // Network: the checkpoint semaseg_loss saved
+  const model = await loadTrained(flags.checkpoint ?? "checkpoints/semaseg_loss", {
+    network: "semaseg",
+    size: flags.size,
+    command: "deno task semaseg_loss",
+  });
+  // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
   try {
-    return await testAndShow(SPEC, model, context, flags);
+    return await testAndShow(model, dataDir, {
+      ...flags,
+      name: "semaseg_test",
+      mode: "classes",
+      build: (size) => semasegNet(size),
+      next: NEXT,
+    });
   } finally {
     model.dispose();
   }

@@ -1,51 +1,133 @@
 /**
- * Exercise 10, unet: the paper's UNet (arXiv 1505.04597). Encoder: two CBR
- * convs with no padding at 64, 128, 256, 512 and 1024 filters, 2x2 max-pool
- * between levels; decoder: transposed conv (kernel 2, stride 2, half the
- * filters) + BN + ReLU, centre crop of the encoder map to the decoder's size,
- * concat, two CBR convs, four times; 1x1 conv to three classes with softmax.
+ * Exercise 10, unet: the paper's UNet (Ronneberger et al., 2015, arXiv
+ * 1505.04597). Encoder: two CBR convs with no padding at 64, 128, 256, 512
+ * and 1024 filters, 2x2 max-pool between levels. Decoder, four times: a
+ * transposed conv (kernel 2, stride 2, half the filters) + BN + ReLU, the
+ * encoder map of the same level centre-cropped to the decoder's size,
+ * concatenation, two CBR convs. A 1x1 conv to three classes and a softmax.
  *
  * Every unpadded conv loses two pixels, so the output is smaller than the
  * input (572 -> 388, 236 -> 52) and only some input sizes work. The mask is
- * resized to the input size with nearest-neighbour and its centre region at
+ * resized to the input size with nearest neighbour and its centre region at
  * the output size is the target (the part of the photo the output sees).
  *
  * On a CPU the tutorial asks only to build the network and run one training
  * iteration: that is the default (at 236), with the time it took and what a
- * full run would need. `--full` trains with the default protocol and tests,
- * for users with a GPU backend.
+ * full run would need. `--full` trains with the answer's protocol (100
+ * iterations at learning rate 0.001) and tests, for a GPU backend.
  *
  * @module
  */
-import { runMain } from "../lib/errors.ts";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
 import {
-  buildAndShow,
-  type ExerciseSpec,
-  loadSplit,
-  loadTrained,
-  nextStep,
-  prepareRun,
-  testAndShow,
-  TRAIN_TEST_FLAGS,
-  trainAndSave,
-  type TrainTestRun,
-} from "../lib/exercise.ts";
+  centreCrop,
+  convBlock,
+  maxPool,
+  SeedSequence,
+  segmentationHead,
+  upsampleTransposed,
+} from "../lib/blocks.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
+import { runMain } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
-import { outputSize } from "../lib/models.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { formatDuration } from "../lib/progress.ts";
+import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
 import { trainModel } from "../lib/train.ts";
+import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
-const SPEC: ExerciseSpec = {
-  exercise: "unet",
-  trainer: "unet",
-  model: "unet",
-  mode: "classes",
-  next: { command: "deno task unetlike", why: "a UNet with padding and fewer filters, for a CPU" },
-};
+const EXERCISE = "unet";
+// Settings: the protocol of the tutorial's answer for --full (SGD with momentum 0.9); on a CPU
+// the default is one iteration at 236. Every value is a flag.
+const PROTOCOL = { size: 236, batchSize: 4, iters: 100, lr: 0.001 };
+const NEXT = "deno task unetlike  (a UNet with padding and fewer filters, for a CPU)";
+
+/** Filters of the five levels, as in the paper. */
+export const FILTERS = [64, 128, 256, 512, 1024] as const;
+
+/**
+ * The output size for an input size: each level's two unpadded convs lose 4
+ * pixels, each pooling needs an even size, each upsampling doubles.
+ *
+ * @param size Input height and width in pixels.
+ * @returns The output size, or `undefined` when the size cannot work.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { outputSize } from "./unet.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals([outputSize(572), outputSize(236), outputSize(64)], [388, 52, undefined]);
+ * ```
+ */
+export function outputSize(size: number): number | undefined {
+  let current = size;
+  for (let level = 1; level < FILTERS.length; level++) {
+    current -= 4; // two unpadded 3x3 convs
+    if (current < 2 || current % 2 !== 0) return undefined;
+    current /= 2; // max-pool
+  }
+  current -= 4; // the bottom level
+  for (let level = 1; level < FILTERS.length; level++) {
+    if (current < 1) return undefined;
+    current = current * 2 - 4; // upsample, then two unpadded convs
+  }
+  return current >= 1 ? current : undefined;
+}
+
+/**
+ * The paper's UNet. The shape comments are for the paper's input, 572.
+ *
+ * @param size Input height and width in pixels (572, 236, 188, ...: see {@linkcode outputSize}).
+ * @param options Classes (3) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, out, out, classes]`, `out = outputSize(size)`.
+ * @throws {UserError} For a size that cannot work, naming the nearest sizes that do.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { unetNet } from "./unet.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(unetNet(188).outputs[0]!.shape, [null, 4, 4, 3]);
+ * ```
+ */
+export function unetNet(size = 236, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+  checkSize(EXERCISE, size, outputSize);
+  const seeds = new SeedSequence(seed);
+  // (Conv 3x3, no padding -> BatchNorm -> ReLU) x2: 4 pixels fewer
+  const cbr = (x: tf.SymbolicTensor, filters: number, name: string) =>
+    convBlock(x, filters, { order: "CBR", padding: "valid", seeds, name });
+  // Up one level: upsample, crop the encoder map to the same size, concat, two convs
+  const up = (x: tf.SymbolicTensor, skip: tf.SymbolicTensor, filters: number, name: string) => {
+    x = upsampleTransposed(x, filters, { order: "CBR", seeds, name }); // [batch, 2h, 2w, filters]
+    const [, height, width] = x.shape as number[];
+    const cropped = centreCrop(skip, height!, width!, `${name}_crop`); // [batch, 2h, 2w, filters]
+    x = tf.layers.concatenate({ axis: -1, name: `${name}_concat` })
+      .apply([x, cropped]) as tf.SymbolicTensor; // [batch, 2h, 2w, 2 x filters]
+    return cbr(x, filters, name); // [batch, 2h - 4, 2w - 4, filters]
+  };
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 572, 572, 3]
+  const enc1 = cbr(input, FILTERS[0], "enc1"); // [batch, 568, 568, 64]
+  const enc2 = cbr(maxPool(enc1, "pool1"), FILTERS[1], "enc2"); // pool 284, conv [batch, 280, 280, 128]
+  const enc3 = cbr(maxPool(enc2, "pool2"), FILTERS[2], "enc3"); // pool 140, conv [batch, 136, 136, 256]
+  const enc4 = cbr(maxPool(enc3, "pool3"), FILTERS[3], "enc4"); // pool 68, conv [batch, 64, 64, 512]
+  let x = cbr(maxPool(enc4, "pool4"), FILTERS[4], "enc5"); // pool 32, conv [batch, 28, 28, 1024]
+  x = up(x, enc4, FILTERS[3], "dec4"); // up 56, enc4 cropped 64 -> 56, conv [batch, 52, 52, 512]
+  x = up(x, enc3, FILTERS[2], "dec3"); // up 104, enc3 cropped 136 -> 104, [batch, 100, 100, 256]
+  x = up(x, enc2, FILTERS[1], "dec2"); // up 200, enc2 cropped 280 -> 200, [batch, 196, 196, 128]
+  x = up(x, enc1, FILTERS[0], "dec1"); // up 392, enc1 cropped 568 -> 392, [batch, 388, 388, 64]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 388, 388, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
+}
 
 const FLAGS = {
-  ...TRAIN_TEST_FLAGS,
-  size: { ...TRAIN_TEST_FLAGS.size, default: 236 },
+  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
   full: {
     type: "boolean",
     default: false,
@@ -62,27 +144,36 @@ const FLAGS = {
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
-  // Settings
   const flags = parseFlags(args, FLAGS, {
-    usage: "deno task unet [flags]",
+    usage: `deno task ${EXERCISE} [flags]`,
     summary: "Build the paper's UNet (unpadded convs, crops) and run one training iteration, " +
       "or train and test it with --full.",
   });
-  const out = outputSize("unet", flags.size); // refuses a size that cannot work
-  const context = await prepareRun(flags);
+  const out = checkSize(EXERCISE, flags.size, outputSize);
+  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
+  const backend = await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
   const result: TrainTestRun = {};
-  // Model: input 236 gives output 52
-  const model = buildAndShow(SPEC.model, flags);
+  // Network: input 236 gives output 52
+  let model = showModel(unetNet(flags.size, { seed: flags.seed }));
   console.log(
     `sizes: input ${flags.size}x${flags.size}, output ${out}x${out}; masks are resized to ` +
       `${flags.size}x${flags.size} (nearest) and their centre ${out}x${out} is the target`,
   );
   if (flags.train) {
-    // Data: each training photo four times (as is and flipped)
-    const train = await loadSplit(context, "train", SPEC.mode, flags.size);
+    // Data: each training photo four times (as is and flipped), masks as class indices
+    const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
     try {
       if (flags.full) {
-        result.trained = await trainAndSave(SPEC, model, train, flags);
+        // Train on the softmax cross-entropy of every output pixel against the mask's centre
+        result.trained = await trainAndSave(model, train, {
+          ...flags,
+          name: EXERCISE,
+          checkpoint,
+          command: `deno task ${EXERCISE} --full`,
+        });
+        model = result.trained.model;
       } else {
         // One iteration, timed
         console.log(`train: one iteration, batch ${flags.batchSize}, sgd lr ${flags.lr}`);
@@ -101,7 +192,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
             trained.losses[0]!.toFixed(4)
           }); ${flags.iters} iterations would need about ${
             formatDuration(seconds * flags.iters)
-          } on ${context.backend} (the first iteration also sets kernels up, so a little less)`,
+          } on ${backend} (the first iteration also sets kernels up, so a little less)`,
         );
         console.log(
           "train: run `deno task unet --full` to train and test on a machine with a GPU backend, " +
@@ -115,24 +206,32 @@ export async function run(args: string[]): Promise<TrainTestRun> {
           lossFigure: "",
         };
       }
-      result.model = result.trained.model;
     } finally {
-      train.images.dispose();
-      train.masks.dispose();
+      tf.dispose([train.images, train.masks]);
     }
   }
+  result.model = model;
   if (!flags.test) {
-    result.model ??= model;
-    nextStep(SPEC);
+    console.log(`next: ${NEXT}`);
     return result;
   }
-  // Test: the trained model (after one iteration the figures show an untrained
-  // network), or the checkpoint with --no-train
-  if (!result.model) {
+  // Test: the trained network (after one iteration the figures show an untrained network),
+  // or the checkpoint with --no-train
+  if (!flags.train) {
     model.dispose();
-    result.model = await loadTrained(SPEC, flags);
+    result.model = await loadTrained(checkpoint, {
+      network: EXERCISE,
+      size: flags.size,
+      command: `deno task ${EXERCISE} --full`,
+    });
   }
-  result.tested = await testAndShow(SPEC, result.model, context, flags);
+  result.tested = await testAndShow(result.model, dataDir, {
+    ...flags,
+    name: EXERCISE,
+    mode: "classes",
+    build: (size) => unetNet(size),
+    next: NEXT,
+  });
   return result;
 }
 

@@ -1,20 +1,118 @@
 /**
- * Exercise 11, unetlike: UNet with padding `same` and a quarter of the
- * filters (16, 32, 64, 128, 256), so input and output are both 64x64. The
- * tutorial asks the user to tune the learning rate and iterations until the
- * segmentation is clean: `--recipe default` is the tutorial's protocol,
- * `--recipe tuned` the recipe found by the search in the README (Adam with a
- * one-cycle schedule, random crops, flips, turns and colour jitter, a larger
- * input). Flags typed on the command line override the recipe's values.
+ * Exercise 11, unetlike: UNet made practical. The paper's UNet with padding
+ * `same` (so input and output are both 64x64 and no crop is needed) and a
+ * quarter of its filters (16, 32, 64, 128, 256), in CBR blocks: five levels
+ * down with max-pooling, four levels up with transposed convs, each joined to
+ * the encoder map of its level by concatenation.
  *
- * Trains, then tests, in one run: `--no-train` tests the saved checkpoint,
- * `--no-test` only trains.
+ * The tutorial asks the user to tune the learning rate and iterations until
+ * the segmentation is clean: `--recipe default` is the answer's protocol,
+ * `--recipe tuned` the recipe found by the search in docs/results.md (Adam
+ * with a one-cycle schedule, random crops, flips, turns and colour jitter,
+ * cross-entropy plus Dice, a larger input). Flags typed on the command line
+ * override the recipe's values. Trains, then tests, in one run: `--no-train`
+ * tests the saved checkpoint, `--no-test` only trains.
  *
  * @module
  */
-import { runMain } from "../lib/errors.ts";
-import type { TrainTestRun } from "../lib/exercise.ts";
-import { runRecipeExercise } from "../lib/recipe_exercise.ts";
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
+import {
+  convBlock,
+  maxPool,
+  SeedSequence,
+  segmentationHead,
+  upsampleTransposed,
+} from "../lib/blocks.ts";
+import { createAugment } from "../lib/augment.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { type FlagDefs, parseFlags } from "../lib/flags.ts";
+import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
+import {
+  applyRecipe,
+  loadRecipeTrainSplit,
+  RECIPE_NAMES,
+  type RecipeName,
+} from "../lib/recipes.ts";
+import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
+import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
+
+const EXERCISE = "unetlike";
+// Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
+const PROTOCOL = { size: 64, batchSize: 4, iters: 1000, lr: 0.01 };
+const NEXT = "deno task segnet  (SegNet: unpooling with the max-pool indices)";
+
+/** Filters of the five levels: a quarter of UNet's. */
+export const FILTERS = [16, 32, 64, 128, 256] as const;
+
+/**
+ * The output size for an input size: four poolings need a multiple of 16.
+ *
+ * @param size Input height and width in pixels.
+ * @returns The output size (the input size), or `undefined` when the size cannot work.
+ */
+export function outputSize(size: number): number | undefined {
+  return size % 16 === 0 ? size : undefined;
+}
+
+/**
+ * The UNet-like network. The shape comments are for the default input, 64.
+ *
+ * @param size Input height and width in pixels, a multiple of 16.
+ * @param options Classes (3) and the seed of the initial weights.
+ * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
+ *   `[batch, size, size, classes]`.
+ * @throws {UserError} For a size that cannot work, naming the nearest sizes that do.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { unetlikeNet } from "./unetlike.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * assertEquals(unetlikeNet(32).outputs[0]!.shape, [null, 32, 32, 3]);
+ * ```
+ */
+export function unetlikeNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+  checkSize(EXERCISE, size, outputSize);
+  const seeds = new SeedSequence(seed);
+  // (Conv 3x3, padding same -> BatchNorm -> ReLU) x2
+  const cbr = (x: tf.SymbolicTensor, filters: number, name: string) =>
+    convBlock(x, filters, { order: "CBR", seeds, name });
+  // Up one level: upsample, concat with the encoder map of the same size, two convs
+  const up = (x: tf.SymbolicTensor, skip: tf.SymbolicTensor, filters: number, name: string) => {
+    x = upsampleTransposed(x, filters, { order: "CBR", seeds, name }); // [batch, 2h, 2w, filters]
+    x = tf.layers.concatenate({ axis: -1, name: `${name}_concat` })
+      .apply([x, skip]) as tf.SymbolicTensor; // [batch, 2h, 2w, 2 x filters]
+    return cbr(x, filters, name); // [batch, 2h, 2w, filters]
+  };
+  const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
+  const enc1 = cbr(input, FILTERS[0], "enc1"); // [batch, 64, 64, 16]
+  const enc2 = cbr(maxPool(enc1, "pool1"), FILTERS[1], "enc2"); // [batch, 32, 32, 32]
+  const enc3 = cbr(maxPool(enc2, "pool2"), FILTERS[2], "enc3"); // [batch, 16, 16, 64]
+  const enc4 = cbr(maxPool(enc3, "pool3"), FILTERS[3], "enc4"); // [batch, 8, 8, 128]
+  let x = cbr(maxPool(enc4, "pool4"), FILTERS[4], "enc5"); // [batch, 4, 4, 256]
+  x = up(x, enc4, FILTERS[3], "dec4"); // [batch, 8, 8, 128]
+  x = up(x, enc3, FILTERS[2], "dec3"); // [batch, 16, 16, 64]
+  x = up(x, enc2, FILTERS[1], "dec2"); // [batch, 32, 32, 32]
+  x = up(x, enc1, FILTERS[0], "dec1"); // [batch, 64, 64, 16]
+  const probabilities = segmentationHead(x, classes, "softmax", { seeds }); // [batch, 64, 64, 3]
+  return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
+}
+
+const FLAGS = {
+  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
+  recipe: {
+    type: "string",
+    default: "default",
+    choices: RECIPE_NAMES,
+    help: "Training recipe: default (the tutorial's protocol) or tuned (see docs/results.md); " +
+      "flags you type override it",
+  },
+} as const satisfies FlagDefs;
 
 /**
  * Trains the UNet-like network with a recipe, then tests it on the test photos.
@@ -22,13 +120,72 @@ import { runRecipeExercise } from "../lib/recipe_exercise.ts";
  * @param args Command-line arguments.
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
-export function run(args: string[]): Promise<TrainTestRun> {
-  return runRecipeExercise({
-    model: "unetlike",
-    usage: "deno task unetlike [flags]",
+export async function run(args: string[]): Promise<TrainTestRun> {
+  const parsed = parseFlags(args, FLAGS, {
+    usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test the UNet-like network (padding same, 16 to 256 filters).",
-    next: { command: "deno task segnet", why: "SegNet: unpooling with the max-pool indices" },
-  }, args);
+  });
+  // The recipe, with the flags typed on the command line
+  const recipe = parsed.recipe as RecipeName;
+  const settings = applyRecipe(recipe, parsed, args, PROTOCOL);
+  const tuned = recipe !== "default";
+  const flags = { ...parsed, ...settings };
+  const name = tuned ? `${EXERCISE}_${recipe}` : EXERCISE; // names the figures and checkpoint
+  const checkpoint = flags.checkpoint ?? `checkpoints/${name}`;
+  if (tuned && flags.resume) {
+    throw new UserError(
+      "--resume works with --recipe default only; train the tuned recipe again without --resume",
+    );
+  }
+  checkSize(EXERCISE, flags.size, outputSize);
+  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
+  console.log(`recipe: ${recipe}, ${settings.summary}`);
+  await setupBackend(flags.backend);
+  const dataDir = await resolveDataDir(flags.data);
+  const result: TrainTestRun = {};
+  if (flags.train) {
+    // Data: the four flips of the original answers, or photos to cut random crops from
+    const train = tuned
+      ? await loadRecipeTrainSplit(dataDir, "classes", settings)
+      : await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    // Network
+    const model = showModel(unetlikeNet(flags.size, { seed: flags.seed }));
+    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
+    try {
+      result.trained = await trainAndSave(model, train, {
+        ...flags,
+        name,
+        network: EXERCISE,
+        checkpoint,
+        command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+        augment: settings.augment
+          ? createAugment({ size: settings.size, ...settings.augment })
+          : undefined,
+        recipe,
+      });
+      result.model = result.trained.model;
+    } finally {
+      tf.dispose([train.images, train.masks]);
+    }
+  }
+  if (!flags.test) {
+    console.log(`next: ${NEXT}`);
+    return result;
+  }
+  // Test: the trained network, or the checkpoint with --no-train
+  result.model ??= await loadTrained(checkpoint, {
+    network: EXERCISE,
+    size: flags.size,
+    command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+  });
+  result.tested = await testAndShow(result.model, dataDir, {
+    ...flags,
+    name,
+    mode: "classes",
+    build: (size) => unetlikeNet(size),
+    next: NEXT,
+  });
+  return result;
 }
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -1,7 +1,9 @@
 /**
  * The building blocks every network of the tutorial is made of: a stack of
- * 3x3 convolutions with ReLU and batch norm, two ways to double the size, a
- * decoder block that joins a skip connection, and the 1x1 head.
+ * 3x3 convolutions with ReLU and batch norm (CRB or CBR), 2x2 max-pooling,
+ * two ways to double the size (nearest neighbour, transposed convolution),
+ * the centre crop of UNet's skip connections, SegNet's pooling with indices
+ * and unpooling, and the 1x1 head.
  *
  * Blocks take and return symbolic tensors of the tf.layers functional API,
  * NHWC. Every layer gets a readable name (`enc1_conv2`) and every kernel
@@ -14,6 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { MaxPoolWithMask, MaxUnpool } from "./max_unpool.ts";
 
 /** `CRB` = Conv + ReLU + BatchNorm (first exercises); `CBR` = Conv + BatchNorm + ReLU (UNet, SegNet). */
 export type BlockOrder = "CRB" | "CBR";
@@ -299,62 +302,6 @@ export function centreCrop(
   }).apply(x) as tf.SymbolicTensor; // [batch, height, width, channels]
 }
 
-/** Options of {@linkcode decoderBlock}. */
-export interface DecoderBlockOptions {
-  /** Layer order in the upsampling and the convs. */
-  order: BlockOrder;
-  /** Seeds for the kernel initializers. */
-  seeds: SeedSequence;
-  /** Prefix of the layer names, e.g. `dec4`. */
-  name: string;
-  /** Padding of the 3x3 convs. @default "same" */
-  padding?: "same" | "valid";
-  /** Number of 3x3 convs after the concat. @default 2 */
-  convs?: number;
-  /** A 1x1 conv back to `filters` channels right after the concat (the concat exercise). @default false */
-  fuse?: boolean;
-}
-
-/**
- * Decoder level: transposed-conv upsampling of `x` to `filters` channels,
- * centre-crop of `skip` to the upsampled size (when they differ), concat on
- * the channel axis, optionally a 1x1 fuse conv, then a {@linkcode convBlock}.
- *
- * @param x Shape [batch, h, w, c], the coarser map.
- * @param skip Shape [batch, H, W, s] with H >= 2h, W >= 2w, the encoder map.
- * @param filters Channels of the upsampling and of every conv.
- * @param options Order, padding, convs, fuse, seeds and name.
- * @returns Shape [batch, 2h, 2w, filters] for padding `same`.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { decoderBlock, SeedSequence } from "./blocks.ts";
- * import { assertEquals } from "./assert.ts";
- * const x = tf.input({ shape: [4, 4, 8] });
- * const skip = tf.input({ shape: [10, 10, 4] });
- * const y = decoderBlock(x, skip, 4, { order: "CBR", padding: "valid", seeds: new SeedSequence(0), name: "dec" });
- * assertEquals(y.shape, [null, 4, 4, 4]);
- * ```
- */
-export function decoderBlock(
-  x: tf.SymbolicTensor,
-  skip: tf.SymbolicTensor,
-  filters: number,
-  options: DecoderBlockOptions,
-): tf.SymbolicTensor {
-  const { order, seeds, name, padding = "same", convs = 2, fuse = false } = options;
-  x = upsampleTransposed(x, filters, { order, seeds, name }); // [batch, 2h, 2w, filters]
-  const [, height, width] = x.shape as number[];
-  const cropped = centreCrop(skip, height!, width!, `${name}_crop`); // [batch, 2h, 2w, s]
-  x = tf.layers.concatenate({ axis: -1, name: `${name}_concat` })
-    .apply([x, cropped]) as tf.SymbolicTensor; // [batch, 2h, 2w, filters + s]
-  if (fuse) {
-    x = convBlock(x, filters, { order, seeds, name: `${name}_fuse`, kernelSize: 1, convs: 1 });
-  }
-  return convBlock(x, filters, { order, seeds, name, padding, convs });
-}
-
 /** Options of {@linkcode segmentationHead}. */
 export interface HeadOptions {
   /** Seeds for the kernel initializer. */
@@ -397,4 +344,57 @@ export function segmentationHead(
   }).apply(x) as tf.SymbolicTensor;
   return tf.layers.activation({ activation, name: `${name}_${activation}` })
     .apply(x) as tf.SymbolicTensor;
+}
+
+/**
+ * SegNet's 2x2 max-pooling that also keeps where each maximum was: a mask at
+ * the input's size, 1 at the first maximum of each window and 0 elsewhere
+ * (the layer {@linkcode MaxPoolWithMask}).
+ *
+ * @param x Shape `[batch, h, w, c]`, `h` and `w` even.
+ * @param name The layer's name, e.g. `pool1`.
+ * @returns The pooled map `[batch, h/2, w/2, c]` and the mask `[batch, h, w, c]`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { poolWithIndices } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const [pooled, mask] = poolWithIndices(tf.input({ shape: [8, 8, 4] }), "pool1");
+ * assertEquals([pooled.shape, mask.shape], [[null, 4, 4, 4], [null, 8, 8, 4]]);
+ * ```
+ */
+export function poolWithIndices(
+  x: tf.SymbolicTensor,
+  name: string,
+): [tf.SymbolicTensor, tf.SymbolicTensor] {
+  const [pooled, mask] = new MaxPoolWithMask({ name }).apply(x) as tf.SymbolicTensor[];
+  return [pooled!, mask!]; // [batch, h/2, w/2, c], [batch, h, w, c]
+}
+
+/**
+ * SegNet's max-unpooling: each value goes back to where its window's maximum
+ * was, zeros elsewhere (the layer {@linkcode MaxUnpool}). Its gradient flows
+ * to the pooled values through the same positions.
+ *
+ * @param x Shape `[batch, h, w, c]`.
+ * @param mask The mask {@linkcode poolWithIndices} kept, `[batch, 2h, 2w, c]`.
+ * @param name The layer's name, e.g. `unpool5`.
+ * @returns Shape `[batch, 2h, 2w, c]`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { poolWithIndices, unpool } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const [pooled, mask] = poolWithIndices(tf.input({ shape: [8, 8, 4] }), "pool1");
+ * assertEquals(unpool(pooled, mask, "unpool1").shape, [null, 8, 8, 4]);
+ * ```
+ */
+export function unpool(
+  x: tf.SymbolicTensor,
+  mask: tf.SymbolicTensor,
+  name: string,
+): tf.SymbolicTensor {
+  return new MaxUnpool({ name }).apply([x, mask]) as tf.SymbolicTensor; // [batch, 2h, 2w, c]
 }

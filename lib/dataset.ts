@@ -258,3 +258,55 @@ export function countClasses(masks: tf.Tensor3D, classNames: readonly string[]):
     share: pixels[index] / (count * height * width),
   }));
 }
+
+/** Options of {@linkcode loadSplit}. */
+export interface LoadSplitOptions {
+  /** Binarization (1 where newt) or the three classes. */
+  mode: MaskMode;
+  /** Model input height and width in pixels. */
+  size: number;
+  /** Each photo four times, as the tutorial's answers train. @default true for `train` */
+  flips?: boolean;
+}
+
+/**
+ * Loads one split at the model size and says in one line what it holds:
+ * the training split with the four flips of the tutorial's answers (as is,
+ * left-right, up-down, both), the test split as it is.
+ *
+ * @param dir The dataset folder (Imori layout).
+ * @param split `train` or `test`.
+ * @param options Mask mode, input size, flips.
+ * @returns The split; the caller disposes its tensors.
+ * @throws {UserError} As {@linkcode loadDataset}.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { loadSplit } from "./dataset.ts";
+ * import { writeSyntheticDataset } from "./synthetic_newts.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = (await Deno.makeTempDir()) + "/data";
+ * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 1 });
+ * const train = await loadSplit(dir, "train", { mode: "classes", size: 16 });
+ * assertEquals(train.images.shape, [8, 16, 16, 3]); // 2 photos x 4 flips
+ * train.images.dispose();
+ * train.masks.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadSplit(
+  dir: string,
+  split: "train" | "test",
+  options: LoadSplitOptions,
+): Promise<Dataset> {
+  const { mode, size, flips = split === "train" } = options;
+  const data = await loadDataset(dir, { split, size, mode, flips });
+  const photos = flips ? data.names.length / 4 : data.names.length;
+  console.log(
+    `data: ${data.names.length} ${split} images` +
+      (flips ? ` (${photos} photos x 4 flips)` : "") +
+      ` from ${dir} at ${size}x${size}, classes ${data.classNames.join(", ")}`,
+  );
+  return data;
+}

@@ -56,11 +56,13 @@ export interface Recipe {
 }
 
 /**
- * The recipes of a network. Only `unetlike` and `segnet` have a tuned recipe;
- * `default` is the tutorial's protocol (SGD 0.01, momentum 0.9, batch 4, 500
- * iterations, 64x64, four flips) for every network.
+ * The recipes of a network. `default` is the tutorial's protocol (SGD 0.01,
+ * momentum 0.9, batch 4, 500 iterations, 64x64, four flips), with the
+ * exercise's own protocol over it (unetlike trains 1000 iterations, segnet
+ * minibatches of 16); `tuned` is the recipe of the search in the docs.
  *
  * @param name The recipe.
+ * @param protocol The exercise's protocol, for `default`: size, iterations, batch size, lr.
  * @returns Its settings.
  *
  * @example
@@ -68,28 +70,29 @@ export interface Recipe {
  * import { recipe } from "./recipes.ts";
  * import { assertEquals } from "./assert.ts";
  * assertEquals(recipe("default").iters, 500);
+ * assertEquals(recipe("default", { iters: 1000 }).iters, 1000);
  * assertEquals(recipe("tuned").optimizer, "adam");
  * ```
  */
-export function recipe(name: RecipeName): Recipe {
+export function recipe(name: RecipeName, protocol: Partial<Recipe> = {}): Recipe {
   switch (name) {
-    case "default":
+    case "default": {
+      const base = { size: 64, iters: 500, batchSize: 4, lr: 0.01, ...protocol };
       return {
-        summary: "the tutorial's protocol: SGD lr 0.01 momentum 0.9, batch 4, 500 iterations, " +
-          "64x64, each photo four times (flips)",
-        size: 64,
-        iters: 500,
-        batchSize: 4,
+        summary:
+          `the tutorial's protocol: SGD lr ${base.lr} momentum 0.9, batch ${base.batchSize}, ` +
+          `${base.iters} iterations, ${base.size}x${base.size}, each photo four times (flips)`,
         optimizer: "sgd",
-        lr: 0.01,
         schedule: "constant",
         loss: "ce",
-        trainSize: 64,
+        trainSize: base.size,
         flips: true,
         flipAverage: false,
         testSize: 0,
         bnStats: "recompute",
+        ...base,
       };
+    }
     case "tuned":
       return {
         summary: "tuned: Adam one-cycle peaking at 3e-3, batch 4, 1200 iterations, 128x128, " +
@@ -142,6 +145,7 @@ const RECIPE_FLAGS = [
  * @param name The recipe.
  * @param flags The parsed flags (with their defaults).
  * @param args The raw command-line arguments, to see which flags were typed.
+ * @param protocol The exercise's protocol, for `default` (see {@linkcode recipe}).
  * @returns The settings of the run.
  *
  * @example
@@ -157,8 +161,10 @@ export function applyRecipe(
   name: RecipeName,
   flags: Pick<Recipe, (typeof RECIPE_FLAGS)[number]> | Record<string, unknown>,
   args: readonly string[],
+  protocol: Partial<Recipe> = {},
 ): RecipeSettings {
-  const settings: Recipe = { ...recipe(name) };
+  const base = recipe(name, protocol);
+  const settings: Recipe = { ...base };
   const typed = (flag: string) =>
     args.some((arg) =>
       arg === `--${kebab(flag)}` || arg.startsWith(`--${kebab(flag)}=`) ||
@@ -173,7 +179,7 @@ export function applyRecipe(
   }
   if (typed("size") && !settings.augment) settings.trainSize = settings.size;
   if (typed("size") && settings.augment) {
-    settings.trainSize = settings.size * recipe(name).trainSize / recipe(name).size;
+    settings.trainSize = settings.size * base.trainSize / base.size;
   }
   // A size typed without --test-size is also the size to test at.
   if (typed("size") && !typed("testSize")) settings.testSize = 0;

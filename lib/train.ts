@@ -7,7 +7,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type LossName, segmentationLoss, segmentationLossFromLogits } from "./losses.ts";
+import {
+  cropMasks,
+  type LossName,
+  segmentationLoss,
+  segmentationLossFromLogits,
+} from "./losses.ts";
 import { Progress, type ProgressOptions } from "./progress.ts";
 import { createRng, type Rng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
@@ -44,6 +49,13 @@ export type Augment = (
   rng: Rng,
 ) => { images: tf.Tensor4D; masks: tf.Tensor3D };
 
+/**
+ * A loss on the logits, as an exercise writes it: logits `[batch, h, w, classes]`
+ * (before the sigmoid or softmax) and masks `[batch, h, w]` of class indices,
+ * already cropped to the logits' size, to a scalar.
+ */
+export type LogitsLoss = (logits: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar;
+
 /** Settings of {@linkcode trainModel}. */
 export interface TrainOptions {
   /** The last iteration: training runs until the optimizer has done this many steps.
@@ -61,9 +73,10 @@ export interface TrainOptions {
   /** Optimizer.
    * @default {"sgd"} */
   optimizer?: OptimizerName;
-  /** Training loss: the cross-entropy, or the cross-entropy plus the soft Dice loss.
+  /** Training loss: the cross-entropy, the cross-entropy plus the soft Dice loss, or an
+   * exercise's own loss on the logits.
    * @default {"ce"} */
-  loss?: LossName;
+  loss?: LossName | LogitsLoss;
   /** Learning-rate schedule over the whole run.
    * @default {"constant"} */
   schedule?: ScheduleName;
@@ -232,8 +245,10 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
  * a sigmoid or softmax, else {@linkcode segmentationLoss} on its output.
  *
  * @param model A segmentation model.
- * @param loss Which loss on the logits (a model without logits has the cross-entropy only).
+ * @param loss Which loss on the logits (a model without logits has the cross-entropy only),
+ *   or an exercise's own {@linkcode LogitsLoss}.
  * @returns A function from a minibatch to its scalar loss.
+ * @throws {Error} For an own loss on a model that does not end in a sigmoid or softmax.
  *
  * @example
  * ```ts
@@ -250,9 +265,17 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
  */
 export function trainingLoss(
   model: tf.LayersModel,
-  loss: LossName = "ce",
+  loss: LossName | LogitsLoss = "ce",
 ): (images: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar {
   const logits = logitsModel(model);
+  if (typeof loss === "function") {
+    if (!logits) throw new Error(`${model.name} has no sigmoid or softmax head for its loss`);
+    return (images, masks) =>
+      tf.tidy(() => {
+        const output = logits.apply(images, { training: true }) as tf.Tensor4D;
+        return loss(output, cropMasks(masks, output.shape[1], output.shape[2]));
+      });
+  }
   return (images, masks) =>
     logits
       ? segmentationLossFromLogits(

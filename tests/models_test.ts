@@ -1,14 +1,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "../lib/assert.ts";
 import { UserError } from "../lib/errors.ts";
+import { modelSummary, rebuildAtSize } from "../lib/network.ts";
 import {
   buildModel,
   MODEL_NAMES,
   type ModelName,
-  modelSummary,
+  NETWORKS,
   outputSize,
-  rebuildAtSize,
-} from "../lib/models.ts";
+} from "../tools/networks.ts";
 
 await tf.setBackend("cpu");
 
@@ -202,14 +202,15 @@ Deno.test("rebuildAtSize() keeps every weight and statistic: there and back pred
         tf.add(weight, tf.randomUniform(weight.shape, 0, 0.5, "float32", index))
       ),
     );
-    const larger = rebuildAtSize(model, name, other);
+    const build = (size: number) => NETWORKS[name].build(size);
+    const larger = rebuildAtSize(model, build, other);
     assertEquals(larger.outputs[0]!.shape, [null, other, other, 3]);
-    const back = rebuildAtSize(larger, name, size);
+    const back = rebuildAtSize(larger, build, size);
     const image = tf.randomUniform([2, size, size, 3], 0, 1, "float32", 9);
     const expected = (model.predict(image) as tf.Tensor).dataSync();
     const got = (back.predict(image) as tf.Tensor).dataSync();
     assertEquals(Array.from(got), Array.from(expected), name);
-    assertThrows(() => rebuildAtSize(model, name, size + 8), UserError);
+    assertThrows(() => rebuildAtSize(model, build, size + 8), UserError);
     for (const built of [model, larger, back]) built.dispose();
     image.dispose();
   }

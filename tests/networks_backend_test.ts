@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { openBlas, setupBackend } from "../engine/mod.ts";
 import { assert, assertEquals } from "../lib/assert.ts";
 import { trainingLoss } from "../lib/train.ts";
-import { buildModel, type ModelName } from "../lib/models.ts";
+import { buildModel, type ModelName } from "../tools/networks.ts";
 
 /** Loss and the gradient of every trainable weight for one training batch. */
 async function lossAndGrads(name: ModelName, size: number, batch: number): Promise<Float32Array[]> {

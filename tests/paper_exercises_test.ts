@@ -134,7 +134,7 @@ Deno.test("unet runs one timed iteration, says what a full run needs, and tests"
   const args = [...common, "--size", "188", "--batch-size", "1"];
   const { value: result, lines } = await captureLog(() => runUnet(args));
   assert(lines.some((line) => line.includes("input 188x188, output 4x4")), lines.join("\n"));
-  assert(lines.some((line) => /one iteration took .*; 500 iterations would need about/.test(line)));
+  assert(lines.some((line) => /one iteration took .*; 100 iterations would need about/.test(line)));
   assertEquals(result.trained!.losses.length, 1);
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);
   assert(await exists(join(out, "unet_madara_0002.png")));

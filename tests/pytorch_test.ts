@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "../lib/assert.ts";
 import { setupBackend } from "../engine/mod.ts";
 import { loadDataset } from "../lib/dataset.ts";
-import { buildModel, type ModelName } from "../lib/models.ts";
+import { buildModel, type ModelName } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
 import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 import { findPyTorch, runPyTorch } from "../tools/pytorch.ts";

@@ -26,7 +26,7 @@ import {
   metricsFromConfusion,
 } from "../lib/evaluate.ts";
 import { type FlagDefs, type FlagValues, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
-import { buildModel, MODEL_NAMES, type ModelName } from "../lib/models.ts";
+import { buildModel, MODEL_NAMES, type ModelName } from "./networks.ts";
 import { dirname } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
 import {

@@ -14,7 +14,7 @@ import { BACKEND_NAMES, type BackendName, setupBackend } from "../engine/mod.ts"
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { trainingLoss } from "../lib/train.ts";
-import { buildModel, MODEL_NAMES, type ModelName, outputSize } from "../lib/models.ts";
+import { buildModel, MODEL_NAMES, type ModelName, outputSize } from "./networks.ts";
 
 const FLAGS = {
   model: { type: "string", default: "bin", choices: MODEL_NAMES, help: "Network to profile" },

@@ -3,7 +3,7 @@
 Trains one of the project's networks in PyTorch on exactly the data and
 minibatch order that the TypeScript benchmark used, then writes the test
 predictions back for the benchmark to score with its own mIoU code. The
-networks mirror lib/models.ts, lib/unet.ts and lib/segnet.ts layer for layer;
+networks mirror the builders of exercises/*.ts (listed in tools/networks.ts) layer for layer;
 the optimizer is SGD with momentum, the loss is computed from the logits
 (BCEWithLogitsLoss, CrossEntropyLoss), batch norm has PyTorch's defaults
 (momentum 0.1, eps 1e-5), and the test runs in eval mode.

@@ -1,0 +1,133 @@
+/**
+ * The flags every exercise shares, in one place so that they are spelled the
+ * same in every script: the data and training flags, those of a script that
+ * trains and then tests, and those of a script that only tests.
+ *
+ * A script states its protocol (the tutorial answer's iterations, batch size,
+ * learning rate, input size) at its top and passes it to
+ * {@linkcode withDefaults}, so that `--help` shows that protocol as the
+ * defaults and every value stays a flag.
+ *
+ * @module
+ */
+import { BATCH_NORM_STATS } from "./batch_norm_stats.ts";
+import { DATA_FLAGS, type FlagDef, type FlagDefs, type FlagValues, TRAIN_FLAGS } from "./flags.ts";
+import { LOSSES } from "./losses.ts";
+import { SCHEDULES } from "./schedule.ts";
+import { OPTIMIZERS } from "./train.ts";
+
+/** Flags of every exercise that trains: the data and training flags, and a few more. */
+export const EXERCISE_FLAGS = {
+  ...DATA_FLAGS,
+  ...TRAIN_FLAGS,
+  optimizer: {
+    type: "string",
+    default: "sgd",
+    choices: OPTIMIZERS,
+    help: "Optimizer: sgd (with momentum 0.9, the tutorial's) or adam",
+  },
+  schedule: {
+    type: "string",
+    default: "constant",
+    choices: SCHEDULES,
+    help: "Learning-rate schedule over the run",
+  },
+  loss: {
+    type: "string",
+    default: "ce",
+    choices: LOSSES,
+    help: "Training loss: ce (cross-entropy, the tutorial's) or ce+dice (plus the soft Dice " +
+      "loss, which weighs each class the same)",
+  },
+  resume: {
+    type: "boolean",
+    default: false,
+    help: "Continue training from the checkpoint (weights, optimizer state, iteration)",
+  },
+  saveEvery: {
+    type: "int",
+    default: 100,
+    min: 0,
+    help: "Save the checkpoint every this many iterations (0: only at the end)",
+  },
+  bnStats: {
+    type: "string",
+    default: "recompute",
+    choices: BATCH_NORM_STATS,
+    help: "Batch-norm statistics for testing: recompute them over the training set after " +
+      "training, or keep the moving averages (the tutorial's answers)",
+  },
+} as const satisfies FlagDefs;
+
+/** Flags of an exercise that trains and then tests in one run. */
+export const TRAIN_TEST_FLAGS = {
+  ...EXERCISE_FLAGS,
+  train: {
+    type: "boolean",
+    default: true,
+    help: "Train first; --no-train tests the saved checkpoint",
+  },
+  test: {
+    type: "boolean",
+    default: true,
+    help: "Test after training; --no-test only trains",
+  },
+  flipAverage: {
+    type: "boolean",
+    default: false,
+    help: "Test on the mean prediction over the 8 flips and quarter-turns of each photo",
+  },
+  testSize: {
+    type: "int",
+    default: 0,
+    min: 0,
+    help: "Input size for testing, the same weights at another size (0: --size)",
+  },
+} as const satisfies FlagDefs;
+
+/** Flags of an exercise that only tests a checkpoint (bin_test, semaseg_test). */
+export const TEST_FLAGS = {
+  ...EXERCISE_FLAGS,
+  threshold: {
+    type: "number",
+    default: 0.5,
+    min: 0,
+    max: 1,
+    help: "Probability at or above which a pixel is a newt (one-channel models)",
+  },
+  flipAverage: TRAIN_TEST_FLAGS.flipAverage,
+  testSize: TRAIN_TEST_FLAGS.testSize,
+} as const satisfies FlagDefs;
+
+/** Parsed values of {@linkcode EXERCISE_FLAGS}. */
+export type ExerciseFlags = FlagValues<typeof EXERCISE_FLAGS>;
+
+/**
+ * The same flags with other defaults: a script's protocol becomes what
+ * `--help` shows and what a run uses when the flag is not typed.
+ *
+ * @param defs Flag definitions.
+ * @param defaults New default values by camelCase flag name.
+ * @returns A copy of `defs` with those defaults.
+ * @throws {Error} For a name that is no flag (a bug in the script).
+ *
+ * @example
+ * ```ts
+ * import { TRAIN_TEST_FLAGS, withDefaults } from "./exercise_flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const flags = withDefaults(TRAIN_TEST_FLAGS, { iters: 1000, batchSize: 16 });
+ * assertEquals([flags.iters.default, flags.batchSize.default, flags.lr.default], [1000, 16, 0.01]);
+ * ```
+ */
+export function withDefaults<T extends FlagDefs>(
+  defs: T,
+  defaults: { [K in keyof T]?: string | number | boolean },
+): T {
+  const copy: Record<string, FlagDef> = { ...defs };
+  for (const [name, value] of Object.entries(defaults)) {
+    const def = copy[name];
+    if (!def) throw new Error(`No flag --${name} to give a default`);
+    copy[name] = { ...def, default: value };
+  }
+  return copy as T;
+}

@@ -1,0 +1,262 @@
+/**
+ * A training run as an exercise makes it: train with a protocol (resuming
+ * from the checkpoint when asked), save the checkpoint now and then and at
+ * the end, recompute the batch-norm statistics, write the loss curve; and
+ * load the trained network back for testing. The loop itself is
+ * {@linkcode trainModel} in `train.ts`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type BatchNormStats, recomputeBatchNormStats } from "./batch_norm_stats.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import type { Dataset } from "./dataset.ts";
+import { UserError } from "./errors.ts";
+import { writeLineChart } from "./line_chart.ts";
+import type { LossName } from "./losses.ts";
+import { join } from "./path.ts";
+import { formatDuration } from "./progress.ts";
+import type { ScheduleName } from "./schedule.ts";
+import { type Augment, type LogitsLoss, type OptimizerName, trainModel } from "./train.ts";
+
+/** Options of {@linkcode trainAndSave}: the protocol, and where things go. */
+export interface TrainAndSaveOptions {
+  /** The exercise, e.g. `nearest`: names the loss figure. */
+  name: string;
+  /** The network, recorded in the checkpoint and checked on resume. @default name */
+  network?: string;
+  /** The checkpoint folder. */
+  checkpoint: string;
+  /** The command that trains it, named in messages, e.g. `deno task nearest`. */
+  command: string;
+  /** Folder of the loss figure. */
+  out: string;
+  /** Input height and width, recorded in the checkpoint. */
+  size: number;
+  /** Training iterations (in all, counting those of a resumed run). */
+  iters: number;
+  /** Minibatch size. */
+  batchSize: number;
+  /** (Peak) learning rate. */
+  lr: number;
+  /** Seed of the minibatch order (the weights' seed is the builder's). */
+  seed: number;
+  /** Optimizer. @default "sgd" */
+  optimizer?: string;
+  /** Learning-rate schedule. @default "constant" */
+  schedule?: string;
+  /** Training loss: a name of `--loss`, or the exercise's own loss on the logits. @default "ce" */
+  loss?: string | LogitsLoss;
+  /** Continue from the checkpoint. @default false */
+  resume?: boolean;
+  /** Save every this many iterations (0: only at the end). @default 100 */
+  saveEvery?: number;
+  /** Batch-norm statistics for testing. @default "recompute" */
+  bnStats?: string;
+  /** Random augmentation of every minibatch (a tuned recipe); none when absent. */
+  augment?: Augment;
+  /** The recipe's name, recorded in the checkpoint and the loss figure's title. */
+  recipe?: string;
+}
+
+/** What {@linkcode trainAndSave} returns. */
+export interface TrainedRun {
+  /** The trained model (the checkpoint's after `resume`); the caller disposes it. */
+  model: tf.LayersModel;
+  /** Loss of each iteration of this run. */
+  losses: number[];
+  /** Mean ms per iteration, warm-up left out. */
+  msPerIter: number;
+  /** The checkpoint folder. */
+  checkpoint: string;
+  /** The loss-curve figure (not written when no iteration ran). */
+  lossFigure: string;
+}
+
+/**
+ * Recomputes the batch-norm statistics over the training images, brought to
+ * the model's input size when they were loaded larger (a recipe's random
+ * crops), and says so in one line.
+ */
+function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchSize: number) {
+  const [height, width] = (model.inputs[0]!.shape as number[]).slice(1, 3) as [number, number];
+  const atSize = images.shape[1] === height && images.shape[2] === width
+    ? images
+    : tf.image.resizeBilinear(images, [height, width]);
+  try {
+    const layers = recomputeBatchNormStats(model, atSize, batchSize);
+    if (layers > 0) {
+      console.log(
+        `batch norm: statistics of ${layers} layers recomputed over ${images.shape[0]} training ` +
+          `images (--bn-stats moving keeps the moving averages)`,
+      );
+    }
+  } finally {
+    if (atSize !== images) atSize.dispose();
+  }
+}
+
+/**
+ * Trains a network on a training split with a protocol (resuming from the
+ * checkpoint with `resume`), prints progress, saves the checkpoint every
+ * `saveEvery` iterations and at the end (each save atomic), recomputes the
+ * batch-norm statistics, and writes the loss curve `<out>/<name>_loss.png`.
+ *
+ * @param model A freshly built model (disposed and replaced by the checkpoint's with `resume`).
+ * @param data The training split: images `[n, size, size, 3]` in [0, 1], masks `[n, size, size]`
+ *   class indices.
+ * @param options The protocol and where things go.
+ * @returns The trained model, its losses and where the files are.
+ * @throws {UserError} On `resume` from a checkpoint that is missing or of another run.
+ *
+ * @example
+ * ```ts ignore
+ * // In exercises/nearest.ts: prints progress, the loss curve and the checkpoint paths.
+ * const trained = await trainAndSave(nearestNet(64), train, {
+ *   ...flags, name: "nearest", checkpoint: "checkpoints/nearest", command: "deno task nearest",
+ * });
+ * ```
+ */
+export async function trainAndSave(
+  model: tf.LayersModel,
+  data: Pick<Dataset, "images" | "masks">,
+  options: TrainAndSaveOptions,
+): Promise<TrainedRun> {
+  const {
+    name,
+    network = name,
+    checkpoint: dir,
+    command,
+    optimizer = "sgd",
+    schedule = "constant",
+    loss = "ce",
+    saveEvery = 100,
+    bnStats = "recompute",
+  } = options;
+  let startIteration = 0;
+  let optimizerState;
+  if (options.resume) {
+    const loaded = await loadCheckpoint(dir, { model: network, size: options.size, command });
+    if (loaded.state.optimizer !== optimizer) {
+      throw new UserError(
+        `Checkpoint ${dir} was trained with --optimizer ${loaded.state.optimizer}: ` +
+          `resume with --optimizer ${loaded.state.optimizer}`,
+      );
+    }
+    model.dispose();
+    model = loaded.model;
+    startIteration = loaded.state.iteration;
+    optimizerState = loaded.optimizerState;
+    console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
+  }
+  if (startIteration >= options.iters) {
+    console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
+  }
+  // An exercise's own loss is recorded by its function's name.
+  const lossName = typeof loss === "function" ? loss.name || "own" : loss;
+  const state = (iteration: number) => ({
+    iteration,
+    model: network,
+    size: options.size,
+    classes: model.outputs[0]!.shape[3] ?? 1,
+    optimizer,
+    settings: {
+      ...(options.recipe ? { recipe: options.recipe } : {}),
+      lr: options.lr,
+      batchSize: options.batchSize,
+      seed: options.seed,
+      schedule,
+      loss: lossName,
+      iters: options.iters,
+    },
+  });
+  console.log(
+    `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
+      `batch ${options.batchSize}, ${optimizer} lr ${options.lr} (${schedule}), ` +
+      `seed ${options.seed}, loss ${lossName}` +
+      (options.augment ? ", random augmentation" : ""),
+  );
+  const result = await trainModel(model, data, {
+    iters: options.iters,
+    batchSize: options.batchSize,
+    lr: options.lr,
+    seed: options.seed,
+    optimizer: optimizer as OptimizerName,
+    schedule: schedule as ScheduleName,
+    loss: typeof loss === "function" ? loss : loss as LossName,
+    startIteration,
+    optimizerState,
+    augment: options.augment,
+    onIteration: async (iteration, _loss, optimizer) => {
+      if (saveEvery > 0 && iteration % saveEvery === 0 && iteration < options.iters) {
+        await saveCheckpoint(dir, model, state(iteration), optimizer);
+      }
+    },
+  });
+  tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
+  if ((bnStats as BatchNormStats) === "recompute" && result.losses.length > 0) {
+    finishBatchNormStats(model, data.images, options.batchSize);
+  }
+  await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
+  result.optimizer.dispose();
+  const speed = result.msPerIter > 0 ? `, ${result.msPerIter.toFixed(0)} ms per iteration` : "";
+  const last = result.losses.length ? `, last loss ${result.losses.at(-1)!.toFixed(4)}` : "";
+  console.log(`train: done in ${formatDuration(result.seconds)}${speed}${last}`);
+  const lossFigure = join(options.out, `${name}_loss.png`);
+  if (result.losses.length > 0) {
+    await writeLineChart(lossFigure, {
+      title: `${name}: training loss` + (options.recipe ? ` (${options.recipe} recipe)` : ""),
+      xLabel: "iteration",
+      yLabel: "loss",
+      series: [{ label: network, values: result.losses }],
+    });
+    console.log(`loss curve: ${lossFigure}`);
+  }
+  console.log(`checkpoint: ${dir}`);
+  return { model, losses: result.losses, msPerIter: result.msPerIter, checkpoint: dir, lossFigure };
+}
+
+/** What {@linkcode loadTrained} checks the checkpoint against. */
+export interface LoadTrainedOptions {
+  /** The network the checkpoint must hold. */
+  network: string;
+  /** The input size it must take. */
+  size: number;
+  /** The command that trains it, named when it is missing. */
+  command: string;
+}
+
+/**
+ * Loads a trained network from its checkpoint for testing, refusing one of
+ * another network or size, and says what it loaded in one line.
+ *
+ * @param dir The checkpoint folder.
+ * @param options The network, size and training command expected.
+ * @returns The model; the caller disposes it.
+ * @throws {UserError} When the checkpoint is missing or of another network or size.
+ *
+ * @example
+ * ```ts
+ * import { loadTrained } from "./train_and_save.ts";
+ * import { assertRejects } from "./assert.ts";
+ * await assertRejects(
+ *   loadTrained("no/such", { network: "bin", size: 64, command: "deno task bin_loss" }),
+ *   /run `deno task bin_loss`/,
+ * );
+ * ```
+ */
+export async function loadTrained(
+  dir: string,
+  options: LoadTrainedOptions,
+): Promise<tf.LayersModel> {
+  const loaded = await loadCheckpoint(dir, {
+    model: options.network,
+    size: options.size,
+    command: options.command,
+  });
+  tf.dispose(loaded.optimizerState?.map((weight) => weight.tensor) ?? []);
+  console.log(
+    `model: ${options.network} from ${loaded.path}, trained ${loaded.state.iteration} iterations`,
+  );
+  return loaded.model;
+}

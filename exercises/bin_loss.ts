@@ -21,7 +21,7 @@ import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { trainAndSave, type TrainedRun } from "../lib/train_and_save.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
-const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
+export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
 const NEXT = "deno task bin_test  (test it on the test photos)";
 
 /**

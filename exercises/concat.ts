@@ -30,7 +30,7 @@ import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
 const EXERCISE = "concat";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
-const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
+export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
 const NEXT = "deno task unet  (the paper's UNet: four levels of skip connections)";
 
 /**

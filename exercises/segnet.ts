@@ -41,7 +41,7 @@ import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
 const EXERCISE = "segnet";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
-const PROTOCOL = { size: 64, batchSize: 16, iters: 1000, lr: 0.01 };
+export const PROTOCOL = { size: 64, batchSize: 16, iters: 1000, lr: 0.01 };
 const NEXT = "deno task segment PHOTO  (use a trained network on your own photos)";
 
 /**

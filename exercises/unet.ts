@@ -42,7 +42,7 @@ import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 const EXERCISE = "unet";
 // Settings: the protocol of the tutorial's answer for --full (SGD with momentum 0.9); on a CPU
 // the default is one iteration at 236. Every value is a flag.
-const PROTOCOL = { size: 236, batchSize: 4, iters: 100, lr: 0.001 };
+export const PROTOCOL = { size: 236, batchSize: 4, iters: 100, lr: 0.001 };
 const NEXT = "deno task unetlike  (a UNet with padding and fewer filters, for a CPU)";
 
 /** Filters of the five levels, as in the paper. */

@@ -42,7 +42,7 @@ import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
 
 const EXERCISE = "unetlike";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
-const PROTOCOL = { size: 64, batchSize: 4, iters: 1000, lr: 0.01 };
+export const PROTOCOL = { size: 64, batchSize: 4, iters: 1000, lr: 0.01 };
 const NEXT = "deno task segnet  (SegNet: unpooling with the max-pool indices)";
 
 /** Filters of the five levels: a quarter of UNet's. */

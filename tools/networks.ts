@@ -7,17 +7,38 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import { binNet } from "../exercises/bin_loss.ts";
-import { concatNet, outputSize as concatOutputSize } from "../exercises/concat.ts";
-import { nearestNet, outputSize as nearestOutputSize } from "../exercises/nearest.ts";
-import { outputSize as segnetOutputSize, segnetNet } from "../exercises/segnet.ts";
-import { semasegNet } from "../exercises/semaseg_loss.ts";
+import { binNet, PROTOCOL as binProtocol } from "../exercises/bin_loss.ts";
+import {
+  concatNet,
+  outputSize as concatOutputSize,
+  PROTOCOL as concatProtocol,
+} from "../exercises/concat.ts";
+import {
+  nearestNet,
+  outputSize as nearestOutputSize,
+  PROTOCOL as nearestProtocol,
+} from "../exercises/nearest.ts";
+import {
+  outputSize as segnetOutputSize,
+  PROTOCOL as segnetProtocol,
+  segnetNet,
+} from "../exercises/segnet.ts";
+import { PROTOCOL as semasegProtocol, semasegNet } from "../exercises/semaseg_loss.ts";
 import {
   outputSize as transposeconvOutputSize,
+  PROTOCOL as transposeconvProtocol,
   transposeconvNet,
 } from "../exercises/transposeconv.ts";
-import { outputSize as unetOutputSize, unetNet } from "../exercises/unet.ts";
-import { outputSize as unetlikeOutputSize, unetlikeNet } from "../exercises/unetlike.ts";
+import {
+  outputSize as unetOutputSize,
+  PROTOCOL as unetProtocol,
+  unetNet,
+} from "../exercises/unet.ts";
+import {
+  outputSize as unetlikeOutputSize,
+  PROTOCOL as unetlikeProtocol,
+  unetlikeNet,
+} from "../exercises/unetlike.ts";
 import { checkSize, type NetOptions, type OutputSizeOf } from "../lib/network.ts";
 
 /** Names of the networks, as the benchmark and the tests call them. */
@@ -31,24 +52,42 @@ export type ModelName =
   | "unetlike"
   | "segnet";
 
-/** A network: its builder and its output size for an input size. */
+/** An exercise's training protocol: the tutorial answer's defaults of its flags. */
+export interface Protocol {
+  /** Input height and width in pixels. */
+  size: number;
+  /** Minibatch size. */
+  batchSize: number;
+  /** Training iterations. */
+  iters: number;
+  /** Learning rate of SGD with momentum 0.9. */
+  lr: number;
+}
+
+/** A network: its builder, its output size for an input size, and its exercise's protocol. */
 export interface Network {
   /** Builds it: `[batch, size, size, 3]` in [0, 1] to probabilities `[batch, out, out, classes]`. */
   build: (size: number, options?: NetOptions) => tf.LayersModel;
   /** Its output size for an input size, `undefined` when the size cannot work. */
   outputSize: OutputSizeOf;
+  /** The protocol its exercise trains with by default (unet: that of `--full`). */
+  protocol: Protocol;
 }
 
 /** Every network, in the tutorial's order. */
 export const NETWORKS: Readonly<Record<ModelName, Network>> = {
-  bin: { build: binNet, outputSize: (size) => size },
-  semaseg: { build: semasegNet, outputSize: (size) => size },
-  nearest: { build: nearestNet, outputSize: nearestOutputSize },
-  transposeconv: { build: transposeconvNet, outputSize: transposeconvOutputSize },
-  concat: { build: concatNet, outputSize: concatOutputSize },
-  unet: { build: unetNet, outputSize: unetOutputSize },
-  unetlike: { build: unetlikeNet, outputSize: unetlikeOutputSize },
-  segnet: { build: segnetNet, outputSize: segnetOutputSize },
+  bin: { build: binNet, outputSize: (size) => size, protocol: binProtocol },
+  semaseg: { build: semasegNet, outputSize: (size) => size, protocol: semasegProtocol },
+  nearest: { build: nearestNet, outputSize: nearestOutputSize, protocol: nearestProtocol },
+  transposeconv: {
+    build: transposeconvNet,
+    outputSize: transposeconvOutputSize,
+    protocol: transposeconvProtocol,
+  },
+  concat: { build: concatNet, outputSize: concatOutputSize, protocol: concatProtocol },
+  unet: { build: unetNet, outputSize: unetOutputSize, protocol: unetProtocol },
+  unetlike: { build: unetlikeNet, outputSize: unetlikeOutputSize, protocol: unetlikeProtocol },
+  segnet: { build: segnetNet, outputSize: segnetOutputSize, protocol: segnetProtocol },
 };
 
 /** Every network name, in the tutorial's order. */

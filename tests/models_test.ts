@@ -33,7 +33,7 @@ const norm = (channels: number): Params => ({ trainable: 2 * channels, total: 4 
 /** 3x3 conv + batch norm. */
 const conv3 = (inputs: number, outputs: number) => add(conv(3, inputs, outputs), norm(outputs));
 
-/** Expected parameters, computed from SPEC.md's layer lists. */
+/** Expected parameters, computed from the tutorial's layer lists. */
 function expectedParams(name: ModelName): Params {
   switch (name) {
     case "bin": // 6 x CRB(32), 1x1 conv to 1 channel
@@ -129,7 +129,7 @@ const TEST_SIZE: Record<ModelName, number> = {
 const SMALL: ModelName[] = ["bin", "semaseg", "nearest", "transposeconv", "concat", "unetlike"];
 
 for (const name of MODEL_NAMES) {
-  Deno.test(`buildModel("${name}") has the output shape and parameter count of SPEC.md`, () => {
+  Deno.test(`buildModel("${name}") has the output shape and parameter count of the tutorial's network`, () => {
     const size = TEST_SIZE[name];
     const model = buildModel(name, { size });
     const classes = name === "bin" ? 1 : 3;

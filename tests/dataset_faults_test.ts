@@ -342,13 +342,16 @@ Deno.test("loadDataset() refuses a training split whose masks are all background
 Deno.test("listDataset() follows linked photos and linked class folders", async () => {
   const dir = await makeDataset();
   const reference = await load(dir);
-  // Move the madara photos and masks elsewhere and link them back: a linked class folder
-  // for the photos, linked files for the masks.
+  // Move files and folders elsewhere and link them back: a linked class folder of photos,
+  // a linked mask.
   const elsewhere = await Deno.makeTempDir({ prefix: "elsewhere_" });
   await Deno.rename(join(dir, "train", "images", "madara"), join(elsewhere, "madara_photos"));
   await Deno.symlink(join(elsewhere, "madara_photos"), join(dir, "train", "images", "madara"));
   await Deno.rename(join(dir, MASK), join(elsewhere, "madara_0002.png"));
   await Deno.symlink(join(elsewhere, "madara_0002.png"), join(dir, MASK));
+  // A linked class folder of masks.
+  await Deno.rename(join(dir, "train", "seg_images", "akahara"), join(elsewhere, "akahara_masks"));
+  await Deno.symlink(join(elsewhere, "akahara_masks"), join(dir, "train", "seg_images", "akahara"));
   // And one photo linked as a file.
   const photo = join(dir, "train", "images", "akahara", "akahara_0001.jpg");
   await Deno.rename(photo, join(elsewhere, "akahara_0001.jpg"));

@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { UserError } from "./errors.ts";
 import { basename, dirname, join } from "./path.ts";
-import type { OptimizerWeight } from "./train.ts";
+import { firstNonFiniteWeight, type OptimizerWeight } from "./train.ts";
 
 /** What was trained, saved beside the weights as `training_state.json`. */
 export interface TrainingState {
@@ -41,6 +41,17 @@ export interface CheckpointExpectation {
   /** The input size the caller will use.
    * @default {any} */
   size?: number;
+  /** The training loss the caller will resume with (`--loss`); checked against the
+   * `loss` setting the checkpoint recorded.
+   * @default {any} */
+  loss?: string;
+  /** The optimizer the caller will resume with (`--optimizer`).
+   * @default {any} */
+  optimizer?: string;
+  /** The checkpoint is loaded to continue training (`--resume`), not to test: the
+   * messages of a mismatch say how to resume, or to train afresh into another folder.
+   * @default {false} */
+  resume?: boolean;
   /** The command that trains the checkpoint, named in errors.
    * @default {"the training script"} */
   command?: string;
@@ -73,13 +84,16 @@ function toBytes(data: tf.io.WeightData | undefined): Uint8Array {
 }
 
 /**
- * Saves a model (and optionally its optimizer's state) as a checkpoint folder, atomically.
+ * Saves a model (and optionally its optimizer's state) as a checkpoint folder,
+ * atomically. Weights that are not finite (a diverged run) are refused, so
+ * the checkpoint on disk stays the last good one.
  *
  * @param dir The checkpoint folder, e.g. `checkpoints/bin_loss`.
  * @param model The trained model.
  * @param state What was trained and how far.
  * @param optimizer The optimizer whose state `--resume` continues from.
  * @returns A promise that resolves when the checkpoint is in place.
+ * @throws {UserError} When a weight is NaN or infinite.
  *
  * @example
  * ```ts
@@ -103,6 +117,14 @@ export async function saveCheckpoint(
   state: TrainingState,
   optimizer?: tf.Optimizer,
 ): Promise<void> {
+  const broken = firstNonFiniteWeight(model);
+  if (broken !== undefined) {
+    throw new UserError(
+      `Cannot save checkpoint ${dir} at iteration ${state.iteration}: weight ${broken} is not ` +
+        "finite, so training diverged; lower --lr and train again (the checkpoint there now " +
+        "is kept)",
+    );
+  }
   await Deno.mkdir(dirname(dir), { recursive: true });
   const temp = `${dir}.partial-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(temp);
@@ -151,14 +173,18 @@ export async function saveCheckpoint(
 }
 
 /**
- * Loads a checkpoint written by {@linkcode saveCheckpoint}, refusing one that
- * is missing or was trained for another network or input size with a
- * {@linkcode UserError} that names the command to run.
+ * Loads a checkpoint written by {@linkcode saveCheckpoint}, refusing with a
+ * one-line {@linkcode UserError} that names the command to run one that is
+ * missing, of another run (network, input size, loss, optimizer), or
+ * damaged: every file is checked before TensorFlow.js reads it (JSON that
+ * parses, `weights.bin` and `optimizer.bin` of the size their manifests
+ * need), so a file cut short is named with the bytes it has and needs.
  *
  * @param dir The checkpoint folder.
- * @param expect The network and size the caller needs, and the command that trains them.
+ * @param expect The network, size, loss and optimizer the caller needs, and
+ * the command that trains them.
  * @returns The model, its training state and its optimizer's state.
- * @throws {UserError} When the checkpoint is missing, unreadable or of another run.
+ * @throws {UserError} When the checkpoint is missing, damaged or of another run.
  *
  * @example
  * ```ts
@@ -184,53 +210,187 @@ export async function loadCheckpoint(
   if (!(await exists(join(path, "model.json")))) {
     throw new UserError(`No checkpoint at ${dir}: run \`${command}\` first to train one`);
   }
-  let state: TrainingState;
-  let modelJson: tf.io.ModelJSON;
-  let weightData: Uint8Array;
+  const files = new CheckpointFiles(path, command);
+  const state = await files.json<TrainingState>(
+    "training_state.json",
+    (value) =>
+      typeof value.model === "string" && typeof value.size === "number" &&
+      typeof value.iteration === "number",
+  );
+  checkExpectation(dir, state, expect, command);
+  const modelJson = await files.json<tf.io.ModelJSON>(
+    "model.json",
+    (value) =>
+      typeof value.modelTopology === "object" && value.modelTopology !== null &&
+      Array.isArray(value.weightsManifest) &&
+      value.weightsManifest.every((group) => validSpecs(group?.weights)),
+  );
+  const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
+  const weightData = await files.bytes("weights.bin", weightSpecs, "model.json");
+  const optimizerState = await readOptimizerState(files);
+  let model: tf.LayersModel;
   try {
-    state = JSON.parse(await Deno.readTextFile(join(path, "training_state.json")));
-    modelJson = JSON.parse(await Deno.readTextFile(join(path, "model.json")));
-    weightData = await Deno.readFile(join(path, "weights.bin"));
+    model = await tf.loadLayersModel(tf.io.fromMemory({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs,
+      weightData,
+      format: modelJson.format,
+      generatedBy: modelJson.generatedBy,
+      convertedBy: modelJson.convertedBy,
+    }));
   } catch (error) {
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
+    const reason = firstLine(error);
+    // An unregistered custom layer is the program's fault, not the file's.
+    if (/Unknown layer/i.test(reason)) throw error;
     throw new UserError(
-      `Cannot read checkpoint ${dir}: ${reason}; run \`${command}\` again to rewrite it`,
+      `Checkpoint file ${join(path, "model.json")} is damaged (${reason}); run ` +
+        `\`${command}\` again to rewrite it`,
     );
   }
+  return { model, state, optimizerState, path };
+}
+
+/** Refuses a checkpoint of another network, input size, loss or optimizer. */
+function checkExpectation(
+  dir: string,
+  state: TrainingState,
+  expect: CheckpointExpectation,
+  command: string,
+): void {
+  const afresh = "or train afresh into another folder (leave out --resume and pass " +
+    "--checkpoint <new folder>)";
   if (expect.model !== undefined && state.model !== expect.model) {
     throw new UserError(
-      `Checkpoint ${dir} was trained for network ${state.model}, not ${expect.model}: ` +
-        `run \`${command}\` to train ${expect.model}, or pass --checkpoint`,
+      expect.resume
+        ? `Cannot resume from ${dir}: it was trained for network ${state.model}, not ` +
+          `${expect.model}; pass --checkpoint <folder of a ${expect.model} run>, ${afresh}`
+        : `Checkpoint ${dir} was trained for network ${state.model}, not ${expect.model}: ` +
+          `run \`${command}\` to train ${expect.model}, or pass --checkpoint`,
     );
   }
   if (expect.size !== undefined && state.size !== expect.size) {
     throw new UserError(
-      `Checkpoint ${dir} was trained at input size ${state.size}, not ${expect.size}: ` +
-        `run \`${command} --size ${expect.size}\`, or test with --size ${state.size}`,
+      expect.resume
+        ? `Cannot resume from ${dir}: it was trained at input size ${state.size}, not ` +
+          `${expect.size}; resume with --size ${state.size}, ${afresh}`
+        : `Checkpoint ${dir} was trained at input size ${state.size}, not ${expect.size}: ` +
+          `run \`${command} --size ${expect.size}\`, or test with --size ${state.size}`,
     );
   }
-  const model = await tf.loadLayersModel(tf.io.fromMemory({
-    modelTopology: modelJson.modelTopology,
-    weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights),
-    weightData: weightData.buffer.slice(
-      weightData.byteOffset,
-      weightData.byteOffset + weightData.byteLength,
-    ) as ArrayBuffer,
-    format: modelJson.format,
-    generatedBy: modelJson.generatedBy,
-    convertedBy: modelJson.convertedBy,
-  }));
-  return { model, state, optimizerState: await readOptimizerState(path), path };
+  for (const setting of ["loss", "optimizer"] as const) {
+    const wanted = expect[setting];
+    const saved = setting === "loss" ? state.settings?.loss : state.optimizer;
+    if (wanted === undefined || saved === undefined || saved === wanted) continue;
+    throw new UserError(
+      `Cannot resume from ${dir}: it was trained with --${setting} ${saved}, not ${wanted}; ` +
+        `resume with --${setting} ${saved}, ${afresh}`,
+    );
+  }
 }
 
-async function readOptimizerState(path: string): Promise<OptimizerWeight[] | undefined> {
-  if (!(await exists(join(path, "optimizer.json")))) return undefined;
-  const { weights: specs } = JSON.parse(await Deno.readTextFile(join(path, "optimizer.json"))) as {
-    weights: tf.io.WeightsManifestEntry[];
-  };
-  const bytes = await Deno.readFile(join(path, "optimizer.bin"));
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  const decoded = tf.io.decodeWeights(buffer as ArrayBuffer, specs);
+/** Reads the files of one checkpoint folder, each checked before use. */
+class CheckpointFiles {
+  constructor(readonly dir: string, readonly command: string) {}
+
+  /** The end of every message: how to rewrite a damaged file. */
+  get fix(): string {
+    return `run \`${this.command}\` again to rewrite it`;
+  }
+
+  async read(name: string): Promise<Uint8Array> {
+    try {
+      return await Deno.readFile(join(this.dir, name));
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "is missing"
+        : `cannot be read (${firstLine(error)})`;
+      throw new UserError(`Checkpoint file ${join(this.dir, name)} ${reason}; ${this.fix}`);
+    }
+  }
+
+  /** A JSON file, refused when it does not parse or `valid` says it is not what it should be. */
+  async json<T>(name: string, valid: (value: T) => boolean): Promise<T> {
+    const bytes = await this.read(name);
+    let reason: string;
+    try {
+      const value = JSON.parse(new TextDecoder().decode(bytes));
+      if (typeof value === "object" && value !== null && valid(value)) return value as T;
+      reason = "JSON, but not what it should hold";
+    } catch (error) {
+      reason = `not JSON: ${firstLine(error)}`;
+    }
+    throw new UserError(
+      `Checkpoint file ${join(this.dir, name)} is damaged (${bytes.length} bytes, ${reason}); ` +
+        this.fix,
+    );
+  }
+
+  /** A weights file, refused unless it has exactly the bytes `specs` need. */
+  async bytes(
+    name: string,
+    specs: tf.io.WeightsManifestEntry[],
+    manifest: string,
+  ): Promise<ArrayBuffer> {
+    const bytes = await this.read(name);
+    const needed = weightBytes(specs);
+    if (needed !== undefined && bytes.byteLength !== needed) {
+      throw new UserError(
+        `Checkpoint file ${join(this.dir, name)} has ${bytes.byteLength} bytes but its ` +
+          `${manifest} needs ${needed} (${
+            bytes.byteLength < needed ? "cut short" : "too long"
+          }); ${this.fix}`,
+      );
+    }
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+}
+
+const DTYPE_BYTES: Record<string, number> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  complex64: 8,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+};
+
+/**
+ * The bytes a weights file must have for its manifest entries, or
+ * `undefined` when they cannot be known (string weights).
+ */
+function weightBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const spec of specs) {
+    const size = DTYPE_BYTES[spec.quantization?.dtype ?? spec.dtype];
+    if (size === undefined) return undefined;
+    total += size * spec.shape.reduce((product, length) => product * length, 1);
+  }
+  return total;
+}
+
+/** Whether `specs` is a list of weight entries, each with a name, a shape and a dtype. */
+function validSpecs(specs: unknown): specs is tf.io.WeightsManifestEntry[] {
+  return Array.isArray(specs) &&
+    specs.every((spec) =>
+      typeof spec?.name === "string" && typeof spec?.dtype === "string" &&
+      Array.isArray(spec?.shape) && spec.shape.every(Number.isInteger)
+    );
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
+}
+
+async function readOptimizerState(files: CheckpointFiles): Promise<OptimizerWeight[] | undefined> {
+  if (!(await exists(join(files.dir, "optimizer.json")))) return undefined;
+  const { weights: specs } = await files.json<{ weights: tf.io.WeightsManifestEntry[] }>(
+    "optimizer.json",
+    (value) => validSpecs(value.weights),
+  );
+  const buffer = await files.bytes("optimizer.bin", specs, "optimizer.json");
+  const decoded = tf.io.decodeWeights(buffer, specs);
   return specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name]! }));
 }
 

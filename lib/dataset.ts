@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { UserError } from "./errors.ts";
 import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
 import { BINARY_CLASS_NAMES, maskToClasses, SEMASEG_CLASS_NAMES } from "./mask_classes.ts";
-import { extname, join } from "./path.ts";
+import { dirname, extname, join } from "./path.ts";
 
 /** `binary`: 0 background, 1 any newt; `classes`: 0 background, 1 akahara, 2 madara. */
 export type MaskMode = "binary" | "classes";
@@ -31,6 +31,9 @@ export interface LoadDatasetOptions {
   mode: MaskMode;
   /** Add the flips of the original answers (left-right, up-down, both) after each photo. @default false */
   flips?: boolean;
+  /** Called with a warning, such as a class with no pixel in the split.
+   * @default {prints `warning: <message>` on stderr} */
+  onWarning?: (message: string) => void;
 }
 
 /** A loaded split: photos, masks and names, in the same order. */
@@ -59,12 +62,17 @@ const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
 
 /**
  * Lists the photos of one split and their masks, sorted by class folder and
- * name.
+ * name. Files and class folders reached through symbolic links are followed;
+ * hidden files and folders (names starting with ".") are skipped, whatever
+ * their extension; a mask is found whatever the case of its extension
+ * (`.png`, `.PNG`).
  *
  * @param dir The dataset folder.
  * @param split "train" or "test".
  * @returns The photos with their mask paths.
- * @throws {UserError} When the folder is missing, holds no photos, or a photo has no mask.
+ * @throws {UserError} When the folder is missing, holds no photos, a photo
+ * has no mask (naming a file of the same name with another extension when
+ * there is one), or a link leads nowhere.
  *
  * @example
  * ```ts
@@ -82,18 +90,26 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
   }
   const imagesDir = join(dir, split, "images");
   const files: DatasetFile[] = [];
+  const masksByFolder = new Map<string, string[]>();
   if (await isDirectory(imagesDir)) {
-    for (const classDir of await sortedEntries(imagesDir)) {
-      if (!classDir.isDirectory) continue;
-      for (const entry of await sortedEntries(join(imagesDir, classDir.name))) {
-        const extension = extname(entry.name).toLowerCase();
-        if (!entry.isFile || !IMAGE_EXTENSIONS.includes(extension)) continue;
+    for (const classEntry of await visibleEntries(imagesDir)) {
+      const classDir = join(imagesDir, classEntry.name);
+      if ((await entryKind(classDir, classEntry, "Class folder")) !== "directory") continue;
+      const maskDir = join(dir, split, "seg_images", classEntry.name);
+      const masks = (await isDirectory(maskDir))
+        ? (await visibleEntries(maskDir)).map((entry) => entry.name)
+        : [];
+      masksByFolder.set(maskDir, masks);
+      for (const entry of await visibleEntries(classDir)) {
+        const extension = extname(entry.name);
+        if (!IMAGE_EXTENSIONS.includes(extension.toLowerCase())) continue;
+        const image = join(classDir, entry.name);
+        if ((await entryKind(image, entry, "Image")) !== "file") continue;
         const name = entry.name.slice(0, -extension.length);
-        files.push({
-          name,
-          image: join(imagesDir, classDir.name, entry.name),
-          mask: join(dir, split, "seg_images", classDir.name, `${name}.png`),
-        });
+        const mask = masks.find((file) => file === `${name}.png`) ??
+          masks.find((file) => file.toLowerCase() === `${name}.png`.toLowerCase()) ??
+          `${name}.png`;
+        files.push({ name, image, mask: join(maskDir, mask) });
       }
     }
   }
@@ -104,12 +120,29 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
     );
   }
   for (const file of files) {
-    if (!(await isFile(file.mask))) {
+    if (await isFile(file.mask)) continue;
+    const target = await Deno.readLink(file.mask).catch(() => undefined);
+    if (target !== undefined) {
       throw new UserError(
-        `Image ${file.image} has no mask: ${file.mask} does not exist; ` +
-          `add the mask or remove the image`,
+        `Image ${file.image} has no mask: ${file.mask} is a symbolic link to ${target}, which ` +
+          `does not exist; fix the link or remove the image`,
       );
     }
+    const maskDir = dirname(file.mask);
+    const namesake = masksByFolder.get(maskDir)?.find((other) =>
+      other.slice(0, other.length - extname(other).length) === file.name
+    );
+    if (namesake !== undefined) {
+      throw new UserError(
+        `Image ${file.image} has no mask: ${file.mask} does not exist, but ` +
+          `${join(maskDir, namesake)} does; masks are read as PNG only (lossless, so class ` +
+          `colours stay exact): save it as ${file.mask}`,
+      );
+    }
+    throw new UserError(
+      `Image ${file.image} has no mask: ${file.mask} does not exist; ` +
+        `add the mask or remove the image`,
+    );
   }
   return files;
 }
@@ -117,12 +150,17 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
 /**
  * Loads one split of a dataset in the Imori layout.
  *
+ * Photos and masks are read upright (EXIF orientation applied). A class
+ * with no pixel in any mask of the split is reported in one warning line;
+ * a training split whose masks are all background is refused, since there
+ * is nothing to learn.
+ *
  * @param dir The dataset folder.
- * @param options Split, size, mask mode and flips.
+ * @param options Split, size, mask mode, flips and where warnings go.
  * @returns Photos [n, size, size, 3] in [0, 1], masks [n, size, size] int32, names, class names.
  * @throws {UserError} On a missing folder, no photos, a missing, empty or
- * undecodable file, a mask of another size than its photo, or a mask colour
- * that is no class.
+ * undecodable file, a mask of another size than its photo, a mask colour
+ * that is no class, or a training split with no pixel of any newt class.
  *
  * @example
  * ```ts
@@ -137,12 +175,15 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
  */
 export async function loadDataset(dir: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, size = 64, mode, flips = false } = options;
+  const onWarning = options.onWarning ?? ((message) => console.warn(`warning: ${message}`));
+  const classNames = [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)];
   const files = await listDataset(dir, split);
   const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
   const count = files.length * variants.length;
   const pixels = size * size;
   const images = new Float32Array(count * pixels * 3);
   const masks = new Int32Array(count * pixels);
+  const classPixels = new Array<number>(classNames.length).fill(0);
   const names: string[] = [];
   for (const file of files) {
     const [photo, mask] = await Promise.all([
@@ -156,10 +197,19 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
       );
     }
     const resized = resizeBilinear(photo, size, size); // [size, size, 3]
-    const classes = resizeNearest(
-      maskToClasses(mask.data, { width: mask.width, height: mask.height, mode, file: file.mask }),
-      { width: mask.width, height: mask.height, toWidth: size, toHeight: size },
-    ); // [size, size]
+    const fullSize = maskToClasses(mask.data, {
+      width: mask.width,
+      height: mask.height,
+      mode,
+      file: file.mask,
+    }); // [height, width]
+    for (const index of fullSize) classPixels[index]!++;
+    const classes = resizeNearest(fullSize, {
+      width: mask.width,
+      height: mask.height,
+      toWidth: size,
+      toHeight: size,
+    }); // [size, size]
     for (const variant of variants) {
       const index = names.length;
       names.push(file.name + variant);
@@ -177,18 +227,62 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
       }
     }
   }
+  const masksDir = join(dir, split, "seg_images");
+  const absent = classNames.filter((_, index) => classPixels[index] === 0);
+  const newts = classNames.slice(1);
+  if (split === "train" && newts.every((name) => absent.includes(name))) {
+    throw new UserError(
+      `Every mask in ${masksDir} is all background (${files.length} masks, no ` +
+        `${newts.join(" or ")} pixel), so there is nothing to learn; paint the newts akahara ` +
+        `red (128, 0, 0) or madara green (0, 128, 0), or store class indices 0, 1, 2`,
+    );
+  }
+  if (absent.length > 0) {
+    onWarning(
+      `no pixel of class ${absent.join(" or ")} in the ${files.length} ${split} masks in ` +
+        `${masksDir}; ${split === "train" ? "a model cannot learn" : "nothing can test"} ` +
+        `${absent.length > 1 ? "those classes" : "it"} there, check those masks`,
+    );
+  }
   return {
     images: tf.tensor4d(images, [count, size, size, 3], "float32"),
     masks: tf.tensor3d(masks, [count, size, size], "int32"),
     names,
-    classNames: [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)],
+    classNames,
   };
 }
 
-async function sortedEntries(dir: string): Promise<Deno.DirEntry[]> {
+/** The entries of a folder, sorted by name, hidden ones (".DS_Store", "._x.jpg") left out. */
+async function visibleEntries(dir: string): Promise<Deno.DirEntry[]> {
   const entries: Deno.DirEntry[] = [];
-  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.startsWith(".")) entries.push(entry);
+  }
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * What an entry is, following a symbolic link; a link that leads nowhere is
+ * an error naming it (it was meant to be read).
+ */
+async function entryKind(
+  path: string,
+  entry: Deno.DirEntry,
+  what: string,
+): Promise<"file" | "directory" | "other"> {
+  let info: { isFile: boolean; isDirectory: boolean } = entry;
+  if (entry.isSymlink) {
+    try {
+      info = await Deno.stat(path);
+    } catch {
+      const target = await Deno.readLink(path).catch(() => "?");
+      throw new UserError(
+        `${what} ${path} is a symbolic link to ${target}, which does not exist; ` +
+          `fix the link or remove it`,
+      );
+    }
+  }
+  return info.isFile ? "file" : info.isDirectory ? "directory" : "other";
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -30,12 +30,16 @@ export interface DecodeImageOptions {
 }
 
 /**
- * Decodes a JPEG or PNG file to 8-bit RGB. Grayscale, RGBA and 16-bit files
- * are converted (alpha is dropped, or flattened on black for masks).
+ * Decodes a JPEG or PNG file to 8-bit RGB, upright: an EXIF orientation tag
+ * (a phone photo stored turned) is applied, as every image viewer and
+ * `cv2.imread` apply it. Grayscale, RGBA and 16-bit files are converted
+ * (alpha is dropped, or flattened on black for masks). A 16-bit
+ * single-channel mask whose values are all below 256 (class indices, for
+ * example) keeps its values instead of being scaled down to 0.
  *
  * @param path The file.
  * @param options What the file is, for errors.
- * @returns The RGB pixels.
+ * @returns The RGB pixels, upright.
  * @throws {UserError} When the file is missing, empty or not an image.
  *
  * @example
@@ -65,7 +69,11 @@ export async function decodeImage(
     );
   }
   try {
-    let pipeline = sharp(bytes);
+    if (flattenOnBlack) {
+      const small = await decodeSmallSixteenBitGrey(bytes);
+      if (small) return small;
+    }
+    let pipeline = sharp(bytes).autoOrient();
     pipeline = flattenOnBlack
       ? pipeline.flatten({ background: "#000000" })
       : pipeline.removeAlpha();
@@ -86,6 +94,31 @@ export async function decodeImage(
       `Cannot read ${what} ${path}: ${reason}; replace it with a JPEG or PNG`,
     );
   }
+}
+
+/**
+ * A 16-bit one-channel file (with or without alpha) whose values are all
+ * below 256, as RGB with those values unscaled (transparent pixels black);
+ * `undefined` for any other file. Class-index masks are saved this way, and
+ * the usual conversion to 8 bits would divide them by 257, to 0.
+ */
+async function decodeSmallSixteenBitGrey(bytes: Uint8Array): Promise<RasterImage | undefined> {
+  const meta = await sharp(bytes).metadata();
+  const bands = (meta.channels ?? 0) - (meta.hasAlpha ? 1 : 0);
+  if (meta.depth !== "ushort" || bands !== 1 || meta.isPalette) return undefined;
+  const { data, info } = await sharp(bytes).autoOrient().toColourspace("grey16")
+    .raw({ depth: "ushort" }).toBuffer({ resolveWithObject: true }); // grey (+ alpha), unscaled
+  const values = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+  const stride = info.channels, alpha = stride === 2 ? 1 : -1;
+  const pixels = info.width * info.height;
+  const rgb = new Uint8Array(pixels * 3);
+  for (let pixel = 0; pixel < pixels; pixel++) {
+    const value = values[pixel * stride]!;
+    if (value > 255) return undefined;
+    const opaque = alpha < 0 || values[pixel * stride + alpha]! > 0;
+    rgb.fill(opaque ? value : 0, 3 * pixel, 3 * pixel + 3);
+  }
+  return { data: rgb, width: info.width, height: info.height, channels: 3 };
 }
 
 /**

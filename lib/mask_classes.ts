@@ -69,10 +69,17 @@ export interface MaskToClassesOptions {
 /**
  * Maps an RGB mask to class indices with the rule of this module.
  *
+ * A mask that looks black but is not (every value below
+ * {@linkcode BLACK_BELOW}, some above 0) is a common export of class indices:
+ * a grey one whose values are all 0, 1 or 2 is read as those class indices;
+ * any other is refused, naming its values, rather than read as all
+ * background.
+ *
  * @param rgb Pixels, row-major, 3 bytes per pixel.
  * @param options Size, mode and the file name for errors.
  * @returns One class index per pixel, row-major.
- * @throws {UserError} On a pixel whose colour is no class.
+ * @throws {UserError} On a pixel whose colour is no class, or a dark mask
+ * that holds no class indices.
  *
  * @example
  * ```ts
@@ -81,11 +88,20 @@ export interface MaskToClassesOptions {
  * const rgb = new Uint8Array([0, 0, 0, 128, 0, 0, 0, 128, 0]);
  * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1 })), [0, 1, 2]);
  * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1, mode: "binary" })), [0, 1, 1]);
+ * const indices = new Uint8Array([0, 0, 0, 1, 1, 1, 2, 2, 2]); // looks black
+ * assertEquals(Array.from(maskToClasses(indices, { width: 3, height: 1 })), [0, 1, 2]);
  * ```
  */
 export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): Int32Array {
   const { width, height, mode = "classes", file = "mask" } = options;
   const classes = new Int32Array(width * height);
+  const indices = classIndicesOfDarkMask(rgb, classes.length, file);
+  if (indices) {
+    for (let pixel = 0; pixel < classes.length; pixel++) {
+      classes[pixel] = mode === "binary" && indices[pixel]! > 0 ? 1 : indices[pixel]!;
+    }
+    return classes;
+  }
   for (let pixel = 0; pixel < classes.length; pixel++) {
     const red = rgb[3 * pixel]!, green = rgb[3 * pixel + 1]!, blue = rgb[3 * pixel + 2]!;
     const index = colorToClass(red, green, blue);
@@ -100,4 +116,46 @@ export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): I
     classes[pixel] = mode === "binary" && index > 0 ? 1 : index;
   }
   return classes;
+}
+
+/** The largest class index a mask may store: 2, madara. */
+const MAX_CLASS_INDEX = CLASS_INDEX.madara;
+
+/**
+ * The class indices of a mask that looks black but is not (all values below
+ * BLACK_BELOW, some above 0): its grey values when they are all class
+ * indices, else a UserError naming them. `undefined` for any other mask (a
+ * colour mask, or one that really is all black).
+ */
+function classIndicesOfDarkMask(
+  rgb: Uint8Array,
+  pixels: number,
+  file: string,
+): Uint8Array | undefined {
+  let largest = 0;
+  for (let index = 0; index < 3 * pixels; index++) {
+    if (rgb[index]! > largest) largest = rgb[index]!;
+  }
+  if (largest === 0 || largest >= BLACK_BELOW) return undefined;
+  const seen = new Set<number>(); // distinct colours as 0xRRGGBB, the first 9
+  let grey = true;
+  const values = new Uint8Array(pixels);
+  for (let pixel = 0; pixel < pixels; pixel++) {
+    const red = rgb[3 * pixel]!, green = rgb[3 * pixel + 1]!, blue = rgb[3 * pixel + 2]!;
+    if (red !== green || red !== blue) grey = false;
+    values[pixel] = red;
+    if (seen.size < 9) seen.add((red << 16) | (green << 8) | blue);
+  }
+  if (grey && largest <= MAX_CLASS_INDEX) return values;
+  const colours = [...seen].sort((a, b) => a - b).slice(0, 8).map((colour) => {
+    const [red, green, blue] = [colour >> 16, (colour >> 8) & 255, colour & 255];
+    return grey ? `${red}` : `(${red}, ${green}, ${blue})`;
+  });
+  const shown = colours.join(", ") + (seen.size > 8 ? ", ..." : "");
+  throw new UserError(
+    `Cannot read mask ${file}: it looks black but holds the ${grey ? "values" : "colours"} ` +
+      `${shown}, which are neither class colours nor only the class indices 0 (background), ` +
+      `1 (akahara) and 2 (madara); store each pixel's class index 0, 1 or 2 in one channel, ` +
+      `or paint background black (0, 0, 0), akahara red (128, 0, 0) and madara green (0, 128, 0)`,
+  );
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { UserError } from "./errors.ts";
 import {
   cropMasks,
   type LossName,
@@ -292,10 +293,19 @@ export function trainingLoss(
  * statistics and updates its moving averages) and takes an optimizer step on
  * {@linkcode trainingLoss}.
  *
+ * It refuses what would train silently wrong, each in one line that says the
+ * fix: masks that are all background (nothing to learn), a batch-norm layer
+ * that would see one value per channel (see
+ * {@linkcode assertBatchNormCanTrain}), and divergence: a loss that is not a
+ * finite number stops training at that iteration, before `onIteration` is
+ * called with it, so a checkpoint saved there stays the last good one; the
+ * weights are checked once more at the end.
+ *
  * @param model A model whose output is probabilities, shape [n, h, w, classes].
  * @param data Training images and masks (already flipped if wanted).
  * @param options Protocol; the defaults are the tutorial's.
  * @returns Loss history, timing and the optimizer (the caller disposes it).
+ * @throws {UserError} On all-background masks, a degenerate batch norm, or divergence.
  *
  * @example
  * ```ts
@@ -335,6 +345,14 @@ export async function trainModel(
   if (count === 0) {
     throw new Error("Cannot train on an empty training set");
   }
+  if (tf.tidy(() => tf.max(data.masks).dataSync()[0]!) <= 0) {
+    throw new UserError(
+      `Cannot train: every pixel of the ${count} training masks is background (class 0), so ` +
+        "there is nothing to learn; check the masks (a newt is painted akahara red " +
+        "(128, 0, 0) or madara green (0, 128, 0), or stored as class index 1 or 2)",
+    );
+  }
+  assertBatchNormCanTrain(model, batchSize);
   const optimizer = createOptimizer(optimizerName, lr, momentum);
   if (optimizerState) {
     await optimizer.setWeights(optimizerState);
@@ -365,6 +383,14 @@ export async function trainModel(
     });
     const loss = (await cost.data())[0]!;
     cost.dispose();
+    if (!Number.isFinite(loss)) {
+      optimizer.dispose();
+      throw new UserError(
+        `Training diverged at iteration ${iteration}: the loss is ${loss}; lower the learning ` +
+          `rate (--lr ${lr} now, try --lr ${Number((lr / 10).toPrecision(3))}); any checkpoint ` +
+          "saved before it is kept",
+      );
+    }
     if (iteration === startIteration + warmup) {
       timedStart = performance.now();
     }
@@ -372,6 +398,15 @@ export async function trainModel(
     await options.onIteration?.(iteration, loss, optimizer);
   }
   const end = performance.now();
+  const broken = firstNonFiniteWeight(model);
+  if (broken !== undefined) {
+    optimizer.dispose();
+    throw new UserError(
+      `Training diverged by iteration ${iters}: weight ${broken} is not finite; lower the ` +
+        `learning rate (--lr ${lr} now, try --lr ${Number((lr / 10).toPrecision(3))}); any ` +
+        "checkpoint saved before it is kept",
+    );
+  }
   const done = iters - startIteration;
   const timed = done - warmup;
   return {
@@ -381,4 +416,93 @@ export async function trainModel(
     msPerIter: timed > 0 ? (end - timedStart) / timed : 0,
     optimizer,
   };
+}
+
+/**
+ * The name of the first weight of a model (trainable or not: batch-norm
+ * statistics count) holding NaN or an infinity, or `undefined` when all are
+ * finite.
+ *
+ * @param model Any model.
+ * @returns A weight's name, e.g. `conv2d_1/kernel`, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { firstNonFiniteWeight } from "./train.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const input = tf.input({ shape: [2] });
+ * const dense = tf.layers.dense({ units: 1, name: "dense" });
+ * const model = tf.model({ inputs: input, outputs: dense.apply(input) as tf.SymbolicTensor });
+ * assertEquals(firstNonFiniteWeight(model), undefined);
+ * dense.setWeights([tf.tensor2d([[NaN], [1]]), tf.zeros([1])]);
+ * assertEquals(firstNonFiniteWeight(model), "dense/kernel");
+ * ```
+ */
+export function firstNonFiniteWeight(model: tf.LayersModel): string | undefined {
+  for (const weight of model.weights) {
+    const finite = tf.tidy(() => tf.all(tf.isFinite(weight.read())).dataSync()[0]);
+    if (!finite) return weight.originalName;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a training setting in which a batch-norm layer would see one value
+ * per channel: its batch statistics are then that value and a variance of 0,
+ * so in training it outputs a constant (its offset) and saves a variance of 0
+ * (PyTorch refuses this too: "Expected more than 1 value per channel when
+ * training"). A layer sees batch size x the product of its input's other
+ * axes (height x width for a conv map) values per channel.
+ *
+ * @param model The model to train; every BatchNormalization layer in it (and
+ * in models nested in it) is checked.
+ * @param batchSize Images per minibatch.
+ * @throws {UserError} Naming the layer, its input and the flags that fix it.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assertBatchNormCanTrain } from "./train.ts";
+ * import { assertThrows } from "./assert.ts";
+ * const input = tf.input({ shape: [2, 2, 3] });
+ * const pooled = tf.layers.maxPooling2d({ poolSize: 2 }).apply(input) as tf.SymbolicTensor; // [batch, 1, 1, 3]
+ * const norm = tf.layers.batchNormalization({ name: "bn" }).apply(pooled) as tf.SymbolicTensor;
+ * const model = tf.model({ inputs: input, outputs: norm });
+ * assertBatchNormCanTrain(model, 2);
+ * assertThrows(() => assertBatchNormCanTrain(model, 1), /batch-norm layer bn/);
+ * ```
+ */
+export function assertBatchNormCanTrain(model: tf.LayersModel, batchSize: number): void {
+  for (const layer of allLayers(model)) {
+    if (layer.getClassName() !== "BatchNormalization") continue;
+    let shape: (number | null)[];
+    try {
+      shape = (layer.input as tf.SymbolicTensor).shape;
+    } catch {
+      continue; // a layer used at several places: its input has no one shape
+    }
+    const rank = shape.length;
+    const configured = layer.getConfig().axis;
+    const axes = (Array.isArray(configured) ? configured : [configured ?? -1])
+      .map((axis) => ((axis as number) + rank) % rank);
+    const others = shape.filter((_, axis) => axis > 0 && !axes.includes(axis));
+    if (others.some((size) => size === null)) continue;
+    const perChannel = batchSize * others.reduce<number>((product, size) => product * size!, 1);
+    if (perChannel > 1) continue;
+    const inputSize = (model.inputs[0]?.shape ?? []).slice(1, -1).join("x");
+    throw new UserError(
+      `Cannot train at --batch-size ${batchSize}: batch-norm layer ${layer.name} would see one ` +
+        `value per channel (its input is ${others.join("x") || "1"} per image` +
+        (inputSize ? ` at input size ${inputSize}` : "") +
+        "), so in training it would output a constant and save a variance of 0; use " +
+        "--batch-size 2 or more, or a larger --size",
+    );
+  }
+}
+
+function allLayers(model: tf.LayersModel): tf.layers.Layer[] {
+  return model.layers.flatMap((layer) =>
+    "layers" in layer ? [layer, ...allLayers(layer as unknown as tf.LayersModel)] : [layer]
+  );
 }

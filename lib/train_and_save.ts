@@ -11,7 +11,6 @@ import * as tf from "@tensorflow/tfjs";
 import { type BatchNormStats, recomputeBatchNormStats } from "./batch_norm_stats.ts";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset } from "./dataset.ts";
-import { UserError } from "./errors.ts";
 import { writeLineChart } from "./line_chart.ts";
 import type { LossName } from "./losses.ts";
 import { join } from "./path.ts";
@@ -45,7 +44,10 @@ export interface TrainAndSaveOptions {
   optimizer?: string;
   /** Learning-rate schedule. @default "constant" */
   schedule?: string;
-  /** Training loss: a name of `--loss`, or the exercise's own loss on the logits. @default "ce" */
+  /**
+   * Training loss: a name of `--loss`, or the exercise's own writing of the cross-entropy on
+   * the logits (recorded in the checkpoint as `ce`). @default "ce"
+   */
   loss?: string | LogitsLoss;
   /** Continue from the checkpoint. @default false */
   resume?: boolean;
@@ -107,7 +109,9 @@ function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchS
  *   class indices.
  * @param options The protocol and where things go.
  * @returns The trained model, its losses and where the files are.
- * @throws {UserError} On `resume` from a checkpoint that is missing or of another run.
+ * @throws {UserError} On `resume` from a checkpoint that is missing, damaged or of another
+ *   network, size, loss or optimizer; when the loss turns non-finite (the checkpoint on disk
+ *   stays the last good one); for a batch size that leaves a batch-norm layer one value.
  *
  * @example
  * ```ts ignore
@@ -133,16 +137,20 @@ export async function trainAndSave(
     saveEvery = 100,
     bnStats = "recompute",
   } = options;
+  // An exercise's own loss is its writing of the cross-entropy: recorded as `ce`.
+  const lossName = typeof loss === "function" ? "ce" : loss;
   let startIteration = 0;
   let optimizerState;
   if (options.resume) {
-    const loaded = await loadCheckpoint(dir, { model: network, size: options.size, command });
-    if (loaded.state.optimizer !== optimizer) {
-      throw new UserError(
-        `Checkpoint ${dir} was trained with --optimizer ${loaded.state.optimizer}: ` +
-          `resume with --optimizer ${loaded.state.optimizer}`,
-      );
-    }
+    // Refuses a checkpoint of another network, size, loss or optimizer, in one line.
+    const loaded = await loadCheckpoint(dir, {
+      model: network,
+      size: options.size,
+      command,
+      resume: true,
+      loss: lossName,
+      optimizer,
+    });
     model.dispose();
     model = loaded.model;
     startIteration = loaded.state.iteration;
@@ -152,8 +160,6 @@ export async function trainAndSave(
   if (startIteration >= options.iters) {
     console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
   }
-  // An exercise's own loss is recorded by its function's name.
-  const lossName = typeof loss === "function" ? loss.name || "own" : loss;
   const state = (iteration: number) => ({
     iteration,
     model: network,

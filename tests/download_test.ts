@@ -1,5 +1,6 @@
+import sharp from "sharp";
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
-import { downloadImori, imoriFiles } from "../lib/download.ts";
+import { downloadImori, IMORI_SHA256, imoriFiles, sha256 } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
 import { IMORI, requireImori } from "./imori.ts";
 
@@ -37,6 +38,75 @@ Deno.test(
     for (const file of files) assert((await Deno.stat(join(IMORI, file))).isFile, file);
   },
 );
+
+Deno.test("IMORI_SHA256 lists the SHA-256 of every file of the shared copy", async () => {
+  assertEquals(Object.keys(IMORI_SHA256).sort(), imoriFiles().sort());
+  for (const file of imoriFiles()) {
+    assertEquals(await sha256(await Deno.readFile(join(IMORI, file))), IMORI_SHA256[file], file);
+  }
+});
+
+Deno.test({
+  name: "downloadImori() fetches again a present file whose SHA-256 differs, though it decodes",
+  fn: async () => {
+    const { server, requests, baseUrl } = serve(IMORI);
+    const out = join(await Deno.makeTempDir(), "imori");
+    try {
+      await downloadImori({ baseUrl, out });
+      const file = "train/images/madara/madara_0003.jpg";
+      const original = await Deno.readFile(join(IMORI, file));
+      // Re-encoded: still a good JPEG of the same photo, but not the dataset's file.
+      const changed = await sharp(original).jpeg({ quality: 50 }).toBuffer();
+      await Deno.writeFile(join(out, file), changed);
+      requests.length = 0;
+      assertEquals(await downloadImori({ baseUrl, out }), { downloaded: 1, present: 43 });
+      assertEquals(requests, [file]);
+      assertEquals(await Deno.readFile(join(out, file)), original);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(join(out, ".."), { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "downloadImori() refuses a fetched file whose SHA-256 differs, after one retry",
+  fn: async () => {
+    const file = "test/images/akahara/akahara_0009.jpg";
+    const changed = new Uint8Array(
+      await sharp(join(IMORI, file)).jpeg({ quality: 50 }).toBuffer(),
+    );
+    const changedSha256 = await sha256(changed);
+    assert(changedSha256 !== IMORI_SHA256[file]);
+    const root = await Deno.makeTempDir();
+    await new Deno.Command("cp", { args: ["-r", `${IMORI}/train`, `${IMORI}/test`, root] })
+      .output();
+    await Deno.writeFile(join(root, file), changed);
+    const { server, requests, baseUrl } = serve(root);
+    const out = join(root, "out");
+    try {
+      await assertRejects(
+        () => downloadImori({ baseUrl, out }),
+        (error: Error) => {
+          assertEquals(error.name, "UserError");
+          assertEquals(
+            error.message,
+            `Cannot download ${baseUrl}/${file}: its SHA-256 is ${changedSha256}, not ` +
+              `${IMORI_SHA256[file]} as lib/download.ts lists ` +
+              "it, so the file was changed or damaged; run `deno task download` again, or " +
+              "check --base-url (it must serve the Imori files unchanged)",
+          );
+          return true;
+        },
+      );
+      assertEquals(requests.filter((path) => path === file).length, 2, "fetched twice");
+      await assertRejects(() => Deno.stat(join(out, file)), Deno.errors.NotFound);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
 
 Deno.test({
   name: "downloadImori() fetches every file from a local server, then resumes",

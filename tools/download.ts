@@ -28,7 +28,8 @@ export async function run(args: string[]): Promise<void> {
   const flags = parseFlags(args, FLAGS, {
     usage: "deno task download [flags]",
     summary: "Downloads the Imori newt dataset (MIT licence) from the DeepLearningMugenKnock " +
-      "repository; files already present are kept, so a rerun resumes.",
+      "repository; files already present with their listed SHA-256 are kept, so a rerun resumes " +
+      "and fetches a changed or damaged file again.",
   });
   console.log(`Downloading the Imori dataset from ${flags.baseUrl} into ${flags.out}`);
   const started = performance.now();

@@ -1,38 +1,18 @@
 /**
  * SegNet's pooling that remembers where each maximum was, and the unpooling
- * that puts values back there.
+ * that puts values back there: the typed face, for the project's TypeScript,
+ * of `custom_layers.js`, which holds the one definition (plain JavaScript, so
+ * that a browser page loads the same layers) and explains how they work.
+ * Importing this module registers the layers with `@tensorflow/tfjs`.
  *
- * PyTorch returns argmax indices and scatters with them; tfjs has no gradient
- * for max-pool-with-argmax and the wasm backend has no scatter or
- * `UnsortedSegmentSum`. So the indices are kept as a **one-hot mask** of the
- * input's shape (1 at the first maximum of each 2x2 window in row-major order,
- * 0 elsewhere), and both operations are reshapes and broadcast multiplies:
- *
- * - pooling: the max-pool value, with a gradient that reaches `x` only at
- *   the recorded position (the unpooling of the incoming gradient);
- * - unpooling: `[n, h, 1, w, 1, c] * [n, h, 2, w, 2, c]`, so each value lands
- *   at the recorded position (zeros elsewhere) and its gradient is the sum of
- *   the incoming gradient over the window times the mask, i.e. exactly the
- *   gradient at the recorded position.
- *
- * The mask itself carries no gradient. All tensors are NHWC.
+ * All tensors are NHWC.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { registerCustomLayers } from "./custom_layers.js";
 
-/** Window priority: the first position in row-major order wins a tie. */
-const PRIORITY = [4, 3, 2, 1];
-
-/**
- * Each window's value copied to its four pixels, by a broadcast multiply
- * (no Tile, no resize kernel).
- */
-function spread(pooled: tf.Tensor4D, ones: tf.Tensor): tf.Tensor4D {
-  const [batch, height, width, channels] = pooled.shape;
-  const values = tf.reshape(pooled, [batch, height, 1, width, 1, channels]);
-  return tf.reshape(tf.mul(values, ones), [batch, 2 * height, 2 * width, channels]); // [b, 2h, 2w, c]
-}
+const defined = registerCustomLayers(tf);
 
 /**
  * The one-hot mask of the first maximum in each 2x2 window.
@@ -54,28 +34,7 @@ function spread(pooled: tf.Tensor4D, ones: tf.Tensor): tf.Tensor4D {
  * assertEquals(Array.from(maxPoolMask(x).dataSync()), [0, 1, 0, 0]);
  * ```
  */
-export function maxPoolMask(x: tf.Tensor4D): tf.Tensor4D {
-  const [batch, height, width, channels] = x.shape;
-  checkEven(height, width);
-  const noGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const input = args[0] as tf.Tensor4D;
-    const value = tf.tidy(() => {
-      const ones = tf.ones([1, 1, 2, 1, 2, 1]);
-      const priority = tf.tensor(PRIORITY, [1, 1, 2, 1, 2, 1]);
-      const windowMax = spread(tf.maxPool(input, 2, 2, "valid"), ones);
-      const isMax = tf.cast(tf.greaterEqual(input, windowMax), "float32");
-      const shape6 = [batch, height / 2, 2, width / 2, 2, channels];
-      const ranked = tf.reshape(
-        tf.mul(tf.reshape(isMax, shape6), priority),
-        x.shape,
-      ) as tf.Tensor4D;
-      const best = spread(tf.maxPool(ranked, 2, 2, "valid"), ones);
-      return tf.cast(tf.greaterEqual(ranked, best), "float32"); // priorities differ: one per window
-    });
-    return { value, gradFunc: () => tf.zeros(input.shape) };
-  });
-  return noGradient(x) as tf.Tensor4D;
-}
+export const maxPoolMask: (x: tf.Tensor4D) => tf.Tensor4D = defined.maxPoolMask;
 
 /**
  * 2x2 max-pooling with stride 2 that also returns where each maximum was. The
@@ -95,21 +54,8 @@ export function maxPoolMask(x: tf.Tensor4D): tf.Tensor4D {
  * assertEquals(Array.from(mask.dataSync()), [0, 1, 0, 0]);
  * ```
  */
-export function maxPoolWithMask(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
-  const mask = maxPoolMask(x);
-  const pool = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [input, windows, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    save([windows]);
-    return {
-      value: tf.maxPool(input, 2, 2, "valid"),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const kept = saved[0] as tf.Tensor4D;
-        return [maxUnpool(dy as tf.Tensor4D, kept), tf.zeros(kept.shape)];
-      },
-    };
-  });
-  return [pool(x, mask) as tf.Tensor4D, mask];
-}
+export const maxPoolWithMask: (x: tf.Tensor4D) => [tf.Tensor4D, tf.Tensor4D] =
+  defined.maxPoolWithMask;
 
 /**
  * Max-unpooling: each value goes back to the position its mask marks in the
@@ -129,29 +75,7 @@ export function maxPoolWithMask(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
  * assertEquals(Array.from(maxUnpool(x, mask).dataSync()), [0, 0, 7, 0]);
  * ```
  */
-export function maxUnpool(x: tf.Tensor4D, mask: tf.Tensor4D): tf.Tensor4D {
-  const [batch, height, width, channels] = x.shape;
-  const expected: [number, number, number, number] = [batch, height * 2, width * 2, channels];
-  if (mask.shape.some((size, axis) => size !== expected[axis])) {
-    throw new Error(
-      `maxUnpool: mask shape [${mask.shape}] does not match values [${x.shape}]; ` +
-        `expected [${expected}]`,
-    );
-  }
-  return tf.tidy(() => {
-    const values = tf.reshape(x, [batch, height, 1, width, 1, channels]);
-    const windows = tf.reshape(mask, [batch, height, 2, width, 2, channels]);
-    return tf.reshape(tf.mul(values, windows), expected) as tf.Tensor4D; // [batch, 2h, 2w, c]
-  });
-}
-
-function checkEven(height: number, width: number): void {
-  if (height % 2 !== 0 || width % 2 !== 0) {
-    throw new Error(
-      `2x2 max-pooling with a mask needs an even height and width, got ${height}x${width}`,
-    );
-  }
-}
+export const maxUnpool: (x: tf.Tensor4D, mask: tf.Tensor4D) => tf.Tensor4D = defined.maxUnpool;
 
 /**
  * Layer form of {@linkcode maxPoolWithMask}: one input, two outputs
@@ -168,39 +92,7 @@ function checkEven(height: number, width: number): void {
  * assertEquals(mask!.shape, [null, 4, 4, 3]);
  * ```
  */
-export class MaxPoolWithMask extends tf.layers.Layer {
-  /** Name under which the layer is serialized. */
-  static className = "MaxPoolWithMask";
-
-  /** @param args Standard layer arguments (name, ...). */
-  constructor(args: ConstructorParameters<typeof tf.layers.Layer>[0]) {
-    super(args ?? {});
-  }
-
-  /**
-   * @param inputShape [batch, height, width, channels].
-   * @returns The pooled shape and the mask shape.
-   */
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape[] {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
-    const [batch, height, width, channels] = shape;
-    if (height == null || width == null || height % 2 !== 0 || width % 2 !== 0) {
-      throw new Error(
-        `Layer ${this.name} needs an even height and width, got ${height}x${width}`,
-      );
-    }
-    return [[batch ?? null, height / 2, width / 2, channels ?? null], [...shape]];
-  }
-
-  /**
-   * @param inputs Shape [batch, height, width, channels].
-   * @returns `[pooled, mask]`.
-   */
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
-    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-    return maxPoolWithMask(x);
-  }
-}
+export const MaxPoolWithMask = defined.MaxPoolWithMask;
 
 /**
  * Layer form of {@linkcode maxUnpool}: inputs `[x, mask]`, output the unpooled
@@ -217,43 +109,4 @@ export class MaxPoolWithMask extends tf.layers.Layer {
  * assertEquals(y.shape, [null, 4, 4, 3]);
  * ```
  */
-export class MaxUnpool extends tf.layers.Layer {
-  /** Name under which the layer is serialized. */
-  static className = "MaxUnpool";
-
-  /** @param args Standard layer arguments (name, ...). */
-  constructor(args: ConstructorParameters<typeof tf.layers.Layer>[0]) {
-    super(args ?? {});
-  }
-
-  /**
-   * @param inputShape `[valuesShape, maskShape]`.
-   * @returns The mask's shape.
-   */
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    if (!Array.isArray(inputShape[0]) || inputShape.length !== 2) {
-      throw new Error(`Layer ${this.name} takes two inputs: [values, mask]`);
-    }
-    const [values, mask] = inputShape as tf.Shape[];
-    if (values![3] !== mask![3] || (values![1]! * 2 !== mask![1]) || values![2]! * 2 !== mask![2]) {
-      throw new Error(
-        `Layer ${this.name}: mask shape [${mask}] is not twice the values shape [${values}]`,
-      );
-    }
-    return [...mask!];
-  }
-
-  /**
-   * @param inputs `[x, mask]`.
-   * @returns The unpooled map.
-   */
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    if (!Array.isArray(inputs) || inputs.length !== 2) {
-      throw new Error(`Layer ${this.name} takes two inputs: [values, mask]`);
-    }
-    return maxUnpool(inputs[0] as tf.Tensor4D, inputs[1] as tf.Tensor4D);
-  }
-}
-
-tf.serialization.registerClass(MaxPoolWithMask);
-tf.serialization.registerClass(MaxUnpool);
+export const MaxUnpool = defined.MaxUnpool;

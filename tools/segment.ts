@@ -1,0 +1,408 @@
+/**
+ * `deno task segment`: runs a trained network on any photo. For each photo it
+ * writes the class mask at the photo's size in the dataset's colours (usable
+ * as a training mask), a figure with the photo, the class map and an overlay,
+ * and prints the share of each class.
+ *
+ * A tool rather than an exercise: it is no lesson of the tutorial, it uses
+ * the checkpoint of any of them. The architecture comes from the
+ * checkpoint's `model.json`; the pixel work after the network is
+ * `lib/segment_pixels.js`, the same file the page in `web/` runs, so both give
+ * the same mask.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setupBackend } from "../engine/mod.ts";
+import { loadCheckpoint } from "../lib/checkpoint.ts";
+import { runMain, UserError } from "../lib/errors.ts";
+import { toClassMap } from "../lib/evaluate.ts";
+import { writeFigure } from "../lib/figure.ts";
+import { type FlagDefs, kebab, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
+import { predictViewsAveraged } from "../lib/flip_average.ts";
+import {
+  decodeImage,
+  encodeImage,
+  type RasterImage,
+  resizeBilinear,
+  resizeNearest,
+  writeFileAtomic,
+} from "../lib/image_io.ts";
+import "../lib/max_unpool.ts"; // registers SegNet's layers
+import { basename, dirname, extname, join, relative } from "../lib/path.ts";
+import {
+  classesOf,
+  classMapToPhoto,
+  classShares,
+  formatShares,
+  paintMask,
+  paintOverlay,
+} from "../lib/segment_pixels.js";
+
+const FLAGS = {
+  model: {
+    type: "string",
+    default: "unetlike",
+    help:
+      "Exercise whose checkpoint to use: checkpoints/<model> (bin and semaseg: their _loss one)",
+  },
+  checkpoint: { type: "string", help: "Checkpoint folder; default checkpoints/<model>" },
+  out: { type: "string", default: "answers/segment", help: "Folder for the masks and figures" },
+  size: {
+    type: "int",
+    default: 0,
+    min: 0,
+    max: 1024,
+    help: "Input size: the same weights at another size (0: the size it was trained at)",
+  },
+  flipAverage: {
+    type: "boolean",
+    default: false,
+    help: "Predict on the mean over the 8 flips and quarter-turns of each photo",
+  },
+  backend: TRAIN_FLAGS.backend,
+} as const satisfies FlagDefs;
+
+const USAGE = "deno task segment [flags] PHOTO_OR_FOLDER...";
+const PHOTO_EXTENSIONS = [".jpg", ".jpeg", ".png"];
+/** Longest side of a panel in the figure; larger photos are shown scaled down. */
+const FIGURE_SIDE = 512;
+
+/** One photo to segment and where its results go. */
+export interface PhotoJob {
+  /** The photo's path. */
+  photo: string;
+  /** The mask to write (PNG). */
+  mask: string;
+  /** The figure to write (PNG). */
+  figure: string;
+}
+
+/** What {@linkcode run} did for one photo. */
+export interface SegmentedPhoto extends PhotoJob {
+  /** Photo width and height. */
+  width: number;
+  /** Photo height. */
+  height: number;
+  /** Share of each class, by index. */
+  shares: number[];
+  /** Milliseconds from reading the file to the mask in memory. */
+  ms: number;
+}
+
+/**
+ * Splits the command line into flags (with their values) and the photo or
+ * folder arguments, so that `lib/flags.ts` parses the flags.
+ *
+ * @param args The arguments.
+ * @param defs The flags; a non-boolean one takes the next argument unless written `--flag=value`.
+ * @returns The flag arguments and the rest, in order; everything after `--` is a path.
+ *
+ * @example
+ * ```ts
+ * import { splitArguments } from "./segment.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const defs = { size: { type: "int", help: "" }, flip: { type: "boolean", help: "" } } as const;
+ * assertEquals(splitArguments(["a.jpg", "--size", "64", "--flip", "b"], defs),
+ *   { flags: ["--size", "64", "--flip"], paths: ["a.jpg", "b"] });
+ * ```
+ */
+export function splitArguments(
+  args: string[],
+  defs: FlagDefs,
+): { flags: string[]; paths: string[] } {
+  const takesValue = new Set(
+    Object.entries(defs).filter(([, def]) => def.type !== "boolean").map(([name]) =>
+      `--${kebab(name)}`
+    ),
+  );
+  const flags: string[] = [], paths: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === "--") {
+      paths.push(...args.slice(index + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      paths.push(arg);
+      continue;
+    }
+    flags.push(arg);
+    if (takesValue.has(arg) && index + 1 < args.length) flags.push(args[++index]!);
+  }
+  return { flags, paths };
+}
+
+/**
+ * The photos of a folder and its subfolders, as the dataset reader takes
+ * them: JPEG or PNG by extension in any case, hidden files and folders (names
+ * starting with ".") skipped, symbolic links followed (each folder once).
+ *
+ * @param dir The folder.
+ * @returns Paths, sorted.
+ *
+ * @example
+ * ```ts
+ * import { listPhotos } from "./segment.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * for (const name of ["b.JPG", "a.png", ".hidden.jpg", "notes.txt"]) {
+ *   await Deno.writeTextFile(`${dir}/${name}`, "");
+ * }
+ * assertEquals(await listPhotos(dir), [`${dir}/a.png`, `${dir}/b.JPG`]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function listPhotos(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const seen = new Set<string>();
+  const walk = async (folder: string) => {
+    const real = await Deno.realPath(folder);
+    if (seen.has(real)) return;
+    seen.add(real);
+    const entries: string[] = [];
+    for await (const entry of Deno.readDir(folder)) {
+      if (!entry.name.startsWith(".")) entries.push(entry.name);
+    }
+    for (const name of entries.sort()) {
+      const path = join(folder, name);
+      const info = await Deno.stat(path).catch(() => undefined); // a broken link is skipped
+      if (info?.isDirectory) await walk(path);
+      else if (info?.isFile && PHOTO_EXTENSIONS.includes(extname(name).toLowerCase())) {
+        found.push(path);
+      }
+    }
+  };
+  await walk(dir);
+  return found;
+}
+
+/**
+ * The photos named on the command line, each with the mask and figure it
+ * gets: `<out>/<stem>_mask.png` and `<out>/<stem>_figure.png`, under the
+ * photo's subfolder for a folder argument.
+ *
+ * @param paths Photos and folders.
+ * @param out The output folder.
+ * @returns One job per photo.
+ * @throws {UserError} For a path that does not exist, a folder with no photos,
+ * or two photos that would write the same files.
+ */
+export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]> {
+  const jobs: PhotoJob[] = [];
+  for (const path of paths) {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (error) {
+      const reason = error instanceof Deno.errors.NotFound
+        ? "no such file or folder"
+        : (error instanceof Error ? error.message.split("\n")[0] : String(error));
+      throw new UserError(`Cannot read photo ${path}: ${reason}; check the path`);
+    }
+    const photos = info.isDirectory ? await listPhotos(path) : [path];
+    if (photos.length === 0) {
+      throw new UserError(
+        `No photos in folder ${path}: expected JPEG or PNG files (.jpg, .jpeg, .png in any case; ` +
+          `hidden files are skipped)`,
+      );
+    }
+    for (const photo of photos) {
+      const folder = info.isDirectory ? relative(path, dirname(photo)) : "";
+      const stem = basename(photo, extname(photo));
+      jobs.push({
+        photo,
+        mask: join(out, folder, `${stem}_mask.png`),
+        figure: join(out, folder, `${stem}_figure.png`),
+      });
+    }
+  }
+  const byMask = new Map<string, string>();
+  for (const job of jobs) {
+    const other = byMask.get(job.mask);
+    if (other !== undefined) {
+      throw new UserError(
+        `Photos ${other} and ${job.photo} would both write ${job.mask}; ` +
+          `segment them in separate runs with different --out folders`,
+      );
+    }
+    byMask.set(job.mask, job.photo);
+  }
+  return jobs;
+}
+
+/** The checkpoint folder of `--model`: bin and semaseg are trained by their `_loss` exercise. */
+function checkpointOf(model: string): { dir: string; command: string } {
+  const trainer = model === "bin" || model === "semaseg" ? `${model}_loss` : model;
+  return { dir: join("checkpoints", trainer), command: `deno task ${trainer}` };
+}
+
+/** The same network and weights at another input size, from its own `model.json` topology. */
+async function atInputSize(
+  model: tf.LayersModel,
+  size: number,
+  describe: string,
+): Promise<tf.LayersModel> {
+  const topology = model.toJSON(null, false) as tf.serialization.ConfigDict;
+  const layers = (topology.config as tf.serialization.ConfigDict).layers as {
+    class_name: string;
+    config: { batch_input_shape?: (number | null)[] };
+  }[];
+  for (const layer of layers) {
+    if (layer.class_name === "InputLayer") {
+      const channels = layer.config.batch_input_shape?.[3] ?? 3;
+      layer.config.batch_input_shape = [null, size, size, channels];
+    }
+  }
+  try {
+    const rebuilt = await tf.models.modelFromJSON(topology);
+    rebuilt.setWeights(model.getWeights());
+    return rebuilt;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new UserError(
+      `${describe} cannot take input size ${size} (${reason}); pass another --size, ` +
+        `or leave it out to use the size it was trained at`,
+    );
+  }
+}
+
+/** Bytes 0-255 to floats in [0, 1], as a figure panel. */
+function panel(bytes: ArrayLike<number>, height: number, width: number): tf.Tensor3D {
+  return tf.tensor3d(Float32Array.from(bytes, (value) => value / 255), [height, width, 3]);
+}
+
+/** The photo, class map and overlay panels, scaled down for the figure when large. */
+function figurePanels(
+  photo: RasterImage,
+  classes: Uint8Array,
+  colors: readonly (readonly number[])[],
+): { title: string; image: tf.Tensor3D }[] {
+  const scale = Math.min(1, FIGURE_SIDE / Math.max(photo.width, photo.height));
+  const width = Math.max(1, Math.round(photo.width * scale));
+  const height = Math.max(1, Math.round(photo.height * scale));
+  const pixels = scale < 1
+    ? Uint8Array.from(resizeBilinear(photo, width, height), (value) => Math.round(value * 255))
+    : photo.data;
+  const shown = scale < 1
+    ? resizeNearest(classes, {
+      width: photo.width,
+      height: photo.height,
+      toWidth: width,
+      toHeight: height,
+    })
+    : classes;
+  return [
+    { title: "photo", image: panel(pixels, height, width) },
+    { title: "class map", image: panel(paintMask(shown, colors), height, width) },
+    { title: "overlay", image: panel(paintOverlay(pixels, shown, colors), height, width) },
+  ];
+}
+
+/**
+ * Segments photos with a trained checkpoint and writes a mask and a figure per
+ * photo, printing one line each.
+ *
+ * @param args Command-line arguments: flags, then photos or folders.
+ * @returns What was written for each photo.
+ * @throws {UserError} For a missing or unreadable photo or checkpoint, a folder
+ * with no photos, or a size the network cannot take.
+ */
+export async function run(args: string[]): Promise<SegmentedPhoto[]> {
+  const split = splitArguments(args, FLAGS);
+  const flags = parseFlags(split.flags, FLAGS, {
+    usage: USAGE,
+    summary: "Segments your own photos with a trained network (default: the unetlike one; " +
+      "train it with `deno task unetlike`). Writes per photo <out>/<name>_mask.png, the class " +
+      "mask at the photo's size in the dataset's colours, and <out>/<name>_figure.png; prints " +
+      "the share of each class. Folders are searched for JPEG and PNG photos.",
+  });
+  if (split.paths.length === 0) {
+    throw new UserError(`Name at least one photo or folder: ${USAGE}`);
+  }
+  const jobs = await planJobs(split.paths, flags.out);
+  const defaults = checkpointOf(flags.model);
+  const dir = flags.checkpoint ?? defaults.dir;
+  const backend = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
+  const loaded = await loadCheckpoint(dir, { command: defaults.command }).catch((error) => {
+    if (error instanceof UserError) throw error;
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new UserError(
+      `Cannot load checkpoint ${dir}: ${reason}; run \`${defaults.command}\` again to rewrite it`,
+    );
+  });
+  tf.dispose(loaded.optimizerState?.map((weight) => weight.tensor) ?? []);
+  const trainedSize = loaded.model.inputs[0]!.shape[1]!;
+  const size = flags.size || trainedSize;
+  const network = loaded.state.model ?? loaded.model.name;
+  const model = size === trainedSize
+    ? loaded.model
+    : await atInputSize(loaded.model, size, `Network ${network} of ${dir}`);
+  const [, outputSize, , channels] = model.outputs[0]!.shape as number[];
+  const { names, colors } = classesOf(channels!);
+  console.log(
+    `model: ${network} from ${loaded.path}, trained ${loaded.state.iteration} iterations, ` +
+      `input ${size}x${size}` + (size === trainedSize ? "" : ` (trained at ${trainedSize})`) +
+      (flags.flipAverage ? ", mean over 8 flips and turns" : "") + `, backend ${backend}`,
+  );
+  const done: SegmentedPhoto[] = [];
+  try {
+    for (const job of jobs) {
+      const started = performance.now();
+      const photo = await decodeImage(job.photo, { what: "photo" });
+      const classMap = tf.tidy(() => {
+        const input = tf.tensor4d(resizeBilinear(photo, size, size), [1, size, size, 3]);
+        const probabilities = flags.flipAverage
+          ? predictViewsAveraged(model, input)
+          : model.predict(input) as tf.Tensor4D; // [1, out, out, classes]
+        return toClassMap(probabilities); // [1, out, out]
+      });
+      const classes = classMapToPhoto(await classMap.data(), {
+        outputSize: outputSize!,
+        inputSize: size,
+        width: photo.width,
+        height: photo.height,
+      });
+      classMap.dispose();
+      const ms = performance.now() - started;
+      const painted = paintMask(classes, colors); // [height, width, 3]
+      await writeFileAtomic(
+        job.mask,
+        await encodeImage({
+          data: new Uint8Array(painted.buffer),
+          width: photo.width,
+          height: photo.height,
+          channels: 3,
+        }),
+      );
+      const panels = figurePanels(photo, classes, colors);
+      try {
+        await writeFigure(job.figure, panels, {
+          title: `segment: ${basename(job.photo)} (${network})`,
+        });
+      } finally {
+        tf.dispose(panels.map((one) => one.image));
+      }
+      const shares = classShares(classes, names.length);
+      console.log(
+        `${job.photo}: ${formatShares(shares, names)} (${photo.width}x${photo.height}, ` +
+          `${ms.toFixed(0)} ms) -> ${job.mask}, ${job.figure}`,
+      );
+      done.push({ ...job, width: photo.width, height: photo.height, shares, ms });
+    }
+  } finally {
+    if (model !== loaded.model) model.dispose();
+    loaded.model.dispose();
+  }
+  const warm = done.length > 1 ? done.slice(1) : done;
+  const mean = warm.reduce((sum, one) => sum + one.ms, 0) / warm.length;
+  console.log(
+    `segment: ${done.length} photos, ${mean.toFixed(0)} ms per photo` +
+      (done.length > 1 ? " (the first, with warm-up, left out)" : "") +
+      `; masks and figures in ${flags.out}`,
+  );
+  console.log("next: deno task serve  (the same network on a photo you drop in a browser page)");
+  return done;
+}
+
+if (import.meta.main) await runMain(async () => void (await run(Deno.args)));

@@ -397,7 +397,9 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
   const warm = done.length > 1 ? done.slice(1) : done;
   const mean = warm.reduce((sum, one) => sum + one.ms, 0) / warm.length;
   console.log(
-    `segment: ${done.length} photos, ${mean.toFixed(0)} ms per photo` +
+    `segment: ${done.length} photo${done.length === 1 ? "" : "s"}, ${
+      mean.toFixed(0)
+    } ms per photo` +
       (done.length > 1 ? " (the first, with warm-up, left out)" : "") +
       `; masks and figures in ${flags.out}`,
   );

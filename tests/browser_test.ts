@@ -119,6 +119,12 @@ Deno.test({
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const problems: string[] = [];
       page.on("pageerror", (error) => problems.push(error.message));
+      // Everything the page needs comes from the server: any other request is refused and noted.
+      const outside: string[] = [];
+      await page.route((url) => !url.href.startsWith(server.url), (route) => {
+        outside.push(route.request().url());
+        return route.abort();
+      });
       page.on("console", (message) => message.type() === "error" && problems.push(message.text()));
       /** Marks the status stale, then waits until the page has settled again in `state`. */
       const settle = async (action: () => Promise<unknown>, state: string) => {
@@ -178,6 +184,7 @@ Deno.test({
       await settle(() => page.selectOption("#checkpoint", "segnet"), "ready");
       await compare(photos[0]!, maskOf(join(dir, "segnet"), photos[0]!));
       assertEquals(problems, []);
+      assertEquals(outside, [], "the page fetched from outside the server");
     } finally {
       await browser.close();
       await server.close();

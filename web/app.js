@@ -82,10 +82,12 @@ async function segment(file) {
   if (!loaded) return;
   const started = performance.now();
   say(`Segmenting ${file.name}…`, "working");
-  // As the dataset reader: EXIF orientation applied, colour values as stored, alpha dropped.
+  // As the dataset reader (sharp): EXIF orientation applied, a photo with a colour profile
+  // converted to sRGB (sharp and Chromium may then differ by one level here and there), alpha
+  // dropped.
   const bitmap = await createImageBitmap(file, {
     imageOrientation: "from-image",
-    colorSpaceConversion: "none",
+    colorSpaceConversion: "default",
     premultiplyAlpha: "none",
   });
   const { width, height } = bitmap;

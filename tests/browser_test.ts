@@ -9,11 +9,12 @@
 // The import map is the lead's to change; until playwright-core is in it, it is pinned here.
 // deno-lint-ignore no-import-prefix
 import { chromium } from "npm:playwright-core@1.57.0";
+import sharp from "sharp";
 import { setupBackend } from "../engine/mod.ts";
 import { assert, assertEquals } from "../lib/assert.ts";
 import { decodeImage } from "../lib/image_io.ts";
 import { basename, join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 import { startServer } from "../tools/serve.ts";
 import { requireImori } from "./imori.ts";
 import { saveNetwork } from "./networks.ts";
@@ -56,6 +57,28 @@ function settledState(): boolean {
   return state === "ready" || state === "done" || state === "error";
 }
 
+/**
+ * A synthetic newt as a 16-bit RGBA PNG whose every third pixel is fully
+ * transparent: the dataset reader keeps the colour under it, so must the page.
+ */
+async function writeTransparentPng(path: string): Promise<string> {
+  const { image } = renderNewtPhoto({ kind: "akahara", seed: 11, width: 120, height: 80 });
+  const pixels = image.width * image.height;
+  const rgba = new Uint16Array(pixels * 4);
+  for (let pixel = 0; pixel < pixels; pixel++) {
+    for (let channel = 0; channel < 3; channel++) {
+      rgba[4 * pixel + channel] = image.data[3 * pixel + channel]! * 257 + (pixel % 200);
+    }
+    rgba[4 * pixel + 3] = pixel % 3 === 0 ? 0 : 65535;
+  }
+  // 16 bits per value (sharp takes `depth`, which its types leave out).
+  const raw = { width: image.width, height: image.height, channels: 4 as const, depth: "ushort" };
+  const png = await sharp(new Uint8Array(rgba.buffer), { raw }).toColourspace("rgb16").png()
+    .toBuffer();
+  await Deno.writeFile(path, png);
+  return path;
+}
+
 /** Runs `deno task segment` and returns its per-photo milliseconds. */
 async function segment(checkpoint: string, out: string, photos: string[]): Promise<number[]> {
   const result = await new Deno.Command(Deno.execPath(), {
@@ -96,9 +119,11 @@ Deno.test({
     });
     unetlike.dispose();
     (await saveNetwork(join(checkpoints, "segnet"), { name: "segnet", size: 32 })).dispose();
-    // A real Imori photo, then a synthetic one like those the network was trained on.
+    // A real Imori photo, a 16-bit PNG with transparent pixels, then a synthetic photo like
+    // those the network was trained on.
     const photos = [
       join(await requireImori(), "test", "images", "akahara", "akahara_0011.jpg"),
+      await writeTransparentPng(join(dir, "transparent16.png")),
       join(data, "test", "images", "madara", "madara_0005.jpg"),
     ];
     const out = join(dir, "out");
@@ -174,7 +199,7 @@ Deno.test({
       assertEquals(await page.getAttribute("#status", "data-state"), "ready", problems.join("; "));
       const results = [];
       for (const photo of photos) results.push(await compare(photo, maskOf(out, photo)));
-      assert(results[1]!.colours >= 2, "the trained network should find a newt in the photo");
+      assert(results[2]!.colours >= 2, "the trained network should find a newt in the photo");
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       console.log(
         `time per photo: page ${results.map((one) => one.ms.toFixed(0)).join(", ")} ms (wasm), ` +

@@ -71,6 +71,33 @@ async function loadCheckpoint(name) {
   );
 }
 
+/**
+ * The decoded photo's RGBA bytes as they are, read through a WebGL texture: a 2D canvas
+ * premultiplies alpha, which loses the colour under transparent pixels that the dataset reader
+ * keeps. Falls back to the canvas's pixels without WebGL 2 or for a photo larger than a texture.
+ */
+function pixelsOf(bitmap, canvasPixels) {
+  const { width, height } = bitmap;
+  const gl = new OffscreenCanvas(1, 1).getContext("webgl2", { premultipliedAlpha: false });
+  if (!gl || Math.max(width, height) > gl.getParameter(gl.MAX_TEXTURE_SIZE)) return canvasPixels();
+  const texture = gl.createTexture();
+  const framebuffer = gl.createFramebuffer();
+  try {
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, framebuffer);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
+    const rgba = new Uint8ClampedArray(width * height * 4);
+    gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, rgba); // rows top first, as uploaded
+    return gl.getError() === gl.NO_ERROR ? rgba : canvasPixels();
+  } finally {
+    gl.deleteFramebuffer(framebuffer);
+    gl.deleteTexture(texture);
+    gl.getExtension("WEBGL_lose_context")?.loseContext();
+  }
+}
+
 /** Draws RGBA pixels on a canvas of their size. */
 function show(canvas, rgba, width, height) {
   canvas.width = width;
@@ -83,8 +110,8 @@ async function segment(file) {
   const started = performance.now();
   say(`Segmenting ${file.name}…`, "working");
   // As the dataset reader (sharp): EXIF orientation applied, a photo with a colour profile
-  // converted to sRGB (sharp and Chromium may then differ by one level here and there), alpha
-  // dropped.
+  // converted to sRGB (sharp and Chromium may then differ by one level here and there), the
+  // colour under alpha kept, then alpha dropped.
   const bitmap = await createImageBitmap(file, {
     imageOrientation: "from-image",
     colorSpaceConversion: "default",
@@ -96,8 +123,8 @@ async function segment(file) {
   photoCanvas.height = height;
   const context = photoCanvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(bitmap, 0, 0);
+  const rgba = pixelsOf(bitmap, () => context.getImageData(0, 0, width, height).data);
   bitmap.close();
-  const rgba = context.getImageData(0, 0, width, height).data;
   const { model, inputSize, outputSize, channels } = loaded;
   const pixels = resizeBilinear(
     { data: rgbaToRgb(rgba), width, height, channels: 3 },

@@ -202,6 +202,10 @@ Deno.test("segment refuses bad input in one line", async () => {
         ["--checkpoint", join(dir, "nothing"), join(dir, "photos")],
         "run `deno task unetlike` first",
       ],
+      [
+        ["--model", "unetlik", join(dir, "photos")],
+        "No exercise trains a checkpoint named unetlik",
+      ],
     ];
     for (const [args, message] of cases) {
       await assertRejects(() => segment(args), UserError, message);

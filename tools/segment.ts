@@ -28,7 +28,7 @@ import {
   resizeNearest,
   writeFileAtomic,
 } from "../lib/image_io.ts";
-import "../lib/max_unpool.ts"; // registers SegNet's layers
+import { registerCustomLayers } from "../lib/custom_layers.js";
 import { basename, dirname, extname, join, relative } from "../lib/path.ts";
 import {
   classesOf,
@@ -43,8 +43,8 @@ const FLAGS = {
   model: {
     type: "string",
     default: "unetlike",
-    help:
-      "Exercise whose checkpoint to use: checkpoints/<model> (bin and semaseg: their _loss one)",
+    help: "Exercise whose checkpoint to use, checkpoints/<model>: bin, semaseg, nearest, " +
+      "transposeconv, concat, unet, unetlike, segnet, or <name>_tuned for a tuned recipe's",
   },
   checkpoint: { type: "string", help: "Checkpoint folder; default checkpoints/<model>" },
   out: { type: "string", default: "answers/segment", help: "Folder for the masks and figures" },
@@ -231,10 +231,38 @@ export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]
   return jobs;
 }
 
-/** The checkpoint folder of `--model`: bin and semaseg are trained by their `_loss` exercise. */
-function checkpointOf(model: string): { dir: string; command: string } {
+/** Exercises that train a checkpoint, each into `checkpoints/<name>`. */
+const TRAINERS = [
+  "bin_loss",
+  "semaseg_loss",
+  "nearest",
+  "transposeconv",
+  "concat",
+  "unet",
+  "unetlike",
+  "segnet",
+];
+
+/**
+ * The checkpoint folder of `--model` (or `--checkpoint`) and the command that
+ * trains it: `bin` and `semaseg` are trained by their `_loss` exercise,
+ * `<name>_tuned` by `deno task <name> --recipe tuned`.
+ */
+function checkpointOf(
+  model: string,
+  checkpoint: string | undefined,
+): { dir: string; command: string } {
   const trainer = model === "bin" || model === "semaseg" ? `${model}_loss` : model;
-  return { dir: join("checkpoints", trainer), command: `deno task ${trainer}` };
+  const base = trainer.replace(/_tuned$/, "");
+  if (!TRAINERS.includes(base)) {
+    if (checkpoint !== undefined) return { dir: checkpoint, command: "its training command" };
+    throw new UserError(
+      `No exercise trains a checkpoint named ${model}: pass --model bin, semaseg, nearest, ` +
+        `transposeconv, concat, unet, unetlike or segnet (or <name>_tuned), or --checkpoint <folder>`,
+    );
+  }
+  const command = trainer === base ? `deno task ${base}` : `deno task ${base} --recipe tuned`;
+  return { dir: checkpoint ?? join("checkpoints", trainer), command };
 }
 
 /** The same network and weights at another input size, from its own `model.json` topology. */
@@ -321,8 +349,9 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
     throw new UserError(`Name at least one photo or folder: ${USAGE}`);
   }
   const jobs = await planJobs(split.paths, flags.out);
-  const defaults = checkpointOf(flags.model);
-  const dir = flags.checkpoint ?? defaults.dir;
+  registerCustomLayers(tf); // SegNet's layers, for a checkpoint that has them
+  const defaults = checkpointOf(flags.model, flags.checkpoint);
+  const dir = defaults.dir;
   const backend = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const loaded = await loadCheckpoint(dir, { command: defaults.command }).catch((error) => {
     if (error instanceof UserError) throw error;

@@ -19,6 +19,7 @@
  */
 import tfjsPackage from "@tensorflow/tfjs/package.json" with { type: "json" };
 import "@tensorflow/tfjs-backend-wasm/package.json" with { type: "json" };
+import { fileURLToPath } from "node:url";
 import { runMain, UserError } from "../lib/errors.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { extname, join, resolve } from "../lib/path.ts";
@@ -34,11 +35,11 @@ const FLAGS = {
   checkpoints: { type: "string", default: "checkpoints", help: "Checkpoints folder to serve" },
 } as const satisfies FlagDefs;
 
-const WEB_DIR = new URL("../web/", import.meta.url).pathname;
+const WEB_DIR = fileURLToPath(new URL("../web/", import.meta.url));
 
 /** Files served by name besides the two folders: URL path to file. */
 function namedFiles(): Map<string, string> {
-  const npm = (specifier: string) => new URL(import.meta.resolve(specifier)).pathname;
+  const npm = (specifier: string) => fileURLToPath(import.meta.resolve(specifier));
   const wasmDist = "@tensorflow/tfjs-backend-wasm/dist/";
   return new Map([
     ["/vendor/tf.min.js", npm("@tensorflow/tfjs/dist/tf.min.js")],
@@ -47,8 +48,8 @@ function namedFiles(): Map<string, string> {
       `/vendor/tfjs-backend-wasm${variant}.wasm`,
       npm(`${wasmDist}tfjs-backend-wasm${variant}.wasm`),
     ]),
-    ["/lib/custom_layers.js", new URL("../lib/custom_layers.js", import.meta.url).pathname],
-    ["/lib/segment_pixels.js", new URL("../lib/segment_pixels.js", import.meta.url).pathname],
+    ["/lib/custom_layers.js", fileURLToPath(new URL("../lib/custom_layers.js", import.meta.url))],
+    ["/lib/segment_pixels.js", fileURLToPath(new URL("../lib/segment_pixels.js", import.meta.url))],
   ]);
 }
 

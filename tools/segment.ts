@@ -187,6 +187,21 @@ export async function listPhotos(dir: string): Promise<string[]> {
  * @returns One job per photo.
  * @throws {UserError} For a path that does not exist, a folder with no photos,
  * or two photos that would write the same files.
+ *
+ * @example
+ * ```ts
+ * import { planJobs } from "./segment.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/madara`);
+ * await Deno.writeTextFile(`${dir}/madara/m1.jpg`, "");
+ * assertEquals(await planJobs([dir], "out"), [{
+ *   photo: `${dir}/madara/m1.jpg`,
+ *   mask: "out/madara/m1_mask.png",
+ *   figure: "out/madara/m1_figure.png",
+ * }]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]> {
   const jobs: PhotoJob[] = [];

@@ -79,6 +79,21 @@ async function writeTransparentPng(path: string): Promise<string> {
   return path;
 }
 
+/**
+ * A synthetic newt, 120x80 as stored, with EXIF orientation 6: upright it is
+ * 80x120, in every viewer, in the dataset reader and so in the page.
+ */
+async function writeTurnedJpeg(path: string): Promise<string> {
+  const { image } = renderNewtPhoto({ kind: "madara", seed: 12, width: 120, height: 80 });
+  const raw = { width: image.width, height: image.height, channels: 3 as const };
+  await Deno.writeFile(
+    path,
+    await sharp(image.data, { raw }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 })
+      .toBuffer(),
+  );
+  return path;
+}
+
 /** Runs `deno task segment` and returns its per-photo milliseconds. */
 async function segment(checkpoint: string, out: string, photos: string[]): Promise<number[]> {
   const result = await new Deno.Command(Deno.execPath(), {
@@ -119,11 +134,12 @@ Deno.test({
     });
     unetlike.dispose();
     (await saveNetwork(join(checkpoints, "segnet"), { name: "segnet", size: 32 })).dispose();
-    // A real Imori photo, a 16-bit PNG with transparent pixels, then a synthetic photo like
-    // those the network was trained on.
+    // A real Imori photo, a 16-bit PNG with transparent pixels, a JPEG stored turned with an
+    // EXIF orientation tag, then a synthetic photo like those the network was trained on.
     const photos = [
       join(await requireImori(), "test", "images", "akahara", "akahara_0011.jpg"),
       await writeTransparentPng(join(dir, "transparent16.png")),
+      await writeTurnedJpeg(join(dir, "turned.jpg")),
       join(data, "test", "images", "madara", "madara_0005.jpg"),
     ];
     const out = join(dir, "out");
@@ -175,6 +191,9 @@ Deno.test({
           return { rgba: Array.from(data), width, height, ms };
         });
         const written = await decodeImage(mask);
+        if (basename(photo) === "turned.jpg") {
+          assertEquals([written.width, written.height], [80, 120]);
+        }
         assertEquals([shown.width, shown.height], [written.width, written.height]);
         let differing = 0;
         const colours = new Set<string>();
@@ -199,7 +218,7 @@ Deno.test({
       assertEquals(await page.getAttribute("#status", "data-state"), "ready", problems.join("; "));
       const results = [];
       for (const photo of photos) results.push(await compare(photo, maskOf(out, photo)));
-      assert(results[2]!.colours >= 2, "the trained network should find a newt in the photo");
+      assert(results[3]!.colours >= 2, "the trained network should find a newt in the photo");
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       console.log(
         `time per photo: page ${results.map((one) => one.ms.toFixed(0)).join(", ")} ms (wasm), ` +

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { saveCheckpoint } from "../lib/checkpoint.ts";
 import { loadDataset } from "../lib/dataset.ts";
-import { buildModel, MODEL_NAMES, type ModelName } from "../lib/models.ts";
+import { buildModel, MODEL_NAMES, type ModelName } from "../tools/networks.ts";
 import { trainModel } from "../lib/train.ts";
 
 export { MODEL_NAMES, type ModelName };

@@ -226,6 +226,8 @@ Deno.test("segment prints a refusal as one line and exits with status 1", async 
       .filter((line) => !line.startsWith("backend:"));
     assertEquals(result.code, 1);
     assertEquals(lines.length, 1, lines.join("\n"));
-    assert(lines[0]!.startsWith("error: Cannot read checkpoint checkpoints/unetlike"), lines[0]!);
+    assert(lines[0]!.startsWith("error: "), lines[0]!);
+    assert(lines[0]!.includes("checkpoints/unetlike/model.json"), lines[0]!);
+    assert(lines[0]!.includes("run `deno task unetlike`"), lines[0]!);
   });
 });

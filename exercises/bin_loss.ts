@@ -18,7 +18,7 @@ import { runMain } from "../lib/errors.ts";
 import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import { trainAndSave, type TrainedRun } from "../lib/train_and_save.ts";
+import { trainAndSave, trainCommand, type TrainedRun } from "../lib/train_and_save.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
@@ -91,6 +91,7 @@ export async function run(args: string[]): Promise<TrainedRun> {
     summary: "Train the binarization network (6 x conv-ReLU-BN, sigmoid, binary cross-entropy).",
   });
   await setupBackend(flags.backend);
+  const command = trainCommand("bin_loss", flags.checkpoint); // named in messages
   // Data: each training photo four times (as is and flipped), masks 1 where newt
   const dataDir = await resolveDataDir(flags.data);
   const train = await loadSplit(dataDir, "train", { mode: "binary", size: flags.size });
@@ -104,7 +105,7 @@ export async function run(args: string[]): Promise<TrainedRun> {
       network: "bin",
       loss: flags.loss === "ce" ? binLoss : flags.loss,
       checkpoint: flags.checkpoint ?? "checkpoints/bin_loss",
-      command: "deno task bin_loss",
+      command,
     });
     console.log(`next: ${NEXT}`);
     return trained;

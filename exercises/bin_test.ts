@@ -13,7 +13,7 @@ import { runMain } from "../lib/errors.ts";
 import { TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
-import { loadTrained } from "../lib/train_and_save.ts";
+import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
 import { binNet } from "./bin_loss.ts";
 
 const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, madara)";
@@ -30,12 +30,13 @@ export async function run(args: string[]): Promise<TestedRun> {
     summary: "Test the binarization network trained by `deno task bin_loss`: figures and IoU.",
   });
   await setupBackend(flags.backend);
+  const command = trainCommand("bin_loss", flags.checkpoint); // named in messages
   const dataDir = await resolveDataDir(flags.data);
   // Network: the checkpoint bin_loss saved
   const model = await loadTrained(flags.checkpoint ?? "checkpoints/bin_loss", {
     network: "bin",
     size: flags.size,
-    command: "deno task bin_loss",
+    command,
   });
   // Test: probability, binarization at --threshold, a figure per photo, then IoU
   try {

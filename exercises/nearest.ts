@@ -25,7 +25,7 @@ import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
-import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
+import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
 
 const EXERCISE = "nearest";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -87,10 +87,12 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test an encoder-decoder that upsamples by nearest neighbour.",
   });
+  checkSize(EXERCISE, flags.size, outputSize); // before any data is loaded
   if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
   await setupBackend(flags.backend);
   const dataDir = await resolveDataDir(flags.data);
   const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
+  const command = trainCommand(EXERCISE, flags.checkpoint); // named in messages
   const result: TrainTestRun = {};
   if (flags.train) {
     // Data: each training photo four times (as is and flipped), masks as class indices
@@ -103,7 +105,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
         ...flags,
         name: EXERCISE,
         checkpoint,
-        command: `deno task ${EXERCISE}`,
+        command,
       });
       result.model = result.trained.model;
     } finally {
@@ -118,7 +120,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   result.model ??= await loadTrained(checkpoint, {
     network: EXERCISE,
     size: flags.size,
-    command: `deno task ${EXERCISE}`,
+    command,
   });
   result.tested = await testAndShow(result.model, dataDir, {
     ...flags,

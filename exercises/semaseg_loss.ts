@@ -18,7 +18,7 @@ import { runMain } from "../lib/errors.ts";
 import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import { trainAndSave, type TrainedRun } from "../lib/train_and_save.ts";
+import { trainAndSave, trainCommand, type TrainedRun } from "../lib/train_and_save.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
@@ -94,6 +94,7 @@ export async function run(args: string[]): Promise<TrainedRun> {
     summary: "Train the segmentation network (6 x conv-ReLU-BN, softmax over 3 classes).",
   });
   await setupBackend(flags.backend);
+  const command = trainCommand("semaseg_loss", flags.checkpoint); // named in messages
   // Data: each training photo four times (as is and flipped), masks as class indices 0, 1, 2
   const dataDir = await resolveDataDir(flags.data);
   const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
@@ -107,7 +108,7 @@ export async function run(args: string[]): Promise<TrainedRun> {
       network: "semaseg",
       loss: flags.loss === "ce" ? semasegLoss : flags.loss,
       checkpoint: flags.checkpoint ?? "checkpoints/semaseg_loss",
-      command: "deno task semaseg_loss",
+      command,
     });
     console.log(`next: ${NEXT}`);
     return trained;

@@ -14,7 +14,7 @@ import { runMain } from "../lib/errors.ts";
 import { TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
-import { loadTrained } from "../lib/train_and_save.ts";
+import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
 import { semasegNet } from "./semaseg_loss.ts";
 
 const NEXT = "deno task nearest  (an encoder-decoder: pool, then upsample by nearest neighbour)";
@@ -31,12 +31,13 @@ export async function run(args: string[]): Promise<TestedRun> {
     summary: "Test the segmentation network trained by `deno task semaseg_loss`: figures and mIoU.",
   });
   await setupBackend(flags.backend);
+  const command = trainCommand("semaseg_loss", flags.checkpoint); // named in messages
   const dataDir = await resolveDataDir(flags.data);
   // Network: the checkpoint semaseg_loss saved
   const model = await loadTrained(flags.checkpoint ?? "checkpoints/semaseg_loss", {
     network: "semaseg",
     size: flags.size,
-    command: "deno task semaseg_loss",
+    command,
   });
   // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
   try {

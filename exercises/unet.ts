@@ -37,7 +37,7 @@ import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { formatDuration } from "../lib/progress.ts";
 import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
 import { trainModel } from "../lib/train.ts";
-import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
+import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
 
 const EXERCISE = "unet";
 // Settings: the protocol of the tutorial's answer for --full (SGD with momentum 0.9); on a CPU
@@ -154,6 +154,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   const backend = await setupBackend(flags.backend);
   const dataDir = await resolveDataDir(flags.data);
   const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
+  const command = trainCommand(`${EXERCISE} --full`, flags.checkpoint); // named in messages
   const result: TrainTestRun = {};
   // Network: input 236 gives output 52
   let model = showModel(unetNet(flags.size, { seed: flags.seed }));
@@ -171,7 +172,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
           ...flags,
           name: EXERCISE,
           checkpoint,
-          command: `deno task ${EXERCISE} --full`,
+          command,
         });
         model = result.trained.model;
       } else {
@@ -217,12 +218,17 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   }
   // Test: the trained network (after one iteration the figures show an untrained network),
   // or the checkpoint with --no-train
+  if (flags.train && !flags.full) {
+    console.log(
+      "test: after one iteration the network is as good as untrained; so are its figures",
+    );
+  }
   if (!flags.train) {
     model.dispose();
     result.model = await loadTrained(checkpoint, {
       network: EXERCISE,
       size: flags.size,
-      command: `deno task ${EXERCISE} --full`,
+      command,
     });
   }
   result.tested = await testAndShow(result.model, dataDir, {

@@ -38,7 +38,7 @@ import {
   type RecipeName,
 } from "../lib/recipes.ts";
 import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
-import { loadTrained, trainAndSave } from "../lib/train_and_save.ts";
+import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
 
 const EXERCISE = "unetlike";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -132,6 +132,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   const flags = { ...parsed, ...settings };
   const name = tuned ? `${EXERCISE}_${recipe}` : EXERCISE; // names the figures and checkpoint
   const checkpoint = flags.checkpoint ?? `checkpoints/${name}`;
+  const command = trainCommand(EXERCISE + (tuned ? ` --recipe ${recipe}` : ""), flags.checkpoint); // named in messages
   if (tuned && flags.resume) {
     throw new UserError(
       "--resume works with --recipe default only; train the tuned recipe again without --resume",
@@ -157,7 +158,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
         name,
         network: EXERCISE,
         checkpoint,
-        command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+        command,
         augment: settings.augment
           ? createAugment({ size: settings.size, ...settings.augment })
           : undefined,
@@ -176,7 +177,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   result.model ??= await loadTrained(checkpoint, {
     network: EXERCISE,
     size: flags.size,
-    command: `deno task ${EXERCISE}` + (tuned ? ` --recipe ${recipe}` : ""),
+    command,
   });
   result.tested = await testAndShow(result.model, dataDir, {
     ...flags,

@@ -221,7 +221,7 @@ export const DATA_FLAGS = {
 
 /** Flags of every script that trains or evaluates a network. */
 export const TRAIN_FLAGS = {
-  iters: { type: "int", default: 500, min: 0, help: "Training iterations" },
+  iters: { type: "int", default: 500, min: 1, help: "Training iterations" },
   batchSize: { type: "int", default: 4, min: 1, help: "Minibatch size" },
   lr: {
     type: "number",

@@ -105,6 +105,21 @@ export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): I
   for (let pixel = 0; pixel < classes.length; pixel++) {
     const red = rgb[3 * pixel]!, green = rgb[3 * pixel + 1]!, blue = rgb[3 * pixel + 2]!;
     const index = colorToClass(red, green, blue);
+    if (index < 0 && isWhite(red, green, blue)) {
+      // White is "newt" in a black-and-white binarization mask (`deno task segment` writes
+      // them for a one-channel model): a class in binary mode, a clear refusal otherwise.
+      if (mode === "binary") {
+        classes[pixel] = 1;
+        continue;
+      }
+      const x = pixel % width, y = Math.floor(pixel / width);
+      throw new UserError(
+        `Cannot read mask ${file} as three classes: pixel (x ${x}, y ${y}) is white ` +
+          `(${red}, ${green}, ${blue}), as in a black-and-white newt-or-not mask; use it with ` +
+          `the binarization exercises, or paint akahara red (128, 0, 0) and madara green ` +
+          `(0, 128, 0)`,
+      );
+    }
     if (index < 0) {
       const x = pixel % width, y = Math.floor(pixel / width);
       throw new UserError(
@@ -116,6 +131,12 @@ export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): I
     classes[pixel] = mode === "binary" && index > 0 ? 1 : index;
   }
   return classes;
+}
+
+/** White, as a binarization mask paints a newt: every channel at least 160, within 48 of each other. */
+function isWhite(red: number, green: number, blue: number): boolean {
+  const low = Math.min(red, green, blue), high = Math.max(red, green, blue);
+  return low >= 160 && high - low <= BLACK_BELOW;
 }
 
 /** The largest class index a mask may store: 2, madara. */

@@ -177,6 +177,8 @@ export function applyRecipe(
       ];
     }
   }
+  const overridden = RECIPE_FLAGS.filter(typed).map((flag) => `--${kebab(flag)}`);
+  if (overridden.length > 0) settings.summary += `; overridden by ${overridden.join(", ")}`;
   if (typed("size") && !settings.augment) settings.trainSize = settings.size;
   if (typed("size") && settings.augment) {
     settings.trainSize = settings.size * base.trainSize / base.size;

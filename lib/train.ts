@@ -18,6 +18,16 @@ import { Progress, type ProgressOptions } from "./progress.ts";
 import { createRng, type Rng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
 
+/**
+ * What to try after a divergence: a tenth of the learning rate, or the
+ * tutorial's 0.01 for a rate far above it, where a tenth would diverge again.
+ */
+function lowerLr(lr: number): string {
+  return lr > 0.1
+    ? "try --lr 0.01, the tutorial's"
+    : `try --lr ${Number((lr / 10).toPrecision(3))}`;
+}
+
 /** Names of the optimizers {@linkcode trainModel} can use. */
 export type OptimizerName = "sgd" | "adam";
 
@@ -387,8 +397,7 @@ export async function trainModel(
       optimizer.dispose();
       throw new UserError(
         `Training diverged at iteration ${iteration}: the loss is ${loss}; lower the learning ` +
-          `rate (--lr ${lr} now, try --lr ${Number((lr / 10).toPrecision(3))}); any checkpoint ` +
-          "saved before it is kept",
+          `rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it is kept`,
       );
     }
     if (iteration === startIteration + warmup) {
@@ -403,8 +412,7 @@ export async function trainModel(
     optimizer.dispose();
     throw new UserError(
       `Training diverged by iteration ${iters}: weight ${broken} is not finite; lower the ` +
-        `learning rate (--lr ${lr} now, try --lr ${Number((lr / 10).toPrecision(3))}); any ` +
-        "checkpoint saved before it is kept",
+        `learning rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it is kept`,
     );
   }
   const done = iters - startIteration;

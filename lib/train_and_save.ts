@@ -266,3 +266,23 @@ export async function loadTrained(
   );
   return loaded.model;
 }
+
+/**
+ * The command that trains a checkpoint, as messages name it: the task, and
+ * the `--checkpoint` folder when the user typed one.
+ *
+ * @param task The task and its flags, e.g. `nearest` or `unet --full`.
+ * @param checkpoint The `--checkpoint` flag, if typed.
+ * @returns The command, e.g. `deno task nearest --checkpoint /tmp/run1`.
+ *
+ * @example
+ * ```ts
+ * import { trainCommand } from "./train_and_save.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(trainCommand("nearest", undefined), "deno task nearest");
+ * assertEquals(trainCommand("nearest", "/tmp/a"), "deno task nearest --checkpoint /tmp/a");
+ * ```
+ */
+export function trainCommand(task: string, checkpoint: string | undefined): string {
+  return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
+}

@@ -6,9 +6,7 @@
  * checkpoint checks that the page loads the custom layers. Never skipped: with
  * no Chromium it fails, naming the package to install.
  */
-// The import map is the lead's to change; until playwright-core is in it, it is pinned here.
-// deno-lint-ignore no-import-prefix
-import { chromium } from "npm:playwright-core@1.57.0";
+import { chromium } from "playwright-core";
 import sharp from "sharp";
 import { setupBackend } from "../engine/mod.ts";
 import { assert, assertEquals } from "../lib/assert.ts";

@@ -123,7 +123,10 @@ Deno.test("bin_test names the command to run when the checkpoint is missing or o
   await assertRejects(
     () => binTest(flags("none")),
     (error: Error) =>
-      error instanceof UserError && error.message.includes("run `deno task bin_loss`"),
+      error instanceof UserError &&
+      error.message.includes(
+        `run \`deno task bin_loss --checkpoint ${join(root, "checkpoints", "none")}\``,
+      ),
   );
   const trained = await capture(() => semasegLoss(flags("semaseg")));
   trained.value.model.dispose();

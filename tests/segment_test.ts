@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../lib/assert.ts";
 import { UserError } from "../lib/errors.ts";
 import {
   decodeImage,
@@ -147,6 +147,23 @@ Deno.test("segment of a binarization model writes black and white", async () => 
     const mask = await decodeImage(done!.mask);
     assert(mask.data.every((value) => value === 0 || value === 255));
     assertEquals(done!.shares.length, 2);
+    // The mask is a training mask for the binarization exercises: white reads as "newt".
+    const { width, height } = mask;
+    const newt = maskToClasses(mask.data, { width, height, mode: "binary", file: done!.mask });
+    const white = mask.data.filter((value, index) => index % 3 === 0 && value === 255).length;
+    assertEquals(newt.reduce((sum, value) => sum + value, 0), white);
+    const one = new Uint8Array(2 * 2 * 3);
+    one.set([255, 255, 255], 3 * 3); // white at x 1, y 1
+    assertEquals(Array.from(maskToClasses(one, { width: 2, height: 2, mode: "binary" })), [
+      0,
+      0,
+      0,
+      1,
+    ]);
+    assertThrows(
+      () => maskToClasses(one, { width: 2, height: 2, file: "m.png" }),
+      /Cannot read mask m\.png as three classes: pixel \(x 1, y 1\) is white \(255, 255, 255\), as in a black-and-white newt-or-not mask; use it with the binarization exercises/,
+    );
   });
 });
 

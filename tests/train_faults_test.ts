@@ -80,9 +80,9 @@ Deno.test("trainModel() stops at the first non-finite loss; the checkpoint on di
   assert(
     [
       `Training diverged at iteration ${lastGood + 1}: the loss is NaN; lower the learning rate ` +
-      "(--lr 1000000 now, try --lr 100000); any checkpoint saved before it is kept",
+      "(--lr 1000000 now, try --lr 0.01, the tutorial's); any checkpoint saved before it is kept",
       `Training diverged at iteration ${lastGood + 1}: the loss is Infinity; lower the learning ` +
-      "rate (--lr 1000000 now, try --lr 100000); any checkpoint saved before it is kept",
+      "rate (--lr 1000000 now, try --lr 0.01, the tutorial's); any checkpoint saved before it is kept",
       // The step after the last good loss may already have made a weight infinite.
       `Cannot save checkpoint ${dir} at iteration ${lastGood + 1}: weight `,
     ].some((expected) => message.startsWith(expected)),

@@ -14,7 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { UserError } from "./errors.ts";
-import { basename, dirname, join } from "./path.ts";
+import { dirname, join } from "./path.ts";
 import { firstNonFiniteWeight, type OptimizerWeight } from "./train.ts";
 
 /** What was trained, saved beside the weights as `training_state.json`. */
@@ -392,22 +392,4 @@ async function readOptimizerState(files: CheckpointFiles): Promise<OptimizerWeig
   const buffer = await files.bytes("optimizer.bin", specs, "optimizer.json");
   const decoded = tf.io.decodeWeights(buffer, specs);
   return specs.map((spec) => ({ name: spec.name, tensor: decoded[spec.name]! }));
-}
-
-/**
- * The default checkpoint folder of an exercise: `checkpoints/<exercise>`.
- *
- * @param exercise The exercise name, e.g. `bin_loss`.
- * @param flag The `--checkpoint` flag, which wins when given.
- * @returns The folder.
- *
- * @example
- * ```ts
- * import { checkpointDir } from "./checkpoint.ts";
- * import { assertEquals } from "./assert.ts";
- * assertEquals(checkpointDir("bin_loss", undefined), "checkpoints/bin_loss");
- * ```
- */
-export function checkpointDir(exercise: string, flag: string | undefined): string {
-  return flag ?? join("checkpoints", basename(exercise));
 }

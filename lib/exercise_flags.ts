@@ -11,7 +11,7 @@
  * @module
  */
 import { BATCH_NORM_STATS } from "./batch_norm_stats.ts";
-import { DATA_FLAGS, type FlagDef, type FlagDefs, type FlagValues, TRAIN_FLAGS } from "./flags.ts";
+import { DATA_FLAGS, type FlagDef, type FlagDefs, TRAIN_FLAGS } from "./flags.ts";
 import { LOSSES } from "./losses.ts";
 import { SCHEDULES } from "./schedule.ts";
 import { OPTIMIZERS } from "./train.ts";
@@ -98,9 +98,6 @@ export const TEST_FLAGS = {
   flipAverage: TRAIN_TEST_FLAGS.flipAverage,
   testSize: TRAIN_TEST_FLAGS.testSize,
 } as const satisfies FlagDefs;
-
-/** Parsed values of {@linkcode EXERCISE_FLAGS}. */
-export type ExerciseFlags = FlagValues<typeof EXERCISE_FLAGS>;
 
 /**
  * The same flags with other defaults: a script's protocol becomes what

@@ -63,14 +63,14 @@ Deno.test({
         const trainable = model.trainableWeights
           .reduce((sum, weight) => sum + weight.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
         assertEquals(run.params, trainable, `${name}: PyTorch's parameter count`);
-        assertEquals(run.prediction.shape, [test.images.shape[0], size, size], name);
+        assertEquals(run.prediction!.shape, [test.images.shape[0], size, size], name);
         assertEquals(run.losses.length, 6);
         assert(run.losses.every(Number.isFinite), `${name}: losses ${run.losses}`);
         const classes = name === "bin" ? 2 : 3;
-        const values = await run.prediction.data();
+        const values = await run.prediction!.data();
         assert(values.every((value) => value >= 0 && value < classes), name);
         model.dispose();
-        tf.dispose([run.prediction, train.images, train.masks, test.images, test.masks]);
+        tf.dispose([run.prediction!, train.images, train.masks, test.images, test.masks]);
       }
     } finally {
       await Deno.remove(root, { recursive: true });

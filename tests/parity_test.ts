@@ -9,12 +9,20 @@
  * iteration in float64); `deno task parity` checks it.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals } from "../lib/assert.ts";
+import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
+import { UserError } from "../lib/errors.ts";
 import { setupBackend } from "../engine/mod.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { requireImori } from "./imori.ts";
 import type { ModelName } from "../tools/networks.ts";
-import { checkParity, formatParity, TOLERANCES } from "../tools/parity.ts";
+import {
+  checkParity,
+  formatParity,
+  MEASURES,
+  type ParityResult,
+  run,
+  TOLERANCES,
+} from "../tools/parity.ts";
 import { findPyTorch, pytorchLayers, runPyTorch } from "../tools/pytorch.ts";
 import { transposeconvNet } from "../exercises/transposeconv.ts";
 
@@ -117,4 +125,54 @@ Deno.test({
       tf.dispose([train.images, train.masks]);
     }
   },
+});
+
+Deno.test({
+  name: "deno task parity prints each network and writes the results as JSON",
+  ignore,
+  async fn() {
+    const dir = await requireImori();
+    const root = await Deno.makeTempDir({ prefix: "parity_test_" });
+    try {
+      const json = `${root}/out/parity.json`;
+      const results = await run([
+        "--models",
+        "bin,nearest",
+        "--iters",
+        "4",
+        "--size",
+        "16",
+        "--batch-size",
+        "2",
+        "--data",
+        dir,
+        "--backend",
+        "wasm",
+        "--torch-threads",
+        "1",
+        "--json",
+        json,
+      ]);
+      const written = JSON.parse(await Deno.readTextFile(json)) as ParityResult[];
+      assertEquals(written, results);
+      assertEquals(written.map((result) => [result.model, result.size, result.batch]), [
+        ["bin", 16, 2],
+        ["nearest", 16, 2],
+      ]);
+      for (const result of written) {
+        assertEquals(Object.keys(result.errors.ours), [...MEASURES]);
+        assertEquals(result.losses.pytorch64.length, 4);
+        assertEquals(result.failures, [], formatParity(result));
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test("deno task parity refuses an unknown model before looking for PyTorch", async () => {
+  await assertRejects(
+    () => run(["--models", "bin,vgg"]),
+    (error: Error) => error instanceof UserError && error.message.includes('Unknown model "vgg"'),
+  );
 });

@@ -573,12 +573,13 @@ export function parityFailures(
  * ```ts
  * import { allowedErrors, errorSummary, formatParity, TOLERANCES } from "./parity.ts";
  * import { assert } from "../lib/assert.ts";
+ * const weight = { layer: "head_conv", tensor: "weight", maxAbs: 1e-7, relative: 1e-6 };
+ * const ours = errorSummary([0], [[1, [weight]]]);
  * const none = errorSummary([0], []);
  * const text = formatParity({ model: "bin", size: 64, batch: 4, iters: 1, lr: 0.01, seed: 0,
  *   losses: { ours: [0.7], pytorch32: [0.7], pytorch64: [0.7] }, failures: [],
- *   errors: { ours: none, pytorch32: none, allowed: allowedErrors(none, TOLERANCES) },
- *   checks: [{ iteration: 1, pytorch32: [],
- *     ours: [{ layer: "head_conv", tensor: "weight", maxAbs: 1e-7, relative: 1e-6 }] }] });
+ *   errors: { ours, pytorch32: none, allowed: allowedErrors(none, TOLERANCES) },
+ *   checks: [{ iteration: 1, pytorch32: [], ours: [weight] }] });
  * assert(text.includes("bin: pass"));
  * assert(text.includes("head_conv weight"));
  * ```

@@ -20,11 +20,19 @@
  * float32 against itself on 1 and 2 threads differs by 2e-3 in the loss and
  * 1e-2 in the first layer's weights after 20 iterations, as much as ours
  * differs from it. Against float64 both float32 runs show the same error,
- * which is what the check asks. The floors: the first loss (a forward pass)
- * to 1e-5, the weights after 3 iterations to 0.5% of PyTorch's change of
- * them (conv biases under batch norm get a gradient that nearly cancels over
- * 4096 to 16384 pixels, so their float32 sum is good to about 1e-3 of the
- * step; PyTorch float32 itself shows 5e-3 on 2 threads at 64x64).
+ * which is what the check asks. PyTorch float32's own error is itself
+ * noisy (after 3 iterations, 1e-4 of the step on nearest, 2e-2 on bin), so
+ * each measure also has a floor, the largest error PyTorch float32 showed on
+ * any network at the full protocol, rounded up. The strict part is the
+ * start: the first loss (a forward pass) to 1e-5, the losses of iterations
+ * 2-3 to 1e-4, the batch-norm statistics after 3 iterations to 1e-4 and the
+ * weights to 2% of PyTorch's step (conv biases under batch norm get a
+ * gradient that nearly cancels over 4096 to 16384 pixels, so its float32 sum
+ * is good to about 1e-2 of the step, in PyTorch as in ours); a wrong
+ * gradient, momentum, loss reduction, eps or kernel layout is off by far more.
+ * After 20 iterations rounding has grown to the size of the steps (PyTorch
+ * float32: losses 7e-3, weights 0.8 of their change, statistics 5e-2), and
+ * the floors (2e-2, 1, 0.1) only catch a drift, not rounding.
  * One framework difference is exact and accounted for rather
  * than tolerated: PyTorch updates
  * `running_var` with the unbiased batch variance (n / (n - 1) times the
@@ -108,11 +116,11 @@ export const TOLERANCES: Readonly<ParityTolerances> = {
   floor: {
     firstLoss: 1e-5,
     earlyLoss: 1e-4,
-    earlyWeights: 5e-3,
+    earlyWeights: 2e-2,
     earlyStats: 1e-4,
-    loss: 1e-3,
-    weights: 1e-2,
-    stats: 1e-3,
+    loss: 2e-2,
+    weights: 1,
+    stats: 0.1,
   },
   earlyFactor: 4,
   lateFactor: 10,

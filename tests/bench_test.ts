@@ -36,6 +36,8 @@ Deno.test("bench trains and tests each model and writes the JSON report", async 
   assertEquals(written, report);
   assertEquals(written.backend, "wasm");
   assertEquals(written.window, 2);
+  assert(written.load.start >= 0 && written.load.end >= 0, JSON.stringify(written.load));
+  assertEquals(written.load.cores, navigator.hardwareConcurrency);
   assertEquals(written.results.map((result) => result.model), ["bin", "nearest"]);
   for (const result of written.results) {
     assertEquals(result.seed, 0);

@@ -205,6 +205,8 @@ export interface BenchReport {
   bn_stats: string;
   /** Iterations per timing window. */
   window: number;
+  /** The machine's 1-minute load average at the start and the end (`/proc/loadavg`; -1 unknown). */
+  load: { start: number; end: number; cores: number };
   /** One entry per network and seed. */
   results: BenchResult[];
 }
@@ -277,14 +279,26 @@ function procFile(name: string, write?: string): string | undefined {
     Deno.writeTextFileSync(path, write);
     return "";
   } catch {
-    try {
-      const args = write === undefined ? ["cat", path] : ["sh", "-c", `echo ${write} > ${path}`];
-      const output = new Deno.Command(args[0]!, { args: args.slice(1), stderr: "null" })
-        .outputSync();
-      return output.success ? new TextDecoder().decode(output.stdout) : undefined;
-    } catch {
-      return undefined;
-    }
+    return write === undefined ? catFile(path) : shell(`echo ${write} > ${path}`);
+  }
+}
+
+/** A file's text through `cat`, `undefined` when that fails. */
+function catFile(path: string): string | undefined {
+  return command("cat", [path]);
+}
+
+/** Runs a shell line, `undefined` when it fails. */
+function shell(line: string): string | undefined {
+  return command("sh", ["-c", line]);
+}
+
+function command(name: string, args: string[]): string | undefined {
+  try {
+    const output = new Deno.Command(name, { args, stderr: "null" }).outputSync();
+    return output.success ? new TextDecoder().decode(output.stdout) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -315,6 +329,27 @@ export function peakRssMb(): number {
  */
 export function resetPeakRss(): boolean {
   return procFile("clear_refs", "5") !== undefined;
+}
+
+/**
+ * The machine's 1-minute load average, from `/proc/loadavg`.
+ *
+ * @returns The load average, or -1 where it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { loadAverage } from "./bench.ts";
+ * import { assert } from "../lib/assert.ts";
+ * assert(loadAverage() >= -1);
+ * ```
+ */
+export function loadAverage(): number {
+  try {
+    return Deno.loadavg()[0] ?? -1;
+  } catch {
+    const text = catFile("/proc/loadavg");
+    return text ? Number(text.split(" ")[0]) : -1;
+  }
 }
 
 /** `median (min-max)` of a timing, one decimal. */
@@ -445,6 +480,7 @@ export async function run(args: string[]): Promise<BenchReport> {
     backend_detail: detail,
     bn_stats: flags.bnStats,
     window: flags.window,
+    load: { start: loadAverage(), end: -1, cores: navigator.hardwareConcurrency },
     results: [],
   };
   for (const name of names as ModelName[]) {
@@ -474,9 +510,14 @@ export async function run(args: string[]): Promise<BenchReport> {
       tf.dispose([train.images, train.masks, test.images, test.masks]);
     }
   }
+  report.load.end = loadAverage();
+  const { start, end, cores } = report.load;
   console.log(
     `\nbackend ${detail}, data ${dataDir}, timing windows of ${flags.window} iterations after ` +
-      `${WARMUP} warm-up, batch-norm statistics: ${flags.bnStats}\n`,
+      `${WARMUP} warm-up, batch-norm statistics: ${flags.bnStats}, load average ` +
+      `${start.toFixed(1)} at the start and ${end.toFixed(1)} at the end on ${cores} cores` +
+      (Math.max(start, end) > cores ? " (other processes competed: compare ratios, not ms)" : "") +
+      "\n",
   );
   console.log(formatTable(report.results));
   if (flags.json) {

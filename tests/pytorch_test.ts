@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "../lib/assert.ts";
 import { setupBackend } from "../engine/mod.ts";
 import { loadDataset } from "../lib/dataset.ts";
-import { buildModel, type ModelName } from "../tools/networks.ts";
+import { buildModel, type ModelName, outputSize } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
 import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 import { findPyTorch, runPyTorch } from "../tools/pytorch.ts";
@@ -22,6 +22,7 @@ const MODELS: ModelName[] = [
   "nearest",
   "transposeconv",
   "concat",
+  "unet",
   "unetlike",
   "segnet",
 ];
@@ -37,7 +38,7 @@ Deno.test({
       await writeSyntheticDataset(join(root, "data"), { trainPerClass: 1, testPerClass: 1 });
       for (const name of MODELS) {
         const mode = name === "bin" ? "binary" : "classes";
-        const size = 32;
+        const size = name === "unet" ? 188 : 32; // unet's smallest input (output 4)
         const train = await loadDataset(join(root, "data"), {
           split: "train",
           size,
@@ -63,14 +64,17 @@ Deno.test({
         const trainable = model.trainableWeights
           .reduce((sum, weight) => sum + weight.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
         assertEquals(run.params, trainable, `${name}: PyTorch's parameter count`);
-        assertEquals(run.prediction.shape, [test.images.shape[0], size, size], name);
+        const out = outputSize(name, size);
+        assertEquals(run.prediction!.shape, [test.images.shape[0], out, out], name);
         assertEquals(run.losses.length, 6);
+        assertEquals(run.iterMs.length, 6);
+        assert(run.peakRssMb > 10, `${name}: peak RSS ${run.peakRssMb} MiB`);
         assert(run.losses.every(Number.isFinite), `${name}: losses ${run.losses}`);
         const classes = name === "bin" ? 2 : 3;
-        const values = await run.prediction.data();
+        const values = await run.prediction!.data();
         assert(values.every((value) => value >= 0 && value < classes), name);
         model.dispose();
-        tf.dispose([run.prediction, train.images, train.masks, test.images, test.masks]);
+        tf.dispose([run.prediction!, train.images, train.masks, test.images, test.masks]);
       }
     } finally {
       await Deno.remove(root, { recursive: true });

@@ -1,16 +1,22 @@
 /**
- * The benchmark: trains each named network with the default protocol for N
- * iterations and each seed, evaluates it on the test set, and prints a table
- * beside PyTorch: PyTorch's figures from SPEC.md, or, with `--pytorch`,
- * PyTorch itself trained in the same run on the same data and minibatch
- * order (tools/pytorch_reference.py) and scored by the same mIoU code.
- * The results are written as JSON.
+ * The benchmark: trains each named network with its exercise's protocol
+ * (size, minibatch, iterations, learning rate; flags override) for each seed,
+ * evaluates it on the test set, and prints a markdown table beside PyTorch:
+ * PyTorch's figures from SPEC.md, or, with `--pytorch`, PyTorch itself
+ * trained in the same run on the same data and minibatch order
+ * (tools/pytorch_reference.py; with `--share-weights` from the same initial
+ * weights) and scored by the same mIoU code. The results are written as JSON.
  *
  * ```
  * deno task bench --models nearest,concat --seeds 0,1,2 --pytorch --data ../shared/imori --json bench.json
  * ```
  *
- * `ms_per_iter` leaves out the first 5 (warm-up) iterations.
+ * Timing that a noisy machine cannot fool: after 5 warm-up iterations, the
+ * iterations are cut into windows of `--window` iterations; the table gives
+ * the median of the windows' ms per iteration and their spread (min-max),
+ * for ours and PyTorch's, and the ratio of the medians. Peak memory is each
+ * process's peak resident set (VmHWM): ours reset before each network,
+ * PyTorch's process is fresh for each.
  *
  * @module
  */
@@ -26,7 +32,14 @@ import {
   metricsFromConfusion,
 } from "../lib/evaluate.ts";
 import { type FlagDefs, type FlagValues, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
-import { buildModel, MODEL_NAMES, type ModelName } from "./networks.ts";
+import {
+  buildModel,
+  MODEL_NAMES,
+  type ModelName,
+  NETWORKS,
+  outputSize,
+  type Protocol,
+} from "./networks.ts";
 import { dirname } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
 import {
@@ -34,7 +47,7 @@ import {
   type BatchNormStats,
   recomputeBatchNormStats,
 } from "../lib/batch_norm_stats.ts";
-import { findPyTorch, runPyTorch } from "./pytorch.ts";
+import { findPyTorch, pytorchLayers, runPyTorch } from "./pytorch.ts";
 
 /** PyTorch 1.13 on this project's kind of machine (SPEC.md): ms per iteration, test mIoU. */
 export const PYTORCH: Partial<Record<ModelName, { msPerIter: number; miou: number }>> = {
@@ -53,15 +66,30 @@ const FLAGS = {
     default: "bin,semaseg,nearest,transposeconv,concat",
     help: `Comma-separated networks, of ${MODEL_NAMES.join(", ")}`,
   },
-  iters: { type: "int", default: 500, min: 1, help: "Training iterations per network" },
-  batchSize: TRAIN_FLAGS.batchSize,
-  lr: TRAIN_FLAGS.lr,
+  iters: {
+    type: "int",
+    min: 1,
+    help: "Training iterations per network; default each exercise's protocol",
+  },
+  batchSize: { type: "int", min: 1, help: "Minibatch size; default each exercise's protocol" },
+  lr: { type: "number", min: 0, help: "Learning rate; default each exercise's protocol" },
+  window: {
+    type: "int",
+    default: 20,
+    min: 1,
+    help: "Iterations per timing window; the table gives the median and spread over windows",
+  },
   seeds: {
     type: "string",
     default: "0",
     help: "Comma-separated seeds; each network is trained once per seed, with a mean row",
   },
-  size: { type: "int", default: 64, min: 8, max: 1024, help: "Model input size in pixels" },
+  size: {
+    type: "int",
+    min: 8,
+    max: 1024,
+    help: "Model input size in pixels; default each exercise's protocol",
+  },
   data: {
     type: "string",
     help: "Dataset folder in the Imori layout; default data/imori, else the built-in synthetic set",
@@ -79,6 +107,11 @@ const FLAGS = {
     default: false,
     help: "Also train each network in PyTorch in this run, on the same data and minibatches",
   },
+  shareWeights: {
+    type: "boolean",
+    default: false,
+    help: "With --pytorch, PyTorch starts from the project's initial weights instead of its own",
+  },
   python: {
     type: "string",
     help:
@@ -93,10 +126,33 @@ const FLAGS = {
   json: { type: "string", help: "Write the results to this JSON file" },
 } as const satisfies FlagDefs;
 
+/** Milliseconds per iteration over timing windows. */
+export interface WindowStats {
+  /** Iterations per window. */
+  window: number;
+  /** Mean ms per iteration of each window. */
+  windows: number[];
+  /** Median over the windows (0 when there is none). */
+  median: number;
+  /** Smallest window. */
+  min: number;
+  /** Largest window. */
+  max: number;
+  /** First and third quartile over the windows. */
+  q1: number;
+  q3: number;
+}
+
 /** PyTorch's result for one network and seed, measured in the same run. */
 export interface PyTorchResult {
   /** Mean ms per iteration, the first 5 left out. */
   ms_per_iter: number;
+  /** ms per iteration over windows. */
+  timing: WindowStats;
+  /** Peak resident set of the PyTorch process, MiB. */
+  peak_rss_mb: number;
+  /** Whether it started from the project's initial weights. */
+  shared_weights: boolean;
   /** Training wall-clock seconds. */
   train_s: number;
   /** Test mIoU, by the project's own metric code. */
@@ -121,8 +177,14 @@ export interface BenchResult {
   batch: number;
   /** Input size. */
   size: number;
+  /** Learning rate. */
+  lr: number;
   /** Mean ms per iteration, the first 5 left out. */
   ms_per_iter: number;
+  /** ms per iteration over windows. */
+  timing: WindowStats;
+  /** Peak resident set of this process while the network trained and was tested, MiB. */
+  peak_rss_mb: number;
   /** Training wall-clock seconds. */
   train_s: number;
   /** Test mIoU. */
@@ -141,6 +203,10 @@ export interface BenchReport {
   backend_detail: string;
   /** Batch-norm statistics of the test: `recompute` or `moving`. */
   bn_stats: string;
+  /** Iterations per timing window. */
+  window: number;
+  /** The machine's 1-minute load average at the start and the end (`/proc/loadavg`; -1 unknown). */
+  load: { start: number; end: number; cores: number };
   /** One entry per network and seed. */
   results: BenchResult[];
 }
@@ -149,59 +215,219 @@ function mean(values: number[]): number {
   return values.reduce((sum, value) => sum + value, 0) / values.length;
 }
 
+/** Iterations left out of the timing: the first ones compile kernels. */
+export const WARMUP = 5;
+
+/** The value at fraction `q` of sorted values, interpolated linearly. */
+function quantile(sorted: number[], q: number): number {
+  if (!sorted.length) return 0;
+  const position = (sorted.length - 1) * q;
+  const below = Math.floor(position);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below]! + (sorted[above]! - sorted[below]!) * (position - below);
+}
+
 /**
- * Formats the results as a table beside PyTorch: the figures measured in the
- * same run where there are some (source `this run`), else SPEC.md's (source
- * `SPEC.md`). A network run with several seeds gets a `mean` row after its seeds.
+ * Cuts per-iteration times into windows after the warm-up and summarises
+ * the windows' ms per iteration: median, min, max and quartiles. Iterations
+ * after the last full window are left out; a run shorter than one window
+ * after the warm-up gives one window of what is left (none when nothing is).
  *
- * @param results The results.
- * @returns The table text.
+ * @param iterMs Milliseconds of each iteration, in order.
+ * @param window Iterations per window.
+ * @param warmup Iterations left out at the start.
+ * @returns The windows and their summary.
  *
  * @example
  * ```ts
- * import { formatTable } from "./bench.ts";
+ * import { windowStats } from "./bench.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const stats = windowStats([99, 99, 10, 10, 30, 30, 20, 20, 5], 2, 2);
+ * assertEquals(stats.windows, [10, 30, 20]);
+ * assertEquals([stats.median, stats.min, stats.max], [20, 10, 30]);
+ * ```
+ */
+export function windowStats(iterMs: number[], window: number, warmup = WARMUP): WindowStats {
+  const timed = iterMs.slice(warmup);
+  const count = Math.max(Math.floor(timed.length / window), timed.length ? 1 : 0);
+  const size = Math.min(window, timed.length);
+  const windows = Array.from(
+    { length: count },
+    (_, index) => mean(timed.slice(index * size, (index + 1) * size)),
+  );
+  const sorted = [...windows].sort((a, b) => a - b);
+  return {
+    window: size,
+    windows,
+    median: quantile(sorted, 0.5),
+    min: sorted[0] ?? 0,
+    max: sorted.at(-1) ?? 0,
+    q1: quantile(sorted, 0.25),
+    q3: quantile(sorted, 0.75),
+  };
+}
+
+/**
+ * Reads or writes a file of this process under `/proc`: directly when Deno
+ * may (it asks for --allow-all there), else through `cat` or `sh` (which
+ * --allow-run permits). Returns `undefined` when neither works.
+ */
+function procFile(name: string, write?: string): string | undefined {
+  const path = `/proc/${Deno.pid}/${name}`;
+  try {
+    if (write === undefined) return Deno.readTextFileSync(path);
+    Deno.writeTextFileSync(path, write);
+    return "";
+  } catch {
+    return write === undefined ? catFile(path) : shell(`echo ${write} > ${path}`);
+  }
+}
+
+/** A file's text through `cat`, `undefined` when that fails. */
+function catFile(path: string): string | undefined {
+  return command("cat", [path]);
+}
+
+/** Runs a shell line, `undefined` when it fails. */
+function shell(line: string): string | undefined {
+  return command("sh", ["-c", line]);
+}
+
+function command(name: string, args: string[]): string | undefined {
+  try {
+    const output = new Deno.Command(name, { args, stderr: "null" }).outputSync();
+    return output.success ? new TextDecoder().decode(output.stdout) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The peak resident set of this process in MiB: VmHWM of
+ * `/proc/<pid>/status`, else (no /proc) the current resident set.
+ *
+ * @returns Peak resident set, MiB.
+ *
+ * @example
+ * ```ts
+ * import { peakRssMb } from "./bench.ts";
  * import { assert } from "../lib/assert.ts";
- * const table = formatTable([{ model: "bin", seed: 0, iters: 500, batch: 4, size: 64,
- *   ms_per_iter: 76, train_s: 38, test_miou: 0.7, pixel_acc: 0.9 }]);
- * assert(table.includes("2.00x"));
+ * assert(peakRssMb() >= Deno.memoryUsage().rss / 2 ** 20 * 0.5);
+ * ```
+ */
+export function peakRssMb(): number {
+  const kb = procFile("status")?.match(/^VmHWM:\s+(\d+)\s+kB/m)?.[1];
+  return kb ? Number(kb) / 1024 : Deno.memoryUsage().rss / 2 ** 20;
+}
+
+/**
+ * Resets the peak resident set to the current one (Linux: `5` into
+ * `/proc/<pid>/clear_refs`), so that the next {@linkcode peakRssMb} is the
+ * peak of what follows.
+ *
+ * @returns Whether it could be reset (else the peak is the process's so far).
+ */
+export function resetPeakRss(): boolean {
+  return procFile("clear_refs", "5") !== undefined;
+}
+
+/**
+ * The machine's 1-minute load average, from `/proc/loadavg`.
+ *
+ * @returns The load average, or -1 where it cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { loadAverage } from "./bench.ts";
+ * import { assert } from "../lib/assert.ts";
+ * assert(loadAverage() >= -1);
+ * ```
+ */
+export function loadAverage(): number {
+  try {
+    return Deno.loadavg()[0] ?? -1;
+  } catch {
+    const text = catFile("/proc/loadavg");
+    return text ? Number(text.split(" ")[0]) : -1;
+  }
+}
+
+/** `median (min-max)` of a timing, one decimal. */
+function timingCell(timing: WindowStats): string {
+  return `${timing.median.toFixed(1)} (${timing.min.toFixed(1)}-${timing.max.toFixed(1)})`;
+}
+
+/**
+ * Formats the results as a markdown table beside PyTorch, ready for
+ * docs/results.md: ms per iteration as the median over timing windows with
+ * the spread (min-max) for ours and PyTorch's, the ratio of the medians, the
+ * peak resident set of each process, and the test mIoU of each. PyTorch's
+ * figures are those measured in the same run where there are some (source
+ * `this run`, `shared init` when it started from our weights), else
+ * SPEC.md's (no spread or memory). A network run with several seeds gets a
+ * `mean` row after its seeds (means of the medians).
+ *
+ * @param results The results.
+ * @returns The table text, a header, a rule and one line per row.
+ *
+ * @example
+ * ```ts
+ * import { formatTable, windowStats } from "./bench.ts";
+ * import { assert } from "../lib/assert.ts";
+ * const table = formatTable([{ model: "bin", seed: 0, iters: 500, batch: 4, size: 64, lr: 0.01,
+ *   ms_per_iter: 76, timing: windowStats([76, 76], 1, 0), peak_rss_mb: 500, train_s: 38,
+ *   test_miou: 0.7, pixel_acc: 0.9 }]);
+ * assert(table.includes("| 2.00x |"));
  * ```
  */
 export function formatTable(results: BenchResult[]): string {
   const header = [
     "model",
     "seed",
+    "size",
+    "batch",
     "iters",
-    "ms/iter",
-    "test mIoU",
-    "pixel acc",
-    "PyTorch ms/iter",
+    "ms/iter median (min-max)",
+    "PyTorch ms/iter median (min-max)",
     "ratio",
+    "peak RSS MiB",
+    "PyTorch peak RSS MiB",
+    "test mIoU",
     "PyTorch mIoU",
     "PyTorch from",
   ];
   const row = (label: string, seed: string, group: BenchResult[]) => {
-    const ms = mean(group.map((result) => result.ms_per_iter));
+    const first = group[0]!;
+    const ms = mean(group.map((result) => result.timing.median));
     const measured = group.every((result) => result.pytorch)
       ? group.map((result) => result.pytorch!)
       : undefined;
     const spec = PYTORCH[label as ModelName];
-    const reference = measured
-      ? {
-        msPerIter: mean(measured.map((result) => result.ms_per_iter)),
-        miou: mean(measured.map((result) => result.test_miou)),
-      }
-      : spec;
+    const referenceMs = measured ? mean(measured.map((r) => r.timing.median)) : spec?.msPerIter;
+    const referenceMiou = measured ? mean(measured.map((r) => r.test_miou)) : spec?.miou;
+    const single = group.length === 1;
     return [
       label,
       seed,
-      String(group[0]!.iters),
-      ms.toFixed(1),
+      String(first.size),
+      String(first.batch),
+      String(first.iters),
+      single ? timingCell(first.timing) : ms.toFixed(1),
+      measured
+        ? (single ? timingCell(measured[0]!.timing) : referenceMs!.toFixed(1))
+        : referenceMs !== undefined
+        ? referenceMs.toFixed(0)
+        : "-",
+      referenceMs ? `${(ms / referenceMs).toFixed(2)}x` : "-",
+      Math.max(...group.map((result) => result.peak_rss_mb)).toFixed(0),
+      measured ? Math.max(...measured.map((r) => r.peak_rss_mb)).toFixed(0) : "-",
       mean(group.map((result) => result.test_miou)).toFixed(3),
-      mean(group.map((result) => result.pixel_acc)).toFixed(3),
-      reference ? reference.msPerIter.toFixed(measured ? 1 : 0) : "-",
-      reference ? `${(ms / reference.msPerIter).toFixed(2)}x` : "-",
-      reference ? reference.miou.toFixed(measured ? 3 : 2) : "-",
-      measured ? "this run" : spec ? "SPEC.md" : "-",
+      referenceMiou !== undefined ? referenceMiou.toFixed(measured ? 3 : 2) : "-",
+      measured
+        ? (measured.every((r) => r.shared_weights) ? "this run, shared init" : "this run")
+        : spec
+        ? "SPEC.md"
+        : "-",
     ];
   };
   const rows: string[][] = [];
@@ -211,15 +437,9 @@ export function formatTable(results: BenchResult[]): string {
     for (const result of group) rows.push(row(model, String(result.seed), [result]));
     if (group.length > 1) rows.push(row(model, "mean", group));
   }
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((cells) => cells[column]!.length))
-  );
-  const line = (cells: string[]) =>
-    cells.map((cell, column) =>
-      column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)
-    )
-      .join("  ");
-  return [line(header), ...rows.map(line)].join("\n");
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const rule = `|${header.map((_, column) => (column === 0 ? "---" : "---:")).join("|")}|`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
 function parseSeeds(text: string): number[] {
@@ -249,12 +469,6 @@ export async function run(args: string[]): Promise<BenchReport> {
     if (!MODEL_NAMES.includes(name as ModelName)) {
       throw new UserError(`Unknown model "${name}" in --models: use ${MODEL_NAMES.join(", ")}`);
     }
-    if (flags.pytorch && name === "unet") {
-      throw new UserError(
-        "The PyTorch reference has no unet (one iteration at 236 takes seconds on a CPU); " +
-          "leave unet out of --models with --pytorch",
-      );
-    }
   }
   const seeds = parseSeeds(flags.seeds);
   const python = flags.pytorch ? await findPyTorch(flags.python) : undefined; // before training
@@ -265,28 +479,45 @@ export async function run(args: string[]): Promise<BenchReport> {
     backend: tf.getBackend(),
     backend_detail: detail,
     bn_stats: flags.bnStats,
+    window: flags.window,
+    load: { start: loadAverage(), end: -1, cores: navigator.hardwareConcurrency },
     results: [],
   };
   for (const name of names as ModelName[]) {
+    const protocol = NETWORKS[name].protocol;
+    const settings: Protocol = {
+      size: flags.size ?? protocol.size,
+      batchSize: flags.batchSize ?? protocol.batchSize,
+      iters: flags.iters ?? protocol.iters,
+      lr: flags.lr ?? protocol.lr,
+    };
+    outputSize(name, settings.size);
     const mode = name === "bin" ? "binary" : "classes";
     const train = await loadDataset(dataDir, {
       split: "train",
-      size: flags.size,
+      size: settings.size,
       mode,
       flips: true,
     });
-    const test = await loadDataset(dataDir, { split: "test", size: flags.size, mode });
+    const test = await loadDataset(dataDir, { split: "test", size: settings.size, mode });
     try {
       for (const seed of seeds) {
-        report.results.push(await benchOne(name, seed, train, test, flags, python?.python));
+        report.results.push(
+          await benchOne(name, seed, train, test, { ...flags, ...settings }, python?.python),
+        );
       }
     } finally {
       tf.dispose([train.images, train.masks, test.images, test.masks]);
     }
   }
+  report.load.end = loadAverage();
+  const { start, end, cores } = report.load;
   console.log(
-    `\nbackend ${detail}, data ${dataDir}, ${flags.size}x${flags.size}, ` +
-      `batch-norm statistics: ${flags.bnStats}\n`,
+    `\nbackend ${detail}, data ${dataDir}, timing windows of ${flags.window} iterations after ` +
+      `${WARMUP} warm-up, batch-norm statistics: ${flags.bnStats}, load average ` +
+      `${start.toFixed(1)} at the start and ${end.toFixed(1)} at the end on ${cores} cores` +
+      (Math.max(start, end) > cores ? " (other processes competed: compare ratios, not ms)" : "") +
+      "\n",
   );
   console.log(formatTable(report.results));
   if (flags.json) {
@@ -297,7 +528,7 @@ export async function run(args: string[]): Promise<BenchReport> {
   return report;
 }
 
-type Flags = FlagValues<typeof FLAGS>;
+type Flags = FlagValues<typeof FLAGS> & Protocol;
 type Split = Awaited<ReturnType<typeof loadDataset>>;
 
 async function benchOne(
@@ -309,15 +540,28 @@ async function benchOne(
   python: string | undefined,
 ): Promise<BenchResult> {
   const model = buildModel(name, { size: flags.size, seed });
+  const initial = flags.pytorch && flags.shareWeights ? pytorchLayers(model) : undefined;
   let result: BenchResult;
   try {
-    console.log(`${name}, seed ${seed}: training ${flags.iters} iterations`);
+    console.log(
+      `${name}, seed ${seed}: training ${flags.iters} iterations, batch ${flags.batchSize}, ` +
+        `size ${flags.size}, lr ${flags.lr}`,
+    );
+    resetPeakRss();
+    const iterMs: number[] = [];
+    let last = performance.now();
     const trained = await trainModel(model, train, {
       iters: flags.iters,
       batchSize: flags.batchSize,
       lr: flags.lr,
       seed,
+      warmup: WARMUP,
       progress: { every: 100 },
+      onIteration: () => {
+        const now = performance.now();
+        iterMs.push(now - last);
+        last = now;
+      },
     });
     trained.optimizer.dispose();
     if (flags.bnStats === "recompute") {
@@ -337,7 +581,10 @@ async function benchOne(
       iters: flags.iters,
       batch: flags.batchSize,
       size: flags.size,
+      lr: flags.lr,
       ms_per_iter: trained.msPerIter,
+      timing: windowStats(iterMs, flags.window),
+      peak_rss_mb: peakRssMb(),
       train_s: trained.seconds,
       test_miou: evaluation.metrics.miou,
       pixel_acc: evaluation.metrics.pixelAccuracy,
@@ -361,9 +608,10 @@ async function benchOne(
       threads: flags.torchThreads || navigator.hardwareConcurrency,
       bnStats: flags.bnStats as BatchNormStats,
       python,
+      initWeights: initial,
     });
-    const confusion = await confusionMatrix(torch.prediction, test.masks, test.classNames.length);
-    torch.prediction.dispose();
+    const confusion = await confusionMatrix(torch.prediction!, test.masks, test.classNames.length);
+    torch.prediction!.dispose();
     const metrics = metricsFromConfusion(confusion, test.classNames);
     console.log(
       `${name}, seed ${seed}, PyTorch ${torch.version} on ${torch.threads} thread(s): ` +
@@ -371,6 +619,9 @@ async function benchOne(
     );
     result.pytorch = {
       ms_per_iter: torch.msPerIter,
+      timing: windowStats(torch.iterMs, flags.window),
+      peak_rss_mb: torch.peakRssMb,
+      shared_weights: Boolean(initial),
       train_s: torch.trainSeconds,
       test_miou: metrics.miou,
       pixel_acc: metrics.pixelAccuracy,

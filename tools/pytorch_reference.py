@@ -1,23 +1,35 @@
-"""The PyTorch side of `deno task bench --pytorch`.
+"""The PyTorch side of `deno task bench --pytorch` and `deno task parity`.
 
 Trains one of the project's networks in PyTorch on exactly the data and
-minibatch order that the TypeScript benchmark used, then writes the test
+minibatch order that the TypeScript run used, then writes the test
 predictions back for the benchmark to score with its own mIoU code. The
 networks mirror the builders of exercises/*.ts (listed in tools/networks.ts) layer for layer;
 the optimizer is SGD with momentum, the loss is computed from the logits
 (BCEWithLogitsLoss, CrossEntropyLoss), batch norm has PyTorch's defaults
 (momentum 0.1, eps 1e-5), and the test runs in eval mode.
 
-Usage (the benchmark writes the input folder and reads the output):
+Usage (tools/pytorch.ts writes the input folder and reads the output):
 
     python3 tools/pytorch_reference.py FOLDER
 
 FOLDER holds meta.json, train_images.f32 [n, h, w, 3], train_masks.i32
-[n, h, w], test_images.f32 [m, h, w, 3]; this script writes test_pred.i32
-[m, oh, ow] (class per pixel) and result.json.
+[n, h, w] and, for a test, test_images.f32 [m, h, w, 3]; this script writes
+result.json and, when there are test images, test_pred.i32 [m, oh, ow] (class
+per pixel).
+
+Shared weights (`deno task parity`, `bench --share-weights`): with meta
+`init_weights`, the layers with weights (conv, transposed conv, batch norm)
+are taken in the order the forward pass runs them, and init_weights.f32 holds
+their tensors one after another in PyTorch's layout (conv: weight OIHW, bias;
+transposed conv: weight [in, out, h, w], bias; batch norm: weight, bias,
+running_mean, running_var); meta `layers` gives each layer's kind and shapes
+and must match. With meta `dump_at`, the trained tensors are written in
+the same order and layout to weights_<iteration>.f32 after each iteration meta
+`dump_at` lists.
 """
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -137,12 +149,123 @@ class SegNet(nn.Module):
         return self.head(x)
 
 
+class UNet(nn.Module):
+    """The paper's UNet: no padding, filters 64-1024, centre crop (SPEC.md item 10)."""
+
+    def __init__(self, classes, filters=(64, 128, 256, 512, 1024)):
+        super().__init__()
+        self.enc = nn.ModuleList()
+        cin = 3
+        for f in filters:
+            self.enc.append(crb(cin, f, "CBR", padding=0))
+            cin = f
+        self.ups = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for f in reversed(filters[:-1]):
+            self.ups.append(up(cin, f, "CBR"))
+            self.dec.append(crb(2 * f, f, "CBR", padding=0))
+            cin = f
+        self.head = nn.Conv2d(cin, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for index, block in enumerate(self.enc):
+            if index > 0:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for upsample, block, skip in zip(self.ups, self.dec, reversed(skips[:-1])):
+            x = upsample(x)
+            height, width = x.shape[2:]
+            top, left = (skip.shape[2] - height) // 2, (skip.shape[3] - width) // 2
+            skip = skip[:, :, top:top + height, left:left + width]
+            x = block(torch.cat([x, skip], dim=1))
+        return self.head(x)
+
+
 def build(name, classes):
+    if name == "unet":
+        return UNet(classes)
     if name == "unetlike":
         return UNetLike(classes)
     if name == "segnet":
         return SegNet(classes)
     return Small(name, classes)
+
+
+WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d)
+
+
+def layers_in_forward_order(model, x):
+    """The modules with weights, in the order a forward pass runs them."""
+    order = []
+    hooks = [
+        module.register_forward_hook(lambda module, inputs, output: order.append(module))
+        for module in model.modules()
+        if isinstance(module, WEIGHTED)
+    ]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    model.train()
+    return order
+
+
+def layer_tensors(module):
+    """A layer's tensors in the exchange order (weights first, then statistics)."""
+    if isinstance(module, nn.BatchNorm2d):
+        return [module.weight, module.bias, module.running_mean, module.running_var]
+    return [module.weight, module.bias]
+
+
+def layer_kind(module):
+    if isinstance(module, nn.BatchNorm2d):
+        return "bn"
+    return "convT" if isinstance(module, nn.ConvTranspose2d) else "conv"
+
+
+def load_weights(layers, described, path):
+    """Copies the tensors of init_weights.f32 into the layers, checking kinds and shapes."""
+    flat = np.fromfile(path, dtype="<f4")
+    if len(described) != len(layers):
+        sys.exit(f"init weights: {len(described)} layers given, the network has {len(layers)}")
+    offset = 0
+    with torch.no_grad():
+        for index, (module, layer) in enumerate(zip(layers, described)):
+            if layer["kind"] != layer_kind(module):
+                sys.exit(f"init weights: layer {index} ({layer['name']}) is {layer['kind']}, "
+                         f"the network's is {layer_kind(module)}")
+            for tensor, shape in zip(layer_tensors(module), layer["shapes"]):
+                if list(tensor.shape) != shape:
+                    sys.exit(f"init weights: layer {index} ({layer['name']}) has shape {shape}, "
+                             f"the network's is {list(tensor.shape)}")
+                count = tensor.numel()
+                tensor.copy_(torch.from_numpy(flat[offset:offset + count].reshape(shape)))
+                offset += count
+    if offset != len(flat):
+        sys.exit(f"init weights: {len(flat) - offset} values left over")
+
+
+def dump_weights(layers, path):
+    """Writes the layers' tensors in the exchange order, as float32."""
+    with torch.no_grad():
+        np.concatenate([
+            tensor.detach().numpy().astype("<f4").ravel()
+            for module in layers for tensor in layer_tensors(module)
+        ]).tofile(path)
+
+
+def peak_rss_mb():
+    """Peak resident set of this process in MiB (VmHWM, else getrusage)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(folder):
@@ -154,23 +277,41 @@ def main(folder):
     size, classes = meta["size"], meta["classes"]
     images = np.fromfile(folder / "train_images.f32", dtype="<f4").reshape(-1, size, size, 3)
     masks = np.fromfile(folder / "train_masks.i32", dtype="<i4").reshape(-1, size, size)
-    test = np.fromfile(folder / "test_images.f32", dtype="<f4").reshape(-1, size, size, 3)
     images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
     masks = torch.from_numpy(masks.astype(np.int64))
-    test = torch.from_numpy(test.transpose(0, 3, 1, 2).copy())
+    has_test = (folder / "test_images.f32").exists()
+    if has_test:
+        test = np.fromfile(folder / "test_images.f32", dtype="<f4").reshape(-1, size, size, 3)
+        test = torch.from_numpy(test.transpose(0, 3, 1, 2).copy())
 
     model = build(meta["model"], classes)
+    if meta.get("float64"):
+        # The float64 run of the parity check: the exact answer float32 runs are compared to
+        model.double()
+        images = images.double()
+        if has_test:
+            test = test.double()
+    layers = layers_in_forward_order(model, images[torch.tensor(meta["batches"][0])])
+    if meta.get("init_weights"):
+        load_weights(layers, meta["layers"], folder / "init_weights.f32")
     optimizer = torch.optim.SGD(model.parameters(), lr=meta["lr"], momentum=meta["momentum"])
     loss_fn = nn.BCEWithLogitsLoss() if classes == 1 else nn.CrossEntropyLoss()
     model.train()
     losses = []
+    iter_ms = []
+    dump_at = set(meta.get("dump_at") or [])
     warmup = 5
     start = timed = time.perf_counter()
     for iteration, batch in enumerate(meta["batches"], start=1):
+        began = time.perf_counter()
         index = torch.tensor(batch)
         x, t = images[index], masks[index]
         optimizer.zero_grad()
         logits = model(x)
+        height, width = logits.shape[2:]
+        if (height, width) != tuple(t.shape[1:]):
+            top, left = (t.shape[1] - height) // 2, (t.shape[2] - width) // 2
+            t = t[:, top:top + height, left:left + width]
         if classes == 1:
             loss = loss_fn(logits[:, 0], t.float())
         else:
@@ -178,6 +319,9 @@ def main(folder):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        iter_ms.append((time.perf_counter() - began) * 1000)
+        if iteration in dump_at:
+            dump_weights(layers, folder / f"weights_{iteration}.f32")
         if iteration == warmup:
             timed = time.perf_counter()
         if iteration % 100 == 0:
@@ -185,37 +329,46 @@ def main(folder):
     end = time.perf_counter()
     done = len(meta["batches"])
 
-    if meta.get("bn_stats") == "recompute":
-        # As lib/batch_norm_stats.ts: the mean of the batch statistics over the
-        # training set in chunks of the minibatch size, in the same shuffled
-        # order (momentum None is PyTorch's cumulative average).
-        batch = len(meta["batches"][0])
-        chunks = max(1, len(images) // batch)
-        order = torch.tensor(meta["bn_order"])
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.reset_running_stats()
-                module.momentum = None
-        with torch.no_grad():
-            for chunk in range(chunks):
-                model(images[order[chunk * batch:(chunk + 1) * batch]])
+    out_size = list(logits.shape[2:])
+    if has_test:
+        if meta.get("bn_stats") == "recompute":
+            # As lib/batch_norm_stats.ts: the mean of the batch statistics over the
+            # training set in chunks of the minibatch size, in the same shuffled
+            # order (momentum None is PyTorch's cumulative average).
+            batch = len(meta["batches"][0])
+            chunks = max(1, len(images) // batch)
+            order = torch.tensor(meta["bn_order"])
+            for module in model.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.reset_running_stats()
+                    module.momentum = None
+            with torch.no_grad():
+                for chunk in range(chunks):
+                    model(images[order[chunk * batch:(chunk + 1) * batch]])
 
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(test[i:i + 4]) for i in range(0, len(test), 4)])
-    if classes == 1:
-        prediction = (logits[:, 0] > 0).int()
-    else:
-        prediction = logits.argmax(dim=1).int()
-    prediction.numpy().astype("<i4").tofile(folder / "test_pred.i32")
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(test[i:i + 4]) for i in range(0, len(test), 4)])
+        if classes == 1:
+            prediction = (logits[:, 0] > 0).int()
+        else:
+            prediction = logits.argmax(dim=1).int()
+        prediction.numpy().astype("<i4").tofile(folder / "test_pred.i32")
+        out_size = list(prediction.shape[1:])
     (folder / "result.json").write_text(json.dumps({
         "ms_per_iter": (end - timed) * 1000 / max(done - warmup, 1),
+        "iter_ms": iter_ms,
         "train_s": end - start,
+        "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "losses": losses,
-        "out_size": list(prediction.shape[1:]),
+        "out_size": out_size,
         "params": sum(p.numel() for p in model.parameters()),
+        "layers": [
+            {"kind": layer_kind(module), "shapes": [list(t.shape) for t in layer_tensors(module)]}
+            for module in layers
+        ],
     }))
 
 

@@ -1,0 +1,178 @@
+/**
+ * Step-by-step parity with PyTorch (tools/parity.ts) on small sizes: every
+ * network starts in both frameworks from the same weights and trains on the
+ * same minibatches of the real photos; losses, weights and batch-norm
+ * statistics must stay within the tolerances. It needs Python with torch: CI
+ * installs it (`.ci/run`) and sets SEGMENT_REQUIRE_PYTORCH=1, so there the
+ * test fails when torch is missing; elsewhere it is left out with the reason.
+ * unet is left out here (its smallest input, 188, costs tens of seconds per
+ * iteration in float64); `deno task parity` checks it.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
+import { UserError } from "../lib/errors.ts";
+import { setupBackend } from "../engine/mod.ts";
+import { loadDataset } from "../lib/dataset.ts";
+import { requireImori } from "./imori.ts";
+import type { ModelName } from "../tools/networks.ts";
+import {
+  checkParity,
+  formatParity,
+  MEASURES,
+  type ParityResult,
+  run,
+  TOLERANCES,
+} from "../tools/parity.ts";
+import { findPyTorch, pytorchLayers, runPyTorch } from "../tools/pytorch.ts";
+import { transposeconvNet } from "../exercises/transposeconv.ts";
+
+const required = Deno.env.get("SEGMENT_REQUIRE_PYTORCH") === "1";
+const found = await findPyTorch().then(() => true, () => false);
+const ignore = !found && !required;
+const MODELS: ModelName[] = [
+  "bin",
+  "semaseg",
+  "nearest",
+  "transposeconv",
+  "concat",
+  "unetlike",
+  "segnet",
+];
+
+Deno.test({
+  name: "checkParity() finds every network within tolerance of PyTorch, step by step",
+  ignore,
+  async fn() {
+    await findPyTorch(); // throws the install hint when required and missing
+    await setupBackend("wasm");
+    const dir = await requireImori();
+    const size = 32;
+    const sets = {
+      binary: await loadDataset(dir, { split: "train", size, mode: "binary", flips: true }),
+      classes: await loadDataset(dir, { split: "train", size, mode: "classes", flips: true }),
+    };
+    try {
+      for (const name of MODELS) {
+        const train = sets[name === "bin" ? "binary" : "classes"];
+        const result = await checkParity(name, train, { size, batchSize: 4, iters: 5, threads: 1 });
+        assertEquals(result.losses.ours.length, 5);
+        assertEquals(result.checks.map((check) => check.iteration), [3, 5]);
+        assert(result.checks[0]!.ours.length > 0);
+        assertEquals(result.failures, [], formatParity(result));
+        assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss, name);
+      }
+    } finally {
+      tf.dispose([sets.binary.images, sets.binary.masks, sets.classes.images, sets.classes.masks]);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a tfjs transposed-conv kernel goes to PyTorch without a flip: a flipped one changes the loss",
+  ignore,
+  async fn() {
+    await setupBackend("wasm");
+    const dir = await requireImori();
+    const size = 16;
+    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    const model = transposeconvNet(size, { seed: 3 });
+    try {
+      const layers = pytorchLayers(model);
+      const flipped = layers.map((layer) => {
+        if (layer.kind !== "convT") return layer;
+        const [inC, outC, height, width] = layer.shapes[0]! as [number, number, number, number];
+        const kernel = tf.tidy(() =>
+          tf.reverse(tf.tensor4d(layer.values[0]!, [inC, outC, height, width]), [2, 3])
+        );
+        const values = [kernel.dataSync() as Float32Array, layer.values[1]!];
+        kernel.dispose();
+        return { ...layer, values };
+      });
+      const firstLoss = async (initWeights: typeof layers) =>
+        (await runPyTorch({
+          model: "transposeconv",
+          classes: 3,
+          size,
+          train,
+          iters: 1,
+          batchSize: 4,
+          lr: 0.01,
+          momentum: 0.9,
+          seed: 3,
+          threads: 1,
+          bnStats: "moving",
+          initWeights,
+          float64: true,
+        })).losses[0]!;
+      const straight = await firstLoss(layers);
+      const wrong = await firstLoss(flipped);
+      const reference = await checkParity("transposeconv", train, {
+        size,
+        batchSize: 4,
+        iters: 1,
+        seed: 3,
+        threads: 1,
+      });
+      assertEquals(reference.failures, [], formatParity(reference));
+      assert(Math.abs(straight - reference.losses.pytorch64[0]!) < 1e-5 * straight);
+      assert(
+        Math.abs(wrong - straight) > 1e-4 * straight,
+        `a flipped kernel gave loss ${wrong}, the same as ${straight}`,
+      );
+    } finally {
+      model.dispose();
+      tf.dispose([train.images, train.masks]);
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task parity prints each network and writes the results as JSON",
+  ignore,
+  async fn() {
+    const dir = await requireImori();
+    const root = await Deno.makeTempDir({ prefix: "parity_test_" });
+    try {
+      const json = `${root}/out/parity.json`;
+      const results = await run([
+        "--models",
+        "bin,nearest",
+        "--iters",
+        "4",
+        "--size",
+        "16",
+        "--batch-size",
+        "2",
+        "--data",
+        dir,
+        "--backend",
+        "wasm",
+        "--torch-threads",
+        "1",
+        "--json",
+        json,
+      ]);
+      const written = JSON.parse(await Deno.readTextFile(json)) as ParityResult[];
+      assertEquals(written, results);
+      assertEquals(written.map((result) => [result.model, result.size, result.batch]), [
+        ["bin", 16, 2],
+        ["nearest", 16, 2],
+      ]);
+      for (const result of written) {
+        assertEquals(Object.keys(result.errors.ours), [...MEASURES]);
+        assertEquals(result.losses.pytorch64.length, 4);
+        assertEquals(result.failures, [], formatParity(result));
+      }
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test("deno task parity refuses an unknown model before looking for PyTorch", async () => {
+  await assertRejects(
+    () => run(["--models", "bin,vgg"]),
+    (error: Error) => error instanceof UserError && error.message.includes('Unknown model "vgg"'),
+  );
+});

@@ -3,14 +3,17 @@
  * project sets up, against the cpu backend (the reference) on small seeded
  * random tensors: forward values and gradients with respect to every input.
  *
- * Backends: wasm with OpenBLAS (when installed) on one and on two threads,
- * wasm without, and webgpu (skipped, saying why, when no adapter exists; CI
+ * Backends: wasm with oneDNN (when installed) with and without OpenBLAS,
+ * wasm with OpenBLAS (when installed) on one and on two threads, wasm
+ * without either, and webgpu (skipped, saying why, when no adapter exists; CI
  * installs Mesa's llvmpipe).
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert } from "./assert.ts";
-import { findGpuAdapter, setupBackend } from "./backend.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { findGpuAdapter, registerWasmKernels, setupBackend } from "./backend.ts";
 import { openBlas } from "./blas.ts";
+import { openDnnl } from "./dnnl.ts";
+import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -74,6 +77,47 @@ const CASES: Case[] = [
   ),
   convCase("conv2d 3x3 valid (UNet), 4 -> 6 channels", [2, 8, 7, 4], [3, 3, 4, 6], 1, "valid"),
   convCase("conv2d 2x2 stride 2", [2, 6, 4, 5], [2, 2, 5, 3], 2, "valid"),
+  // Odd sizes with stride 2: "same" pads one more below and right than above and left.
+  convCase("conv2d 3x3 same stride 2 on odd sizes", [2, 7, 9, 5], [3, 3, 5, 6], 2, "same"),
+  convCase("conv2d 5x5 valid stride 2 on odd sizes", [3, 11, 8, 3], [5, 5, 3, 4], 2, "valid"),
+  convCase("conv2d 1x3 same, one image", [1, 5, 7, 6], [1, 3, 6, 5], 1, "same"),
+  {
+    name: "conv2d 3x3 dilation 2 (forward only: tfjs has no dilated gradient)",
+    run: () => [
+      tf.conv2d(
+        input([2, 9, 8, 3], 46) as tf.Tensor4D,
+        input([3, 3, 3, 4], 47) as tf.Tensor4D,
+        1,
+        "same",
+        "NHWC",
+        2,
+      ),
+    ],
+  },
+  {
+    name: "fused conv2d with leakyrelu, relu6 and elu (forward only: tfjs has no gradient)",
+    run: () =>
+      (["leakyrelu", "relu6", "elu"] as const).map((activation) =>
+        tf.fused.conv2d({
+          x: tf.mul(input([2, 6, 5, 4], 48), 4) as tf.Tensor4D,
+          filter: input([3, 3, 4, 5], 49) as tf.Tensor4D,
+          bias: input([5], 50),
+          strides: 1,
+          pad: "same",
+          activation,
+          leakyreluAlpha: 0.3,
+        })
+      ),
+  },
+  {
+    name: "transposed conv 3x3 stride 2 same to odd sizes, 6 -> 3 channels",
+    run: () =>
+      withGrads(
+        (x, filter) =>
+          tf.conv2dTranspose(x as tf.Tensor4D, filter as tf.Tensor4D, [2, 9, 7, 3], 2, "same"),
+        [input([2, 5, 4, 6], 51), input([3, 3, 3, 6], 52)],
+      ),
+  },
   {
     name: "fused conv2d 3x3 same + bias + relu",
     run: () =>
@@ -300,6 +344,26 @@ async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): 
   }
 }
 
+Deno.test("oneDNN runs every convolution of the cases itself, with no fallback", async () => {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") {
+    console.log(`skipped: oneDNN ${dnnl}`);
+    return;
+  }
+  await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
+  const convolutions = new DnnlConvolutions(dnnl);
+  registerWasmKernels(null, convolutions);
+  try {
+    await runCases();
+    assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
+    assertEquals(convolutions.declined, []);
+  } finally {
+    convolutions.clear();
+    dnnl.close();
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
 /**
  * Checks that the max-pool gradient sends each 2x2 window's gradient to
  * exactly one position, one that holds the window's maximum. With ties,
@@ -355,6 +419,21 @@ async function checkMaxPoolTies(): Promise<void> {
 /** The backends under test, each with the reason it is skipped, if it is. */
 const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
   [
+    ...[true, false].map((blas) => ({
+      name: `wasm with oneDNN, ${blas ? "with" : "without"} OpenBLAS`,
+      skip: () => {
+        const dnnl = openDnnl();
+        if (typeof dnnl === "string") {
+          return Promise.resolve(`oneDNN ${dnnl} (apt-get install libdnnl2)`);
+        }
+        dnnl.close();
+        return Promise.resolve(null);
+      },
+      setup: async () => {
+        const name = await setupBackend("wasm", { quiet: true, blas, dnnl: true });
+        assert(name === "wasm+onednn", `expected wasm+onednn, got ${name}`);
+      },
+    })),
     ...[1, 2].map((threads) => ({
       // One thread runs the products in cache-sized blocks of rows, more run them whole.
       name: `wasm with OpenBLAS on ${threads} thread${threads === 1 ? "" : "s"}`,
@@ -370,7 +449,7 @@ const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () =>
         const previous = Deno.env.get("SEGMENT_BLAS_THREADS");
         Deno.env.set("SEGMENT_BLAS_THREADS", String(threads));
         try {
-          const name = await setupBackend("wasm", { quiet: true, blas: true });
+          const name = await setupBackend("wasm", { quiet: true, blas: true, dnnl: false });
           assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
         } finally {
           if (previous === undefined) Deno.env.delete("SEGMENT_BLAS_THREADS");
@@ -446,29 +525,41 @@ Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every 
   tf.dispose([dy, dx, blocks]);
 });
 
-Deno.test("conv2d() on OpenBLAS stays correct when the wasm heap grows inside the kernel", async () => {
-  const blas = openBlas();
-  if (typeof blas === "string") {
-    console.log(`skipped: OpenBLAS ${blas}`);
-    return;
-  }
-  blas.close();
-  await setupBackend("wasm", { quiet: true, blas: true });
-  const heap = () => (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
-  // An input of a third of the heap: its padded copy and the output grid cannot fit.
-  const floats = Math.floor(heap().length / 3);
-  const width = 64;
-  const channels = 8;
-  const height = Math.floor(floats / (width * channels));
-  const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
-  const filter = tf.randomUniform([3, 3, channels, 4], -1, 1, "float32", 8) as tf.Tensor4D;
-  const before = heap().length;
-  const withBlas = tf.conv2d(x, filter, 1, "same");
-  assert(heap().length > before, "the heap should have grown");
-  const blasValues = await withBlas.data() as Float32Array;
-  await setupBackend("wasm", { quiet: true, blas: false });
-  const reference = tf.conv2d(x, filter, 1, "same");
-  assert(relativeError(blasValues, await reference.data() as Float32Array) < 1e-5);
-  tf.dispose([x, filter, withBlas, reference]);
-  await setupBackend("cpu", { quiet: true });
-});
+for (const library of ["OpenBLAS", "oneDNN"] as const) {
+  Deno.test(`conv2d() on ${library} stays correct when the wasm heap grows inside the kernel`, async () => {
+    const found = library === "OpenBLAS" ? openBlas() : openDnnl();
+    if (typeof found === "string") {
+      console.log(`skipped: ${library} ${found}`);
+      return;
+    }
+    found.close();
+    const options = library === "OpenBLAS" ? { blas: true, dnnl: false } : { dnnl: true };
+    await setupBackend("wasm", { quiet: true, ...options });
+    const heap = () =>
+      (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
+    // An input of a third of the heap: its padded copy and the output grid (OpenBLAS), or
+    // the output of four times its size (oneDNN), cannot fit.
+    const floats = Math.floor(heap().length / 3);
+    const width = 64;
+    const channels = 8;
+    const height = Math.floor(floats / (width * channels));
+    const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
+    const outChannels = library === "OpenBLAS" ? 4 : 32;
+    const filter = tf.randomUniform(
+      [3, 3, channels, outChannels],
+      -1,
+      1,
+      "float32",
+      8,
+    ) as tf.Tensor4D;
+    const before = heap().length;
+    const fast = tf.conv2d(x, filter, 1, "same");
+    assert(heap().length > before, "the heap should have grown");
+    const fastValues = await fast.data() as Float32Array;
+    await setupBackend("wasm", { quiet: true, blas: false });
+    const reference = tf.conv2d(x, filter, 1, "same");
+    assert(relativeError(fastValues, await reference.data() as Float32Array) < 1e-5);
+    tf.dispose([x, filter, fast, reference]);
+    await setupBackend("cpu", { quiet: true });
+  });
+}

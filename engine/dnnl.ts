@@ -263,14 +263,15 @@ export interface Dnnl {
   /**
    * A batch normalization operation descriptor.
    *
-   * @param kind `forward` (training) or `backward` (all gradients).
+   * @param kind `forward` (training: computes the statistics), `inference`
+   *   (with `DNNL.useGlobalStats`: given statistics) or `backward` (all gradients).
    * @param data The data's descriptor (and its gradient's, for `backward`).
    * @param epsilon Added to the variance.
    * @param flags `DNNL.useScale | DNNL.useShift | ...`.
    * @returns The descriptor.
    */
   batchNormDesc(
-    kind: "forward" | "backward",
+    kind: "forward" | "inference" | "backward",
     data: Uint8Array,
     epsilon: number,
     flags: number,
@@ -419,7 +420,7 @@ export function openDnnl(): Dnnl | string {
   for (const path of DNNL_PATHS) {
     let library;
     try {
-      library = Deno.dlopen(path, SYMBOLS);
+      library = withShortOpenMpSpin(() => Deno.dlopen(path, SYMBOLS));
     } catch {
       continue;
     }
@@ -431,6 +432,39 @@ export function openDnnl(): Dnnl | string {
     return wrap(library, path, version);
   }
   return "not installed";
+}
+
+/**
+ * Spin iterations of an idle OpenMP thread before it sleeps, for the OpenMP
+ * runtime oneDNN brings (GNU libgomp, which reads its settings once, when it
+ * is loaded). Its default, 300000, keeps a thread spinning for a while after
+ * each parallel region: on 2 cores shared with other busy processes, one bin
+ * convolution then took 5-13 ms instead of 1.6-2.0 ms with 0 or 1000.
+ */
+const OPENMP_SPIN_COUNT = "1000";
+
+/**
+ * Runs `load` with `GOMP_SPINCOUNT` set to {@linkcode OPENMP_SPIN_COUNT}
+ * unless the user chose an OpenMP wait policy, and restores the environment
+ * afterwards, so that processes started later (PyTorch in `bench`) keep theirs.
+ */
+function withShortOpenMpSpin<T>(load: () => T): T {
+  let set = false;
+  try {
+    if (
+      Deno.env.get("OMP_WAIT_POLICY") === undefined && Deno.env.get("GOMP_SPINCOUNT") === undefined
+    ) {
+      Deno.env.set("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT);
+      set = true;
+    }
+  } catch {
+    // No --allow-env: OpenMP keeps its defaults.
+  }
+  try {
+    return load();
+  } finally {
+    if (set) Deno.env.delete("GOMP_SPINCOUNT");
+  }
 }
 
 /** `dnnl_version()`: three ints, major first. */
@@ -547,10 +581,10 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
     },
     batchNormDesc(kind, data, epsilon, flags) {
       const op = new Uint8Array(OP_DESC_BYTES);
-      const status = kind === "forward"
+      const status = kind !== "backward"
         ? symbols.dnnl_batch_normalization_forward_desc_init(
           op,
-          DNNL.forwardTraining,
+          kind === "forward" ? DNNL.forwardTraining : DNNL.forwardInference,
           data,
           epsilon,
           flags,

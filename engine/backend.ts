@@ -32,7 +32,8 @@ import {
 import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
 import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_conv2d.ts";
-import { fusedBatchNormConfig } from "./kernels/fused_batch_norm.ts";
+import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
+import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -342,7 +343,7 @@ async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
   const dnnl = useDnnl ? sharedDnnl() : "switched off";
   registerWasmKernels(
     typeof blas === "string" ? null : blas,
-    typeof dnnl === "string" ? null : dnnl.convolutions,
+    typeof dnnl === "string" ? null : dnnl,
   );
   if (typeof blas !== "string") {
     const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"), navigator.hardwareConcurrency);
@@ -377,18 +378,32 @@ async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
 }
 
 /** oneDNN and its compiled primitives, kept for the process once opened. */
-let openedDnnl: { library: Dnnl; convolutions: DnnlConvolutions } | null = null;
+let openedDnnl: DnnlKernels | null = null;
+
+/** oneDNN and the primitive caches of the kernels on it. */
+export interface DnnlKernels {
+  /** The library. */
+  library: Dnnl;
+  /** Convolutions, per shape. */
+  convolutions: DnnlConvolutions;
+  /** Batch normalization, per shape. */
+  batchNorm: DnnlBatchNorm;
+}
 
 /**
  * oneDNN with its convolutions, opened on first use and then shared by every
  * setup (compiling its primitives for each shape takes milliseconds), or the
  * reason it cannot be used.
  */
-function sharedDnnl(): { library: Dnnl; convolutions: DnnlConvolutions } | string {
+function sharedDnnl(): DnnlKernels | string {
   const dnnl = openDnnl();
   if (typeof dnnl === "string") return dnnl;
   if (openedDnnl === null) {
-    openedDnnl = { library: dnnl, convolutions: new DnnlConvolutions(dnnl) };
+    openedDnnl = {
+      library: dnnl,
+      convolutions: new DnnlConvolutions(dnnl),
+      batchNorm: new DnnlBatchNorm(dnnl),
+    };
   } else {
     dnnl.close();
   }
@@ -430,12 +445,12 @@ function requireKernel(name: string): KernelConfig {
  * over leading axes; `Identity` and
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
- * With oneDNN, the four convolution kernels run on it, and fall back to the
+ * With oneDNN, the four convolution kernels and `FusedBatchNorm` run on it, and fall back to the
  * others for what it does not run. Registering again replaces them (so a
  * test can switch OpenBLAS and oneDNN off and on).
  *
  * @param blas OpenBLAS, or `null` for the pure wasm kernels.
- * @param dnnl oneDNN's convolutions, or `null` for none.
+ * @param dnnl oneDNN's kernels, or `null` for none.
  *
  * @example
  * ```ts
@@ -448,7 +463,7 @@ function requireKernel(name: string): KernelConfig {
  */
 export function registerWasmKernels(
   blas: Blas | null,
-  dnnl: DnnlConvolutions | null = null,
+  dnnl: Pick<DnnlKernels, "convolutions" | "batchNorm"> | null = null,
 ): void {
   const parts: WasmConvParts = {
     conv2d: requireKernel("Conv2D"),
@@ -462,7 +477,7 @@ export function registerWasmKernels(
   const filterGrad = conv2dBackpropFilterConfig(blas, parts);
   replaceKernel(
     "Conv2DBackpropFilter",
-    dnnl === null ? filterGrad : conv2dBackpropFilterDnnlConfig(dnnl, filterGrad),
+    dnnl === null ? filterGrad : conv2dBackpropFilterDnnlConfig(dnnl.convolutions, filterGrad),
   );
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
   replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
@@ -471,7 +486,11 @@ export function registerWasmKernels(
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));
   replaceKernel("Tile", tileConfig(requireKernel("Tile")));
-  replaceKernel("FusedBatchNorm", fusedBatchNormConfig(requireKernel("FusedBatchNorm"), blas));
+  const batchNorm = fusedBatchNormConfig(requireKernel("FusedBatchNorm"), blas);
+  replaceKernel(
+    "FusedBatchNorm",
+    dnnl === null ? batchNorm : fusedBatchNormDnnlConfig(dnnl.batchNorm, batchNorm),
+  );
   const inputGrad = conv2dBackpropInputConfig(blas, parts, backpropInput);
   const forward = blas === null ? conv2d : conv2dBlasConfig(blas, conv2d);
   const fusedForward = blas === null ? fusedConv2d : fusedConv2dBlasConfig(blas, fusedConv2d);
@@ -480,8 +499,9 @@ export function registerWasmKernels(
     replaceKernel("Conv2D", forward);
     replaceKernel("FusedConv2D", fusedForward);
   } else {
-    replaceKernel("Conv2DBackpropInput", conv2dBackpropInputDnnlConfig(dnnl, inputGrad));
-    replaceKernel("Conv2D", conv2dDnnlConfig(dnnl, forward));
-    replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(dnnl, fusedForward));
+    const convolutions = dnnl.convolutions;
+    replaceKernel("Conv2DBackpropInput", conv2dBackpropInputDnnlConfig(convolutions, inputGrad));
+    replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
+    replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
   }
 }

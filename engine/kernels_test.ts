@@ -14,6 +14,7 @@ import { findGpuAdapter, registerWasmKernels, setupBackend } from "./backend.ts"
 import { openBlas } from "./blas.ts";
 import { openDnnl } from "./dnnl.ts";
 import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
+import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -344,7 +345,7 @@ async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): 
   }
 }
 
-Deno.test("oneDNN runs every convolution of the cases itself, with no fallback", async () => {
+Deno.test("oneDNN runs every convolution and batch norm of the cases itself, with no fallback", async () => {
   const dnnl = openDnnl();
   if (typeof dnnl === "string") {
     console.log(`skipped: oneDNN ${dnnl}`);
@@ -352,13 +353,17 @@ Deno.test("oneDNN runs every convolution of the cases itself, with no fallback",
   }
   await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
   const convolutions = new DnnlConvolutions(dnnl);
-  registerWasmKernels(null, convolutions);
+  const batchNorm = new DnnlBatchNorm(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
     assertEquals(convolutions.declined, []);
+    assert(batchNorm.size >= 2, `only ${batchNorm.size} batch norm shapes ran`);
+    assertEquals(batchNorm.declined, []);
   } finally {
     convolutions.clear();
+    batchNorm.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }

@@ -34,6 +34,7 @@ import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
 import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_conv2d.ts";
 import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -388,6 +389,8 @@ export interface DnnlKernels {
   convolutions: DnnlConvolutions;
   /** Batch normalization, per shape. */
   batchNorm: DnnlBatchNorm;
+  /** Element-wise binary operations, per shape. */
+  binary: DnnlBinary;
 }
 
 /**
@@ -403,6 +406,7 @@ function sharedDnnl(): DnnlKernels | string {
       library: dnnl,
       convolutions: new DnnlConvolutions(dnnl),
       batchNorm: new DnnlBatchNorm(dnnl),
+      binary: new DnnlBinary(dnnl),
     };
   } else {
     dnnl.close();
@@ -445,7 +449,8 @@ function requireKernel(name: string): KernelConfig {
  * over leading axes; `Identity` and
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
- * With oneDNN, the four convolution kernels and `FusedBatchNorm` run on it, and fall back to the
+ * With oneDNN, the four convolution kernels, `FusedBatchNorm` and large
+ * `GreaterEqual`s run on it, and fall back to the
  * others for what it does not run. Registering again replaces them (so a
  * test can switch OpenBLAS and oneDNN off and on).
  *
@@ -463,7 +468,7 @@ function requireKernel(name: string): KernelConfig {
  */
 export function registerWasmKernels(
   blas: Blas | null,
-  dnnl: Pick<DnnlKernels, "convolutions" | "batchNorm"> | null = null,
+  dnnl: Omit<DnnlKernels, "library"> | null = null,
 ): void {
   const parts: WasmConvParts = {
     conv2d: requireKernel("Conv2D"),
@@ -503,5 +508,9 @@ export function registerWasmKernels(
     replaceKernel("Conv2DBackpropInput", conv2dBackpropInputDnnlConfig(convolutions, inputGrad));
     replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
     replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
+  }
+  for (const kernel of DNNL_BINARY_KERNELS) {
+    const own = requireKernel(kernel.name);
+    replaceKernel(kernel.name, dnnl === null ? own : binaryDnnlConfig(kernel, dnnl.binary, own));
   }
 }

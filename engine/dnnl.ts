@@ -36,6 +36,12 @@ const MAX_DIMS = 12;
 /** Values of oneDNN 2.x enums used here (from its headers). */
 export const DNNL = {
   f32: 3,
+  u8: 6,
+  binaryAdd: 131056,
+  binaryMul: 131057,
+  binarySub: 131061,
+  binaryGe: 131062,
+  argSrc1: 2,
   formatAny: 1,
   /** Plain layouts by letter order of the logical dims: `a` is 1-D, `abcd` is NCHW/OIHW. */
   a: 2,
@@ -89,6 +95,14 @@ const SYMBOLS = {
   dnnl_engine_destroy: { parameters: ["pointer"], result: "i32" },
   dnnl_memory_desc_init_by_tag: {
     parameters: ["buffer", "i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  dnnl_memory_desc_init_by_strides: {
+    parameters: ["buffer", "i32", "buffer", "i32", "buffer"],
+    result: "i32",
+  },
+  dnnl_binary_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
     result: "i32",
   },
   dnnl_memory_desc_equal: { parameters: ["pointer", "pointer"], result: "i32" },
@@ -231,6 +245,25 @@ export interface Dnnl {
    * @returns The descriptor.
    */
   memoryDesc(dims: readonly number[], tag: number): Uint8Array;
+  /**
+   * A row-major memory descriptor of any rank (dims of 1 broadcast in a binary operation).
+   *
+   * @param dims The dims, outermost first.
+   * @param dataType `DNNL.f32` or `DNNL.u8`.
+   * @returns The descriptor.
+   */
+  plainDesc(dims: readonly number[], dataType: number): Uint8Array;
+  /**
+   * An element-wise binary operation descriptor: `dst = src0 op src1`, with
+   * `src1` broadcast along its dims of 1.
+   *
+   * @param algorithm `DNNL.binaryAdd`, `DNNL.binaryMul`, ...
+   * @param src0 The first operand's descriptor (the output's shape).
+   * @param src1 The second operand's descriptor.
+   * @param dst The output's descriptor.
+   * @returns The descriptor.
+   */
+  binaryDesc(algorithm: number, src0: Uint8Array, src1: Uint8Array, dst: Uint8Array): Uint8Array;
   /**
    * Whether two memory descriptors describe the same layout.
    *
@@ -522,6 +555,31 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         "memory_desc_init_by_tag",
       );
       return desc;
+    },
+    plainDesc(shape, dataType) {
+      const desc = new Uint8Array(MEMORY_DESC_BYTES);
+      const strides: number[] = [];
+      let stride = 1;
+      for (let axis = shape.length - 1; axis >= 0; axis--) {
+        strides[axis] = stride;
+        stride *= shape[axis]!;
+      }
+      check(
+        symbols.dnnl_memory_desc_init_by_strides(
+          desc,
+          shape.length,
+          dims(shape),
+          dataType,
+          dims(strides),
+        ),
+        "memory_desc_init_by_strides",
+      );
+      return desc;
+    },
+    binaryDesc(algorithm, src0, src1, dst) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      check(symbols.dnnl_binary_desc_init(op, algorithm, src0, src1, dst), "binary_desc_init");
+      return op;
     },
     descEqual(a, b) {
       return symbols.dnnl_memory_desc_equal(asPointer(a), asPointer(b)) === 1;

@@ -15,6 +15,7 @@ import { openBlas } from "./blas.ts";
 import { openDnnl } from "./dnnl.ts";
 import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -282,6 +283,18 @@ const CASES: Case[] = [
       ),
   },
   {
+    name: "greaterEqual of 64x64x8 tensors (oneDNN's size), with ties, cast to float",
+    run: () => {
+      const a = tf.round(tf.mul(input([2, 64, 64, 8], 53), 2));
+      const b = tf.round(tf.mul(input([2, 64, 64, 8], 54), 2));
+      return [
+        tf.cast(tf.greaterEqual(a, b), "float32"),
+        tf.cast(tf.greaterEqual(a, tf.scalar(0)), "float32"),
+        tf.cast(tf.greaterEqual(a, input([8], 55)), "float32"),
+      ];
+    },
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {
@@ -345,7 +358,7 @@ async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): 
   }
 }
 
-Deno.test("oneDNN runs every convolution and batch norm of the cases itself, with no fallback", async () => {
+Deno.test("oneDNN runs every convolution, batch norm and large comparison of the cases itself, with no fallback", async () => {
   const dnnl = openDnnl();
   if (typeof dnnl === "string") {
     console.log(`skipped: oneDNN ${dnnl}`);
@@ -354,16 +367,20 @@ Deno.test("oneDNN runs every convolution and batch norm of the cases itself, wit
   await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
   const convolutions = new DnnlConvolutions(dnnl);
   const batchNorm = new DnnlBatchNorm(dnnl);
-  registerWasmKernels(null, { convolutions, batchNorm });
+  const binary = new DnnlBinary(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm, binary });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
     assertEquals(convolutions.declined, []);
     assert(batchNorm.size >= 2, `only ${batchNorm.size} batch norm shapes ran`);
     assertEquals(batchNorm.declined, []);
+    assert(binary.size >= 3, `only ${binary.size} comparison shapes ran`);
+    assertEquals(binary.declined, []);
   } finally {
     convolutions.clear();
     batchNorm.clear();
+    binary.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }

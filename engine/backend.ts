@@ -35,6 +35,7 @@ import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_co
 import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
+import { blockSumDnnlConfig, DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -391,6 +392,8 @@ export interface DnnlKernels {
   batchNorm: DnnlBatchNorm;
   /** Element-wise binary operations, per shape. */
   binary: DnnlBinary;
+  /** Sums of blocks (the gradient of SegNet's unpooling), per shape. */
+  blockSum: DnnlBlockSum;
 }
 
 /**
@@ -407,6 +410,7 @@ function sharedDnnl(): DnnlKernels | string {
       convolutions: new DnnlConvolutions(dnnl),
       batchNorm: new DnnlBatchNorm(dnnl),
       binary: new DnnlBinary(dnnl),
+      blockSum: new DnnlBlockSum(dnnl),
     };
   } else {
     dnnl.close();
@@ -449,8 +453,9 @@ function requireKernel(name: string): KernelConfig {
  * over leading axes; `Identity` and
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
- * With oneDNN, the four convolution kernels, `FusedBatchNorm` and large
- * `GreaterEqual`s run on it, and fall back to the
+ * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
+ * `GreaterEqual`s and block sums (`Sum` over axes 2 and 4 of 6-D tensors) run
+ * on it, and fall back to the
  * others for what it does not run. Registering again replaces them (so a
  * test can switch OpenBLAS and oneDNN off and on).
  *
@@ -486,7 +491,8 @@ export function registerWasmKernels(
   );
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
   replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
-  replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum"), blas));
+  const sum = leadingReductionConfig("Sum", requireKernel("Sum"), blas);
+  replaceKernel("Sum", dnnl === null ? sum : blockSumDnnlConfig(dnnl.blockSum, sum));
   replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));

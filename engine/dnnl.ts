@@ -41,6 +41,7 @@ export const DNNL = {
   binaryMul: 131057,
   binarySub: 131061,
   binaryGe: 131062,
+  reductionSum: 196596,
   argSrc1: 2,
   formatAny: 1,
   /** Plain layouts by letter order of the logical dims: `a` is 1-D, `abcd` is NCHW/OIHW. */
@@ -58,6 +59,8 @@ export const DNNL = {
   eltwiseLogistic: 175,
   eltwiseClip: 255,
   poolingMax: 511,
+  poolingAvg: 767,
+  eltwiseLinear: 127,
   useGlobalStats: 1,
   useScale: 8,
   useShift: 16,
@@ -103,6 +106,24 @@ const SYMBOLS = {
   },
   dnnl_binary_desc_init: {
     parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  dnnl_pooling_forward_desc_init: {
+    parameters: [
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_reduction_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "f32"],
     result: "i32",
   },
   dnnl_memory_desc_equal: { parameters: ["pointer", "pointer"], result: "i32" },
@@ -264,6 +285,30 @@ export interface Dnnl {
    * @returns The descriptor.
    */
   binaryDesc(algorithm: number, src0: Uint8Array, src1: Uint8Array, dst: Uint8Array): Uint8Array;
+  /**
+   * A 2-D pooling (inference) operation descriptor without padding.
+   *
+   * @param algorithm `DNNL.poolingMax` or `DNNL.poolingAvg`.
+   * @param src The input's descriptor.
+   * @param dst The output's descriptor.
+   * @param kernel Window `[height, width]`, also the stride.
+   * @returns The descriptor.
+   */
+  poolingDesc(
+    algorithm: number,
+    src: Uint8Array,
+    dst: Uint8Array,
+    kernel: readonly [number, number],
+  ): Uint8Array;
+  /**
+   * A reduction operation descriptor: `dst` sums `src` over the dims where `dst` has 1.
+   *
+   * @param algorithm `DNNL.reductionSum`.
+   * @param src The input's descriptor.
+   * @param dst The output's descriptor.
+   * @returns The descriptor.
+   */
+  reductionDesc(algorithm: number, src: Uint8Array, dst: Uint8Array): Uint8Array;
   /**
    * Whether two memory descriptors describe the same layout.
    *
@@ -579,6 +624,29 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
     binaryDesc(algorithm, src0, src1, dst) {
       const op = new Uint8Array(OP_DESC_BYTES);
       check(symbols.dnnl_binary_desc_init(op, algorithm, src0, src1, dst), "binary_desc_init");
+      return op;
+    },
+    poolingDesc(algorithm, src, dst, kernel) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      check(
+        symbols.dnnl_pooling_forward_desc_init(
+          op,
+          DNNL.forwardInference,
+          algorithm,
+          src,
+          dst,
+          dims(kernel),
+          dims(kernel),
+          dims([0, 0]),
+          dims([0, 0]),
+        ),
+        "pooling_forward_desc_init",
+      );
+      return op;
+    },
+    reductionDesc(algorithm, src, dst) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      check(symbols.dnnl_reduction_desc_init(op, algorithm, src, dst, 0, 0), "reduction_desc_init");
       return op;
     },
     descEqual(a, b) {

@@ -16,6 +16,7 @@ import { openDnnl } from "./dnnl.ts";
 import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
+import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -295,6 +296,14 @@ const CASES: Case[] = [
     },
   },
   {
+    name: "unpooling by a broadcast multiply [b, h, 1, w, 1, c] * [b, h, 2, w, 2, c] (block sums)",
+    run: () =>
+      withGrads(
+        (values, windows) => tf.mul(values!, windows!),
+        [input([2, 16, 1, 9, 1, 64], 56), input([2, 16, 2, 9, 2, 64], 57)],
+      ),
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {
@@ -368,7 +377,8 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
   const convolutions = new DnnlConvolutions(dnnl);
   const batchNorm = new DnnlBatchNorm(dnnl);
   const binary = new DnnlBinary(dnnl);
-  registerWasmKernels(null, { convolutions, batchNorm, binary });
+  const blockSum = new DnnlBlockSum(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
@@ -377,10 +387,13 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     assertEquals(batchNorm.declined, []);
     assert(binary.size >= 3, `only ${binary.size} comparison shapes ran`);
     assertEquals(binary.declined, []);
+    assert(blockSum.size >= 1, "no block sum ran");
+    assertEquals(blockSum.declined, []);
   } finally {
     convolutions.clear();
     batchNorm.clear();
     binary.clear();
+    blockSum.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }

@@ -34,6 +34,14 @@ import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
 import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_conv2d.ts";
 import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  batchNormTrainingConfig,
+  batchNormTrainingGrad,
+  batchNormTrainingGradConfig,
+  useFusedTrainingBatchNorm,
+} from "./kernels/batch_norm_training.ts";
 import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { blockSumDnnlConfig, DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
@@ -124,6 +132,8 @@ export async function setupBackend(
   }
   tf.registerGradient(fusedBatchNormGradConfig);
   tf.registerGradient(meanGradConfig);
+  tf.registerGradient(batchNormTrainingGrad);
+  useFusedTrainingBatchNorm();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
@@ -455,7 +465,8 @@ function requireKernel(name: string): KernelConfig {
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s and block sums (`Sum` over axes 2 and 4 of 6-D tensors) run
- * on it, and fall back to the
+ * on it, and the training batch norm of batch-norm layers becomes one kernel
+ * on it with one gradient; the kernels fall back to the
  * others for what it does not run. Registering again replaces them (so a
  * test can switch OpenBLAS and oneDNN off and on).
  *
@@ -514,6 +525,14 @@ export function registerWasmKernels(
     replaceKernel("Conv2DBackpropInput", conv2dBackpropInputDnnlConfig(convolutions, inputGrad));
     replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
     replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
+  }
+  for (const name of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD]) {
+    if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
+  }
+  if (dnnl !== null) {
+    // Training batch-norm layers take these (kernels/batch_norm_training.ts).
+    tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
+    tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
   }
   for (const kernel of DNNL_BINARY_KERNELS) {
     const own = requireKernel(kernel.name);

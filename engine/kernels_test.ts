@@ -243,6 +243,34 @@ const CASES: Case[] = [
         ],
       ),
   },
+  ...[[2, 5, 4, 6], [37, 5]].map((shape, index) => ({
+    name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
+    run: () => {
+      const channels = shape[shape.length - 1]!;
+      const seed = 60 + 10 * index;
+      const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3 });
+      const x = tf.add(input(shape, seed), 0.3);
+      const weights = input(shape, seed + 1);
+      const loss = (value: tf.Tensor) =>
+        tf.sum(tf.mul(layer.apply(value, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
+      loss(x); // builds the layer
+      layer.setWeights([
+        input([channels], seed + 2),
+        input([channels], seed + 3),
+        input([channels], seed + 4),
+        tf.add(tf.abs(input([channels], seed + 5)), 0.5),
+      ]);
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const variables = layer.trainableWeights.map((weight) => weight.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => loss(x), variables);
+      const dx = tf.grad(loss)(x);
+      // Three updates of the moving averages so far; copied before the layer is disposed.
+      const moving = layer.getWeights().slice(2).map((weight) => tf.mul(weight, 1));
+      const outputs = [y, dx, ...variables.map((variable) => grads[variable.name]!), ...moving];
+      layer.dispose();
+      return outputs;
+    },
+  })),
   {
     name: "sum over all axes but channels, and mean",
     run: () =>
@@ -383,7 +411,8 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
     assertEquals(convolutions.declined, []);
-    assert(batchNorm.size >= 2, `only ${batchNorm.size} batch norm shapes ran`);
+    // 2 shapes with given statistics, 2 layers in training mode and their 2 gradients.
+    assert(batchNorm.size >= 6, `only ${batchNorm.size} batch norm shapes ran`);
     assertEquals(batchNorm.declined, []);
     assert(binary.size >= 3, `only ${binary.size} comparison shapes ran`);
     assertEquals(binary.declined, []);

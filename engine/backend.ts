@@ -44,6 +44,11 @@ import {
 } from "./kernels/batch_norm_training.ts";
 import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { blockSumDnnlConfig, DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
+import {
+  concatDnnlConfig,
+  DnnlStridedCopy,
+  splitVDnnlConfig,
+} from "./kernels/channel_copy_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -404,6 +409,8 @@ export interface DnnlKernels {
   binary: DnnlBinary;
   /** Sums of blocks (the gradient of SegNet's unpooling), per shape. */
   blockSum: DnnlBlockSum;
+  /** Strided copies (concatenation and split along channels), per shape. */
+  copies: DnnlStridedCopy;
 }
 
 /**
@@ -421,6 +428,7 @@ function sharedDnnl(): DnnlKernels | string {
       batchNorm: new DnnlBatchNorm(dnnl),
       binary: new DnnlBinary(dnnl),
       blockSum: new DnnlBlockSum(dnnl),
+      copies: new DnnlStridedCopy(dnnl),
     };
   } else {
     dnnl.close();
@@ -464,8 +472,8 @@ function requireKernel(name: string): KernelConfig {
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
- * `GreaterEqual`s and block sums (`Sum` over axes 2 and 4 of 6-D tensors) run
- * on it, and the training batch norm of batch-norm layers becomes one kernel
+ * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
+ * `Concat` and `SplitV` along channels run on it, and the training batch norm of batch-norm layers becomes one kernel
  * on it with one gradient; the kernels fall back to the
  * others for what it does not run. Registering again replaces them (so a
  * test can switch OpenBLAS and oneDNN off and on).
@@ -534,6 +542,10 @@ export function registerWasmKernels(
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
   }
+  const concat = requireKernel("Concat");
+  const splitV = requireKernel("SplitV");
+  replaceKernel("Concat", dnnl === null ? concat : concatDnnlConfig(dnnl.copies, concat));
+  replaceKernel("SplitV", dnnl === null ? splitV : splitVDnnlConfig(dnnl.copies, splitV));
   for (const kernel of DNNL_BINARY_KERNELS) {
     const own = requireKernel(kernel.name);
     replaceKernel(kernel.name, dnnl === null ? own : binaryDnnlConfig(kernel, dnnl.binary, own));

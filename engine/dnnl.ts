@@ -286,6 +286,15 @@ export interface Dnnl {
    */
   binaryDesc(algorithm: number, src0: Uint8Array, src1: Uint8Array, dst: Uint8Array): Uint8Array;
   /**
+   * A memory descriptor of floats with the given strides (in elements), e.g.
+   * some columns of a row-major matrix.
+   *
+   * @param dims The dims, outermost first.
+   * @param strides The stride of each dim, in elements.
+   * @returns The descriptor.
+   */
+  stridedDesc(dims: readonly number[], strides: readonly number[]): Uint8Array;
+  /**
    * A 2-D pooling (inference) operation descriptor without padding.
    *
    * @param algorithm `DNNL.poolingMax` or `DNNL.poolingAvg`.
@@ -615,6 +624,20 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
           shape.length,
           dims(shape),
           dataType,
+          dims(strides),
+        ),
+        "memory_desc_init_by_strides",
+      );
+      return desc;
+    },
+    stridedDesc(shape, strides) {
+      const desc = new Uint8Array(MEMORY_DESC_BYTES);
+      check(
+        symbols.dnnl_memory_desc_init_by_strides(
+          desc,
+          shape.length,
+          dims(shape),
+          DNNL.f32,
           dims(strides),
         ),
         "memory_desc_init_by_strides",

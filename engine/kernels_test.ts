@@ -17,6 +17,7 @@ import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
+import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -332,6 +333,18 @@ const CASES: Case[] = [
       ),
   },
   {
+    name: "concat and split along channels of 32x32 images (oneDNN's size)",
+    run: () =>
+      withGrads(
+        (a, b) => {
+          const joined = tf.concat([a!, b!], 3); // [2, 32, 32, 24]
+          const [left, right] = tf.split(tf.mul(joined, joined), [5, 19], 3);
+          return tf.concat([right!, tf.mul(left!, 3)], -1);
+        },
+        [input([2, 32, 32, 16], 80), input([2, 32, 32, 8], 81)],
+      ),
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {
@@ -406,7 +419,8 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
   const batchNorm = new DnnlBatchNorm(dnnl);
   const binary = new DnnlBinary(dnnl);
   const blockSum = new DnnlBlockSum(dnnl);
-  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum });
+  const copies = new DnnlStridedCopy(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum, copies });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
@@ -418,11 +432,14 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     assertEquals(binary.declined, []);
     assert(blockSum.size >= 1, "no block sum ran");
     assertEquals(blockSum.declined, []);
+    assert(copies.size >= 2, "no concatenation or split along channels ran");
+    assertEquals(copies.declined, []);
   } finally {
     convolutions.clear();
     batchNorm.clear();
     binary.clear();
     blockSum.clear();
+    copies.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }

@@ -363,7 +363,13 @@ async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
     typeof dnnl === "string" ? null : dnnl,
   );
   if (typeof blas !== "string") {
-    const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"), navigator.hardwareConcurrency);
+    const asked = envValue("SEGMENT_BLAS_THREADS");
+    // With oneDNN, OpenBLAS keeps only reductions and fallbacks, on one thread unless asked:
+    // its idle threads busy-wait, and beside oneDNN's OpenMP threads on 2 cores a bin step
+    // took 188 ms (250 ms of CPU) instead of 61-68 ms (55 ms of CPU).
+    const threads = typeof dnnl !== "string" && asked === undefined
+      ? 1
+      : blasThreads(asked, navigator.hardwareConcurrency);
     blas.setThreads(threads);
   }
   const blasNote = typeof blas === "string"
@@ -381,7 +387,7 @@ async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
     return {
       ok: true,
       label: "wasm+onednn",
-      note: `(oneDNN ${dnnl.library.version} for convolutions; ${blasNote})`,
+      note: `(oneDNN ${dnnl.library.version} for convolutions and batch norm; ${blasNote})`,
     };
   }
   const dnnlHint = dnnl === "not installed" && typeof blas !== "string"
@@ -473,10 +479,10 @@ function requireKernel(name: string): KernelConfig {
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
- * `Concat` and `SplitV` along channels run on it, and the training batch norm of batch-norm layers becomes one kernel
- * on it with one gradient; the kernels fall back to the
- * others for what it does not run. Registering again replaces them (so a
- * test can switch OpenBLAS and oneDNN off and on).
+ * `Concat` and `SplitV` along channels run on it, and a batch-norm layer in
+ * training becomes one kernel on it with one gradient; each kernel falls
+ * back to the others for what oneDNN does not run. Registering again
+ * replaces them (so a test can switch OpenBLAS and oneDNN off and on).
  *
  * @param blas OpenBLAS, or `null` for the pure wasm kernels.
  * @param dnnl oneDNN's kernels, or `null` for none.

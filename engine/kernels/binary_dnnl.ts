@@ -140,6 +140,16 @@ export class DnnlBinary {
     offsets: { a: number; b: number; out: number },
     boolOut: boolean,
   ): boolean {
+    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, algorithm, dims, offsets, boolOut));
+  }
+
+  #runNow(
+    wasm: WasmBackend,
+    algorithm: number,
+    dims: [number[], number[]],
+    offsets: { a: number; b: number; out: number },
+    boolOut: boolean,
+  ): boolean {
     const key = `${algorithm} ${dims[0]} ${dims[1]} ${boolOut}`;
     let entry = this.#entries.get(key);
     if (entry === undefined) {

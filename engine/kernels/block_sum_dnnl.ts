@@ -78,6 +78,14 @@ export class DnnlBlockSum {
     shape: readonly number[],
     offsets: { x: number; out: number },
   ): boolean {
+    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, shape, offsets));
+  }
+
+  #runNow(
+    wasm: WasmBackend,
+    shape: readonly number[],
+    offsets: { x: number; out: number },
+  ): boolean {
     const key = shape.join(",");
     let entry = this.#entries.get(key);
     if (entry === undefined) {

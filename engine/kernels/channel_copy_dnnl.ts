@@ -87,6 +87,16 @@ export class DnnlStridedCopy {
     from: { offset: number; stride: number },
     to: { offset: number; stride: number },
   ): boolean {
+    return this.#dnnl.singleThreaded(() => this.#copyNow(wasm, rows, columns, from, to));
+  }
+
+  #copyNow(
+    wasm: WasmBackend,
+    rows: number,
+    columns: number,
+    from: { offset: number; stride: number },
+    to: { offset: number; stride: number },
+  ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
     let entry = this.#entries.get(key);
     if (entry === undefined) {

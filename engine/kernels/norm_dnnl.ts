@@ -1,7 +1,7 @@
 /**
  * Batch normalization on oneDNN over the wasm backend's heap, channels last,
- * on one thread from a quarter megabyte (see {@linkcode Dnnl.singleThreaded}:
- * its barriers spin), with one compiled primitive per shape:
+ * on one thread (see {@linkcode Dnnl.singleThreaded}: its barriers spin),
+ * with one compiled primitive per shape:
  *
  * - `inference`: with given statistics (the forward `FusedBatchNorm` kernel),
  *   `y = (x - mean) / sqrt(variance + epsilon) * scale + offset`;
@@ -61,9 +61,6 @@ interface Entry {
   memories: Record<string, Handle>;
   descs: Handle[];
 }
-
-/** Elements from which batch norm runs on one thread ({@linkcode Dnnl.singleThreaded}). */
-const SINGLE_THREAD_MIN_ELEMENTS = 65536;
 
 /** Shapes kept before the cache starts over. */
 const MAX_ENTRIES = 256;
@@ -205,12 +202,6 @@ export class DnnlBatchNorm {
     epsilon: number,
     offsets: Record<string, number>,
   ): boolean {
-    // Tensors below a quarter megabyte keep oneDNN's threads: there is little to wait for,
-    // and unetlike's 1x1 bottleneck (4 rows) then rounds as the cpu backend's reference
-    // within the network test's tolerance (on one thread it was just outside, 1.02e-2).
-    if (rows * channels < SINGLE_THREAD_MIN_ELEMENTS) {
-      return this.#runNow(wasm, mode, rows, channels, epsilon, offsets);
-    }
     return this.#dnnl.singleThreaded(() =>
       this.#runNow(wasm, mode, rows, channels, epsilon, offsets)
     );

@@ -291,10 +291,7 @@ export class DnnlConvolutions {
     geometry: DnnlConvGeometry,
     offsets: { x: number; dy: number; dw: number },
   ): boolean {
-    // On one thread: its threads reduce their partial sums at spinning barriers. Bin's
-    // layer on 2 cores that other processes also used took 3.8-4.0 ms on two threads,
-    // 1.2 ms on one (and on idle cores 0.84 ms on two).
-    return this.#dnnl.singleThreaded(() => {
+    const run = () => {
       const entry = this.#entry(
         `w ${shapeKey(geometry)}`,
         () => this.#buildBackwardWeights(geometry),
@@ -302,7 +299,12 @@ export class DnnlConvolutions {
       if (entry === null) return false;
       this.#run(wasm, entry, { x: offsets.x, dy: offsets.dy }, offsets.dw, "out");
       return true;
-    });
+    };
+    // Small ones on one thread: the threads reduce their partial sums at spinning
+    // barriers. Bin's layer (1.5e8 multiply-adds) on 2 cores that other processes also
+    // used took 3.8-4.0 ms on two threads, 1.2 ms on one (on idle cores 0.84 ms on two).
+    // SegNet's layers, up to 16x larger, keep both threads.
+    return multiplyAdds(geometry) < 2 ** 28 ? this.#dnnl.singleThreaded(run) : run();
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
@@ -542,6 +544,12 @@ export class DnnlConvolutions {
     ]);
     return { desc: pd, primitive, args, data, weights, owned };
   }
+}
+
+/** Multiply-adds of one direction of a convolution. */
+function multiplyAdds(g: DnnlConvGeometry): number {
+  return g.batch * g.outHeight * g.outWidth * g.outChannels * g.inChannels * g.filterHeight *
+    g.filterWidth;
 }
 
 function shapeKey(g: DnnlConvGeometry): string {

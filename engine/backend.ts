@@ -5,8 +5,9 @@
  * 1. `tensorflow`: the native TensorFlow library of `@tensorflow/tfjs-node-gpu`,
  *    then `@tensorflow/tfjs-node`, when the project's import map has one;
  * 2. `webgpu` on a real GPU (a software adapter such as llvmpipe is skipped);
- * 3. `wasm`, with this project's training kernels, on OpenBLAS when it is
- *    installed (`wasm+openblas`);
+ * 3. `wasm`, with this project's training kernels: convolutions on oneDNN
+ *    when it is installed (`wasm+onednn`), the rest on OpenBLAS when it is
+ *    (`wasm+openblas` without oneDNN);
  * 4. `cpu`, plain JavaScript (slow; for checking results).
  *
  * @module
@@ -16,16 +17,38 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 import { type Blas, blasThreads, openBlas } from "./blas.ts";
 import { BackendError } from "./errors.ts";
-import { conv2dBlasConfig } from "./kernels/conv2d.ts";
+import { type Dnnl, openDnnl } from "./dnnl.ts";
+import { conv2dBlasConfig, conv2dDnnlConfig } from "./kernels/conv2d.ts";
 import {
   conv2dBackpropFilterConfig,
+  conv2dBackpropFilterDnnlConfig,
   type WasmConvParts,
 } from "./kernels/conv2d_backprop_filter.ts";
 import { conv2dBackpropFilterCpuConfig } from "./kernels/conv2d_backprop_filter_cpu.ts";
-import { conv2dBackpropInputConfig } from "./kernels/conv2d_backprop_input.ts";
+import {
+  conv2dBackpropInputConfig,
+  conv2dBackpropInputDnnlConfig,
+} from "./kernels/conv2d_backprop_input.ts";
+import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
-import { fusedConv2dBlasConfig } from "./kernels/fused_conv2d.ts";
-import { fusedBatchNormConfig } from "./kernels/fused_batch_norm.ts";
+import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_conv2d.ts";
+import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
+import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import {
+  BATCH_NORM_TRAINING,
+  BATCH_NORM_TRAINING_GRAD,
+  batchNormTrainingConfig,
+  batchNormTrainingGrad,
+  batchNormTrainingGradConfig,
+  useFusedTrainingBatchNorm,
+} from "./kernels/batch_norm_training.ts";
+import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
+import { blockSumDnnlConfig, DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
+import {
+  concatDnnlConfig,
+  DnnlStridedCopy,
+  splitVDnnlConfig,
+} from "./kernels/channel_copy_dnnl.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -64,6 +87,12 @@ export interface SetupBackendOptions {
    * @default true
    */
   blas?: boolean;
+  /**
+   * Run the wasm backend's convolutions on oneDNN when it is installed.
+   * `SEGMENT_NO_DNNL=1` in the environment also switches it off.
+   * @default the value of `blas`
+   */
+  dnnl?: boolean;
   /**
    * Accept a software WebGPU adapter (llvmpipe, SwiftShader) for `webgpu`.
    * `auto` never picks one.
@@ -112,6 +141,8 @@ export async function setupBackend(
   }
   tf.registerGradient(fusedBatchNormGradConfig);
   tf.registerGradient(meanGradConfig);
+  tf.registerGradient(batchNormTrainingGrad);
+  useFusedTrainingBatchNorm();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
@@ -158,7 +189,7 @@ function tryBackend(
     case "webgpu":
       return tryWebgpu(options.softwareGpu ?? !auto);
     case "wasm":
-      return tryWasm(options.blas ?? true);
+      return tryWasm(options.blas ?? true, options.dnnl ?? options.blas ?? true);
     default:
       return tryCpu();
   }
@@ -325,26 +356,94 @@ async function tryWebgpu(acceptSoftware: boolean): Promise<Attempt> {
   };
 }
 
-async function tryWasm(useBlas: boolean): Promise<Attempt> {
+async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
   if (!(await tf.setBackend("wasm"))) {
     return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
   }
   const blas = useBlas ? openBlas() : "switched off";
-  registerWasmKernels(typeof blas === "string" ? null : blas);
+  const dnnl = useDnnl ? sharedDnnl() : "switched off";
+  registerWasmKernels(
+    typeof blas === "string" ? null : blas,
+    typeof dnnl === "string" ? null : dnnl,
+  );
   if (typeof blas !== "string") {
-    const threads = blasThreads(envValue("SEGMENT_BLAS_THREADS"), navigator.hardwareConcurrency);
+    const asked = envValue("SEGMENT_BLAS_THREADS");
+    // With oneDNN, OpenBLAS keeps only reductions and fallbacks, on one thread unless asked:
+    // its idle threads busy-wait, and beside oneDNN's OpenMP threads on 2 cores a bin step
+    // took 188 ms (250 ms of CPU) instead of 61-68 ms (55 ms of CPU).
+    const threads = typeof dnnl !== "string" && asked === undefined
+      ? 1
+      : blasThreads(asked, navigator.hardwareConcurrency);
     blas.setThreads(threads);
   }
-  if (typeof blas === "string") {
-    const hint = blas === "not installed"
-      ? "; `apt-get install libopenblas0-pthread` makes training several times faster"
-      : blas === "--allow-ffi not granted"
-      ? "; run with --allow-ffi to use it"
-      : "";
-    return { ok: true, label: "wasm", note: `(without OpenBLAS: ${blas}${hint})` };
+  const blasNote = typeof blas === "string"
+    ? `without OpenBLAS: ${blas}${
+      blas === "not installed"
+        ? "; `apt-get install libopenblas0-pthread` makes training several times faster"
+        : blas === "--allow-ffi not granted"
+        ? "; run with --allow-ffi to use it"
+        : ""
+    }`
+    : `OpenBLAS on ${
+      blas.threads === 1 ? "1 thread" : `${blas.threads} threads for large products`
+    }`;
+  if (typeof dnnl !== "string") {
+    return {
+      ok: true,
+      label: "wasm+onednn",
+      note: `(oneDNN ${dnnl.library.version} for convolutions and batch norm; ${blasNote})`,
+    };
   }
-  const threads = blas.threads === 1 ? "1 thread" : `${blas.threads} threads for large products`;
-  return { ok: true, label: "wasm+openblas", note: `(OpenBLAS on ${threads})` };
+  const dnnlHint = dnnl === "not installed" && typeof blas !== "string"
+    ? "; `apt-get install libdnnl2` makes convolutions several times faster"
+    : "";
+  return {
+    ok: true,
+    label: typeof blas === "string" ? "wasm" : "wasm+openblas",
+    note: `(${blasNote}${dnnlHint})`,
+  };
+}
+
+/** oneDNN and its compiled primitives, kept for the process once opened. */
+let openedDnnl: DnnlKernels | null = null;
+
+/** oneDNN and the primitive caches of the kernels on it. */
+export interface DnnlKernels {
+  /** The library. */
+  library: Dnnl;
+  /** Convolutions, per shape. */
+  convolutions: DnnlConvolutions;
+  /** Batch normalization, per shape. */
+  batchNorm: DnnlBatchNorm;
+  /** Element-wise binary operations, per shape. */
+  binary: DnnlBinary;
+  /** Sums of blocks (the gradient of SegNet's unpooling), per shape. */
+  blockSum: DnnlBlockSum;
+  /** Strided copies (concatenation and split along channels), per shape. */
+  copies: DnnlStridedCopy;
+}
+
+/**
+ * oneDNN with its convolutions, opened on first use and then shared by every
+ * setup (compiling its primitives for each shape takes milliseconds), or the
+ * reason it cannot be used.
+ */
+function sharedDnnl(): DnnlKernels | string {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") return dnnl;
+  if (openedDnnl === null) {
+    openedDnnl = {
+      library: dnnl,
+      convolutions: new DnnlConvolutions(dnnl),
+      batchNorm: new DnnlBatchNorm(dnnl),
+      binary: new DnnlBinary(dnnl),
+      blockSum: new DnnlBlockSum(dnnl),
+      copies: new DnnlStridedCopy(dnnl),
+    };
+  } else {
+    dnnl.close();
+  }
+  return openedDnnl;
 }
 
 /** An environment variable, or `undefined` when unset or not permitted. */
@@ -382,9 +481,15 @@ function requireKernel(name: string): KernelConfig {
  * over leading axes; `Identity` and
  * same-type `Cast` that share memory; per-channel `FusedBatchNorm`; a
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
- * Registering again replaces them (so a test can switch OpenBLAS off and on).
+ * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
+ * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
+ * `Concat` and `SplitV` along channels run on it, and a batch-norm layer in
+ * training becomes one kernel on it with one gradient; each kernel falls
+ * back to the others for what oneDNN does not run. Registering again
+ * replaces them (so a test can switch OpenBLAS and oneDNN off and on).
  *
  * @param blas OpenBLAS, or `null` for the pure wasm kernels.
+ * @param dnnl oneDNN's kernels, or `null` for none.
  *
  * @example
  * ```ts
@@ -395,7 +500,10 @@ function requireKernel(name: string): KernelConfig {
  * assert(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
  * ```
  */
-export function registerWasmKernels(blas: Blas | null): void {
+export function registerWasmKernels(
+  blas: Blas | null,
+  dnnl: Omit<DnnlKernels, "library"> | null = null,
+): void {
   const parts: WasmConvParts = {
     conv2d: requireKernel("Conv2D"),
     transpose: requireKernel("Transpose"),
@@ -405,19 +513,51 @@ export function registerWasmKernels(blas: Blas | null): void {
   const conv2d = parts.conv2d;
   const fusedConv2d = requireKernel("FusedConv2D");
   const backpropInput = requireKernel("Conv2DBackpropInput");
-  replaceKernel("Conv2DBackpropFilter", conv2dBackpropFilterConfig(blas, parts));
+  const filterGrad = conv2dBackpropFilterConfig(blas, parts);
+  replaceKernel(
+    "Conv2DBackpropFilter",
+    dnnl === null ? filterGrad : conv2dBackpropFilterDnnlConfig(dnnl.convolutions, filterGrad),
+  );
   replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
   replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
-  replaceKernel("Sum", leadingReductionConfig("Sum", requireKernel("Sum"), blas));
+  const sum = leadingReductionConfig("Sum", requireKernel("Sum"), blas);
+  replaceKernel("Sum", dnnl === null ? sum : blockSumDnnlConfig(dnnl.blockSum, sum));
   replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));
   replaceKernel("Tile", tileConfig(requireKernel("Tile")));
-  replaceKernel("FusedBatchNorm", fusedBatchNormConfig(requireKernel("FusedBatchNorm"), blas));
-  replaceKernel("Conv2DBackpropInput", conv2dBackpropInputConfig(blas, parts, backpropInput));
-  replaceKernel("Conv2D", blas === null ? conv2d : conv2dBlasConfig(blas, conv2d));
+  const batchNorm = fusedBatchNormConfig(requireKernel("FusedBatchNorm"), blas);
   replaceKernel(
-    "FusedConv2D",
-    blas === null ? fusedConv2d : fusedConv2dBlasConfig(blas, fusedConv2d),
+    "FusedBatchNorm",
+    dnnl === null ? batchNorm : fusedBatchNormDnnlConfig(dnnl.batchNorm, batchNorm),
   );
+  const inputGrad = conv2dBackpropInputConfig(blas, parts, backpropInput);
+  const forward = blas === null ? conv2d : conv2dBlasConfig(blas, conv2d);
+  const fusedForward = blas === null ? fusedConv2d : fusedConv2dBlasConfig(blas, fusedConv2d);
+  if (dnnl === null) {
+    replaceKernel("Conv2DBackpropInput", inputGrad);
+    replaceKernel("Conv2D", forward);
+    replaceKernel("FusedConv2D", fusedForward);
+  } else {
+    const convolutions = dnnl.convolutions;
+    replaceKernel("Conv2DBackpropInput", conv2dBackpropInputDnnlConfig(convolutions, inputGrad));
+    replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
+    replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
+  }
+  for (const name of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD]) {
+    if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
+  }
+  if (dnnl !== null) {
+    // Training batch-norm layers take these (kernels/batch_norm_training.ts).
+    tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
+    tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
+  }
+  const concat = requireKernel("Concat");
+  const splitV = requireKernel("SplitV");
+  replaceKernel("Concat", dnnl === null ? concat : concatDnnlConfig(dnnl.copies, concat));
+  replaceKernel("SplitV", dnnl === null ? splitV : splitVDnnlConfig(dnnl.copies, splitV));
+  for (const kernel of DNNL_BINARY_KERNELS) {
+    const own = requireKernel(kernel.name);
+    replaceKernel(kernel.name, dnnl === null ? own : binaryDnnlConfig(kernel, dnnl.binary, own));
+  }
 }

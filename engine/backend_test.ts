@@ -1,6 +1,6 @@
 /**
  * Backend selection: names, the one-line announcement, refusals that say what
- * to install, OpenBLAS on and off, and telling a software GPU from a real one.
+ * to install, OpenBLAS and oneDNN on and off, and telling a software GPU from a real one.
  * Every network's training step on each backend is checked in the project's
  * `tests/networks_backend_test.ts`.
  */
@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { BACKEND_NAMES, isSoftwareAdapter, setupBackend } from "./backend.ts";
 import { openBlas } from "./blas.ts";
+import { openDnnl } from "./dnnl.ts";
 import { BackendError } from "./errors.ts";
 
 /** Runs `f` and returns what it printed with console.log. */
@@ -90,13 +91,39 @@ Deno.test("setupBackend() uses OpenBLAS for wasm unless SEGMENT_NO_BLAS is set",
   try {
     Deno.env.delete("SEGMENT_NO_BLAS");
     const expected = typeof blas === "string" ? "wasm" : "wasm+openblas";
-    assertEquals(await setupBackend("wasm", { quiet: true }), expected);
+    assertEquals(await setupBackend("wasm", { quiet: true, dnnl: false }), expected);
     Deno.env.set("SEGMENT_NO_BLAS", "1");
-    assertEquals(await setupBackend("wasm", { quiet: true }), "wasm");
+    assertEquals(await setupBackend("wasm", { quiet: true, dnnl: false }), "wasm");
   } finally {
     if (previous === undefined) Deno.env.delete("SEGMENT_NO_BLAS");
     else Deno.env.set("SEGMENT_NO_BLAS", previous);
     if (typeof blas !== "string") blas.close();
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
+Deno.test("setupBackend() runs wasm's convolutions on oneDNN unless SEGMENT_NO_DNNL is set", async () => {
+  const dnnl = openDnnl();
+  const previous = Deno.env.get("SEGMENT_NO_DNNL");
+  try {
+    Deno.env.delete("SEGMENT_NO_DNNL");
+    const lines = await printed(() => setupBackend("wasm"));
+    if (typeof dnnl === "string") {
+      assert(!lines[0]!.startsWith("backend: wasm+onednn"), String(lines[0]));
+      return;
+    }
+    assert(lines[0]!.startsWith("backend: wasm+onednn (oneDNN 2."), String(lines[0]));
+    assertEquals(
+      await setupBackend("wasm", { quiet: true, blas: false, dnnl: true }),
+      "wasm+onednn",
+    );
+    assertEquals(await setupBackend("wasm", { quiet: true, blas: false }), "wasm");
+    Deno.env.set("SEGMENT_NO_DNNL", "1");
+    assert(!(await setupBackend("wasm", { quiet: true })).endsWith("onednn"));
+  } finally {
+    if (previous === undefined) Deno.env.delete("SEGMENT_NO_DNNL");
+    else Deno.env.set("SEGMENT_NO_DNNL", previous);
+    if (typeof dnnl !== "string") dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }
 });

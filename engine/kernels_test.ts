@@ -3,14 +3,21 @@
  * project sets up, against the cpu backend (the reference) on small seeded
  * random tensors: forward values and gradients with respect to every input.
  *
- * Backends: wasm with OpenBLAS (when installed) on one and on two threads,
- * wasm without, and webgpu (skipped, saying why, when no adapter exists; CI
+ * Backends: wasm with oneDNN (when installed) with and without OpenBLAS,
+ * wasm with OpenBLAS (when installed) on one and on two threads, wasm
+ * without either, and webgpu (skipped, saying why, when no adapter exists; CI
  * installs Mesa's llvmpipe).
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert } from "./assert.ts";
-import { findGpuAdapter, setupBackend } from "./backend.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { findGpuAdapter, registerWasmKernels, setupBackend } from "./backend.ts";
 import { openBlas } from "./blas.ts";
+import { openDnnl } from "./dnnl.ts";
+import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
+import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import { DnnlBinary } from "./kernels/binary_dnnl.ts";
+import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
+import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -74,6 +81,47 @@ const CASES: Case[] = [
   ),
   convCase("conv2d 3x3 valid (UNet), 4 -> 6 channels", [2, 8, 7, 4], [3, 3, 4, 6], 1, "valid"),
   convCase("conv2d 2x2 stride 2", [2, 6, 4, 5], [2, 2, 5, 3], 2, "valid"),
+  // Odd sizes with stride 2: "same" pads one more below and right than above and left.
+  convCase("conv2d 3x3 same stride 2 on odd sizes", [2, 7, 9, 5], [3, 3, 5, 6], 2, "same"),
+  convCase("conv2d 5x5 valid stride 2 on odd sizes", [3, 11, 8, 3], [5, 5, 3, 4], 2, "valid"),
+  convCase("conv2d 1x3 same, one image", [1, 5, 7, 6], [1, 3, 6, 5], 1, "same"),
+  {
+    name: "conv2d 3x3 dilation 2 (forward only: tfjs has no dilated gradient)",
+    run: () => [
+      tf.conv2d(
+        input([2, 9, 8, 3], 46) as tf.Tensor4D,
+        input([3, 3, 3, 4], 47) as tf.Tensor4D,
+        1,
+        "same",
+        "NHWC",
+        2,
+      ),
+    ],
+  },
+  {
+    name: "fused conv2d with leakyrelu, relu6 and elu (forward only: tfjs has no gradient)",
+    run: () =>
+      (["leakyrelu", "relu6", "elu"] as const).map((activation) =>
+        tf.fused.conv2d({
+          x: tf.mul(input([2, 6, 5, 4], 48), 4) as tf.Tensor4D,
+          filter: input([3, 3, 4, 5], 49) as tf.Tensor4D,
+          bias: input([5], 50),
+          strides: 1,
+          pad: "same",
+          activation,
+          leakyreluAlpha: 0.3,
+        })
+      ),
+  },
+  {
+    name: "transposed conv 3x3 stride 2 same to odd sizes, 6 -> 3 channels",
+    run: () =>
+      withGrads(
+        (x, filter) =>
+          tf.conv2dTranspose(x as tf.Tensor4D, filter as tf.Tensor4D, [2, 9, 7, 3], 2, "same"),
+        [input([2, 5, 4, 6], 51), input([3, 3, 3, 6], 52)],
+      ),
+  },
   {
     name: "fused conv2d 3x3 same + bias + relu",
     run: () =>
@@ -196,6 +244,35 @@ const CASES: Case[] = [
         ],
       ),
   },
+  // At least 32768 values: smaller layers keep tfjs-layers' own code.
+  ...[[2, 32, 32, 17], [4097, 8]].map((shape, index) => ({
+    name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
+    run: () => {
+      const channels = shape[shape.length - 1]!;
+      const seed = 60 + 10 * index;
+      const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3 });
+      const x = tf.add(input(shape, seed), 0.3);
+      const weights = input(shape, seed + 1);
+      const loss = (value: tf.Tensor) =>
+        tf.sum(tf.mul(layer.apply(value, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
+      loss(x); // builds the layer
+      layer.setWeights([
+        input([channels], seed + 2),
+        input([channels], seed + 3),
+        input([channels], seed + 4),
+        tf.add(tf.abs(input([channels], seed + 5)), 0.5),
+      ]);
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const variables = layer.trainableWeights.map((weight) => weight.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => loss(x), variables);
+      const dx = tf.grad(loss)(x);
+      // Three updates of the moving averages so far; copied before the layer is disposed.
+      const moving = layer.getWeights().slice(2).map((weight) => tf.mul(weight, 1));
+      const outputs = [y, dx, ...variables.map((variable) => grads[variable.name]!), ...moving];
+      layer.dispose();
+      return outputs;
+    },
+  })),
   {
     name: "sum over all axes but channels, and mean",
     run: () =>
@@ -234,6 +311,38 @@ const CASES: Case[] = [
             tf.tile(b!, [1, 1, 2, 3]),
           ),
         [input([1, 1, 1, 6], 35), input([2, 3, 1, 2], 36)],
+      ),
+  },
+  {
+    name: "greaterEqual of 64x64x8 tensors (oneDNN's size), with ties, cast to float",
+    run: () => {
+      const a = tf.round(tf.mul(input([2, 64, 64, 8], 53), 2));
+      const b = tf.round(tf.mul(input([2, 64, 64, 8], 54), 2));
+      return [
+        tf.cast(tf.greaterEqual(a, b), "float32"),
+        tf.cast(tf.greaterEqual(a, tf.scalar(0)), "float32"),
+        tf.cast(tf.greaterEqual(a, input([8], 55)), "float32"),
+      ];
+    },
+  },
+  {
+    name: "unpooling by a broadcast multiply [b, h, 1, w, 1, c] * [b, h, 2, w, 2, c] (block sums)",
+    run: () =>
+      withGrads(
+        (values, windows) => tf.mul(values!, windows!),
+        [input([2, 16, 1, 9, 1, 64], 56), input([2, 16, 2, 9, 2, 64], 57)],
+      ),
+  },
+  {
+    name: "concat and split along channels of 32x32 images (oneDNN's size)",
+    run: () =>
+      withGrads(
+        (a, b) => {
+          const joined = tf.concat([a!, b!], 3); // [2, 32, 32, 24]
+          const [left, right] = tf.split(tf.mul(joined, joined), [5, 19], 3);
+          return tf.concat([right!, tf.mul(left!, 3)], -1);
+        },
+        [input([2, 32, 32, 16], 80), input([2, 32, 32, 8], 81)],
       ),
   },
   {
@@ -300,6 +409,43 @@ async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): 
   }
 }
 
+Deno.test("oneDNN runs every convolution, batch norm and large comparison of the cases itself, with no fallback", async () => {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") {
+    console.log(`skipped: oneDNN ${dnnl}`);
+    return;
+  }
+  await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
+  const convolutions = new DnnlConvolutions(dnnl);
+  const batchNorm = new DnnlBatchNorm(dnnl);
+  const binary = new DnnlBinary(dnnl);
+  const blockSum = new DnnlBlockSum(dnnl);
+  const copies = new DnnlStridedCopy(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum, copies });
+  try {
+    await runCases();
+    assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
+    assertEquals(convolutions.declined, []);
+    // 2 shapes with given statistics, 2 layers in training mode and their 2 gradients.
+    assert(batchNorm.size >= 6, `only ${batchNorm.size} batch norm shapes ran`);
+    assertEquals(batchNorm.declined, []);
+    assert(binary.size >= 3, `only ${binary.size} comparison shapes ran`);
+    assertEquals(binary.declined, []);
+    assert(blockSum.size >= 1, "no block sum ran");
+    assertEquals(blockSum.declined, []);
+    assert(copies.size >= 2, "no concatenation or split along channels ran");
+    assertEquals(copies.declined, []);
+  } finally {
+    convolutions.clear();
+    batchNorm.clear();
+    binary.clear();
+    blockSum.clear();
+    copies.clear();
+    dnnl.close();
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
 /**
  * Checks that the max-pool gradient sends each 2x2 window's gradient to
  * exactly one position, one that holds the window's maximum. With ties,
@@ -355,6 +501,21 @@ async function checkMaxPoolTies(): Promise<void> {
 /** The backends under test, each with the reason it is skipped, if it is. */
 const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
   [
+    ...[true, false].map((blas) => ({
+      name: `wasm with oneDNN, ${blas ? "with" : "without"} OpenBLAS`,
+      skip: () => {
+        const dnnl = openDnnl();
+        if (typeof dnnl === "string") {
+          return Promise.resolve(`oneDNN ${dnnl} (apt-get install libdnnl2)`);
+        }
+        dnnl.close();
+        return Promise.resolve(null);
+      },
+      setup: async () => {
+        const name = await setupBackend("wasm", { quiet: true, blas, dnnl: true });
+        assert(name === "wasm+onednn", `expected wasm+onednn, got ${name}`);
+      },
+    })),
     ...[1, 2].map((threads) => ({
       // One thread runs the products in cache-sized blocks of rows, more run them whole.
       name: `wasm with OpenBLAS on ${threads} thread${threads === 1 ? "" : "s"}`,
@@ -370,7 +531,7 @@ const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () =>
         const previous = Deno.env.get("SEGMENT_BLAS_THREADS");
         Deno.env.set("SEGMENT_BLAS_THREADS", String(threads));
         try {
-          const name = await setupBackend("wasm", { quiet: true, blas: true });
+          const name = await setupBackend("wasm", { quiet: true, blas: true, dnnl: false });
           assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
         } finally {
           if (previous === undefined) Deno.env.delete("SEGMENT_BLAS_THREADS");
@@ -446,29 +607,41 @@ Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every 
   tf.dispose([dy, dx, blocks]);
 });
 
-Deno.test("conv2d() on OpenBLAS stays correct when the wasm heap grows inside the kernel", async () => {
-  const blas = openBlas();
-  if (typeof blas === "string") {
-    console.log(`skipped: OpenBLAS ${blas}`);
-    return;
-  }
-  blas.close();
-  await setupBackend("wasm", { quiet: true, blas: true });
-  const heap = () => (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
-  // An input of a third of the heap: its padded copy and the output grid cannot fit.
-  const floats = Math.floor(heap().length / 3);
-  const width = 64;
-  const channels = 8;
-  const height = Math.floor(floats / (width * channels));
-  const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
-  const filter = tf.randomUniform([3, 3, channels, 4], -1, 1, "float32", 8) as tf.Tensor4D;
-  const before = heap().length;
-  const withBlas = tf.conv2d(x, filter, 1, "same");
-  assert(heap().length > before, "the heap should have grown");
-  const blasValues = await withBlas.data() as Float32Array;
-  await setupBackend("wasm", { quiet: true, blas: false });
-  const reference = tf.conv2d(x, filter, 1, "same");
-  assert(relativeError(blasValues, await reference.data() as Float32Array) < 1e-5);
-  tf.dispose([x, filter, withBlas, reference]);
-  await setupBackend("cpu", { quiet: true });
-});
+for (const library of ["OpenBLAS", "oneDNN"] as const) {
+  Deno.test(`conv2d() on ${library} stays correct when the wasm heap grows inside the kernel`, async () => {
+    const found = library === "OpenBLAS" ? openBlas() : openDnnl();
+    if (typeof found === "string") {
+      console.log(`skipped: ${library} ${found}`);
+      return;
+    }
+    found.close();
+    const options = library === "OpenBLAS" ? { blas: true, dnnl: false } : { dnnl: true };
+    await setupBackend("wasm", { quiet: true, ...options });
+    const heap = () =>
+      (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
+    // An input of a third of the heap: its padded copy and the output grid (OpenBLAS), or
+    // the output of four times its size (oneDNN), cannot fit.
+    const floats = Math.floor(heap().length / 3);
+    const width = 64;
+    const channels = 8;
+    const height = Math.floor(floats / (width * channels));
+    const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
+    const outChannels = library === "OpenBLAS" ? 4 : 32;
+    const filter = tf.randomUniform(
+      [3, 3, channels, outChannels],
+      -1,
+      1,
+      "float32",
+      8,
+    ) as tf.Tensor4D;
+    const before = heap().length;
+    const fast = tf.conv2d(x, filter, 1, "same");
+    assert(heap().length > before, "the heap should have grown");
+    const fastValues = await fast.data() as Float32Array;
+    await setupBackend("wasm", { quiet: true, blas: false });
+    const reference = tf.conv2d(x, filter, 1, "same");
+    assert(relativeError(fastValues, await reference.data() as Float32Array) < 1e-5);
+    tf.dispose([x, filter, fast, reference]);
+    await setupBackend("cpu", { quiet: true });
+  });
+}

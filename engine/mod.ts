@@ -2,7 +2,8 @@
  * The training engine under the exercises: it sets up the fastest
  * TensorFlow.js backend that works on this machine and adds what that
  * backend lacks for training (the wasm backend's gradients, and its
- * convolutions on OpenBLAS when the library is installed). See README.md.
+ * convolutions on oneDNN or OpenBLAS when either library is installed). See
+ * README.md.
  *
  * The exercises reach it through this one module:
  *
@@ -24,4 +25,5 @@ export {
   type SetupBackendOptions,
 } from "./backend.ts";
 export { openBlas } from "./blas.ts";
+export { openDnnl } from "./dnnl.ts";
 export { BackendError } from "./errors.ts";

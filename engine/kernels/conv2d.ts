@@ -1,7 +1,8 @@
 /**
- * `Conv2D` for the wasm backend on OpenBLAS: stride 1 (any padding) and
- * kernel-equals-stride convolutions as matrix products on both cores; every
- * other convolution goes to the backend's own kernel.
+ * `Conv2D` for the wasm backend: on oneDNN (any NHWC convolution), else on
+ * OpenBLAS (stride 1 with any padding, and kernel-equals-stride convolutions,
+ * as matrix products on both cores); every other convolution goes to the
+ * backend's own kernel.
  *
  * @module
  */
@@ -9,7 +10,14 @@ import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tf
 import type { Conv2DAttrs } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convForward, geometryOf } from "./conv_blas.ts";
-import { callKernel, heapOffset, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
+import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import {
+  callKernel,
+  disposeInfo,
+  heapOffset,
+  type KernelOverride,
+  type WasmBackend,
+} from "./wasm_heap.ts";
 
 /**
  * The `Conv2D` kernel of the wasm backend, computed with BLAS.
@@ -62,6 +70,63 @@ export function conv2dBlasConfig(blas: Blas, original: KernelConfig): KernelOver
         heapOffset(wasm, out),
       );
       return out;
+    },
+  };
+}
+
+/**
+ * The `Conv2D` kernel of the wasm backend on oneDNN ({@linkcode DnnlConvolutions.forward}).
+ *
+ * @param convs oneDNN's convolutions.
+ * @param fallback The kernel for what oneDNN does not run (the OpenBLAS one, or the backend's own).
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { conv2dDnnlConfig } from "./conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * import type { KernelConfig } from "@tensorflow/tfjs-core";
+ * const fallback = { kernelName: "Conv2D", backendName: "wasm", kernelFunc: () => [] };
+ * const config = conv2dDnnlConfig({} as never, fallback as unknown as KernelConfig);
+ * assertEquals(config.kernelName, "Conv2D");
+ * ```
+ */
+export function conv2dDnnlConfig(
+  convs: DnnlConvolutions,
+  fallback: KernelConfig,
+): KernelOverride {
+  return {
+    kernelName: "Conv2D",
+    backendName: "wasm",
+    original: (fallback as KernelOverride).original ?? fallback,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
+      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
+        attrs as unknown as Conv2DAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filter.shape as [number, number, number, number],
+        strides,
+        dilations,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      const geometry = dnnlGeometryOf(info);
+      if (geometry !== null && x.dtype === "float32") {
+        const out = wasm.makeOutput(info.outShape, "float32");
+        const ran = convs.forward(wasm, geometry, {
+          x: heapOffset(wasm, x),
+          filter: heapOffset(wasm, filter),
+          bias: null,
+          y: heapOffset(wasm, out),
+        }, { name: "linear", alpha: 0 });
+        if (ran) return out;
+        disposeInfo(wasm, out);
+      }
+      return callKernel(fallback, wasm, { x, filter }, attrs ?? {});
     },
   };
 }

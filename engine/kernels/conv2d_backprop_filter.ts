@@ -19,6 +19,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convFilterGrad, geometryOf } from "./conv_blas.ts";
+import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
 import {
   callKernel,
   disposeInfo,
@@ -129,4 +130,59 @@ function filterGradByConv(
   // [fh, fw, cin, cout]
   disposeInfo(wasm, cropped);
   return dw;
+}
+
+/**
+ * The `Conv2DBackpropFilter` kernel of the wasm backend on oneDNN
+ * ({@linkcode DnnlConvolutions.backwardWeights}).
+ *
+ * @param convs oneDNN's convolutions.
+ * @param fallback The kernel for what oneDNN does not run.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackpropFilterDnnlConfig } from "./conv2d_backprop_filter.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const config = conv2dBackpropFilterDnnlConfig({} as never, {} as never);
+ * assertEquals(config.kernelName, "Conv2DBackpropFilter");
+ * ```
+ */
+export function conv2dBackpropFilterDnnlConfig(
+  convs: DnnlConvolutions,
+  fallback: KernelConfig,
+): KernelOverride {
+  return {
+    kernelName: "Conv2DBackpropFilter",
+    backendName: "wasm",
+    original: undefined,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+      const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
+        attrs as unknown as Conv2DBackpropFilterAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filterShape,
+        strides,
+        1,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat ?? "NHWC"),
+      );
+      const geometry = dnnlGeometryOf(info);
+      if (geometry !== null && x.dtype === "float32") {
+        const dw = wasm.makeOutput(filterShape, "float32");
+        const ran = convs.backwardWeights(wasm, geometry, {
+          x: heapOffset(wasm, x),
+          dy: heapOffset(wasm, dy),
+          dw: heapOffset(wasm, dw),
+        });
+        if (ran) return dw;
+        disposeInfo(wasm, dw);
+      }
+      return callKernel(fallback, wasm, { x, dy }, attrs ?? {});
+    },
+  };
 }

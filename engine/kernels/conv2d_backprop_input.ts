@@ -18,6 +18,7 @@ import {
 import type { Blas } from "../blas.ts";
 import { convInputGrad, geometryOf } from "./conv_blas.ts";
 import type { WasmConvParts } from "./conv2d_backprop_filter.ts";
+import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
 import {
   callKernel,
   disposeInfo,
@@ -110,4 +111,59 @@ function inputGradByConv(
   // [batch, h, w, cin]
   disposeInfo(wasm, swapped);
   return dx;
+}
+
+/**
+ * The `Conv2DBackpropInput` kernel of the wasm backend on oneDNN
+ * ({@linkcode DnnlConvolutions.backwardData}).
+ *
+ * @param convs oneDNN's convolutions.
+ * @param fallback The kernel for what oneDNN does not run.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackpropInputDnnlConfig } from "./conv2d_backprop_input.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const config = conv2dBackpropInputDnnlConfig({} as never, {} as never);
+ * assertEquals(config.kernelName, "Conv2DBackpropInput");
+ * ```
+ */
+export function conv2dBackpropInputDnnlConfig(
+  convs: DnnlConvolutions,
+  fallback: KernelConfig,
+): KernelOverride {
+  return {
+    kernelName: "Conv2DBackpropInput",
+    backendName: "wasm",
+    original: (fallback as KernelOverride).original ?? fallback,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+      const { strides, pad, dataFormat, dimRoundingMode, inputShape } =
+        attrs as unknown as Conv2DBackpropInputAttrs;
+      const info = backend_util.computeConv2DInfo(
+        inputShape,
+        filter.shape as [number, number, number, number],
+        strides,
+        1,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      const geometry = dnnlGeometryOf(info);
+      if (geometry !== null && dy.dtype === "float32") {
+        const dx = wasm.makeOutput(inputShape, "float32");
+        const ran = convs.backwardData(wasm, geometry, {
+          dy: heapOffset(wasm, dy),
+          filter: heapOffset(wasm, filter),
+          dx: heapOffset(wasm, dx),
+        });
+        if (ran) return dx;
+        disposeInfo(wasm, dx);
+      }
+      return callKernel(fallback, wasm, { dy, filter }, attrs ?? {});
+    },
+  };
 }

@@ -2,15 +2,18 @@
  * `FusedBatchNorm` (the forward batch norm) for the wasm backend with
  * per-channel statistics: `y = x * a[c] + b[c]` with
  * `a = scale / sqrt(variance + epsilon)` and `b = offset - mean * a`, one pass.
- * Other shapes go to the backend's own kernel.
+ * Other shapes go to the backend's own kernel. With oneDNN installed, the
+ * normalization runs on it, on every core.
  *
  * @module
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
+import type { DnnlBatchNorm } from "./norm_dnnl.ts";
 import { repeatBlock } from "./tile.ts";
 import {
   callKernel,
+  disposeInfo,
   heapAlloc,
   heapFloats,
   heapFree,
@@ -154,6 +157,59 @@ export function fusedBatchNormConfig(original: KernelConfig, blas: Blas | null):
       });
       heapFree(wasm, diagonal);
       return out;
+    },
+  };
+}
+
+/**
+ * The `FusedBatchNorm` kernel config for the wasm backend on oneDNN, for
+ * per-channel statistics; other shapes go to `fallback`.
+ *
+ * @param norm oneDNN's batch normalization.
+ * @param fallback The kernel for what oneDNN does not run.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { fusedBatchNormDnnlConfig } from "./fused_batch_norm.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(fusedBatchNormDnnlConfig({} as never, {} as never).kernelName, "FusedBatchNorm");
+ * ```
+ */
+export function fusedBatchNormDnnlConfig(
+  norm: DnnlBatchNorm,
+  fallback: KernelConfig,
+): KernelOverride {
+  return {
+    kernelName: "FusedBatchNorm",
+    backendName: "wasm",
+    original: (fallback as KernelOverride).original ?? fallback,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, mean, variance, offset, scale } = inputs as Record<string, TensorInfo | undefined>;
+      const channels = x!.shape[x!.shape.length - 1]!;
+      const perChannel = (t: TensorInfo | undefined) =>
+        t === undefined ||
+        (t.shape.length === 1 && t.shape[0] === channels && t.dtype === "float32");
+      const size = x!.shape.reduce((a, b) => a * b, 1);
+      if (
+        x!.dtype === "float32" && perChannel(mean) && perChannel(variance) &&
+        perChannel(offset) && perChannel(scale) && mean !== undefined && variance !== undefined &&
+        size > 0
+      ) {
+        const out = wasm.makeOutput(x!.shape, "float32");
+        const ran = norm.inference(wasm, size / channels, channels, {
+          x: heapOffset(wasm, x!),
+          mean: heapOffset(wasm, mean),
+          variance: heapOffset(wasm, variance),
+          scale: scale === undefined ? null : heapOffset(wasm, scale),
+          offset: offset === undefined ? null : heapOffset(wasm, offset),
+          y: heapOffset(wasm, out),
+        }, (attrs as { varianceEpsilon: number }).varianceEpsilon);
+        if (ran) return out;
+        disposeInfo(wasm, out);
+      }
+      return callKernel(fallback, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
- * `FusedConv2D` (convolution + bias + activation) for the wasm backend on
- * OpenBLAS. The convolution is {@linkcode convForward}; bias and activation
- * are applied as its rows are written. Unsupported cases (PReLU, dilation, other
- * strides) go to the backend's own kernel.
+ * `FusedConv2D` (convolution + bias + activation) for the wasm backend, on
+ * oneDNN (bias and activation fused into the convolution) or on OpenBLAS (the
+ * convolution is {@linkcode convForward}; bias and activation are applied as
+ * its rows are written). Unsupported cases (PReLU, and on OpenBLAS dilation
+ * and other strides) go to the backend's own kernel.
  *
  * @module
  */
@@ -10,7 +11,14 @@ import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tf
 import type { FusedConv2DAttrs } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convForward, geometryOf } from "./conv_blas.ts";
-import { callKernel, heapOffset, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
+import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import {
+  callKernel,
+  disposeInfo,
+  heapOffset,
+  type KernelOverride,
+  type WasmBackend,
+} from "./wasm_heap.ts";
 
 const ACTIVATIONS = ["linear", "relu", "relu6", "sigmoid", "leakyrelu", "elu"];
 
@@ -78,6 +86,72 @@ export function fusedConv2dBlasConfig(blas: Blas, original: KernelConfig): Kerne
         },
       );
       return out;
+    },
+  };
+}
+
+/**
+ * The `FusedConv2D` kernel of the wasm backend on oneDNN: bias and activation
+ * are applied by the convolution as it writes its output.
+ *
+ * @param convs oneDNN's convolutions.
+ * @param fallback The kernel for what oneDNN does not run (PReLU, a broadcast bias, other types).
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { fusedConv2dDnnlConfig } from "./fused_conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * import type { KernelConfig } from "@tensorflow/tfjs-core";
+ * const fallback = { kernelName: "FusedConv2D", backendName: "wasm", kernelFunc: () => [] };
+ * const config = fusedConv2dDnnlConfig({} as never, fallback as unknown as KernelConfig);
+ * assertEquals(config.kernelName, "FusedConv2D");
+ * ```
+ */
+export function fusedConv2dDnnlConfig(
+  convs: DnnlConvolutions,
+  fallback: KernelConfig,
+): KernelOverride {
+  return {
+    kernelName: "FusedConv2D",
+    backendName: "wasm",
+    original: (fallback as KernelOverride).original ?? fallback,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, filter, bias, preluActivationWeights } = inputs as Record<
+        string,
+        TensorInfo | undefined
+      >;
+      const fusedAttrs = attrs as unknown as FusedConv2DAttrs;
+      const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = fusedAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x!.shape as [number, number, number, number],
+        filter!.shape as [number, number, number, number],
+        strides,
+        dilations,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      const geometry = dnnlGeometryOf(info);
+      const biasOk = bias == null ||
+        (bias.shape.length === 1 && bias.shape[0] === info.outChannels &&
+          bias.dtype === "float32");
+      if (
+        geometry !== null && x!.dtype === "float32" && preluActivationWeights == null && biasOk
+      ) {
+        const out = wasm.makeOutput(info.outShape, "float32");
+        const ran = convs.forward(wasm, geometry, {
+          x: heapOffset(wasm, x!),
+          filter: heapOffset(wasm, filter!),
+          bias: bias == null ? null : heapOffset(wasm, bias),
+          y: heapOffset(wasm, out),
+        }, { name: activation, alpha: fusedAttrs.leakyreluAlpha ?? 0 });
+        if (ran) return out;
+        disposeInfo(wasm, out);
+      }
+      return callKernel(fallback, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
     },
   };
 }

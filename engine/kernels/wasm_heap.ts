@@ -213,3 +213,33 @@ export function callKernel(
 export function disposeInfo(backend: WasmBackend, info: TensorInfo): void {
   backend.disposeData(info.dataId);
 }
+
+/**
+ * A native pointer to byte offset `byteOffset` of the heap, for a library
+ * called through FFI. Valid until the next allocation on the heap.
+ *
+ * @param backend The wasm backend.
+ * @param byteOffset The byte offset.
+ * @returns The pointer.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { heapOffset, heapPointer, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const x = tf.tensor1d([5, 6]);
+ * const backend = tf.backend() as WasmBackend;
+ * const view = new Deno.UnsafePointerView(heapPointer(backend, heapOffset(backend, x)));
+ * assertEquals(view.getFloat32(4), 6);
+ * x.dispose();
+ * ```
+ */
+export function heapPointer(backend: WasmBackend, byteOffset: number): Deno.PointerObject {
+  const base = Deno.UnsafePointer.of(heapModule(backend).HEAPF32);
+  if (base === null) throw new Error("The wasm heap has no address");
+  const pointer = Deno.UnsafePointer.offset(base, byteOffset);
+  if (pointer === null) throw new Error("The wasm heap has no address");
+  return pointer;
+}

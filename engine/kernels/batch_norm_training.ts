@@ -1,0 +1,240 @@
+/**
+ * Batch normalization in training mode as one kernel with one gradient, on
+ * oneDNN, for `tf.layers.batchNormalization` layers on the last axis.
+ *
+ * TensorFlow.js computes a training batch norm as `tf.moments` then
+ * `tf.batchNorm`: about 20 passes over the activations per layer, forward
+ * and backward (mean, centre, square, mean, normalize; then the gradients of
+ * each, their broadcasts and sums). On the wasm backend each pass is a
+ * single-threaded kernel, and for bin they took about a third of a training
+ * step. Here the forward pass is one oneDNN call that returns the output and
+ * the batch's mean and biased variance (the same statistics `tf.moments`
+ * gives), and the backward pass one call that returns the gradients of the
+ * input (through the statistics), the scale and the offset.
+ *
+ * The layer's `call` is wrapped: in training, when the active backend has
+ * the kernel (the wasm backend with oneDNN) and the layer normalizes the
+ * last axis of at least {@linkcode MIN_FUSED_ELEMENTS} values with a scale
+ * and an offset, it takes this path and updates the
+ * moving averages exactly as TensorFlow.js does; otherwise, and at
+ * inference, it runs TensorFlow.js's own code.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { DnnlBatchNorm } from "./norm_dnnl.ts";
+import { heapOffset, type WasmBackend } from "./wasm_heap.ts";
+
+/** The kernel: inputs `x`, `scale`, `offset`; outputs `[y, mean, variance]`. */
+export const BATCH_NORM_TRAINING = "SegmentBatchNormTraining";
+/**
+ * Its gradient: inputs `dy`, `x`, `mean`, `variance`, `scale`, `offset` (oneDNN asks
+ * for it, though the gradient does not depend on it); outputs `[dx, dscale, doffset]`.
+ */
+export const BATCH_NORM_TRAINING_GRAD = "SegmentBatchNormTrainingGrad";
+
+/**
+ * Values from which a layer takes the fused kernel (128 KB). Smaller layers
+ * keep tfjs-layers' code: their passes cost microseconds. It also keeps the
+ * project's network test within its tolerance: at 16x16 there, unetlike's
+ * layers of 16384 values through oneDNN on one thread put its gradients
+ * 1.02e-2 from the cpu backend's, against a limit of 1e-2 (its 4-row
+ * bottleneck amplifies any rounding difference).
+ */
+export const MIN_FUSED_ELEMENTS = 32768;
+
+/** Attributes of both kernels. */
+interface Attrs {
+  varianceEpsilon: number;
+}
+
+function rowsAndChannels(shape: readonly number[]): [number, number] {
+  const channels = shape[shape.length - 1]!;
+  return [shape.reduce((a, b) => a * b, 1) / channels, channels];
+}
+
+/**
+ * The training batch norm kernel for the wasm backend on oneDNN.
+ *
+ * @param norm oneDNN's batch normalization.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { batchNormTrainingConfig } from "./batch_norm_training.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(batchNormTrainingConfig({} as never).kernelName, "SegmentBatchNormTraining");
+ * ```
+ */
+export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
+  return {
+    kernelName: BATCH_NORM_TRAINING,
+    backendName: "wasm",
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, scale, offset } = inputs as Record<string, TensorInfo>;
+      const [rows, channels] = rowsAndChannels(x!.shape);
+      const y = wasm.makeOutput(x!.shape, "float32");
+      const mean = wasm.makeOutput([channels], "float32");
+      const variance = wasm.makeOutput([channels], "float32");
+      const ran = norm.training(wasm, rows, channels, {
+        x: heapOffset(wasm, x!),
+        scale: heapOffset(wasm, scale!),
+        offset: heapOffset(wasm, offset!),
+        y: heapOffset(wasm, y),
+        mean: heapOffset(wasm, mean),
+        variance: heapOffset(wasm, variance),
+      }, (attrs as unknown as Attrs).varianceEpsilon);
+      if (!ran) throw new Error(`oneDNN cannot run a training batch norm of shape [${x!.shape}]`);
+      return [y, mean, variance];
+    },
+  };
+}
+
+/**
+ * The kernel of the training batch norm's gradient for the wasm backend on oneDNN.
+ *
+ * @param norm oneDNN's batch normalization.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { batchNormTrainingGradConfig } from "./batch_norm_training.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(batchNormTrainingGradConfig({} as never).kernelName, "SegmentBatchNormTrainingGrad");
+ * ```
+ */
+export function batchNormTrainingGradConfig(norm: DnnlBatchNorm): KernelConfig {
+  return {
+    kernelName: BATCH_NORM_TRAINING_GRAD,
+    backendName: "wasm",
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { dy, x, mean, variance, scale, offset } = inputs as Record<string, TensorInfo>;
+      const [rows, channels] = rowsAndChannels(x!.shape);
+      const dx = wasm.makeOutput(x!.shape, "float32");
+      const dscale = wasm.makeOutput([channels], "float32");
+      const doffset = wasm.makeOutput([channels], "float32");
+      const ran = norm.backward(wasm, rows, channels, {
+        dy: heapOffset(wasm, dy!),
+        x: heapOffset(wasm, x!),
+        mean: heapOffset(wasm, mean!),
+        variance: heapOffset(wasm, variance!),
+        scale: heapOffset(wasm, scale!),
+        offset: heapOffset(wasm, offset!),
+        dx: heapOffset(wasm, dx),
+        dscale: heapOffset(wasm, dscale),
+        doffset: heapOffset(wasm, doffset),
+      }, (attrs as unknown as Attrs).varianceEpsilon);
+      if (!ran) throw new Error(`oneDNN cannot run a batch norm gradient of shape [${x!.shape}]`);
+      return [dx, dscale, doffset];
+    },
+  };
+}
+
+/**
+ * The gradient of {@linkcode BATCH_NORM_TRAINING}. The mean and variance
+ * outputs feed only the moving averages, never the loss, so only `y`'s
+ * gradient is propagated.
+ */
+export const batchNormTrainingGrad: GradConfig = {
+  kernelName: BATCH_NORM_TRAINING,
+  inputsToSave: ["x", "scale", "offset"],
+  outputsToSave: [false, true, true],
+  gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => {
+    const [x, scale, offset, mean, variance] = saved as [
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+    ];
+    const dys = Array.isArray(dy) ? dy : [dy];
+    // All three at once, here: each input's closure runs in its own tidy, which
+    // would dispose the other two if the first closure made them.
+    const [dx, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD, {
+      dy: dys[0]!,
+      x,
+      mean,
+      variance,
+      scale,
+      offset,
+    }, attrs) as tf.Tensor[];
+    return { x: () => dx!, scale: () => dscale!, offset: () => doffset! };
+  },
+};
+
+/** The parts of a tfjs-layers `BatchNormalization` layer this module reads. */
+interface BatchNormLayer {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  center: boolean;
+  scale: boolean;
+  gamma: tf.LayerVariable;
+  beta: tf.LayerVariable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+  call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+}
+
+/** Marks a wrapped `call`, so that wrapping twice does nothing. */
+const WRAPPED = Symbol("segment batch norm training");
+
+/**
+ * Wraps `BatchNormalization.prototype.call` of tfjs-layers so that training
+ * steps take {@linkcode BATCH_NORM_TRAINING} where the active backend has it.
+ * Safe to call more than once; without the kernel nothing changes.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { useFusedTrainingBatchNorm } from "./batch_norm_training.ts";
+ * import { assertEquals } from "../assert.ts";
+ * useFusedTrainingBatchNorm();
+ * await tf.setBackend("cpu");
+ * const layer = tf.layers.batchNormalization();
+ * const y = layer.apply(tf.ones([2, 3]), { training: true }) as tf.Tensor;
+ * assertEquals(y.shape, [2, 3]);
+ * ```
+ */
+export function useFusedTrainingBatchNorm(): void {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap["BatchNormalization"];
+  if (entry === undefined) throw new Error("tfjs-layers has no BatchNormalization layer");
+  const prototype = (entry[0] as unknown as { prototype: BatchNormLayer }).prototype;
+  const original = prototype.call as BatchNormLayer["call"] & { [WRAPPED]?: true };
+  if (original[WRAPPED]) return;
+  const wrapped = function (
+    this: BatchNormLayer,
+    inputs: tf.Tensor | tf.Tensor[],
+    kwargs: Record<string, unknown>,
+  ) {
+    const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+    const fused = kwargs?.training === true && input !== undefined &&
+      input.dtype === "float32" && input.rank >= 2 && input.size >= MIN_FUSED_ELEMENTS &&
+      (this.axis === -1 || this.axis === input.rank - 1) && this.center && this.scale &&
+      tf.getKernel(BATCH_NORM_TRAINING, tf.getBackend()) !== undefined;
+    if (!fused) return original.call(this, inputs, kwargs);
+    return tf.tidy(() => {
+      const [y, mean, variance] = tf.engine().runKernel(
+        BATCH_NORM_TRAINING,
+        { x: input, scale: this.gamma.read(), offset: this.beta.read() },
+        { varianceEpsilon: this.epsilon },
+      ) as tf.Tensor[];
+      // The moving averages, as tfjs-layers updates them.
+      const update = (variable: tf.LayerVariable, value: tf.Tensor) => {
+        tf.tidy(() => {
+          const decay = 1 - this.momentum;
+          const current = variable.read();
+          variable.write(tf.sub(current, tf.mul(tf.sub(current, value), decay)));
+        });
+      };
+      update(this.movingMean, mean!);
+      update(this.movingVariance, variance!);
+      return y!;
+    });
+  };
+  (wrapped as typeof original)[WRAPPED] = true;
+  prototype.call = wrapped;
+}

@@ -473,13 +473,18 @@ export class DnnlConvolutions {
     return { desc: pd, primitive, args, data, weights, owned };
   }
 
-  #buildBackwardData(geometry: DnnlConvGeometry): Entry | null {
+  /**
+   * The primitive descriptor of a backward direction, with the forward one as
+   * its hint (oneDNN's rule), and what it owns so far; `null` where oneDNN
+   * declines the shape.
+   */
+  #backwardDesc(geometry: DnnlConvGeometry, kind: "backwardData" | "backwardWeights") {
     const dnnl = this.#dnnl;
     const hint = this.#forwardDesc(geometry, false, null);
     if (hint === null) return null;
     const owned: Entry["owned"] = { primitives: [], descs: [hint], memories: [] };
     const d = this.#descs(geometry);
-    const op = dnnl.convolutionDesc("backwardData", {
+    const op = dnnl.convolutionDesc(kind, {
       src: d.src,
       weights: d.weightsAny,
       bias: null,
@@ -491,6 +496,14 @@ export class DnnlConvolutions {
       return null;
     }
     owned.descs.push(pd);
+    return { pd, owned, d };
+  }
+
+  #buildBackwardData(geometry: DnnlConvGeometry): Entry | null {
+    const dnnl = this.#dnnl;
+    const built = this.#backwardDesc(geometry, "backwardData");
+    if (built === null) return null;
+    const { pd, owned, d } = built;
     const data = { dy: dnnl.memory(d.dst, false), dx: dnnl.memory(d.src, false) };
     owned.memories.push(data.dy, data.dx);
     const weights = this.#weights(
@@ -511,22 +524,9 @@ export class DnnlConvolutions {
 
   #buildBackwardWeights(geometry: DnnlConvGeometry): Entry | null {
     const dnnl = this.#dnnl;
-    const hint = this.#forwardDesc(geometry, false, null);
-    if (hint === null) return null;
-    const owned: Entry["owned"] = { primitives: [], descs: [hint], memories: [] };
-    const d = this.#descs(geometry);
-    const op = dnnl.convolutionDesc("backwardWeights", {
-      src: d.src,
-      weights: d.weightsAny,
-      bias: null,
-      dst: d.dst,
-    }, d.shape);
-    const pd = dnnl.primitiveDesc(op, null, hint);
-    if (pd === null) {
-      dnnl.destroy(owned);
-      return null;
-    }
-    owned.descs.push(pd);
+    const built = this.#backwardDesc(geometry, "backwardWeights");
+    if (built === null) return null;
+    const { pd, owned, d } = built;
     const data = { x: dnnl.memory(d.src, false), dy: dnnl.memory(d.dst, false) };
     owned.memories.push(data.x, data.dy);
     const weights = this.#weights(

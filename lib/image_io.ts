@@ -8,6 +8,7 @@
 import sharp from "sharp";
 import { UserError } from "./errors.ts";
 import { basename, dirname, join } from "./path.ts";
+import { resizeBilinear as resizeBilinearPixels } from "./segment_pixels.js";
 
 /** An 8-bit image held in memory, row-major, `channels` bytes per pixel. */
 export interface RasterImage {
@@ -140,35 +141,8 @@ async function decodeSmallSixteenBitGrey(bytes: Uint8Array): Promise<RasterImage
  * ```
  */
 export function resizeBilinear(image: RasterImage, width: number, height: number): Float32Array {
-  const { data, channels } = image;
-  const out = new Float32Array(width * height * channels);
-  const scaleX = image.width / width, scaleY = image.height / height;
-  const column0 = new Int32Array(width), column1 = new Int32Array(width);
-  const weightX = new Float32Array(width);
-  for (let x = 0; x < width; x++) {
-    const source = Math.min(Math.max((x + 0.5) * scaleX - 0.5, 0), image.width - 1);
-    column0[x] = Math.floor(source);
-    column1[x] = Math.min(column0[x]! + 1, image.width - 1);
-    weightX[x] = source - column0[x]!;
-  }
-  for (let y = 0; y < height; y++) {
-    const source = Math.min(Math.max((y + 0.5) * scaleY - 0.5, 0), image.height - 1);
-    const row0 = Math.floor(source), row1 = Math.min(row0 + 1, image.height - 1);
-    const weightY = source - row0;
-    for (let x = 0; x < width; x++) {
-      const wx = weightX[x]!;
-      const a = (row0 * image.width + column0[x]!) * channels;
-      const b = (row0 * image.width + column1[x]!) * channels;
-      const c = (row1 * image.width + column0[x]!) * channels;
-      const d = (row1 * image.width + column1[x]!) * channels;
-      for (let channel = 0; channel < channels; channel++) {
-        const top = data[a + channel]! * (1 - wx) + data[b + channel]! * wx;
-        const bottom = data[c + channel]! * (1 - wx) + data[d + channel]! * wx;
-        out[(y * width + x) * channels + channel] = (top * (1 - weightY) + bottom * weightY) / 255;
-      }
-    }
-  }
-  return out;
+  // One implementation, in segment_pixels.js, which the browser page runs too.
+  return resizeBilinearPixels(image, width, height);
 }
 
 /** Source and target sizes for {@linkcode resizeNearest}. */

@@ -5,13 +5,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { CLASS_COLORS as PIXEL_CLASS_COLORS } from "./segment_pixels.js";
 
-/** RGB colour per class index: background, akahara, madara. */
-export const CLASS_COLORS: readonly [number, number, number][] = [
-  [0, 0, 0],
-  [128, 0, 0],
-  [0, 128, 0],
-];
+/**
+ * RGB colour per class index: background, akahara, madara. One definition,
+ * in `segment_pixels.js`, which the browser page loads too.
+ */
+export const CLASS_COLORS = PIXEL_CLASS_COLORS as readonly [number, number, number][];
 
 /**
  * Paints a class map in the class colours. Indices outside the palette are

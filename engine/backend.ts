@@ -40,6 +40,8 @@ import {
   batchNormTrainingConfig,
   batchNormTrainingGrad,
   batchNormTrainingGradConfig,
+  MOVING_AVERAGES,
+  movingAveragesWasmConfig,
   useFusedTrainingBatchNorm,
 } from "./kernels/batch_norm_training.ts";
 import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
@@ -55,6 +57,8 @@ import { meanGradConfig } from "./kernels/mean_grad.ts";
 import { tileConfig } from "./kernels/tile.ts";
 import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
+import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./kernels/momentum.ts";
+import { DnnlReluGrad, RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
 import {
   resizeNearestNeighborGradCpuConfig,
   resizeNearestNeighborGradWasmConfig,
@@ -142,7 +146,9 @@ export async function setupBackend(
   tf.registerGradient(fusedBatchNormGradConfig);
   tf.registerGradient(meanGradConfig);
   tf.registerGradient(batchNormTrainingGrad);
+  tf.registerGradient(reluGrad);
   useFusedTrainingBatchNorm();
+  useFusedMomentum();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
@@ -421,6 +427,8 @@ export interface DnnlKernels {
   blockSum: DnnlBlockSum;
   /** Strided copies (concatenation and split along channels), per shape. */
   copies: DnnlStridedCopy;
+  /** The gradient of ReLU, per size. */
+  reluGrad: DnnlReluGrad;
 }
 
 /**
@@ -439,6 +447,7 @@ function sharedDnnl(): DnnlKernels | string {
       binary: new DnnlBinary(dnnl),
       blockSum: new DnnlBlockSum(dnnl),
       copies: new DnnlStridedCopy(dnnl),
+      reluGrad: new DnnlReluGrad(dnnl),
     };
   } else {
     dnnl.close();
@@ -544,13 +553,19 @@ export function registerWasmKernels(
     replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
     replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
   }
-  for (const name of [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD]) {
+  const own = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD, MOVING_AVERAGES];
+  for (const name of [...own, MOMENTUM_UPDATE]) {
     if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
   }
+  // Optimizer steps and batch-norm moving averages take these, with or without oneDNN.
+  tf.registerKernel(movingAveragesWasmConfig());
+  tf.registerKernel(momentumUpdateWasmConfig());
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
+    // ReLU's gradient takes it (kernels/relu_grad.ts).
+    tf.registerKernel(reluGradWasmConfig(dnnl.reluGrad));
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");

@@ -108,6 +108,10 @@ const SYMBOLS = {
     parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  dnnl_eltwise_backward_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "f32"],
+    result: "i32",
+  },
   dnnl_pooling_forward_desc_init: {
     parameters: [
       "buffer",
@@ -285,6 +289,25 @@ export interface Dnnl {
    * @returns The descriptor.
    */
   binaryDesc(algorithm: number, src0: Uint8Array, src1: Uint8Array, dst: Uint8Array): Uint8Array;
+  /**
+   * An element-wise backward operation descriptor: `diff_src` from
+   * `diff_dst` and the forward pass's input `src`, e.g. for `DNNL.eltwiseRelu`
+   * `diff_src = src > 0 ? diff_dst : alpha * diff_dst`.
+   *
+   * @param algorithm `DNNL.eltwiseRelu`, ...
+   * @param diffData The descriptor of `diff_dst` and `diff_src`.
+   * @param data The descriptor of `src`.
+   * @param alpha The algorithm's alpha (ReLU: the slope below 0).
+   * @param beta The algorithm's beta.
+   * @returns The descriptor.
+   */
+  eltwiseBackwardDesc(
+    algorithm: number,
+    diffData: Uint8Array,
+    data: Uint8Array,
+    alpha: number,
+    beta: number,
+  ): Uint8Array;
   /**
    * A memory descriptor of floats with the given strides (in elements), e.g.
    * some columns of a row-major matrix.
@@ -671,6 +694,14 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         "memory_desc_init_by_strides",
       );
       return desc;
+    },
+    eltwiseBackwardDesc(algorithm, diffData, data, alpha, beta) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      check(
+        symbols.dnnl_eltwise_backward_desc_init(op, algorithm, diffData, data, alpha, beta),
+        "eltwise_backward_desc_init",
+      );
+      return op;
     },
     binaryDesc(algorithm, src0, src1, dst) {
       const op = new Uint8Array(OP_DESC_BYTES);

@@ -18,6 +18,8 @@ import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
+import { DnnlReluGrad } from "./kernels/relu_grad.ts";
+import { MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -346,6 +348,19 @@ const CASES: Case[] = [
       ),
   },
   {
+    // Rounded to -2..2, so a fifth of the inputs are exactly 0 (gradient 0 there, as PyTorch).
+    name: "relu of 2x32x32x16 (oneDNN's size) and of 2x5x5x3, with zeros",
+    run: () =>
+      withGrads(
+        (large, small) =>
+          tf.concat([tf.reshape(tf.relu(large!), [-1]), tf.reshape(tf.relu(small!), [-1])]),
+        [
+          tf.round(tf.mul(input([2, 32, 32, 16], 82), 2.4)),
+          tf.round(tf.mul(input([2, 5, 5, 3], 83), 2.4)),
+        ],
+      ),
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {
@@ -421,7 +436,8 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
   const binary = new DnnlBinary(dnnl);
   const blockSum = new DnnlBlockSum(dnnl);
   const copies = new DnnlStridedCopy(dnnl);
-  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum, copies });
+  const reluGrad = new DnnlReluGrad(dnnl);
+  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum, copies, reluGrad });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
@@ -435,12 +451,14 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     assertEquals(blockSum.declined, []);
     assert(copies.size >= 2, "no concatenation or split along channels ran");
     assertEquals(copies.declined, []);
+    assert(reluGrad.size >= 1, "no ReLU gradient ran on oneDNN");
   } finally {
     convolutions.clear();
     batchNorm.clear();
     binary.clear();
     blockSum.clear();
     copies.clear();
+    reluGrad.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }
@@ -645,3 +663,60 @@ for (const library of ["OpenBLAS", "oneDNN"] as const) {
     await setupBackend("cpu", { quiet: true });
   });
 }
+
+Deno.test("SegmentMovingAverages on wasm equals tfjs-layers' three kernels to the bit", async () => {
+  await setupBackend("wasm", { quiet: true });
+  try {
+    const [moving, batch] = [input([4, 37], 90), tf.abs(input([4, 37], 91))];
+    for (const decay of [1 - 0.9, 1 - 0.99, 0.3]) {
+      const [mean, variance] = tf.engine().runKernel(MOVING_AVERAGES, {
+        movingMean: moving,
+        movingVariance: batch,
+        mean: batch,
+        variance: moving,
+      }, { decay }) as tf.Tensor[];
+      const update = (current: tf.Tensor, value: tf.Tensor) =>
+        tf.sub(current, tf.mul(tf.sub(current, value), decay));
+      assertEquals([...mean!.dataSync()], [...update(moving, batch).dataSync()]);
+      assertEquals([...variance!.dataSync()], [...update(batch, moving).dataSync()]);
+    }
+  } finally {
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
+Deno.test("SGD with momentum on wasm (one kernel per variable) equals the cpu backend's four kernels to the bit", async () => {
+  const train = async (backend: "wasm" | "cpu") => {
+    await setupBackend(backend, { quiet: true });
+    const weights = [input([3, 3, 4, 5], 92), input([5], 93)].map((value) => tf.variable(value));
+    const optimizer = tf.train.momentum(0.01, 0.9);
+    for (let step = 0; step < 3; step++) {
+      const targets = [input([3, 3, 4, 5], 94 + step), input([5], 97 + step)];
+      // A quadratic loss: each step's gradient depends on the weights after the last step.
+      optimizer.minimize(() =>
+        tf.addN(
+          weights.map((weight, i) => tf.sum(tf.square(tf.sub(weight, targets[i]!)))),
+        ) as tf.Scalar
+      );
+      tf.dispose(targets);
+    }
+    const state = await optimizer.getWeights();
+    const values = [...weights, ...state.slice(1).map((named) => named.tensor)].map((tensor) => [
+      ...tensor.dataSync(),
+    ]);
+    optimizer.dispose();
+    tf.dispose(weights);
+    return values;
+  };
+  try {
+    const expected = await train("cpu");
+    const actual = await train("wasm");
+    assert(
+      tf.getKernel("SegmentMomentumUpdate", "wasm") !== undefined,
+      "the kernel is not registered",
+    );
+    assertEquals(actual, expected);
+  } finally {
+    await setupBackend("cpu", { quiet: true });
+  }
+});

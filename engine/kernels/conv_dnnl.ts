@@ -291,20 +291,17 @@ export class DnnlConvolutions {
     geometry: DnnlConvGeometry,
     offsets: { x: number; dy: number; dw: number },
   ): boolean {
-    const run = () => {
-      const entry = this.#entry(
-        `w ${shapeKey(geometry)}`,
-        () => this.#buildBackwardWeights(geometry),
-      );
-      if (entry === null) return false;
-      this.#run(wasm, entry, { x: offsets.x, dy: offsets.dy }, offsets.dw, "out");
-      return true;
-    };
-    // Small ones on one thread: the threads reduce their partial sums at spinning
-    // barriers. Bin's layer (1.5e8 multiply-adds) on 2 cores that other processes also
-    // used took 3.8-4.0 ms on two threads, 1.2 ms on one (on idle cores 0.84 ms on two).
-    // SegNet's layers, up to 16x larger, keep both threads.
-    return multiplyAdds(geometry) < 2 ** 28 ? this.#dnnl.singleThreaded(run) : run();
+    // Two threads, as PyTorch runs it. On idle cores bin's layer (1.5e8 multiply-adds)
+    // takes 0.84 ms on two threads against 1.35 on one (a bin step 3 ms shorter); on
+    // cores that other processes also use, two threads reducing their partial sums at
+    // spinning barriers took 3.8-4.0 ms against 1.2 on one.
+    const entry = this.#entry(
+      `w ${shapeKey(geometry)}`,
+      () => this.#buildBackwardWeights(geometry),
+    );
+    if (entry === null) return false;
+    this.#run(wasm, entry, { x: offsets.x, dy: offsets.dy }, offsets.dw, "out");
+    return true;
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
@@ -544,12 +541,6 @@ export class DnnlConvolutions {
     ]);
     return { desc: pd, primitive, args, data, weights, owned };
   }
-}
-
-/** Multiply-adds of one direction of a convolution. */
-function multiplyAdds(g: DnnlConvGeometry): number {
-  return g.batch * g.outHeight * g.outWidth * g.outChannels * g.inChannels * g.filterHeight *
-    g.filterWidth;
 }
 
 function shapeKey(g: DnnlConvGeometry): string {

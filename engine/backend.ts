@@ -59,6 +59,12 @@ import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./kernels/momentum.ts";
 import { DnnlReluGrad, RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
+import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
+import {
+  DnnlResize,
+  resizeNearestNeighborDnnlConfig,
+  resizeNearestNeighborGradDnnlConfig,
+} from "./kernels/resize_dnnl.ts";
 import {
   resizeNearestNeighborGradCpuConfig,
   resizeNearestNeighborGradWasmConfig,
@@ -429,6 +435,10 @@ export interface DnnlKernels {
   copies: DnnlStridedCopy;
   /** The gradient of ReLU, per size. */
   reluGrad: DnnlReluGrad;
+  /** Max-pooling gradients, per shape. */
+  maxPoolGrad: DnnlMaxPoolGrad;
+  /** Nearest-neighbour upsampling and its gradient, per shape. */
+  resize: DnnlResize;
 }
 
 /**
@@ -448,6 +458,8 @@ function sharedDnnl(): DnnlKernels | string {
       blockSum: new DnnlBlockSum(dnnl),
       copies: new DnnlStridedCopy(dnnl),
       reluGrad: new DnnlReluGrad(dnnl),
+      maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
+      resize: new DnnlResize(dnnl),
     };
   } else {
     dnnl.close();
@@ -492,7 +504,8 @@ function requireKernel(name: string): KernelConfig {
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
- * `Concat` and `SplitV` along channels run on it, and a batch-norm layer in
+ * `Concat` and `SplitV` along channels, `MaxPoolGrad`, and nearest-neighbour
+ * upsampling by whole factors and its gradient run on it, and a batch-norm layer in
  * training becomes one kernel on it with one gradient; each kernel falls
  * back to the others for what oneDNN does not run. Registering again
  * replaces them (so a test can switch OpenBLAS and oneDNN off and on).
@@ -527,8 +540,19 @@ export function registerWasmKernels(
     "Conv2DBackpropFilter",
     dnnl === null ? filterGrad : conv2dBackpropFilterDnnlConfig(dnnl.convolutions, filterGrad),
   );
-  replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
-  replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
+  const resize = requireKernel("ResizeNearestNeighbor");
+  if (dnnl === null) {
+    replaceKernel("MaxPoolGrad", maxPoolGradWasmConfig);
+    replaceKernel("ResizeNearestNeighbor", resize);
+    replaceKernel("ResizeNearestNeighborGrad", resizeNearestNeighborGradWasmConfig);
+  } else {
+    replaceKernel("MaxPoolGrad", maxPoolGradDnnlConfig(dnnl.maxPoolGrad, maxPoolGradWasmConfig));
+    replaceKernel("ResizeNearestNeighbor", resizeNearestNeighborDnnlConfig(dnnl.resize, resize));
+    replaceKernel(
+      "ResizeNearestNeighborGrad",
+      resizeNearestNeighborGradDnnlConfig(dnnl.resize, resizeNearestNeighborGradWasmConfig),
+    );
+  }
   const sum = leadingReductionConfig("Sum", requireKernel("Sum"), blas);
   replaceKernel("Sum", dnnl === null ? sum : blockSumDnnlConfig(dnnl.blockSum, sum));
   replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));

@@ -60,6 +60,7 @@ export const DNNL = {
   eltwiseClip: 255,
   poolingMax: 511,
   poolingAvg: 767,
+  resamplingNearest: 196592,
   eltwiseLinear: 127,
   useGlobalStats: 1,
   useScale: 8,
@@ -124,6 +125,29 @@ const SYMBOLS = {
       "buffer",
       "buffer",
     ],
+    result: "i32",
+  },
+  dnnl_pooling_backward_desc_init: {
+    parameters: [
+      "buffer", // pool_desc
+      "i32", // alg_kind
+      "buffer", // diff_src_desc
+      "buffer", // diff_dst_desc
+      "buffer", // strides
+      "buffer", // kernel
+      "buffer", // padding_l
+      "buffer", // padding_r
+    ],
+    result: "i32",
+  },
+  dnnl_resampling_forward_desc_init: {
+    // resampling_desc, prop_kind, alg_kind, factors (float[]), src_desc, dst_desc
+    parameters: ["buffer", "i32", "i32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  dnnl_resampling_backward_desc_init: {
+    // resampling_desc, alg_kind, factors (float[]), diff_src_desc, diff_dst_desc
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
     result: "i32",
   },
   dnnl_reduction_desc_init: {
@@ -256,6 +280,22 @@ export interface ConvDescShape {
   padAfter: readonly [number, number];
 }
 
+/** Direction, strides and padding of {@linkcode Dnnl.poolingDesc}. */
+export interface PoolingOptions {
+  /**
+   * `inference`, `training` (the forward pass that also writes the workspace
+   * a max pooling's gradient needs) or `backward` (the gradient of the input).
+   * @default "inference"
+   */
+  kind?: "inference" | "training" | "backward";
+  /** Strides `[height, width]`. @default the window */
+  strides?: readonly [number, number];
+  /** Padding `[top, left]`. @default [0, 0] */
+  padBefore?: readonly [number, number];
+  /** Padding `[bottom, right]`. @default [0, 0] */
+  padAfter?: readonly [number, number];
+}
+
 /** The oneDNN calls the kernels use, on one CPU engine and stream. */
 export interface Dnnl {
   /** Where the library was loaded from. */
@@ -318,12 +358,14 @@ export interface Dnnl {
    */
   stridedDesc(dims: readonly number[], strides: readonly number[]): Uint8Array;
   /**
-   * A 2-D pooling (inference) operation descriptor without padding.
+   * A 2-D pooling operation descriptor: by default for inference, with the
+   * window as its stride and no padding.
    *
    * @param algorithm `DNNL.poolingMax` or `DNNL.poolingAvg`.
-   * @param src The input's descriptor.
-   * @param dst The output's descriptor.
-   * @param kernel Window `[height, width]`, also the stride.
+   * @param src The input's descriptor (its gradient's, for `backward`).
+   * @param dst The output's descriptor (its gradient's, for `backward`).
+   * @param kernel Window `[height, width]`.
+   * @param options Direction, strides and padding.
    * @returns The descriptor.
    */
   poolingDesc(
@@ -331,6 +373,24 @@ export interface Dnnl {
     src: Uint8Array,
     dst: Uint8Array,
     kernel: readonly [number, number],
+    options?: PoolingOptions,
+  ): Uint8Array;
+  /**
+   * A 2-D resampling operation descriptor.
+   *
+   * @param kind `forward` (training) or `backward` (the gradient of the source).
+   * @param algorithm `DNNL.resamplingNearest`.
+   * @param src The source's descriptor (its gradient's, for `backward`).
+   * @param dst The destination's descriptor (its gradient's, for `backward`).
+   * @param factors Destination size over source size, `[height, width]`.
+   * @returns The descriptor.
+   */
+  resamplingDesc(
+    kind: "forward" | "backward",
+    algorithm: number,
+    src: Uint8Array,
+    dst: Uint8Array,
+    factors: readonly [number, number],
   ): Uint8Array;
   /**
    * A reduction operation descriptor: `dst` sums `src` over the dims where `dst` has 1.
@@ -708,22 +768,52 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       check(symbols.dnnl_binary_desc_init(op, algorithm, src0, src1, dst), "binary_desc_init");
       return op;
     },
-    poolingDesc(algorithm, src, dst, kernel) {
+    poolingDesc(algorithm, src, dst, kernel, options = {}) {
       const op = new Uint8Array(OP_DESC_BYTES);
-      check(
-        symbols.dnnl_pooling_forward_desc_init(
+      const kind = options.kind ?? "inference";
+      const strides = dims(options.strides ?? kernel);
+      const before = dims(options.padBefore ?? [0, 0]);
+      const after = dims(options.padAfter ?? [0, 0]);
+      const status = kind === "backward"
+        ? symbols.dnnl_pooling_backward_desc_init(
           op,
-          DNNL.forwardInference,
           algorithm,
           src,
           dst,
+          strides,
           dims(kernel),
+          before,
+          after,
+        )
+        : symbols.dnnl_pooling_forward_desc_init(
+          op,
+          kind === "training" ? DNNL.forwardTraining : DNNL.forwardInference,
+          algorithm,
+          src,
+          dst,
+          strides,
           dims(kernel),
-          dims([0, 0]),
-          dims([0, 0]),
-        ),
-        "pooling_forward_desc_init",
-      );
+          before,
+          after,
+        );
+      check(status, `pooling ${kind} desc_init`);
+      return op;
+    },
+    resamplingDesc(kind, algorithm, src, dst, factors) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      const scale = new Float32Array(MAX_DIMS);
+      scale.set(factors);
+      const status = kind === "forward"
+        ? symbols.dnnl_resampling_forward_desc_init(
+          op,
+          DNNL.forwardTraining,
+          algorithm,
+          scale,
+          src,
+          dst,
+        )
+        : symbols.dnnl_resampling_backward_desc_init(op, algorithm, scale, src, dst);
+      check(status, `resampling ${kind} desc_init`);
       return op;
     },
     reductionDesc(algorithm, src, dst) {

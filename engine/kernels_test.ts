@@ -20,6 +20,8 @@ import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
 import { DnnlReluGrad } from "./kernels/relu_grad.ts";
 import { MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
+import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
+import { DnnlResize } from "./kernels/resize_dnnl.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -36,10 +38,20 @@ function input(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(seeded(shape.reduce((a, b) => a * b, 1), seed), shape);
 }
 
+/** Values from {-2, -1.5, -1, -0.5}: most pooling windows hold tied maxima. */
+function tiedNegatives(shape: number[], seed: number): tf.Tensor {
+  return tf.sub(tf.mul(tf.floor(tf.mul(input(shape, seed), 2)), 0.5), 1);
+}
+
 /** A computation: its outputs (forward values and gradients), all float. */
 interface Case {
   name: string;
   run: () => tf.Tensor[];
+  /**
+   * Its gradients depend on which of tied maxima a max pooling picks: only
+   * backends that pick the first, as cpu does, must match them.
+   */
+  ties?: true;
 }
 
 /** Forward value and gradients of `sum(f(inputs) * weights)` for all inputs. */
@@ -66,6 +78,32 @@ function convCase(
       ),
   };
 }
+
+/**
+ * Poolings and resizes that oneDNN's kernels leave to the others, since their
+ * rules could differ from tfjs's (no whole upsampling factor, a flag).
+ */
+const FALLBACK_CASES: Case[] = [
+  ...([
+    ["by 1.5", [2, 4, 4, 5], [6, 6], false, false],
+    ["down by 2", [2, 8, 6, 5], [4, 3], false, false],
+    ["x2 with halfPixelCenters", [2, 4, 3, 5], [8, 6], false, true],
+    ["x2 with alignCorners", [2, 4, 3, 5], [8, 6], true, false],
+  ] as const).map(([what, shape, size, alignCorners, halfPixelCenters], index) => ({
+    name: `nearest resize ${what} (falls back)`,
+    run: () =>
+      withGrads(
+        (x) =>
+          tf.image.resizeNearestNeighbor(
+            x as tf.Tensor4D,
+            [...size],
+            alignCorners,
+            halfPixelCenters,
+          ),
+        [input([...shape], 100 + index)],
+      ),
+  })),
+];
 
 const CASES: Case[] = [
   convCase("conv2d 3x3 same stride 1, 3 -> 8 channels", [2, 7, 6, 3], [3, 3, 3, 8], 1, "same"),
@@ -190,6 +228,44 @@ const CASES: Case[] = [
     run: () =>
       withGrads((x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "same"), [input([2, 5, 3, 3], 30)]),
   },
+  // Ties on purpose: the gradient must go to the first maximum of each window in
+  // row-major order, as on cpu (oneDNN's rule too; tfjs-wasm's own sends it to every one).
+  {
+    name: "max pool 2x2 with ties: windows of zeros, as after a ReLU",
+    ties: true,
+    run: () =>
+      withGrads(
+        (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid"),
+        [tf.relu(tf.sub(input([2, 8, 6, 16], 90), 0.5))],
+      ),
+  },
+  {
+    name: "max pool 2x2 with ties: windows of equal negative values",
+    ties: true,
+    run: () =>
+      withGrads(
+        (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, "valid"),
+        [tiedNegatives([2, 6, 8, 16], 91)],
+      ),
+  },
+  {
+    name: "max pool 3x3 stride 2 same with ties (overlapping windows, padding on every side)",
+    ties: true,
+    run: () =>
+      withGrads(
+        (x) => tf.maxPool(x as tf.Tensor4D, 3, 2, "same"),
+        [tiedNegatives([2, 9, 9, 5], 92)],
+      ),
+  },
+  {
+    name: "max pool 2x3 window, strides 1 and 2, with ties",
+    ties: true,
+    run: () =>
+      withGrads(
+        (x) => tf.maxPool(x as tf.Tensor4D, [2, 3], [1, 2], "valid"),
+        [tiedNegatives([2, 7, 9, 4], 93)],
+      ),
+  },
   {
     name: "nearest upsampling x2",
     run: () =>
@@ -198,6 +274,36 @@ const CASES: Case[] = [
         [input([3, 4, 3, 5], 12)],
       ),
   },
+  {
+    name: "nearest upsampling x3",
+    run: () =>
+      withGrads(
+        (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [12, 9]),
+        [input([2, 4, 3, 5], 94)],
+      ),
+  },
+  {
+    name: "nearest upsampling x2 by x3, and x1 by x4 (non-square)",
+    run: () => [
+      ...withGrads(
+        (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [10, 12]),
+        [input([2, 5, 4, 16], 95)],
+      ),
+      ...withGrads(
+        (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [5, 12]),
+        [input([2, 5, 3, 7], 96)],
+      ),
+    ],
+  },
+  {
+    name: "nearest upsampling of the nearest exercise's size, [4, 32, 32, 32] to 64x64",
+    run: () =>
+      withGrads(
+        (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [64, 64]),
+        [input([4, 32, 32, 32], 97)],
+      ),
+  },
+  ...FALLBACK_CASES,
   {
     name: "concat on channels and centre crop (slice)",
     run: () =>
@@ -401,7 +507,11 @@ async function reference(): Promise<Float32Array[][]> {
   return await runCases();
 }
 
-async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): Promise<void> {
+async function compareWith(
+  t: Deno.TestContext,
+  setup: () => Promise<unknown>,
+  firstMaximum: boolean,
+): Promise<void> {
   const expected = await reference();
   await setup();
   const before = tf.memory().numTensors;
@@ -412,7 +522,9 @@ async function compareWith(t: Deno.TestContext, setup: () => Promise<unknown>): 
       const outputs = actual[index]!;
       const wanted = expected[index]!;
       assert(outputs.length === wanted.length);
-      for (const [output, values] of outputs.entries()) {
+      // Elsewhere checkMaxPoolTies checks that each window's gradient went to one maximum.
+      const checked = testCase.ties && !firstMaximum ? outputs.slice(0, 1) : outputs;
+      for (const [output, values] of checked.entries()) {
         assert(values.length === wanted[output]!.length, `output ${output}: length differs`);
         const error = relativeError(values, wanted[output]!);
         assert(
@@ -437,7 +549,18 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
   const blockSum = new DnnlBlockSum(dnnl);
   const copies = new DnnlStridedCopy(dnnl);
   const reluGrad = new DnnlReluGrad(dnnl);
-  registerWasmKernels(null, { convolutions, batchNorm, binary, blockSum, copies, reluGrad });
+  const maxPoolGrad = new DnnlMaxPoolGrad(dnnl);
+  const resize = new DnnlResize(dnnl);
+  registerWasmKernels(null, {
+    convolutions,
+    batchNorm,
+    binary,
+    blockSum,
+    copies,
+    maxPoolGrad,
+    resize,
+    reluGrad,
+  });
   try {
     await runCases();
     assert(convolutions.size > 20, `only ${convolutions.size} convolution shapes ran`);
@@ -452,6 +575,11 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     assert(copies.size >= 2, "no concatenation or split along channels ran");
     assertEquals(copies.declined, []);
     assert(reluGrad.size >= 1, "no ReLU gradient ran on oneDNN");
+    assert(maxPoolGrad.size >= 6, `only ${maxPoolGrad.size} max-pool gradient shapes ran`);
+    assertEquals(maxPoolGrad.declined, []);
+    // A forward and a backward entry for each of the 5 whole upsamplings.
+    assert(resize.size >= 10, `only ${resize.size} upsampling shapes and directions ran`);
+    assertEquals(resize.declined, []);
   } finally {
     convolutions.clear();
     batchNorm.clear();
@@ -459,6 +587,49 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     blockSum.clear();
     copies.clear();
     reluGrad.clear();
+    maxPoolGrad.clear();
+    resize.clear();
+    dnnl.close();
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
+Deno.test("oneDNN leaves resizes without a whole upsampling factor and ceil-rounded poolings to the other kernels", async () => {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") {
+    console.log(`skipped: oneDNN ${dnnl}`);
+    return;
+  }
+  await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
+  const kernels = {
+    convolutions: new DnnlConvolutions(dnnl),
+    batchNorm: new DnnlBatchNorm(dnnl),
+    binary: new DnnlBinary(dnnl),
+    blockSum: new DnnlBlockSum(dnnl),
+    copies: new DnnlStridedCopy(dnnl),
+    maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
+    resize: new DnnlResize(dnnl),
+    reluGrad: new DnnlReluGrad(dnnl),
+  };
+  const { maxPoolGrad, resize } = kernels;
+  registerWasmKernels(null, kernels);
+  try {
+    for (const testCase of FALLBACK_CASES) tf.dispose(tf.tidy(testCase.run));
+    // With "ceil", the last window runs past the padding oneDNN would be given.
+    const x = input([1, 4, 4, 2], 110);
+    const dy = input([1, 3, 3, 2], 111);
+    const dx = tf.engine().runKernel("MaxPoolGrad", { dy, input: x, output: dy }, {
+      filterSize: 3,
+      strides: 2,
+      pad: 1,
+      dimRoundingMode: "ceil",
+    }) as tf.Tensor;
+    assertEquals(dx.shape, [1, 4, 4, 2]);
+    tf.dispose([x, dy, dx]);
+    assertEquals(resize.size, 0);
+    assertEquals(maxPoolGrad.size, 0);
+  } finally {
+    for (const cache of Object.values(kernels)) cache.clear();
     dnnl.close();
     await setupBackend("cpu", { quiet: true });
   }
@@ -516,68 +687,79 @@ async function checkMaxPoolTies(): Promise<void> {
   assert(ties > 10, "the input should hold tied maxima");
 }
 
-/** The backends under test, each with the reason it is skipped, if it is. */
-const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
-  [
-    ...[true, false].map((blas) => ({
-      name: `wasm with oneDNN, ${blas ? "with" : "without"} OpenBLAS`,
-      skip: () => {
-        const dnnl = openDnnl();
-        if (typeof dnnl === "string") {
-          return Promise.resolve(`oneDNN ${dnnl} (apt-get install libdnnl2)`);
-        }
-        dnnl.close();
-        return Promise.resolve(null);
-      },
-      setup: async () => {
-        const name = await setupBackend("wasm", { quiet: true, blas, dnnl: true });
-        assert(name === "wasm+onednn", `expected wasm+onednn, got ${name}`);
-      },
-    })),
-    ...[1, 2].map((threads) => ({
-      // One thread runs the products in cache-sized blocks of rows, more run them whole.
-      name: `wasm with OpenBLAS on ${threads} thread${threads === 1 ? "" : "s"}`,
-      skip: () => {
-        const blas = openBlas();
-        if (typeof blas === "string") {
-          return Promise.resolve(`OpenBLAS ${blas} (apt-get install libopenblas0-pthread)`);
-        }
-        blas.close();
-        return Promise.resolve(null);
-      },
-      setup: async () => {
-        const previous = Deno.env.get("SEGMENT_BLAS_THREADS");
-        Deno.env.set("SEGMENT_BLAS_THREADS", String(threads));
-        try {
-          const name = await setupBackend("wasm", { quiet: true, blas: true, dnnl: false });
-          assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
-        } finally {
-          if (previous === undefined) Deno.env.delete("SEGMENT_BLAS_THREADS");
-          else Deno.env.set("SEGMENT_BLAS_THREADS", previous);
-        }
-      },
-    })),
-    {
-      name: "wasm without OpenBLAS",
-      skip: () => Promise.resolve(null),
-      setup: async () => {
-        const name = await setupBackend("wasm", { quiet: true, blas: false });
-        assert(name === "wasm", `expected wasm, got ${name}`);
-      },
+/**
+ * The backends under test, each with the reason it is skipped, if it is, and
+ * whether its max-pool gradient picks the first of tied maxima, as cpu does.
+ */
+const BACKENDS: {
+  name: string;
+  skip: () => Promise<string | null>;
+  setup: () => Promise<void>;
+  firstMaximum: boolean;
+}[] = [
+  ...[true, false].map((blas) => ({
+    name: `wasm with oneDNN, ${blas ? "with" : "without"} OpenBLAS`,
+    firstMaximum: true,
+    skip: () => {
+      const dnnl = openDnnl();
+      if (typeof dnnl === "string") {
+        return Promise.resolve(`oneDNN ${dnnl} (apt-get install libdnnl2)`);
+      }
+      dnnl.close();
+      return Promise.resolve(null);
     },
-    {
-      name: "webgpu",
-      skip: async () => {
-        const found = await findGpuAdapter();
-        return "reason" in found
-          ? `${found.reason} (apt-get install mesa-vulkan-drivers gives llvmpipe)`
-          : null;
-      },
-      setup: async () => {
-        await setupBackend("webgpu", { quiet: true, softwareGpu: true });
-      },
+    setup: async () => {
+      const name = await setupBackend("wasm", { quiet: true, blas, dnnl: true });
+      assert(name === "wasm+onednn", `expected wasm+onednn, got ${name}`);
     },
-  ];
+  })),
+  ...[1, 2].map((threads) => ({
+    // One thread runs the products in cache-sized blocks of rows, more run them whole.
+    name: `wasm with OpenBLAS on ${threads} thread${threads === 1 ? "" : "s"}`,
+    firstMaximum: true,
+    skip: () => {
+      const blas = openBlas();
+      if (typeof blas === "string") {
+        return Promise.resolve(`OpenBLAS ${blas} (apt-get install libopenblas0-pthread)`);
+      }
+      blas.close();
+      return Promise.resolve(null);
+    },
+    setup: async () => {
+      const previous = Deno.env.get("SEGMENT_BLAS_THREADS");
+      Deno.env.set("SEGMENT_BLAS_THREADS", String(threads));
+      try {
+        const name = await setupBackend("wasm", { quiet: true, blas: true, dnnl: false });
+        assert(name === "wasm+openblas", `expected wasm+openblas, got ${name}`);
+      } finally {
+        if (previous === undefined) Deno.env.delete("SEGMENT_BLAS_THREADS");
+        else Deno.env.set("SEGMENT_BLAS_THREADS", previous);
+      }
+    },
+  })),
+  {
+    name: "wasm without OpenBLAS",
+    firstMaximum: true,
+    skip: () => Promise.resolve(null),
+    setup: async () => {
+      const name = await setupBackend("wasm", { quiet: true, blas: false });
+      assert(name === "wasm", `expected wasm, got ${name}`);
+    },
+  },
+  {
+    name: "webgpu",
+    firstMaximum: false,
+    skip: async () => {
+      const found = await findGpuAdapter();
+      return "reason" in found
+        ? `${found.reason} (apt-get install mesa-vulkan-drivers gives llvmpipe)`
+        : null;
+    },
+    setup: async () => {
+      await setupBackend("webgpu", { quiet: true, softwareGpu: true });
+    },
+  },
+];
 
 for (const backend of BACKENDS) {
   Deno.test({
@@ -591,7 +773,7 @@ for (const backend of BACKENDS) {
         console.log(`skipped: ${skip}`);
         return;
       }
-      await compareWith(t, backend.setup);
+      await compareWith(t, backend.setup, backend.firstMaximum);
     },
   });
 

@@ -498,6 +498,51 @@ async function checkMaxPoolTies(): Promise<void> {
   assert(ties > 10, "the input should hold tied maxima");
 }
 
+/**
+ * Long reductions against float64: 131,075 rows of two channels around 3,
+ * where a float32 running sum drifts by more than 1e-6 (and OpenBLAS's sums
+ * and the wasm backend's own `Mean`, the engine's former kernels, by 4e-6 to
+ * 8e-6). Sums and means over the leading axis and over everything, and
+ * `tf.moments`, must be within 3e-7 of float64.
+ */
+async function checkLongReductions(): Promise<void> {
+  const rows = 2 ** 17 + 3;
+  const channels = 2;
+  const values = seeded(rows * channels, 90).map((value) => 3 + value / 2);
+  const sums = [0, 0];
+  const running = [0, 0];
+  values.forEach((value, index) => {
+    sums[index % channels]! += value;
+    running[index % channels] = Math.fround(running[index % channels]! + value);
+  });
+  const means = sums.map((sum) => sum / rows);
+  const variances = [0, 0];
+  values.forEach((value, index) => {
+    variances[index % channels]! += (value - means[index % channels]!) ** 2 / rows;
+  });
+  const relative = (actual: number, expected: number) =>
+    Math.abs(actual - expected) / Math.abs(expected);
+  const drift = Math.max(...running.map((sum, channel) => relative(sum, sums[channel]!)));
+  assert(drift > 1e-6, `a float32 running sum should drift here, not by ${drift}`);
+  const x = tf.tensor2d(values, [rows, channels]);
+  const moments = tf.moments(x, 0);
+  const checks: [string, tf.Tensor, number[]][] = [
+    ["sum over rows", tf.sum(x, 0), sums],
+    ["mean over rows", tf.mean(x, 0), means],
+    ["mean of everything", tf.mean(x), [(means[0]! + means[1]!) / 2]],
+    ["moments' mean", moments.mean, means],
+    ["moments' variance", moments.variance, variances],
+  ];
+  for (const [name, tensor, expected] of checks) {
+    const actual = await tensor.data();
+    for (const [index, value] of expected.entries()) {
+      const error = relative(actual[index]!, value);
+      assert(error < 3e-7, `${name}, channel ${index}: ${error} from float64`);
+    }
+  }
+  tf.dispose([x, ...checks.map(([, tensor]) => tensor)]);
+}
+
 /** The backends under test, each with the reason it is skipped, if it is. */
 const BACKENDS: { name: string; skip: () => Promise<string | null>; setup: () => Promise<void> }[] =
   [
@@ -574,6 +619,21 @@ for (const backend of BACKENDS) {
         return;
       }
       await compareWith(t, backend.setup);
+    },
+  });
+
+  Deno.test({
+    name: `long sums and means on ${backend.name} match float64`,
+    // webgpu's reductions are its own, which this engine does not change.
+    ignore: backend.name === "webgpu",
+    fn: async () => {
+      const skip = await backend.skip();
+      if (skip !== null) {
+        console.log(`skipped: ${skip}`);
+        return;
+      }
+      await backend.setup();
+      await checkLongReductions();
     },
   });
 

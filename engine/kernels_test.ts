@@ -18,6 +18,7 @@ import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
+import { BATCH_NORM_TRAINING } from "./kernels/batch_norm_training.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -244,8 +245,9 @@ const CASES: Case[] = [
         ],
       ),
   },
-  // At least 32768 values: smaller layers keep tfjs-layers' own code.
-  ...[[2, 32, 32, 17], [4097, 8]].map((shape, index) => ({
+  // At least 32768 values: smaller layers keep tfjs-layers' own code. More than 16384 rows
+  // (16683): oneDNN's statistics block by block (981 and 982 rows), joined in float64.
+  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5]].map((shape, index) => ({
     name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
     run: () => {
       const channels = shape[shape.length - 1]!;
@@ -500,10 +502,11 @@ async function checkMaxPoolTies(): Promise<void> {
 
 /**
  * Long reductions against float64: 131,075 rows of two channels around 3,
- * where a float32 running sum drifts by more than 1e-6 (and OpenBLAS's sums
- * and the wasm backend's own `Mean`, the engine's former kernels, by 4e-6 to
- * 8e-6). Sums and means over the leading axis and over everything, and
- * `tf.moments`, must be within 3e-7 of float64.
+ * where a float32 running sum drifts by more than 1e-6 (and the engine's
+ * former kernels, OpenBLAS's sums and oneDNN's statistics, by 1e-6 to 2e-5).
+ * Sums and means over the leading axis and over everything, `tf.moments`,
+ * and where the backend has it the training batch norm's statistics and
+ * output must be within 3e-7 of float64 (the output within 5e-6).
  */
 async function checkLongReductions(): Promise<void> {
   const rows = 2 ** 17 + 3;
@@ -533,6 +536,19 @@ async function checkLongReductions(): Promise<void> {
     ["moments' mean", moments.mean, means],
     ["moments' variance", moments.variance, variances],
   ];
+  const scale = tf.ones([channels]);
+  const offset = tf.zeros([channels]);
+  let output: tf.Tensor | undefined;
+  if (tf.getKernel(BATCH_NORM_TRAINING, tf.getBackend()) !== undefined) {
+    const [y, mean, variance] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING,
+      { x, scale, offset },
+      { varianceEpsilon: 1e-3 },
+    ) as tf.Tensor[];
+    checks.push(["batch norm's mean", mean!, means]);
+    checks.push(["batch norm's variance", variance!, variances]);
+    output = y;
+  }
   for (const [name, tensor, expected] of checks) {
     const actual = await tensor.data();
     for (const [index, value] of expected.entries()) {
@@ -540,7 +556,18 @@ async function checkLongReductions(): Promise<void> {
       assert(error < 3e-7, `${name}, channel ${index}: ${error} from float64`);
     }
   }
-  tf.dispose([x, ...checks.map(([, tensor]) => tensor)]);
+  if (output !== undefined) {
+    const y = await output.data();
+    let worst = 0;
+    values.forEach((value, index) => {
+      const channel = index % channels;
+      const exact = (value - means[channel]!) / Math.sqrt(variances[channel]! + 1e-3);
+      worst = Math.max(worst, Math.abs(y[index]! - exact));
+    });
+    assert(worst < 5e-6, `batch norm's output is ${worst} from float64`);
+  }
+  tf.dispose([x, scale, offset, ...checks.map(([, tensor]) => tensor)]);
+  output?.dispose();
 }
 
 /** The backends under test, each with the reason it is skipped, if it is. */
@@ -623,7 +650,7 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test({
-    name: `long sums and means on ${backend.name} match float64`,
+    name: `long sums, means and batch-norm statistics on ${backend.name} match float64`,
     // webgpu's reductions are its own, which this engine does not change.
     ignore: backend.name === "webgpu",
     fn: async () => {

@@ -19,7 +19,7 @@ import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
 import { DnnlReluGrad } from "./kernels/relu_grad.ts";
-import { MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
+import { BATCH_NORM_TRAINING, MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
 import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
 import { DnnlResize } from "./kernels/resize_dnnl.ts";
 
@@ -352,8 +352,9 @@ const CASES: Case[] = [
         ],
       ),
   },
-  // At least 32768 values: smaller layers keep tfjs-layers' own code.
-  ...[[2, 32, 32, 17], [4097, 8]].map((shape, index) => ({
+  // At least 32768 values: smaller layers keep tfjs-layers' own code. More than 16384 rows
+  // (16683): oneDNN's statistics block by block (981 and 982 rows), joined in float64.
+  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5]].map((shape, index) => ({
     name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
     run: () => {
       const channels = shape[shape.length - 1]!;
@@ -688,6 +689,76 @@ async function checkMaxPoolTies(): Promise<void> {
 }
 
 /**
+ * Long reductions against float64: 131,075 rows of two channels around 3,
+ * where a float32 running sum drifts by more than 1e-6 (and the engine's
+ * former kernels, OpenBLAS's sums and oneDNN's statistics, by 1e-6 to 2e-5).
+ * Sums and means over the leading axis and over everything, `tf.moments`,
+ * and where the backend has it the training batch norm's statistics and
+ * output must be within 3e-7 of float64 (the output within 5e-6).
+ */
+async function checkLongReductions(): Promise<void> {
+  const rows = 2 ** 17 + 3;
+  const channels = 2;
+  const values = seeded(rows * channels, 90).map((value) => 3 + value / 2);
+  const sums = [0, 0];
+  const running = [0, 0];
+  values.forEach((value, index) => {
+    sums[index % channels]! += value;
+    running[index % channels] = Math.fround(running[index % channels]! + value);
+  });
+  const means = sums.map((sum) => sum / rows);
+  const variances = [0, 0];
+  values.forEach((value, index) => {
+    variances[index % channels]! += (value - means[index % channels]!) ** 2 / rows;
+  });
+  const relative = (actual: number, expected: number) =>
+    Math.abs(actual - expected) / Math.abs(expected);
+  const drift = Math.max(...running.map((sum, channel) => relative(sum, sums[channel]!)));
+  assert(drift > 1e-6, `a float32 running sum should drift here, not by ${drift}`);
+  const x = tf.tensor2d(values, [rows, channels]);
+  const moments = tf.moments(x, 0);
+  const checks: [string, tf.Tensor, number[]][] = [
+    ["sum over rows", tf.sum(x, 0), sums],
+    ["mean over rows", tf.mean(x, 0), means],
+    ["mean of everything", tf.mean(x), [(means[0]! + means[1]!) / 2]],
+    ["moments' mean", moments.mean, means],
+    ["moments' variance", moments.variance, variances],
+  ];
+  const scale = tf.ones([channels]);
+  const offset = tf.zeros([channels]);
+  let output: tf.Tensor | undefined;
+  if (tf.getKernel(BATCH_NORM_TRAINING, tf.getBackend()) !== undefined) {
+    const [y, mean, variance] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING,
+      { x, scale, offset },
+      { varianceEpsilon: 1e-3 },
+    ) as tf.Tensor[];
+    checks.push(["batch norm's mean", mean!, means]);
+    checks.push(["batch norm's variance", variance!, variances]);
+    output = y;
+  }
+  for (const [name, tensor, expected] of checks) {
+    const actual = await tensor.data();
+    for (const [index, value] of expected.entries()) {
+      const error = relative(actual[index]!, value);
+      assert(error < 3e-7, `${name}, channel ${index}: ${error} from float64`);
+    }
+  }
+  if (output !== undefined) {
+    const y = await output.data();
+    let worst = 0;
+    values.forEach((value, index) => {
+      const channel = index % channels;
+      const exact = (value - means[channel]!) / Math.sqrt(variances[channel]! + 1e-3);
+      worst = Math.max(worst, Math.abs(y[index]! - exact));
+    });
+    assert(worst < 5e-6, `batch norm's output is ${worst} from float64`);
+  }
+  tf.dispose([x, scale, offset, ...checks.map(([, tensor]) => tensor)]);
+  output?.dispose();
+}
+
+/**
  * The backends under test, each with the reason it is skipped, if it is, and
  * whether its max-pool gradient picks the first of tied maxima, as cpu does.
  */
@@ -776,6 +847,22 @@ for (const backend of BACKENDS) {
       await compareWith(t, backend.setup, backend.firstMaximum);
     },
   });
+
+  // webgpu's reductions are its own, which this engine does not change.
+  if (backend.name !== "webgpu") {
+    Deno.test({
+      name: `long sums, means and batch-norm statistics on ${backend.name} match float64`,
+      fn: async () => {
+        const skip = await backend.skip();
+        if (skip !== null) {
+          console.log(`skipped: ${skip}`);
+          return;
+        }
+        await backend.setup();
+        await checkLongReductions();
+      },
+    });
+  }
 
   Deno.test({
     name: `maxPool() gradient on ${backend.name} sends each window's gradient to one maximum`,

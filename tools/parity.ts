@@ -46,11 +46,23 @@
  * bottleneck amplify. So the early floors are 3e-4 (loss) and 2e-3
  * (statistics), still far below what a wrong momentum or a flipped kernel
  * gives (tested); narrowing the oneDNN path is left open.
- * Known and left failing, for the engine's owner: SegNet at its protocol
- * (batch 16, 65536 values per batch-norm channel at 64x64) on the wasm
- * backend has a first loss 1.9e-5 from float64 (PyTorch float32: 3.5e-8;
- * our cpu backend, which sums in float64: 6.7e-8), the size of a plain
- * float32 sum over 65536 values.
+ * Long sums: SegNet at its protocol (batch 16, 65,536 values per batch-norm
+ * channel at 64x64) had a first loss 3.9e-5 from float64 on wasm+onednn and
+ * 1.9e-5 on wasm+openblas (PyTorch float32: 3.5e-8; our cpu backend, which
+ * sums in float64: 6.7e-8), from float32 running sums over 65,536 values:
+ * oneDNN's batch-norm statistics (3.6e-5; with float64 statistics the
+ * logits' exact loss was 4e-8 from the cpu backend's) and the loss's mean on
+ * the wasm backend's own kernel (1.9e-6 to 3.7e-6). The engine now finishes
+ * those sums in float64 (engine/README.md): 8.5e-7 on wasm+onednn, 3.5e-8 on
+ * wasm+openblas. Batch norms of at most 16,384 rows keep oneDNN's one float32
+ * pass, which leaves the networks at batch 4 up to 3.5e-6 from float64
+ * (concat; semaseg 1.3e-6, which the float32 loss mean's opposite error had
+ * hidden: 5.9e-9 before).
+ * Known and left failing, for the engine's owner, on `--iters 3` at the
+ * full protocol with the Imori photos: transposeconv's and unetlike's
+ * weights after 3 iterations on wasm+onednn (0.201 of the step for
+ * transposeconv's enc1_conv1, 0.23 for unetlike's dec4_upconv, against 0.2;
+ * the same before the float64 sums), the oneDNN path's rounding above.
  * One framework difference is exact and accounted for rather
  * than tolerated: PyTorch updates
  * `running_var` with the unbiased batch variance (n / (n - 1) times the

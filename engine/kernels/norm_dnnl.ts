@@ -6,14 +6,16 @@
  * - `inference`: with given statistics (the forward `FusedBatchNorm` kernel),
  *   `y = (x - mean) / sqrt(variance + epsilon) * scale + offset`;
  * - `training`: the batch's own mean and (biased) variance, computed and
- *   returned with `y` in one call (the training batch norm of `batch_norm_training.ts`);
+ *   returned with `y` (the training batch norm of `batch_norm_training.ts`):
+ *   one call up to {@linkcode STATS_SINGLE_PASS_ROWS} rows; above, the statistics
+ *   of each block of rows, combined in float64, then `y` from them;
  * - `backward`: the gradient of `training` with respect to `x` (through the
  *   statistics), `scale` and `offset`.
  *
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { heapPointer, type WasmBackend } from "./wasm_heap.ts";
+import { heapAlloc, heapFree, heapPointer, heapView, type WasmBackend } from "./wasm_heap.ts";
 
 /** Byte offsets in the heap of a batch normalization's tensors (`null`: absent). */
 export interface BatchNormOffsets {
@@ -61,6 +63,91 @@ interface Entry {
   memories: Record<string, Handle>;
   descs: Handle[];
 }
+
+/**
+ * Rows per block, at most, when a training batch norm's statistics are
+ * computed block by block (see {@linkcode STATS_SINGLE_PASS_ROWS}): a float32
+ * running sum over 1024 values is off by about 2e-6 of it at random (6e-5 at
+ * worst), and the float64 total averages the blocks' errors out. Larger
+ * blocks saved little time (a call costs a few microseconds).
+ */
+export const STATS_BLOCK_ROWS = 1024;
+
+/**
+ * Rows up to which a training batch norm is one oneDNN call computing its
+ * own statistics. oneDNN adds a channel's values in float32, one row after
+ * another: over SegNet's 65,536 rows per channel (16 images of 64x64) its
+ * first batch norm's output was off by 8e-6 of its largest value (2e-7 with
+ * float64 statistics), 5e-5 at the end of the encoder, and SegNet's first
+ * loss 3.6e-5 from float64 (the parity check allows 1e-5). Above this many
+ * rows oneDNN computes the mean and variance of each block of about
+ * {@linkcode STATS_BLOCK_ROWS} rows, {@linkcode combineMoments} joins them in
+ * float64, and one more call normalizes with them: SegNet's first loss comes
+ * within 9e-7 of float64. That costs 35-60% more time per layer (one more
+ * pass over the input and output, a call per block; 65,536 x 64 values:
+ * 1.9 -> 2.7 ms, 16,384 x 32: 0.20 -> 0.32 ms), so it starts above 16,384
+ * rows, the most the small networks have at their protocol (4 images of
+ * 64x64): their first losses stay within 4e-6 of float64 without it (within
+ * 1e-7 with it, for about 0.7 ms more per 26 ms step of bin).
+ */
+export const STATS_SINGLE_PASS_ROWS = 16384;
+
+/**
+ * The mean and biased variance of a whole from those of its parts (Chan,
+ * Golub and LeVeque's pairwise formula), in float64: the mean is the parts'
+ * means weighted by their counts, the variance the parts' variances plus the
+ * spread of their means around it.
+ *
+ * @param counts Values in each part.
+ * @param means Each part's mean per channel, `[parts, channels]` flat.
+ * @param variances Each part's biased variance per channel, the same shape.
+ * @param mean Receives the whole's mean per channel (`channels` values).
+ * @param variance Receives the whole's biased variance per channel.
+ *
+ * @example
+ * ```ts
+ * import { combineMoments } from "./norm_dnnl.ts";
+ * import { assertEquals } from "../assert.ts";
+ * // One channel: parts [1, 3] (mean 2, variance 1) and [5] (mean 5, variance 0).
+ * const mean = new Float32Array(1);
+ * const variance = new Float32Array(1);
+ * combineMoments([2, 1], new Float32Array([2, 5]), new Float32Array([1, 0]), mean, variance);
+ * assertEquals([mean[0], variance[0]], [3, Math.fround(8 / 3)]); // of [1, 3, 5]
+ * ```
+ */
+export function combineMoments(
+  counts: readonly number[],
+  means: Float32Array,
+  variances: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+): void {
+  const channels = mean.length;
+  const total = counts.reduce((a, b) => a + b, 0);
+  const sums = new Float64Array(channels);
+  for (const [part, count] of counts.entries()) {
+    const start = part * channels;
+    for (let channel = 0; channel < channels; channel++) {
+      sums[channel]! += count * means[start + channel]!;
+    }
+  }
+  for (let channel = 0; channel < channels; channel++) sums[channel]! /= total;
+  const squares = new Float64Array(channels);
+  for (const [part, count] of counts.entries()) {
+    const start = part * channels;
+    for (let channel = 0; channel < channels; channel++) {
+      const shift = means[start + channel]! - sums[channel]!;
+      squares[channel]! += count * (variances[start + channel]! + shift * shift);
+    }
+  }
+  for (let channel = 0; channel < channels; channel++) {
+    mean[channel] = sums[channel]!;
+    variance[channel] = squares[channel]! / total;
+  }
+}
+
+/** The roles of a block's statistics: no scale or offset, its output is thrown away. */
+const BLOCK_ROLES = ["mean", "variance", "x", "y"];
 
 /** Shapes kept before the cache starts over. */
 const MAX_ENTRIES = 256;
@@ -158,7 +245,12 @@ export class DnnlBatchNorm {
     offsets: BatchNormOffsets & { scale: number; offset: number },
     epsilon: number,
   ): boolean {
-    return this.#run(wasm, "training", rows, channels, epsilon, { ...offsets });
+    if (rows <= STATS_SINGLE_PASS_ROWS) {
+      return this.#run(wasm, "training", rows, channels, epsilon, { ...offsets });
+    }
+    return this.#dnnl.singleThreaded(() =>
+      this.#blockedTraining(wasm, rows, channels, offsets, epsilon)
+    );
   }
 
   /**
@@ -194,6 +286,60 @@ export class DnnlBatchNorm {
     this.#entries.clear();
   }
 
+  /**
+   * `training` over more than {@linkcode STATS_SINGLE_PASS_ROWS} rows: the
+   * statistics of blocks of rows as even as can be (at most two shapes to
+   * compile), joined in float64, then the normalization with them. Between
+   * blocks only the input's and the statistics' pointers move: a oneDNN call
+   * costs microseconds.
+   */
+  #blockedTraining(
+    wasm: WasmBackend,
+    rows: number,
+    channels: number,
+    offsets: BatchNormOffsets & { scale: number; offset: number },
+    epsilon: number,
+  ): boolean {
+    const blocks = Math.ceil(rows / STATS_BLOCK_ROWS);
+    const counts = Array.from(
+      { length: blocks },
+      (_, block) => Math.floor(rows / blocks) + (block < rows % blocks ? 1 : 0),
+    );
+    const parts = blocks * channels;
+    // The blocks' outputs (unused, overwritten block after block), means and variances.
+    const scratch = heapAlloc(wasm, counts[0]! * channels + 2 * parts);
+    const means = scratch + counts[0]! * channels * 4;
+    const variances = means + parts * 4;
+    const dnnl = this.#dnnl;
+    try {
+      const at = (byteOffset: number) => heapPointer(wasm, byteOffset);
+      let entry: Entry | null = null;
+      let first = 0;
+      for (const [block, count] of counts.entries()) {
+        if (count !== counts[block - 1]) {
+          entry = this.#entry("training", count, channels, epsilon, BLOCK_ROLES);
+          if (entry === null) return false;
+          dnnl.setHandle(entry.memories.y!, at(scratch));
+        }
+        dnnl.setHandle(entry!.memories.x!, at(offsets.x + first * channels * 4));
+        dnnl.setHandle(entry!.memories.mean!, at(means + block * channels * 4));
+        dnnl.setHandle(entry!.memories.variance!, at(variances + block * channels * 4));
+        dnnl.execute(entry!.primitive, entry!.args);
+        first += count;
+      }
+      combineMoments(
+        counts,
+        heapView(wasm, means, parts),
+        heapView(wasm, variances, parts),
+        heapView(wasm, offsets.mean, channels),
+        heapView(wasm, offsets.variance, channels),
+      );
+    } finally {
+      heapFree(wasm, scratch);
+    }
+    return this.#runNow(wasm, "inference", rows, channels, epsilon, { ...offsets });
+  }
+
   #run(
     wasm: WasmBackend,
     mode: Mode,
@@ -215,7 +361,24 @@ export class DnnlBatchNorm {
     epsilon: number,
     offsets: Record<string, number>,
   ): boolean {
-    const roles = Object.keys(offsets).sort();
+    const entry = this.#entry(mode, rows, channels, epsilon, Object.keys(offsets).sort());
+    if (entry === null) return false;
+    const dnnl = this.#dnnl;
+    for (const [role, memory] of Object.entries(entry.memories)) {
+      dnnl.setHandle(memory, heapPointer(wasm, offsets[role]!));
+    }
+    dnnl.execute(entry.primitive, entry.args);
+    return true;
+  }
+
+  /** The cached primitive of a shape and set of roles (sorted), built on first use. */
+  #entry(
+    mode: Mode,
+    rows: number,
+    channels: number,
+    epsilon: number,
+    roles: readonly string[],
+  ): Entry | null {
     const key = `${mode} ${rows},${channels},${epsilon} ${roles}`;
     let entry = this.#entries.get(key);
     if (entry === undefined) {
@@ -227,13 +390,7 @@ export class DnnlBatchNorm {
       }
       this.#entries.set(key, entry);
     }
-    if (entry === null) return false;
-    const dnnl = this.#dnnl;
-    for (const [role, memory] of Object.entries(entry.memories)) {
-      dnnl.setHandle(memory, heapPointer(wasm, offsets[role]!));
-    }
-    dnnl.execute(entry.primitive, entry.args);
-    return true;
+    return entry;
   }
 
   #build(
@@ -241,7 +398,7 @@ export class DnnlBatchNorm {
     rows: number,
     channels: number,
     epsilon: number,
-    roles: string[],
+    roles: readonly string[],
   ): Entry | null {
     const dnnl = this.#dnnl;
     // [rows, channels] channels last, as oneDNN's NCHW dims with 1x1 images.

@@ -58,7 +58,8 @@ import { tileConfig } from "./kernels/tile.ts";
 import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./kernels/momentum.ts";
-import { DnnlReluGrad, RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
+import { RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
+import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/eltwise_dnnl.ts";
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
 import {
   DnnlResize,
@@ -433,8 +434,8 @@ export interface DnnlKernels {
   blockSum: DnnlBlockSum;
   /** Strided copies (concatenation and split along channels), per shape. */
   copies: DnnlStridedCopy;
-  /** The gradient of ReLU, per size. */
-  reluGrad: DnnlReluGrad;
+  /** Element-wise operations (ReLU, its gradient, exp), per size. */
+  eltwise: DnnlEltwise;
   /** Max-pooling gradients, per shape. */
   maxPoolGrad: DnnlMaxPoolGrad;
   /** Nearest-neighbour upsampling and its gradient, per shape. */
@@ -457,7 +458,7 @@ function sharedDnnl(): DnnlKernels | string {
       binary: new DnnlBinary(dnnl),
       blockSum: new DnnlBlockSum(dnnl),
       copies: new DnnlStridedCopy(dnnl),
-      reluGrad: new DnnlReluGrad(dnnl),
+      eltwise: new DnnlEltwise(dnnl),
       maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
       resize: new DnnlResize(dnnl),
     };
@@ -589,12 +590,16 @@ export function registerWasmKernels(
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
     // ReLU's gradient takes it (kernels/relu_grad.ts).
-    tf.registerKernel(reluGradWasmConfig(dnnl.reluGrad));
+    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");
   replaceKernel("Concat", dnnl === null ? concat : concatDnnlConfig(dnnl.copies, concat));
   replaceKernel("SplitV", dnnl === null ? splitV : splitVDnnlConfig(dnnl.copies, splitV));
+  for (const kernel of DNNL_ELTWISE_KERNELS) {
+    const own = requireKernel(kernel.name);
+    replaceKernel(kernel.name, dnnl === null ? own : eltwiseDnnlConfig(kernel, dnnl.eltwise, own));
+  }
   for (const kernel of DNNL_BINARY_KERNELS) {
     const own = requireKernel(kernel.name);
     replaceKernel(kernel.name, dnnl === null ? own : binaryDnnlConfig(kernel, dnnl.binary, own));

@@ -55,6 +55,8 @@ export const DNNL = {
   backward: 128,
   convolutionDirect: 1,
   eltwiseRelu: 31,
+  eltwiseExp: 191,
+  eltwiseLog: 239,
   eltwiseElu: 63,
   eltwiseLogistic: 175,
   eltwiseClip: 255,
@@ -107,6 +109,10 @@ const SYMBOLS = {
   },
   dnnl_binary_desc_init: {
     parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  dnnl_eltwise_forward_desc_init: {
+    parameters: ["buffer", "i32", "i32", "buffer", "f32", "f32"],
     result: "i32",
   },
   dnnl_eltwise_backward_desc_init: {
@@ -329,6 +335,17 @@ export interface Dnnl {
    * @returns The descriptor.
    */
   binaryDesc(algorithm: number, src0: Uint8Array, src1: Uint8Array, dst: Uint8Array): Uint8Array;
+  /**
+   * An element-wise forward operation descriptor (training), e.g. for
+   * `DNNL.eltwiseRelu` `dst = src > 0 ? src : alpha * src`.
+   *
+   * @param algorithm `DNNL.eltwiseRelu`, `DNNL.eltwiseExp`, ...
+   * @param data The descriptor of `src` and `dst`.
+   * @param alpha The algorithm's alpha (ReLU: the slope below 0).
+   * @param beta The algorithm's beta.
+   * @returns The descriptor.
+   */
+  eltwiseForwardDesc(algorithm: number, data: Uint8Array, alpha: number, beta: number): Uint8Array;
   /**
    * An element-wise backward operation descriptor: `diff_src` from
    * `diff_dst` and the forward pass's input `src`, e.g. for `DNNL.eltwiseRelu`
@@ -754,6 +771,21 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         "memory_desc_init_by_strides",
       );
       return desc;
+    },
+    eltwiseForwardDesc(algorithm, data, alpha, beta) {
+      const op = new Uint8Array(OP_DESC_BYTES);
+      check(
+        symbols.dnnl_eltwise_forward_desc_init(
+          op,
+          DNNL.forwardTraining,
+          algorithm,
+          data,
+          alpha,
+          beta,
+        ),
+        "eltwise_forward_desc_init",
+      );
+      return op;
     },
     eltwiseBackwardDesc(algorithm, diffData, data, alpha, beta) {
       const op = new Uint8Array(OP_DESC_BYTES);

@@ -18,7 +18,7 @@ import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
-import { DnnlReluGrad } from "./kernels/relu_grad.ts";
+import { DnnlEltwise } from "./kernels/eltwise_dnnl.ts";
 import { BATCH_NORM_TRAINING, MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
 import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
 import { DnnlResize } from "./kernels/resize_dnnl.ts";
@@ -468,6 +468,15 @@ const CASES: Case[] = [
       ),
   },
   {
+    name: "exp of 2x32x32x16 (oneDNN's size) and of 2x5x5x3",
+    run: () =>
+      withGrads(
+        (large, small) =>
+          tf.concat([tf.reshape(tf.exp(large!), [-1]), tf.reshape(tf.exp(small!), [-1])]),
+        [tf.mul(input([2, 32, 32, 16], 84), 6), tf.mul(input([2, 5, 5, 3], 85), 6)],
+      ),
+  },
+  {
     name: "softmax cross-entropy with clip and log",
     run: () =>
       withGrads((logits) => {
@@ -549,7 +558,7 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
   const binary = new DnnlBinary(dnnl);
   const blockSum = new DnnlBlockSum(dnnl);
   const copies = new DnnlStridedCopy(dnnl);
-  const reluGrad = new DnnlReluGrad(dnnl);
+  const eltwise = new DnnlEltwise(dnnl);
   const maxPoolGrad = new DnnlMaxPoolGrad(dnnl);
   const resize = new DnnlResize(dnnl);
   registerWasmKernels(null, {
@@ -560,7 +569,7 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     copies,
     maxPoolGrad,
     resize,
-    reluGrad,
+    eltwise,
   });
   try {
     await runCases();
@@ -575,7 +584,8 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     assertEquals(blockSum.declined, []);
     assert(copies.size >= 2, "no concatenation or split along channels ran");
     assertEquals(copies.declined, []);
-    assert(reluGrad.size >= 1, "no ReLU gradient ran on oneDNN");
+    assert(eltwise.size >= 3, `only ${eltwise.size} element-wise shapes ran on oneDNN`);
+    assertEquals(eltwise.declined, []);
     assert(maxPoolGrad.size >= 6, `only ${maxPoolGrad.size} max-pool gradient shapes ran`);
     assertEquals(maxPoolGrad.declined, []);
     // A forward and a backward entry for each of the 5 whole upsamplings.
@@ -587,7 +597,7 @@ Deno.test("oneDNN runs every convolution, batch norm and large comparison of the
     binary.clear();
     blockSum.clear();
     copies.clear();
-    reluGrad.clear();
+    eltwise.clear();
     maxPoolGrad.clear();
     resize.clear();
     dnnl.close();
@@ -610,7 +620,7 @@ Deno.test("oneDNN leaves resizes without a whole upsampling factor and ceil-roun
     copies: new DnnlStridedCopy(dnnl),
     maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
     resize: new DnnlResize(dnnl),
-    reluGrad: new DnnlReluGrad(dnnl),
+    eltwise: new DnnlEltwise(dnnl),
   };
   const { maxPoolGrad, resize } = kernels;
   registerWasmKernels(null, kernels);

@@ -15,8 +15,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { heapFloats, heapOffset, heapPointer, type WasmBackend } from "./wasm_heap.ts";
+import { DNNL } from "../dnnl.ts";
+import type { DnnlEltwise } from "./eltwise_dnnl.ts";
+import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
 /** The kernel: inputs `dy` and `x` (the ReLU's input), output `dx`, all float32 of one shape. */
 export const RELU_GRAD = "SegmentReluGrad";
@@ -54,122 +55,11 @@ export const reluGrad: GradConfig = {
   },
 };
 
-interface Entry {
-  desc: Handle;
-  primitive: Handle;
-  args: Uint8Array;
-  memories: [dy: Handle, x: Handle, dx: Handle];
-}
-
-/** Sizes kept before the cache starts over. */
-const MAX_ENTRIES = 256;
-
-/**
- * oneDNN's ReLU backward on the wasm heap, one primitive per element count.
- *
- * @example
- * ```ts
- * import { openDnnl } from "../dnnl.ts";
- * import { DnnlReluGrad } from "./relu_grad.ts";
- * import { assert } from "../assert.ts";
- * const dnnl = openDnnl();
- * if (typeof dnnl !== "string") {
- *   assert(new DnnlReluGrad(dnnl).size === 0);
- *   dnnl.close();
- * }
- * ```
- */
-export class DnnlReluGrad {
-  readonly #dnnl: Dnnl;
-  readonly #entries = new Map<number, Entry | null>();
-
-  /**
-   * @param dnnl The oneDNN library.
-   */
-  constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-  }
-
-  /** Sizes seen so far. */
-  get size(): number {
-    return this.#entries.size;
-  }
-
-  /**
-   * `dx = x > 0 ? dy : 0` over `length` floats.
-   *
-   * @param wasm The wasm backend.
-   * @param length Elements of each tensor.
-   * @param offsets Byte offsets in the heap of `dy`, `x` and `dx`.
-   * @returns `false` when oneDNN cannot run it (nothing is written).
-   */
-  run(
-    wasm: WasmBackend,
-    length: number,
-    offsets: { dy: number; x: number; dx: number },
-  ): boolean {
-    let entry = this.#entries.get(length);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = this.#build(length);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(length, entry);
-    }
-    if (entry === null) return false;
-    const dnnl = this.#dnnl;
-    dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.dy));
-    dnnl.setHandle(entry.memories[1], heapPointer(wasm, offsets.x));
-    dnnl.setHandle(entry.memories[2], heapPointer(wasm, offsets.dx));
-    dnnl.execute(entry.primitive, entry.args);
-    return true;
-  }
-
-  /** Destroys every cached primitive. */
-  clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: [entry.desc],
-        memories: entry.memories,
-      });
-    }
-    this.#entries.clear();
-  }
-
-  #build(length: number): Entry | null {
-    const dnnl = this.#dnnl;
-    // Two dims: oneDNN's vectorized element-wise code takes them as one dense block.
-    const data = dnnl.plainDesc([1, length], DNNL.f32);
-    const op = dnnl.eltwiseBackwardDesc(DNNL.eltwiseRelu, data, data, 0, 0);
-    const desc = dnnl.primitiveDesc(op, null, null);
-    if (desc === null) return null;
-    if (dnnl.implName(desc).startsWith("ref")) {
-      dnnl.destroy({ descs: [desc] });
-      return null;
-    }
-    const memories: Entry["memories"] = [
-      dnnl.memory(data, false),
-      dnnl.memory(data, false),
-      dnnl.memory(data, false),
-    ];
-    const args = dnnl.execArgs([
-      [DNNL.argDiffDst, memories[0]],
-      [DNNL.argSrc, memories[1]],
-      [DNNL.argDiffSrc, memories[2]],
-    ]);
-    return { desc, primitive: dnnl.primitive(desc), args, memories };
-  }
-}
-
 /**
  * {@linkcode RELU_GRAD} for the wasm backend: oneDNN from
  * {@linkcode MIN_DNNL_RELU_ELEMENTS} elements, a loop over the heap below.
  *
- * @param dnnl oneDNN's ReLU backward.
+ * @param eltwise oneDNN's element-wise primitives.
  * @returns The kernel config to register.
  *
  * @example
@@ -179,7 +69,7 @@ export class DnnlReluGrad {
  * assertEquals(reluGradWasmConfig({} as never).kernelName, "SegmentReluGrad");
  * ```
  */
-export function reluGradWasmConfig(dnnl: DnnlReluGrad): KernelConfig {
+export function reluGradWasmConfig(eltwise: DnnlEltwise): KernelConfig {
   return {
     kernelName: RELU_GRAD,
     backendName: "wasm",
@@ -193,7 +83,10 @@ export function reluGradWasmConfig(dnnl: DnnlReluGrad): KernelConfig {
         x: heapOffset(wasm, x),
         dx: heapOffset(wasm, dx),
       };
-      if (length >= MIN_DNNL_RELU_ELEMENTS && dnnl.run(wasm, length, offsets)) return dx;
+      if (
+        length >= MIN_DNNL_RELU_ELEMENTS &&
+        eltwise.backward(wasm, DNNL.eltwiseRelu, length, offsets)
+      ) return dx;
       const heap = heapFloats(wasm);
       const [dyStart, xStart, dxStart] = [offsets.dy / 4, offsets.x / 4, offsets.dx / 4];
       for (let i = 0; i < length; i++) {

@@ -14,6 +14,8 @@
  * @module
  */
 
+import { FreeCores } from "./free_cores.ts";
+
 /** The library file names tried, in order. */
 export const DNNL_PATHS: readonly string[] = [
   "/usr/lib/x86_64-linux-gnu/libdnnl.so.2",
@@ -550,17 +552,19 @@ export interface Dnnl {
    */
   execute(primitive: Handle, args: Uint8Array): void;
   /**
-   * Runs `work` (creating and executing primitives) with oneDNN on one
-   * thread. oneDNN's batch norm waits at spinning barriers between its
-   * passes: with two threads on two cores that other processes also use,
-   * one training batch norm of bin took 16 ms instead of 0.37 ms on one
-   * thread. The memory-bound kernels run this way; convolutions get every
-   * core. Without GNU OpenMP (another oneDNN build) `work` runs as it is.
+   * Chooses the threads for the kernel about to run and returns their count:
+   * as many as other processes leave cores free ({@linkcode FreeCores},
+   * measured at most every half second), every core on an idle machine, one
+   * where another process keeps the others busy (oneDNN's threads wait for
+   * each other at barriers, and a thread sharing its core arrives late).
+   * oneDNN fixes a primitive's threads when it is built, so each kernel keys
+   * its cached primitives by this count, and builds and runs them after this
+   * call. Without GNU OpenMP (another oneDNN build) its own threads decide
+   * and this returns 0.
    *
-   * @param work What to run.
-   * @returns What `work` returns.
+   * @returns The threads set, or 0.
    */
-  singleThreaded<T>(work: () => T): T;
+  threads(): number;
   /**
    * Destroys primitives, primitive descriptors and memory objects.
    *
@@ -721,6 +725,9 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
   const symbols = library.symbols;
   const openmp = openMp();
   const maxThreads = openmp?.symbols.omp_get_max_threads() ?? 1;
+  const freeCores = new FreeCores(maxThreads);
+  /** Threads oneDNN is set to now. */
+  let current = maxThreads;
   const cell = new BigUint64Array(1);
   check(symbols.dnnl_engine_create(cell, 1, /* dnnl_cpu */ 0n), "engine_create");
   const engine = outHandle(cell, "engine_create");
@@ -1017,14 +1024,11 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       );
       check(symbols.dnnl_stream_wait(stream), "stream_wait");
     },
-    singleThreaded(work) {
-      if (openmp === null || maxThreads <= 1) return work();
-      openmp.symbols.omp_set_num_threads(1);
-      try {
-        return work();
-      } finally {
-        openmp.symbols.omp_set_num_threads(maxThreads);
-      }
+    threads() {
+      if (openmp === null) return 0;
+      const threads = freeCores.threads(performance.now());
+      if (threads !== current) openmp.symbols.omp_set_num_threads(current = threads);
+      return threads;
     },
     destroy({ primitives = [], descs = [], memories = [] }) {
       for (const primitive of primitives) symbols.dnnl_primitive_destroy(primitive);

@@ -140,7 +140,7 @@ export class DnnlBinary {
     offsets: { a: number; b: number; out: number },
     boolOut: boolean,
   ): boolean {
-    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, algorithm, dims, offsets, boolOut));
+    return this.#runNow(wasm, algorithm, dims, offsets, boolOut);
   }
 
   #runNow(
@@ -151,7 +151,9 @@ export class DnnlBinary {
     boolOut: boolean,
   ): boolean {
     const key = `${algorithm} ${dims[0]} ${dims[1]} ${boolOut}`;
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_ENTRIES) this.clear();
       try {
@@ -159,7 +161,7 @@ export class DnnlBinary {
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     if (entry === null) return false;
     const dnnl = this.#dnnl;

@@ -78,7 +78,7 @@ export class DnnlBlockSum {
     shape: readonly number[],
     offsets: { x: number; out: number },
   ): boolean {
-    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, shape, offsets));
+    return this.#runNow(wasm, shape, offsets);
   }
 
   #runNow(
@@ -87,14 +87,16 @@ export class DnnlBlockSum {
     offsets: { x: number; out: number },
   ): boolean {
     const key = shape.join(",");
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       try {
         entry = this.#build(shape);
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     if (entry === null) return false;
     const dnnl = this.#dnnl;

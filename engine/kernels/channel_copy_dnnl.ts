@@ -87,7 +87,7 @@ export class DnnlStridedCopy {
     from: { offset: number; stride: number },
     to: { offset: number; stride: number },
   ): boolean {
-    return this.#dnnl.singleThreaded(() => this.#copyNow(wasm, rows, columns, from, to));
+    return this.#copyNow(wasm, rows, columns, from, to);
   }
 
   #copyNow(
@@ -98,14 +98,16 @@ export class DnnlStridedCopy {
     to: { offset: number; stride: number },
   ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       try {
         entry = this.#build(rows, columns, from.stride, to.stride);
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     if (entry === null) return false;
     const dnnl = this.#dnnl;

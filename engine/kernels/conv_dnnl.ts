@@ -291,8 +291,8 @@ export class DnnlConvolutions {
     geometry: DnnlConvGeometry,
     offsets: { x: number; dy: number; dw: number },
   ): boolean {
-    // Two threads, as PyTorch runs it. On idle cores bin's layer (1.5e8 multiply-adds)
-    // takes 0.84 ms on two threads against 1.35 on one (a bin step 3 ms shorter); on
+    // Threads: the cores other processes leave free (Dnnl.execute). On idle cores bin's
+    // layer (1.5e8 multiply-adds) takes 0.84 ms on two threads against 1.35 on one; on
     // cores that other processes also use, two threads reducing their partial sums at
     // spinning barriers took 3.8-4.0 ms against 1.2 on one.
     const entry = this.#entry(
@@ -318,7 +318,9 @@ export class DnnlConvolutions {
   }
 
   #entry(key: string, build: () => Entry | null): Entry | null {
-    const cached = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    const cached = this.#entries.get(keyed);
     if (cached !== undefined) return cached;
     if (this.#entries.size >= MAX_ENTRIES) this.clear();
     let entry: Entry | null;
@@ -333,7 +335,7 @@ export class DnnlConvolutions {
       // oneDNN turned the shape down (e.g. an inconsistent padding): the caller falls back.
       entry = null;
     }
-    this.#entries.set(key, entry);
+    this.#entries.set(keyed, entry);
     return entry;
   }
 

@@ -136,7 +136,9 @@ export class DnnlEltwise {
   }
 
   #entry(key: string, build: () => Entry | null): Entry | null {
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_ENTRIES) this.clear();
       try {
@@ -144,7 +146,7 @@ export class DnnlEltwise {
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     return entry;
   }
@@ -152,10 +154,7 @@ export class DnnlEltwise {
   #run(wasm: WasmBackend, entry: Entry, offsets: number[]): void {
     const dnnl = this.#dnnl;
     offsets.forEach((offset, i) => dnnl.setHandle(entry.memories[i]!, heapPointer(wasm, offset)));
-    // One thread, like the other memory-bound kernels: as fast as two here (ReLU's
-    // gradient of bin's layer 0.2 ms either way), without waking a second thread or
-    // meeting it at a barrier (see `Dnnl.singleThreaded`).
-    dnnl.singleThreaded(() => dnnl.execute(entry.primitive, entry.args));
+    dnnl.execute(entry.primitive, entry.args);
   }
 
   #build(algorithm: number, length: number, forward: boolean): Entry | null {

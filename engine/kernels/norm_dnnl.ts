@@ -1,6 +1,6 @@
 /**
  * Batch normalization on oneDNN over the wasm backend's heap, channels last,
- * on one thread (see {@linkcode Dnnl.singleThreaded}: its barriers spin),
+ * on the cores other processes leave free (see {@linkcode Dnnl.execute}),
  * with one compiled primitive per shape:
  *
  * - `inference`: with given statistics (the forward `FusedBatchNorm` kernel),
@@ -248,9 +248,7 @@ export class DnnlBatchNorm {
     if (rows <= STATS_SINGLE_PASS_ROWS) {
       return this.#run(wasm, "training", rows, channels, epsilon, { ...offsets });
     }
-    return this.#dnnl.singleThreaded(() =>
-      this.#blockedTraining(wasm, rows, channels, offsets, epsilon)
-    );
+    return this.#blockedTraining(wasm, rows, channels, offsets, epsilon);
   }
 
   /**
@@ -348,9 +346,7 @@ export class DnnlBatchNorm {
     epsilon: number,
     offsets: Record<string, number>,
   ): boolean {
-    return this.#dnnl.singleThreaded(() =>
-      this.#runNow(wasm, mode, rows, channels, epsilon, offsets)
-    );
+    return this.#runNow(wasm, mode, rows, channels, epsilon, offsets);
   }
 
   #runNow(
@@ -380,7 +376,9 @@ export class DnnlBatchNorm {
     roles: readonly string[],
   ): Entry | null {
     const key = `${mode} ${rows},${channels},${epsilon} ${roles}`;
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_ENTRIES) this.clear();
       try {
@@ -388,7 +386,7 @@ export class DnnlBatchNorm {
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     return entry;
   }

@@ -210,9 +210,9 @@ export class DnnlMaxPoolGrad {
     geometry: DnnlPoolGeometry,
     offsets: { x: number; dy: number; dx: number },
   ): boolean {
-    // Memory-bound: on one thread, as the other such kernels (0.09-0.15 ms instead of
-    // 0.17-0.21 ms on two threads for [4, 64, 64, 32], on 2 cores other processes also used).
-    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, geometry, offsets));
+    // Threads: the cores other processes leave free (Dnnl.execute). On 2 cores other
+    // processes also used, [4, 64, 64, 32] took 0.09-0.15 ms on one, 0.17-0.21 on two.
+    return this.#runNow(wasm, geometry, offsets);
   }
 
   #runNow(
@@ -221,7 +221,9 @@ export class DnnlMaxPoolGrad {
     offsets: { x: number; dy: number; dx: number },
   ): boolean {
     const key = shapeKey(geometry);
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_ENTRIES) this.clear();
       try {
@@ -229,7 +231,7 @@ export class DnnlMaxPoolGrad {
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     if (entry === null) return false;
     const dnnl = this.#dnnl;

@@ -195,10 +195,10 @@ export class DnnlResize {
     source: number,
     destination: number,
   ): boolean {
-    // Memory-bound: on one thread, as the other such kernels (the gradient of
-    // [4, 32, 32, 32] -> [4, 64, 64, 32] took 0.11 ms on one, 0.13-0.16 ms on two,
-    // on 2 cores other processes also used).
-    return this.#dnnl.singleThreaded(() => this.#runNow(wasm, kind, shape, source, destination));
+    // Threads: the cores other processes leave free (Dnnl.execute). On 2 cores other
+    // processes also used, the gradient of [4, 32, 32, 32] -> [4, 64, 64, 32] took
+    // 0.11 ms on one thread, 0.13-0.16 ms on two.
+    return this.#runNow(wasm, kind, shape, source, destination);
   }
 
   #runNow(
@@ -211,7 +211,9 @@ export class DnnlResize {
     const key = `${kind} ${
       [shape.batch, shape.channels, ...shape.input, ...shape.output].join(",")
     }`;
-    let entry = this.#entries.get(key);
+    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
+    const keyed = `${key} threads ${this.#dnnl.threads()}`;
+    let entry = this.#entries.get(keyed);
     if (entry === undefined) {
       if (this.#entries.size >= MAX_ENTRIES) this.clear();
       try {
@@ -219,7 +221,7 @@ export class DnnlResize {
       } catch {
         entry = null;
       }
-      this.#entries.set(key, entry);
+      this.#entries.set(keyed, entry);
     }
     if (entry === null) return false;
     const dnnl = this.#dnnl;

@@ -53,16 +53,17 @@
  * oneDNN's batch-norm statistics (3.6e-5; with float64 statistics the
  * logits' exact loss was 4e-8 from the cpu backend's) and the loss's mean on
  * the wasm backend's own kernel (1.9e-6 to 3.7e-6). The engine now finishes
- * those sums in float64 (engine/README.md): 8.5e-7 on wasm+onednn, 3.5e-8 on
- * wasm+openblas. Batch norms of at most 16,384 rows keep oneDNN's one float32
- * pass, which leaves the networks at batch 4 up to 3.5e-6 from float64
- * (concat; semaseg 1.3e-6, which the float32 loss mean's opposite error had
- * hidden: 5.9e-9 before).
- * Known and left failing, for the engine's owner, on `--iters 3` at the
- * full protocol with the Imori photos: transposeconv's and unetlike's
- * weights after 3 iterations on wasm+onednn (0.201 of the step for
- * transposeconv's enc1_conv1, 0.23 for unetlike's dec4_upconv, against 0.2;
- * the same before the float64 sums), the oneDNN path's rounding above.
+ * those sums in float64 (engine/README.md): 1e-6 on wasm+onednn, 3.5e-8 on
+ * wasm+openblas. The same float32 statistics over the small networks' 16,384
+ * rows were why transposeconv's and unetlike's weights after 3 iterations
+ * were 0.201 and 0.23 of PyTorch's step from float64 on wasm+onednn (the
+ * tfjs path, whose statistics go through those sums, 5e-4 and 0.13): with
+ * the statistics of parts of 2048 rows joined in float64, 0.013 and 0.11,
+ * and every network passes at `--iters 3` on the Imori photos. SegNet's
+ * first loss is fragile in one more way: a difference in the last digits
+ * can flip which of two near-equal values wins a max-pooling window, whose
+ * index its unpooling then uses, and that moves the loss by about 2e-5
+ * (seen with parts of 1024 rows, not with 2048 or 4096).
  * One framework difference is exact and accounted for rather
  * than tolerated: PyTorch updates
  * `running_var` with the unbiased batch variance (n / (n - 1) times the

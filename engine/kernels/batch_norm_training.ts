@@ -9,8 +9,8 @@
  * single-threaded kernel, and for bin they took about a third of a training
  * step. Here the forward pass is one oneDNN call that returns the output and
  * the batch's mean and biased variance (the same statistics `tf.moments`
- * gives; above 16,384 rows, computed block by block and joined in float64,
- * then the output: see `norm_dnnl.ts`), and the backward pass one call that
+ * gives; above 2048 rows, computed for parts of the rows and joined in
+ * float64, then the output: see `norm_dnnl.ts`), and the backward pass one call that
  * returns the gradients of the input (through the statistics), the scale and
  * the offset.
  *

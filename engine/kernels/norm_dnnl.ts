@@ -65,32 +65,29 @@ interface Entry {
 }
 
 /**
- * Rows per block, at most, when a training batch norm's statistics are
- * computed block by block (see {@linkcode STATS_SINGLE_PASS_ROWS}): a float32
- * running sum over 1024 values is off by about 2e-6 of it at random (6e-5 at
- * worst), and the float64 total averages the blocks' errors out. Larger
- * blocks saved little time (a call costs a few microseconds).
+ * Rows per part, at most, when a training batch norm's statistics are
+ * computed part by part (see {@linkcode STATS_SINGLE_PASS_ROWS}).
  */
-export const STATS_BLOCK_ROWS = 1024;
+export const STATS_BLOCK_ROWS = 2048;
 
 /**
  * Rows up to which a training batch norm is one oneDNN call computing its
  * own statistics. oneDNN adds a channel's values in float32, one row after
- * another: over SegNet's 65,536 rows per channel (16 images of 64x64) its
- * first batch norm's output was off by 8e-6 of its largest value (2e-7 with
- * float64 statistics), 5e-5 at the end of the encoder, and SegNet's first
- * loss 3.6e-5 from float64 (the parity check allows 1e-5). Above this many
- * rows oneDNN computes the mean and variance of each block of about
- * {@linkcode STATS_BLOCK_ROWS} rows, {@linkcode combineMoments} joins them in
- * float64, and one more call normalizes with them: SegNet's first loss comes
- * within 9e-7 of float64. That costs 35-60% more time per layer (one more
- * pass over the input and output, a call per block; 65,536 x 64 values:
- * 1.9 -> 2.7 ms, 16,384 x 32: 0.20 -> 0.32 ms), so it starts above 16,384
- * rows, the most the small networks have at their protocol (4 images of
- * 64x64): their first losses stay within 4e-6 of float64 without it (within
- * 1e-7 with it, for about 0.7 ms more per 26 ms step of bin).
+ * another, and its mean and variance drift by about sqrt(rows) times
+ * float32's rounding: over SegNet's 65,536 rows per channel (16 images of
+ * 64x64) its first loss came out 3.6e-5 from float64 (the parity check
+ * allows 1e-5), and over the small networks' 16,384 rows (4 images) the
+ * weights of transposeconv and unetlike after 3 iterations were 20-23% of
+ * PyTorch's step away from float64's, against PyTorch float32's 1-2%. Above
+ * this many rows the input is seen as `[rows / parts, parts * channels]`
+ * ({@linkcode interleavedParts}), so that one oneDNN call gives the mean and
+ * variance of every part of at most {@linkcode STATS_BLOCK_ROWS} rows,
+ * {@linkcode combineMoments} joins them in float64, and one more call
+ * normalizes with them: SegNet's first loss is then 1e-6 from float64, and
+ * those weights 1-11% of the step. It costs one more pass over the input and
+ * output: bin's six batch norms 1.4 -> 1.5 ms per step.
  */
-export const STATS_SINGLE_PASS_ROWS = 16384;
+export const STATS_SINGLE_PASS_ROWS = STATS_BLOCK_ROWS;
 
 /**
  * The mean and biased variance of a whole from those of its parts (Chan,
@@ -144,6 +141,30 @@ export function combineMoments(
     mean[channel] = sums[channel]!;
     variance[channel] = squares[channel]! / total;
   }
+}
+
+/**
+ * How many interleaved parts of at most {@linkcode STATS_BLOCK_ROWS} rows
+ * `rows` splits into evenly (the fewest), or `null` when that takes more than
+ * a quarter of the rows as parts (a prime number of rows, say).
+ *
+ * @param rows Rows of a batch norm's input.
+ * @returns Parts, each of `rows / parts` rows, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { interleavedParts } from "./norm_dnnl.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(interleavedParts(16384), 8); // 8 parts of 2048 rows
+ * assertEquals(interleavedParts(3 * 83 * 67), 67); // 16683 rows: 67 parts of 249
+ * assertEquals(interleavedParts(16411), null); // prime
+ * ```
+ */
+export function interleavedParts(rows: number): number | null {
+  for (let parts = Math.ceil(rows / STATS_BLOCK_ROWS); parts <= rows / 4; parts++) {
+    if (rows % parts === 0) return parts;
+  }
+  return null;
 }
 
 /** The roles of a block's statistics: no scale or offset, its output is thrown away. */
@@ -286,12 +307,52 @@ export class DnnlBatchNorm {
 
   /**
    * `training` over more than {@linkcode STATS_SINGLE_PASS_ROWS} rows: the
-   * statistics of blocks of rows as even as can be (at most two shapes to
-   * compile), joined in float64, then the normalization with them. Between
-   * blocks only the input's and the statistics' pointers move: a oneDNN call
-   * costs microseconds.
+   * statistics of interleaved parts of the rows in one call, joined in
+   * float64, then the normalization with them; row counts that do not split
+   * evenly take {@linkcode DnnlBatchNorm.#blockByBlock}.
    */
   #blockedTraining(
+    wasm: WasmBackend,
+    rows: number,
+    channels: number,
+    offsets: BatchNormOffsets & { scale: number; offset: number },
+    epsilon: number,
+  ): boolean {
+    const parts = interleavedParts(rows);
+    if (parts === null) return this.#blockByBlock(wasm, rows, channels, offsets, epsilon);
+    // [rows, channels] seen as [rows / parts, parts * channels]: row r's channel c is
+    // channel (r % parts) * channels + c there, so one call gives every part's moments,
+    // laid out [parts, channels] as combineMoments takes them. Its output goes to y,
+    // which the normalization below overwrites.
+    const count = rows / parts;
+    const size = parts * channels;
+    const scratch = heapAlloc(wasm, 2 * size);
+    try {
+      const ran = this.#runNow(wasm, "training", count, size, epsilon, {
+        x: offsets.x,
+        y: offsets.y,
+        mean: scratch,
+        variance: scratch + size * 4,
+      });
+      if (!ran) return this.#blockByBlock(wasm, rows, channels, offsets, epsilon);
+      combineMoments(
+        new Array<number>(parts).fill(count),
+        heapView(wasm, scratch, size),
+        heapView(wasm, scratch + size * 4, size),
+        heapView(wasm, offsets.mean, channels),
+        heapView(wasm, offsets.variance, channels),
+      );
+    } finally {
+      heapFree(wasm, scratch);
+    }
+    return this.#runNow(wasm, "inference", rows, channels, epsilon, { ...offsets });
+  }
+
+  /**
+   * The same, one call per block of contiguous rows as even as can be (at
+   * most two shapes to compile): for row counts with no even split.
+   */
+  #blockByBlock(
     wasm: WasmBackend,
     rows: number,
     channels: number,

@@ -107,39 +107,55 @@ export interface FreeCoresOptions {
    * @default 500
    */
   intervalMs?: number;
+  /**
+   * Readings in a row that must give a new count before it is taken.
+   * @default 3
+   */
+  agree?: number;
 }
 
 /**
- * The threads to run on now: the cores that other processes left free over
- * the last interval, at least 1 and at most `cores`.
+ * The threads to run on now: the cores that other processes left free, at
+ * least 1 and at most `cores`, once {@linkcode FreeCoresOptions.agree}
+ * readings in a row say so. A change of threads changes the order of
+ * oneDNN's sums and so the last digits of a training run; requiring a few
+ * readings keeps a passing blip (a process starting, a test spawning one)
+ * from changing them, so on a machine in the same state a seed gives the
+ * same numbers.
  *
  * @example
  * ```ts
  * import { FreeCores } from "./free_cores.ts";
  * import { assertEquals } from "./assert.ts";
- * // Over 100 ms of 2 cores, other processes were busy for 90 of the 200.
- * const readings = [{ busy: 0, total: 0, self: 0 }, { busy: 140, total: 200, self: 50 }];
- * const cores = new FreeCores(2, { read: () => readings.shift() ?? null, intervalMs: 500 });
- * assertEquals(cores.threads(0), 2); // no interval yet: every core
- * assertEquals(cores.threads(600), 1);
+ * // Over each 100 ms of 2 cores, other processes were busy for 90 of the 200.
+ * let reading = 0;
+ * const read = () => ({ busy: 140 * reading, total: 200 * reading, self: 50 * reading++ });
+ * const cores = new FreeCores(2, { read, intervalMs: 500, agree: 2 });
+ * assertEquals(cores.threads(0), 2); // the first reading: every core
+ * assertEquals(cores.threads(600), 2); // one reading says 1
+ * assertEquals(cores.threads(1200), 1); // two in a row
  * ```
  */
 export class FreeCores {
   readonly #cores: number;
   readonly #read: () => CpuCounters | null;
   readonly #intervalMs: number;
+  readonly #agree: number;
   #last: CpuCounters | null = null;
   #lastAt = -Infinity;
   #threads: number;
+  #candidate = 0;
+  #streak = 0;
 
   /**
    * @param cores The most threads to use (the cores of the machine).
-   * @param options Where the counters come from and how often.
+   * @param options Where the counters come from, how often, and how many readings must agree.
    */
   constructor(cores: number, options: FreeCoresOptions = {}) {
     this.#cores = Math.max(1, cores);
     this.#read = options.read ?? readCpuCounters;
     this.#intervalMs = options.intervalMs ?? 500;
+    this.#agree = Math.max(1, options.agree ?? 3);
     this.#threads = this.#cores;
   }
 
@@ -154,15 +170,24 @@ export class FreeCores {
     if (this.#cores === 1 || now - this.#lastAt < this.#intervalMs) return this.#threads;
     this.#lastAt = now;
     const counters = this.#read();
-    if (counters === null) return this.#threads = this.#cores;
     const last = this.#last;
     this.#last = counters;
-    if (last === null) return this.#threads;
+    if (counters === null || last === null) return this.#threads;
     const total = counters.total - last.total;
     if (total <= 0) return this.#threads;
     const others = counters.busy - last.busy - (counters.self - last.self);
     const busyCores = Math.max(0, others) / total * this.#cores;
-    this.#threads = Math.min(this.#cores, Math.max(1, Math.round(this.#cores - busyCores)));
+    const free = Math.min(this.#cores, Math.max(1, Math.round(this.#cores - busyCores)));
+    if (free === this.#threads) {
+      this.#streak = 0;
+    } else {
+      this.#streak = free === this.#candidate ? this.#streak + 1 : 1;
+      this.#candidate = free;
+      if (this.#streak >= this.#agree) {
+        this.#threads = free;
+        this.#streak = 0;
+      }
+    }
     return this.#threads;
   }
 }

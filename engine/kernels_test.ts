@@ -967,10 +967,12 @@ Deno.test("SegmentMovingAverages on wasm equals tfjs-layers' three kernels to th
 Deno.test("SGD with momentum on wasm (one kernel per variable) equals the cpu backend's four kernels to the bit", async () => {
   const train = async (backend: "wasm" | "cpu") => {
     await setupBackend(backend, { quiet: true });
-    const weights = [input([3, 3, 4, 5], 92), input([5], 93)].map((value) => tf.variable(value));
+    // Two variables on the kernel, one above its size (TensorFlow.js's four kernels).
+    const shapes = [[3, 3, 4, 5], [5], [3, 3, 64, 64]];
+    const weights = shapes.map((shape, i) => tf.variable(input(shape, 92 + i)));
     const optimizer = tf.train.momentum(0.01, 0.9);
     for (let step = 0; step < 3; step++) {
-      const targets = [input([3, 3, 4, 5], 94 + step), input([5], 97 + step)];
+      const targets = shapes.map((shape, i) => input(shape, 95 + 3 * step + i));
       // A quadratic loss: each step's gradient depends on the weights after the last step.
       optimizer.minimize(() =>
         tf.addN(

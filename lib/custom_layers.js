@@ -115,7 +115,8 @@ function defineCustomLayers(tf) {
         const best = spread(tf.maxPool(ranked, 2, 2, "valid"), ones);
         return tf.cast(tf.greaterEqual(ranked, best), "float32"); // priorities differ: one per window
       });
-      return { value, gradFunc: () => tf.zeros(input.shape) };
+      // zerosLike: a kernel that fills on the backend, not a typed array uploaded from JavaScript.
+      return { value, gradFunc: () => tf.zerosLike(input) };
     });
     return /** @type {Tensor4D} */ (noGradient(x));
   }
@@ -164,7 +165,7 @@ function defineCustomLayers(tf) {
         value: tf.maxPool(input, 2, 2, "valid"),
         gradFunc: (/** @type {Tensor | Tensor[]} */ dy, /** @type {Tensor[]} */ saved) => {
           const kept = /** @type {Tensor4D} */ (saved[0]);
-          return [maxUnpool(/** @type {Tensor4D} */ (dy), kept), tf.zeros(kept.shape)];
+          return [maxUnpool(/** @type {Tensor4D} */ (dy), kept), tf.zerosLike(kept)];
         },
       };
     });

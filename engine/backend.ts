@@ -105,6 +105,13 @@ export interface SetupBackendOptions {
    */
   dnnl?: boolean;
   /**
+   * oneDNN's threads, fixed: for runs that repeat to the bit whatever else
+   * the machine does (the thread count sets the order of oneDNN's sums).
+   * `SEGMENT_THREADS=N` in the environment does the same.
+   * @default as many as other processes leave cores free (engine/free_cores.ts)
+   */
+  threads?: number;
+  /**
    * Accept a software WebGPU adapter (llvmpipe, SwiftShader) for `webgpu`.
    * `auto` never picks one.
    * @default true when `webgpu` is asked for by name
@@ -202,7 +209,7 @@ function tryBackend(
     case "webgpu":
       return tryWebgpu(options.softwareGpu ?? !auto);
     case "wasm":
-      return tryWasm(options.blas ?? true, options.dnnl ?? options.blas ?? true);
+      return tryWasm(options.blas ?? true, options.dnnl ?? options.blas ?? true, options.threads);
     default:
       return tryCpu();
   }
@@ -369,12 +376,20 @@ async function tryWebgpu(acceptSoftware: boolean): Promise<Attempt> {
   };
 }
 
-async function tryWasm(useBlas: boolean, useDnnl: boolean): Promise<Attempt> {
+async function tryWasm(
+  useBlas: boolean,
+  useDnnl: boolean,
+  threads: number | undefined,
+): Promise<Attempt> {
   if (!(await tf.setBackend("wasm"))) {
     return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
   }
   const blas = useBlas ? openBlas() : "switched off";
   const dnnl = useDnnl ? sharedDnnl() : "switched off";
+  if (typeof dnnl !== "string") {
+    const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
+    dnnl.library.pinThreads(Number.isInteger(asked) && asked >= 1 ? asked : null);
+  }
   registerWasmKernels(
     typeof blas === "string" ? null : blas,
     typeof dnnl === "string" ? null : dnnl,

@@ -566,6 +566,13 @@ export interface Dnnl {
    */
   threads(): number;
   /**
+   * Fixes oneDNN's threads at `threads` (at most the cores), or with `null`
+   * lets {@linkcode Dnnl.threads} follow the free cores again.
+   *
+   * @param threads The count, or `null`.
+   */
+  pinThreads(threads: number | null): void;
+  /**
    * Destroys primitives, primitive descriptors and memory objects.
    *
    * @param handles What to destroy, by kind.
@@ -726,8 +733,9 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
   const openmp = openMp();
   const maxThreads = openmp?.symbols.omp_get_max_threads() ?? 1;
   const freeCores = new FreeCores(maxThreads);
-  /** Threads oneDNN is set to now. */
+  /** Threads oneDNN is set to now, and the count asked for, if fixed. */
   let current = maxThreads;
+  let pinned: number | null = null;
   const cell = new BigUint64Array(1);
   check(symbols.dnnl_engine_create(cell, 1, /* dnnl_cpu */ 0n), "engine_create");
   const engine = outHandle(cell, "engine_create");
@@ -1026,9 +1034,12 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
     },
     threads() {
       if (openmp === null) return 0;
-      const threads = freeCores.threads(performance.now());
+      const threads = pinned ?? freeCores.threads(performance.now());
       if (threads !== current) openmp.symbols.omp_set_num_threads(current = threads);
       return threads;
+    },
+    pinThreads(threads) {
+      pinned = threads === null ? null : Math.max(1, Math.min(maxThreads, Math.floor(threads)));
     },
     destroy({ primitives = [], descs = [], memories = [] }) {
       for (const primitive of primitives) symbols.dnnl_primitive_destroy(primitive);

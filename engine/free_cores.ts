@@ -88,6 +88,8 @@ export function cpuCounters(
  */
 export function readCpuCounters(): CpuCounters | null {
   try {
+    // Asked first: os.cpus() without the permission would prompt in a terminal.
+    if (Deno.permissions.querySync({ name: "sys", kind: "cpus" }).state !== "granted") return null;
     const cores = os.cpus().map((cpu) => cpu.times);
     return cores.length === 0 ? null : cpuCounters(cores, process.cpuUsage());
   } catch {

@@ -13,6 +13,7 @@ import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { nextStep } from "../lib/exercise_flags.ts";
 import { join, relative } from "../lib/path.ts";
 
 const FLAGS = { ...DATA_FLAGS };
@@ -64,7 +65,9 @@ export async function run(args: string[]): Promise<void> {
     );
   }
   tf.dispose([dataset.images, dataset.masks]);
-  console.log("next: deno task bin_loss  (train a network to predict these masks)");
+  console.log(
+    `next: ${nextStep("deno task bin_loss  (train a network to predict these masks)", flags.data)}`,
+  );
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

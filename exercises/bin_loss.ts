@@ -15,7 +15,7 @@ import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { EXERCISE_FLAGS, nextStep, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { trainAndSave, trainCommand, type TrainedRun } from "../lib/train_and_save.ts";
@@ -107,7 +107,7 @@ export async function run(args: string[]): Promise<TrainedRun> {
       checkpoint: flags.checkpoint ?? "checkpoints/bin_loss",
       command,
     });
-    console.log(`next: ${NEXT}`);
+    console.log(`next: ${nextStep(NEXT, flags.data)}`);
     return trained;
   } finally {
     tf.dispose([train.images, train.masks]);

@@ -10,7 +10,7 @@
 import { setupBackend } from "../engine/mod.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
-import { TEST_FLAGS } from "../lib/exercise_flags.ts";
+import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
 import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
@@ -45,7 +45,7 @@ export async function run(args: string[]): Promise<TestedRun> {
       name: "bin_test",
       mode: "binary",
       build: (size) => binNet(size),
-      next: NEXT,
+      next: nextStep(NEXT, flags.data),
     });
   } finally {
     model.dispose();

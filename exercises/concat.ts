@@ -22,7 +22,7 @@ import {
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
@@ -124,7 +124,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     }
   }
   if (!flags.test) {
-    console.log(`next: ${NEXT}`);
+    console.log(`next: ${nextStep(NEXT, flags.data)}`);
     return result;
   }
   // Test: the trained network, or the checkpoint with --no-train
@@ -138,7 +138,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     name: EXERCISE,
     mode: "classes",
     build: (size) => concatNet(size),
-    next: NEXT,
+    next: nextStep(NEXT, flags.data),
   });
   return result;
 }

@@ -27,7 +27,7 @@ import { createAugment } from "../lib/augment.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain, UserError } from "../lib/errors.ts";
-import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import {
@@ -167,7 +167,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     }
   }
   if (!flags.test) {
-    console.log(`next: ${NEXT}`);
+    console.log(`next: ${nextStep(NEXT, flags.data)}`);
     return result;
   }
   // Test: the trained network, or the checkpoint with --no-train
@@ -181,7 +181,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     name,
     mode: "classes",
     build: (size) => segnetNet(size),
-    next: NEXT,
+    next: nextStep(NEXT, flags.data),
   });
   return result;
 }

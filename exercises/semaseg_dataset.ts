@@ -14,6 +14,7 @@ import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { nextStep } from "../lib/exercise_flags.ts";
 import { paintClasses } from "../lib/palette.ts";
 import { join, relative } from "../lib/path.ts";
 
@@ -64,7 +65,11 @@ export async function run(args: string[]): Promise<void> {
     );
   }
   tf.dispose([dataset.images, dataset.masks]);
-  console.log("next: deno task semaseg_loss  (train a network to predict these class maps)");
+  console.log(
+    `next: ${
+      nextStep("deno task semaseg_loss  (train a network to predict these class maps)", flags.data)
+    }`,
+  );
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -31,7 +31,7 @@ import {
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { formatDuration } from "../lib/progress.ts";
@@ -213,7 +213,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   }
   result.model = model;
   if (!flags.test) {
-    console.log(`next: ${NEXT}`);
+    console.log(`next: ${nextStep(NEXT, flags.data)}`);
     return result;
   }
   // Test: the trained network (after one iteration the figures show an untrained network),
@@ -236,7 +236,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     name: EXERCISE,
     mode: "classes",
     build: (size) => unetNet(size),
-    next: NEXT,
+    next: nextStep(NEXT, flags.data),
   });
   return result;
 }

@@ -128,3 +128,29 @@ export function withDefaults<T extends FlagDefs>(
   }
   return copy as T;
 }
+
+/**
+ * The command an exercise prints as its next step, with `--data` carried
+ * over when the run was given one, so that the next exercise (or the test of
+ * the checkpoint just trained) reads the same photos.
+ *
+ * @param next The next step, a command and maybe a note after two spaces.
+ * @param data The `--data` this run was given, if any.
+ * @returns The next step to print.
+ *
+ * @example
+ * ```ts
+ * import { nextStep } from "./exercise_flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(nextStep("deno task bin_test  (test it)", "data/imori"), "deno task bin_test --data data/imori  (test it)");
+ * assertEquals(nextStep("deno task bin_test", "my photos"), "deno task bin_test --data 'my photos'");
+ * assertEquals(nextStep("deno task bin_test  (test it)"), "deno task bin_test  (test it)");
+ * ```
+ */
+export function nextStep(next: string, data?: string): string {
+  if (!data) return next;
+  const cut = next.indexOf("  (");
+  const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut)];
+  const quoted = /^[\w./:@+-]+$/.test(data) ? data : `'${data.replaceAll("'", `'\\''`)}'`;
+  return `${command} --data ${quoted}${note}`;
+}

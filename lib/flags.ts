@@ -147,7 +147,11 @@ export function parseFlags<T extends FlagDefs>(
       allowPositionals: false,
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] ?? "" : String(error);
+    // Node's message may run over lines (its hint for a value starting with "-" is on the
+    // third); one line keeps all of it.
+    const message = error instanceof Error
+      ? error.message.split("\n").map((line) => line.trim()).filter(Boolean).join(" ")
+      : String(error);
     throw new UserError(
       `${message.replace(/\.$/, "")}; run with --help to see the flags`,
     );

@@ -55,7 +55,11 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
   assertEquals(trained.value.losses.length, 2);
   assert(trained.lines.some((line) => line.startsWith("loss curve: ")));
   assert((await Deno.stat(trained.value.lossFigure)).isFile);
-  assertEquals(trained.lines.at(-1), "next: deno task bin_test  (test it on the test photos)");
+  // The next step reads the same photos: --data carried over.
+  assertEquals(
+    trained.lines.at(-1),
+    `next: deno task bin_test --data ${join(root, "data")}  (test it on the test photos)`,
+  );
 
   // The checkpoint predicts what the trained model predicts.
   const loaded = await loadCheckpoint(join(root, "checkpoints", "bin"), { model: "bin", size: 16 });

@@ -517,7 +517,8 @@ export async function run(args: string[]): Promise<BenchReport> {
       `${WARMUP} warm-up, batch-norm statistics: ${flags.bnStats}, load average ` +
       `${start.toFixed(1)} at the start and ${end.toFixed(1)} at the end on ${cores} cores` +
       (Math.max(start, end) > cores ? " (other processes competed: compare ratios, not ms)" : "") +
-      "\n",
+      ". The table gives the median (min-max) of the windows' ms per iteration, and the ratio " +
+      "ours / PyTorch; each run's own line above gives the mean over all its timed iterations.\n",
   );
   console.log(formatTable(report.results));
   if (flags.json) {

@@ -649,7 +649,18 @@ export function formatParity(result: ParityResult): string {
     const tensors = result.checks.flatMap((check) =>
       check.ours.map((diff) => ({ ...diff, iteration: check.iteration }))
     );
-    const worstTensor = tensors.find((diff) => diff.relative === errors.ours[measure]);
+    // The later measures need more than EARLY_ITERATION iterations: without them, "n/a".
+    const measured = measure === "firstLoss" || measure.startsWith("early") ||
+      losses.ours.length > EARLY_ITERATION;
+    if (!measured) {
+      lines.push(
+        `   ${measure.padEnd(34)} n/a      n/a          (more than ${EARLY_ITERATION} iterations)`,
+      );
+      continue;
+    }
+    const worstTensor = errors.ours[measure] > 0
+      ? tensors.find((diff) => diff.relative === errors.ours[measure])
+      : undefined;
     lines.push(
       `   ${measure.padEnd(34)} ${exp(errors.ours[measure])}  ${
         exp(errors.pytorch32[measure]).padEnd(11)

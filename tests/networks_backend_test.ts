@@ -117,3 +117,51 @@ Deno.test({
     tf.dispose([images, masks]);
   },
 });
+
+Deno.test({
+  name:
+    "a network's first convolution skips the photos' gradient in training, and gives it when asked",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const inputGradient = async () => {
+      const model = buildModel("bin", { size: 8, seed: 3 });
+      const images = tf.randomUniform([2, 8, 8, 3], 0, 1, "float32", 5);
+      const weights = tf.randomUniform([2, 8, 8, 1], -1, 1, "float32", 6);
+      const loss = (x: tf.Tensor) =>
+        tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
+      const dx = tf.grad(loss)(images);
+      const data = await dx.data();
+      tf.dispose([dx, images, weights]);
+      model.dispose();
+      return data;
+    };
+    await setupBackend("cpu", { quiet: true });
+    const expected = await inputGradient();
+    await setupBackend("wasm", { quiet: true });
+    const actual = await inputGradient();
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++) {
+      worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+    }
+    const scale = Math.max(...expected.map(Math.abs));
+    assert(worst <= 1e-4 * scale, `the photos' gradient differs from cpu by ${worst}`);
+
+    // In a training step (the weights' gradients only), 6 input gradients for bin's 7 convolutions.
+    const model = buildModel("bin", { size: 16, seed: 3 });
+    const images = tf.randomUniform([2, 16, 16, 3], 0, 1, "float32", 5) as tf.Tensor4D;
+    const masks = tf.randomUniform([2, 16, 16], 0, 2, "int32", 6) as tf.Tensor3D;
+    const loss = trainingLoss(model);
+    const profile = await tf.profile(() => {
+      const { value, grads } = tf.variableGrads(() => loss(images, masks));
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    const inputGradients = profile.kernels.filter((kernel) =>
+      kernel.name === "Conv2DBackpropInput"
+    );
+    assertEquals(inputGradients.length, 6);
+    tf.dispose([images, masks]);
+    model.dispose();
+    await setupBackend("cpu", { quiet: true });
+  },
+});

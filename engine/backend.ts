@@ -57,7 +57,7 @@ import { meanGradConfig } from "./kernels/mean_grad.ts";
 import { tileConfig } from "./kernels/tile.ts";
 import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
-import { useUnfusedInputConv } from "./kernels/input_conv.ts";
+import { fusedConv2dGrad, useUnfusedInputConv } from "./kernels/input_conv.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./kernels/momentum.ts";
 import { RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
 import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/eltwise_dnnl.ts";
@@ -164,6 +164,7 @@ export async function setupBackend(
   tf.registerGradient(reluGrad);
   useFusedTrainingBatchNorm();
   useFusedMomentum();
+  tf.registerGradient(fusedConv2dGrad);
   useUnfusedInputConv();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];

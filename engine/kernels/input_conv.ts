@@ -1,15 +1,16 @@
 /**
  * A network's first convolution, the one that reads the model's input, in
- * training on the wasm backend as `tf.conv2d` plus a bias `tf.add` instead of
- * tfjs-layers' fused convolution. The fused convolution's gradient computes
- * the gradient of every input at once, including that of the input photos,
- * which nothing uses (the optimizer asks for the weights' gradients only):
- * on bin's first layer (4 x 64 x 64 x 3 from 32 channels) 0.45 ms of a ~20 ms
- * step. `tf.conv2d`'s gradient computes each input's only when it is asked
- * for, so the photos' is skipped, and the separate bias add costs about
- * 0.08 ms. Where the input's gradient is asked for (`tf.grad` of a loss with
- * respect to the photos) it is computed as before: the result is the same
- * either way, only the work differs.
+ * training on the wasm backend: the `FusedConv2D` kernel run directly, with
+ * {@linkcode fusedConv2dGrad}, instead of tfjs's fused convolution op. The
+ * op's gradient computes the gradient of every input at once, including that
+ * of the input photos, which nothing uses (the optimizer asks for the
+ * weights' gradients only): on bin's first layer (4 x 64 x 64 x 3 from 32
+ * channels) 0.45 ms of a ~20 ms step. This gradient computes each input's
+ * only when it is asked for, so the photos' is skipped. Where it is asked for
+ * (`tf.grad` of a loss with respect to the photos) it is computed as before:
+ * the result is the same either way, only the work differs. (`tf.conv2d`
+ * plus a bias `tf.add` would skip it too, but the wasm backend's broadcast
+ * add took 0.25 ms.)
  *
  * `Conv2D.prototype.call` of tfjs-layers is wrapped; other layers, other
  * backends, inference, activations other than linear and layers without a
@@ -18,6 +19,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { GradConfig } from "@tensorflow/tfjs-core";
 
 /** The parts of a tfjs-layers `Conv2D` layer this module reads (tfjs 4.22). */
 interface Conv2DLayer {
@@ -32,6 +34,43 @@ interface Conv2DLayer {
   inboundNodes: { inboundLayers: { getClassName(): string }[] }[];
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
 }
+
+/**
+ * The gradient of the `FusedConv2D` kernel when it is run directly (linear
+ * activation, NHWC), one input at a time: tfjs's own fused convolution op
+ * records its own gradient (computing all three at once) and does not use
+ * this one.
+ */
+export const fusedConv2dGrad: GradConfig = {
+  kernelName: "FusedConv2D",
+  inputsToSave: ["x", "filter"],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+    const gradient = dy as tf.Tensor4D;
+    const { strides, pad, activation } = attrs as unknown as {
+      strides: [number, number];
+      pad: "same" | "valid";
+      activation: string;
+    };
+    if (activation !== "linear") {
+      throw new Error(`fusedConv2dGrad takes a linear activation, not ${activation}`);
+    }
+    const convolution = { strides, pad, dataFormat: "NHWC" };
+    return {
+      x: () =>
+        tf.engine().runKernel("Conv2DBackpropInput", { dy: gradient, filter }, {
+          ...convolution,
+          inputShape: x.shape,
+        }) as tf.Tensor,
+      filter: () =>
+        tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: gradient }, {
+          ...convolution,
+          filterShape: filter.shape,
+        }) as tf.Tensor,
+      bias: () => tf.sum(gradient, [0, 1, 2]),
+    };
+  },
+};
 
 /** Marks a wrapped `call`, so that wrapping twice does nothing. */
 const WRAPPED = Symbol("segment input conv");
@@ -85,17 +124,19 @@ export function useUnfusedInputConv(): void {
       this.dataFormat === "channelsLast" && this.bias !== null &&
       this.activation.getClassName() === "linear" && readsModelInput(this);
     if (!unfused) return original.call(this, inputs, kwargs);
-    return tf.tidy(() => {
-      const convolved = tf.conv2d(
-        input as tf.Tensor4D,
-        this.kernel.read() as tf.Tensor4D,
-        this.strides as [number, number],
-        this.padding === "same" ? "same" : "valid",
-        "NHWC",
-        this.dilationRate as [number, number],
-      );
-      return tf.add(convolved, this.bias!.read());
-    });
+    // The fused kernel itself (bias added as the convolution writes), recorded with
+    // fusedConv2dGrad below, which computes each input's gradient only when asked for.
+    return tf.engine().runKernel("FusedConv2D", {
+      x: input,
+      filter: this.kernel.read(),
+      bias: this.bias!.read(),
+    }, {
+      strides: this.strides,
+      pad: this.padding === "same" ? "same" : "valid",
+      dataFormat: "NHWC",
+      dilations: this.dilationRate,
+      activation: "linear",
+    }) as tf.Tensor;
   };
   (wrapped as typeof original)[WRAPPED] = true;
   prototype.call = wrapped;

@@ -64,6 +64,13 @@
  * can flip which of two near-equal values wins a max-pooling window, whose
  * index its unpooling then uses, and that moves the loss by about 2e-5
  * (seen with parts of 1024 rows, not with 2048 or 4096).
+ * Threads: ours runs oneDNN on every core, fixed (as PyTorch runs on two
+ * threads), so that the check does not depend on what else the machine
+ * does. UNet at 188 is that sensitive to the order of sums: on one thread
+ * (`SEGMENT_THREADS=1`) its loss after one step is 7.8e-4 from float64
+ * (1.4e-5 on two) and its statistics after 3 iterations 1.84e-2 against the
+ * 1.63e-2 allowed, while every kernel matches the cpu backend on one thread
+ * as on two (the kernel and network tests pass with `SEGMENT_THREADS=1`).
  * One framework difference is exact and accounted for rather
  * than tolerated: PyTorch updates
  * `running_var` with the unbiased batch variance (n / (n - 1) times the
@@ -736,7 +743,10 @@ export async function run(args: string[]): Promise<ParityResult[]> {
     );
   }
   const python = await findPyTorch(flags.python);
-  const detail = await setupBackend(flags.backend);
+  // oneDNN on every core, fixed (SEGMENT_THREADS overrides): by default its threads follow the
+  // cores other processes leave free, and the PyTorch runs between networks would change them.
+  const threads = Deno.env.get("SEGMENT_THREADS") ? undefined : navigator.hardwareConcurrency;
+  const detail = await setupBackend(flags.backend, { threads });
   const dataDir = await resolveDataDir(flags.data);
   console.log(`parity: backend ${detail}, PyTorch ${python.version}, data ${dataDir}`);
   const results: ParityResult[] = [];

@@ -16,6 +16,7 @@
  */
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -109,18 +110,27 @@ const MAX_ENTRIES = 512;
  */
 export class DnnlBinary {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) =>
+        dnnl.destroy({
+          primitives: [entry.primitive],
+          descs: [entry.desc],
+          memories: entry.memories,
+        }),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Shapes seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /**
@@ -151,18 +161,7 @@ export class DnnlBinary {
     boolOut: boolean,
   ): boolean {
     const key = `${algorithm} ${dims[0]} ${dims[1]} ${boolOut}`;
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = this.#build(algorithm, dims, boolOut);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(algorithm, dims, boolOut));
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.a));
@@ -174,20 +173,12 @@ export class DnnlBinary {
 
   /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: [entry.desc],
-        memories: entry.memories,
-      });
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #build(algorithm: number, dims: [number[], number[]], boolOut: boolean): Entry | null {

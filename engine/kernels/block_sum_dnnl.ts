@@ -11,6 +11,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -46,23 +47,31 @@ interface Entry {
  */
 export class DnnlBlockSum {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) =>
+        dnnl.destroy({
+          primitives: [entry.primitive],
+          descs: [entry.desc],
+          memories: entry.memories,
+        }),
+    });
   }
 
   /** Shapes seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernel). */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -87,17 +96,7 @@ export class DnnlBlockSum {
     offsets: { x: number; out: number },
   ): boolean {
     const key = shape.join(",");
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      try {
-        entry = this.#build(shape);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(shape));
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.x));
@@ -108,15 +107,7 @@ export class DnnlBlockSum {
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: [entry.desc],
-        memories: entry.memories,
-      });
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #build(shape: readonly number[]): Entry | null {

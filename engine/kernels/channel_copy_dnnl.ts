@@ -16,6 +16,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -51,23 +52,31 @@ interface Entry {
  */
 export class DnnlStridedCopy {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) =>
+        dnnl.destroy({
+          primitives: [entry.primitive],
+          descs: [entry.desc],
+          memories: entry.memories,
+        }),
+    });
   }
 
   /** Shapes seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The shapes oneDNN turned down, by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -98,17 +107,7 @@ export class DnnlStridedCopy {
     to: { offset: number; stride: number },
   ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      try {
-        entry = this.#build(rows, columns, from.stride, to.stride);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(rows, columns, from.stride, to.stride));
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, from.offset));
@@ -119,15 +118,7 @@ export class DnnlStridedCopy {
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: [entry.desc],
-        memories: entry.memories,
-      });
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #build(rows: number, columns: number, fromStride: number, toStride: number): Entry | null {

@@ -18,6 +18,7 @@
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import { heapPointer, type WasmBackend } from "./wasm_heap.ts";
 
 /** A 2-D convolution, NHWC data and HWIO filter, as tfjs describes it. */
@@ -219,18 +220,22 @@ const MAX_ENTRIES = 512;
  */
 export class DnnlConvolutions {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) => dnnl.destroy(entry.owned),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Shapes compiled so far (and shapes oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /**
@@ -306,37 +311,25 @@ export class DnnlConvolutions {
 
   /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry !== null) this.#dnnl.destroy(entry.owned);
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #entry(key: string, build: () => Entry | null): Entry | null {
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    const cached = this.#entries.get(keyed);
-    if (cached !== undefined) return cached;
-    if (this.#entries.size >= MAX_ENTRIES) this.clear();
-    let entry: Entry | null;
-    try {
-      entry = build();
+    return this.#cache.get(key, () => {
+      // A throw: oneDNN turned the shape down (e.g. an inconsistent padding), the caller falls back.
+      const entry = build();
       if (entry !== null && this.#dnnl.implName(entry.desc).startsWith("ref")) {
         // oneDNN's reference code is hundreds of times slower than the fallbacks.
         this.#dnnl.destroy(entry.owned);
-        entry = null;
+        return null;
       }
-    } catch {
-      // oneDNN turned the shape down (e.g. an inconsistent padding): the caller falls back.
-      entry = null;
-    }
-    this.#entries.set(keyed, entry);
-    return entry;
+      return entry;
+    });
   }
 
   /** Points the entry's memories at the heap and runs it, with the weights' reorder before or after. */

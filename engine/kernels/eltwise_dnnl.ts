@@ -15,6 +15,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import { heapOffset, heapPointer, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
 
 /** Elements below which the wasm kernels are faster than an FFI call into oneDNN. */
@@ -55,23 +56,32 @@ const MAX_ENTRIES = 256;
  */
 export class DnnlEltwise {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) =>
+        dnnl.destroy({
+          primitives: [entry.primitive],
+          descs: [entry.desc],
+          memories: entry.memories,
+        }),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Algorithms, directions and sizes seen so far (including those declined). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The cache keys oneDNN turned down (they ran on the fallback kernels). */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -89,7 +99,7 @@ export class DnnlEltwise {
     length: number,
     offsets: { x: number; y: number },
   ): boolean {
-    const entry = this.#entry(
+    const entry = this.#cache.get(
       `f ${algorithm} ${length}`,
       () => this.#build(algorithm, length, true),
     );
@@ -113,7 +123,7 @@ export class DnnlEltwise {
     length: number,
     offsets: { dy: number; x: number; dx: number },
   ): boolean {
-    const entry = this.#entry(
+    const entry = this.#cache.get(
       `b ${algorithm} ${length}`,
       () => this.#build(algorithm, length, false),
     );
@@ -124,31 +134,7 @@ export class DnnlEltwise {
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: [entry.desc],
-        memories: entry.memories,
-      });
-    }
-    this.#entries.clear();
-  }
-
-  #entry(key: string, build: () => Entry | null): Entry | null {
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = build();
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
-    return entry;
+    this.#cache.clear();
   }
 
   #run(wasm: WasmBackend, entry: Entry, offsets: number[]): void {

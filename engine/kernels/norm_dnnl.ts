@@ -15,6 +15,7 @@
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import { heapAlloc, heapFree, heapPointer, heapView, type WasmBackend } from "./wasm_heap.ts";
 
 /** Byte offsets in the heap of a batch normalization's tensors (`null`: absent). */
@@ -204,23 +205,32 @@ const ARGUMENTS: Record<string, number> = {
  */
 export class DnnlBatchNorm {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) =>
+        dnnl.destroy({
+          primitives: [entry.primitive],
+          descs: entry.descs,
+          memories: Object.values(entry.memories),
+        }),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Shapes seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -294,15 +304,7 @@ export class DnnlBatchNorm {
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry === null) continue;
-      this.#dnnl.destroy({
-        primitives: [entry.primitive],
-        descs: entry.descs,
-        memories: Object.values(entry.memories),
-      });
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   /**
@@ -437,18 +439,7 @@ export class DnnlBatchNorm {
     roles: readonly string[],
   ): Entry | null {
     const key = `${mode} ${rows},${channels},${epsilon} ${roles}`;
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = this.#build(mode, rows, channels, epsilon, roles);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(mode, rows, channels, epsilon, roles));
     return entry;
   }
 

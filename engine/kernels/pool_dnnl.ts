@@ -27,6 +27,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -177,23 +178,27 @@ const MAX_ENTRIES = 128;
  */
 export class DnnlMaxPoolGrad {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) => dnnl.destroy(entry.owned),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Shapes seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -221,18 +226,7 @@ export class DnnlMaxPoolGrad {
     offsets: { x: number; dy: number; dx: number },
   ): boolean {
     const key = shapeKey(geometry);
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = this.#build(geometry);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(geometry));
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     // `dx` is allocated before this call and nothing here allocates on the heap.
@@ -246,10 +240,7 @@ export class DnnlMaxPoolGrad {
 
   /** Destroys every cached primitive and buffer. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry !== null) this.#dnnl.destroy(entry.owned);
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #build(g: DnnlPoolGeometry): Entry | null {

@@ -28,6 +28,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
+import { PrimitiveCache } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -137,23 +138,27 @@ const MAX_ENTRIES = 128;
  */
 export class DnnlResize {
   readonly #dnnl: Dnnl;
-  readonly #entries = new Map<string, Entry | null>();
+  readonly #cache: PrimitiveCache<Entry>;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
     this.#dnnl = dnnl;
+    this.#cache = new PrimitiveCache(dnnl, {
+      release: (entry) => dnnl.destroy(entry.owned),
+      maxEntries: MAX_ENTRIES,
+    });
   }
 
   /** Shapes and directions seen so far (including those oneDNN turned down). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
   get declined(): string[] {
-    return [...this.#entries].filter(([, entry]) => entry === null).map(([key]) => key);
+    return this.#cache.declined;
   }
 
   /**
@@ -182,10 +187,7 @@ export class DnnlResize {
 
   /** Destroys every cached primitive. */
   clear(): void {
-    for (const entry of this.#entries.values()) {
-      if (entry !== null) this.#dnnl.destroy(entry.owned);
-    }
-    this.#entries.clear();
+    this.#cache.clear();
   }
 
   #run(
@@ -211,18 +213,7 @@ export class DnnlResize {
     const key = `${kind} ${
       [shape.batch, shape.channels, ...shape.input, ...shape.output].join(",")
     }`;
-    // One entry per thread count: oneDNN fixes a primitive's threads when it is built.
-    const keyed = `${key} threads ${this.#dnnl.threads()}`;
-    let entry = this.#entries.get(keyed);
-    if (entry === undefined) {
-      if (this.#entries.size >= MAX_ENTRIES) this.clear();
-      try {
-        entry = this.#build(kind, shape);
-      } catch {
-        entry = null;
-      }
-      this.#entries.set(keyed, entry);
-    }
+    const entry = this.#cache.get(key, () => this.#build(kind, shape));
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, source));

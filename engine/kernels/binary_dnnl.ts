@@ -150,16 +150,6 @@ export class DnnlBinary {
     offsets: { a: number; b: number; out: number },
     boolOut: boolean,
   ): boolean {
-    return this.#runNow(wasm, algorithm, dims, offsets, boolOut);
-  }
-
-  #runNow(
-    wasm: WasmBackend,
-    algorithm: number,
-    dims: [number[], number[]],
-    offsets: { a: number; b: number; out: number },
-    boolOut: boolean,
-  ): boolean {
     const key = `${algorithm} ${dims[0]} ${dims[1]} ${boolOut}`;
     const entry = this.#cache.get(key, () => this.#build(algorithm, dims, boolOut));
     if (entry === null) return false;

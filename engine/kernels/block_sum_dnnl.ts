@@ -87,14 +87,6 @@ export class DnnlBlockSum {
     shape: readonly number[],
     offsets: { x: number; out: number },
   ): boolean {
-    return this.#runNow(wasm, shape, offsets);
-  }
-
-  #runNow(
-    wasm: WasmBackend,
-    shape: readonly number[],
-    offsets: { x: number; out: number },
-  ): boolean {
     const key = shape.join(",");
     const entry = this.#cache.get(key, () => this.#build(shape));
     if (entry === null) return false;

@@ -96,16 +96,6 @@ export class DnnlStridedCopy {
     from: { offset: number; stride: number },
     to: { offset: number; stride: number },
   ): boolean {
-    return this.#copyNow(wasm, rows, columns, from, to);
-  }
-
-  #copyNow(
-    wasm: WasmBackend,
-    rows: number,
-    columns: number,
-    from: { offset: number; stride: number },
-    to: { offset: number; stride: number },
-  ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
     const entry = this.#cache.get(key, () => this.#build(rows, columns, from.stride, to.stride));
     if (entry === null) return false;

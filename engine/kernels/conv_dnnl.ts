@@ -296,7 +296,7 @@ export class DnnlConvolutions {
     geometry: DnnlConvGeometry,
     offsets: { x: number; dy: number; dw: number },
   ): boolean {
-    // Threads: the cores other processes leave free (Dnnl.execute). On idle cores bin's
+    // Threads: the cores other processes leave free (Dnnl.threads). On idle cores bin's
     // layer (1.5e8 multiply-adds) takes 0.84 ms on two threads against 1.35 on one; on
     // cores that other processes also use, two threads reducing their partial sums at
     // spinning barriers took 3.8-4.0 ms against 1.2 on one.

@@ -1,6 +1,6 @@
 /**
  * Batch normalization on oneDNN over the wasm backend's heap, channels last,
- * on the cores other processes leave free (see {@linkcode Dnnl.execute}),
+ * on the cores other processes leave free (see {@linkcode Dnnl.threads}),
  * with one compiled primitive per shape:
  *
  * - `inference`: with given statistics (the forward `FusedBatchNorm` kernel),
@@ -330,7 +330,7 @@ export class DnnlBatchNorm {
     const size = parts * channels;
     const scratch = heapAlloc(wasm, 2 * size);
     try {
-      const ran = this.#runNow(wasm, "training", count, size, epsilon, {
+      const ran = this.#run(wasm, "training", count, size, epsilon, {
         x: offsets.x,
         y: offsets.y,
         mean: scratch,
@@ -347,7 +347,7 @@ export class DnnlBatchNorm {
     } finally {
       heapFree(wasm, scratch);
     }
-    return this.#runNow(wasm, "inference", rows, channels, epsilon, { ...offsets });
+    return this.#run(wasm, "inference", rows, channels, epsilon, { ...offsets });
   }
 
   /**
@@ -398,21 +398,10 @@ export class DnnlBatchNorm {
     } finally {
       heapFree(wasm, scratch);
     }
-    return this.#runNow(wasm, "inference", rows, channels, epsilon, { ...offsets });
+    return this.#run(wasm, "inference", rows, channels, epsilon, { ...offsets });
   }
 
   #run(
-    wasm: WasmBackend,
-    mode: Mode,
-    rows: number,
-    channels: number,
-    epsilon: number,
-    offsets: Record<string, number>,
-  ): boolean {
-    return this.#runNow(wasm, mode, rows, channels, epsilon, offsets);
-  }
-
-  #runNow(
     wasm: WasmBackend,
     mode: Mode,
     rows: number,

@@ -215,16 +215,8 @@ export class DnnlMaxPoolGrad {
     geometry: DnnlPoolGeometry,
     offsets: { x: number; dy: number; dx: number },
   ): boolean {
-    // Threads: the cores other processes leave free (Dnnl.execute). On 2 cores other
+    // Threads: the cores other processes leave free (Dnnl.threads). On 2 cores other
     // processes also used, [4, 64, 64, 32] took 0.09-0.15 ms on one, 0.17-0.21 on two.
-    return this.#runNow(wasm, geometry, offsets);
-  }
-
-  #runNow(
-    wasm: WasmBackend,
-    geometry: DnnlPoolGeometry,
-    offsets: { x: number; dy: number; dx: number },
-  ): boolean {
     const key = shapeKey(geometry);
     const entry = this.#cache.get(key, () => this.#build(geometry));
     if (entry === null) return false;

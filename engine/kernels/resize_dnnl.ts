@@ -197,19 +197,9 @@ export class DnnlResize {
     source: number,
     destination: number,
   ): boolean {
-    // Threads: the cores other processes leave free (Dnnl.execute). On 2 cores other
+    // Threads: the cores other processes leave free (Dnnl.threads). On 2 cores other
     // processes also used, the gradient of [4, 32, 32, 32] -> [4, 64, 64, 32] took
     // 0.11 ms on one thread, 0.13-0.16 ms on two.
-    return this.#runNow(wasm, kind, shape, source, destination);
-  }
-
-  #runNow(
-    wasm: WasmBackend,
-    kind: "forward" | "backward",
-    shape: DnnlUpsampling,
-    source: number,
-    destination: number,
-  ): boolean {
     const key = `${kind} ${
       [shape.batch, shape.channels, ...shape.input, ...shape.output].join(",")
     }`;

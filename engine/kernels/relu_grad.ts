@@ -16,14 +16,11 @@
 import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL } from "../dnnl.ts";
-import type { DnnlEltwise } from "./eltwise_dnnl.ts";
+import { type DnnlEltwise, MIN_DNNL_ELTWISE_ELEMENTS } from "./eltwise_dnnl.ts";
 import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
 /** The kernel: inputs `dy` and `x` (the ReLU's input), output `dx`, all float32 of one shape. */
 export const RELU_GRAD = "SegmentReluGrad";
-
-/** Elements below which a JavaScript loop beats an FFI call into oneDNN. */
-export const MIN_DNNL_RELU_ELEMENTS = 16384;
 
 /**
  * The gradient of `Relu`: {@linkcode RELU_GRAD} where the active backend has
@@ -57,7 +54,7 @@ export const reluGrad: GradConfig = {
 
 /**
  * {@linkcode RELU_GRAD} for the wasm backend: oneDNN from
- * {@linkcode MIN_DNNL_RELU_ELEMENTS} elements, a loop over the heap below.
+ * {@linkcode MIN_DNNL_ELTWISE_ELEMENTS} elements, a loop over the heap below.
  *
  * @param eltwise oneDNN's element-wise primitives.
  * @returns The kernel config to register.
@@ -84,7 +81,7 @@ export function reluGradWasmConfig(eltwise: DnnlEltwise): KernelConfig {
         dx: heapOffset(wasm, dx),
       };
       if (
-        length >= MIN_DNNL_RELU_ELEMENTS &&
+        length >= MIN_DNNL_ELTWISE_ELEMENTS &&
         eltwise.backward(wasm, DNNL.eltwiseRelu, length, offsets)
       ) return dx;
       const heap = heapFloats(wasm);

@@ -62,6 +62,7 @@ import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./k
 import { RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
 import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/eltwise_dnnl.ts";
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
+import { MAX_POOL_MASK, maxPoolMaskDnnlConfig, maxPoolMaskGrad } from "./kernels/max_pool_mask.ts";
 import {
   DnnlResize,
   resizeNearestNeighborDnnlConfig,
@@ -162,6 +163,7 @@ export async function setupBackend(
   tf.registerGradient(meanGradConfig);
   tf.registerGradient(batchNormTrainingGrad);
   tf.registerGradient(reluGrad);
+  tf.registerGradient(maxPoolMaskGrad);
   useFusedTrainingBatchNorm();
   useFusedMomentum();
   tf.registerGradient(fusedConv2dGrad);
@@ -523,7 +525,8 @@ function requireKernel(name: string): KernelConfig {
  * block-repeating `Tile`; and with OpenBLAS also `Conv2D` and `FusedConv2D`.
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
- * `Concat` and `SplitV` along channels, `MaxPoolGrad`, and nearest-neighbour
+ * `Concat` and `SplitV` along channels, `MaxPoolGrad`, SegNet's pooling mask
+ * (`SegmentMaxPoolMask`), and nearest-neighbour
  * upsampling by whole factors and its gradient run on it, and a batch-norm layer in
  * training becomes one kernel on it with one gradient; each kernel falls
  * back to the others for what oneDNN does not run. Registering again
@@ -596,7 +599,13 @@ export function registerWasmKernels(
     replaceKernel("Conv2D", conv2dDnnlConfig(convolutions, forward));
     replaceKernel("FusedConv2D", fusedConv2dDnnlConfig(convolutions, fusedForward));
   }
-  const own = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD, RELU_GRAD, MOVING_AVERAGES];
+  const own = [
+    BATCH_NORM_TRAINING,
+    BATCH_NORM_TRAINING_GRAD,
+    RELU_GRAD,
+    MOVING_AVERAGES,
+    MAX_POOL_MASK,
+  ];
   for (const name of [...own, MOMENTUM_UPDATE]) {
     if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
   }
@@ -609,6 +618,8 @@ export function registerWasmKernels(
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
     // ReLU's gradient takes it (kernels/relu_grad.ts).
     tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
+    // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
+    tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");

@@ -22,6 +22,8 @@ import { DnnlEltwise } from "./kernels/eltwise_dnnl.ts";
 import { BATCH_NORM_TRAINING, MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
 import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
 import { DnnlResize } from "./kernels/resize_dnnl.ts";
+import { MAX_POOL_MASK, maxPoolMaskDnnlConfig } from "./kernels/max_pool_mask.ts";
+import type { WasmBackend } from "./kernels/wasm_heap.ts";
 
 /** Seeded uniform values in [-1, 1). */
 function seeded(count: number, seed: number): Float32Array {
@@ -1000,4 +1002,55 @@ Deno.test("SGD with momentum on wasm (one kernel per variable) equals the cpu ba
   } finally {
     await setupBackend("cpu", { quiet: true });
   }
+});
+
+Deno.test("SegmentMaxPoolMask on wasm marks each window's first maximum, on oneDNN and in its loop", async () => {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") {
+    console.log(`skipped: oneDNN ${dnnl}`);
+    return;
+  }
+  dnnl.close();
+  await setupBackend("wasm", { quiet: true });
+  const kernel = tf.getKernel(MAX_POOL_MASK, "wasm");
+  assert(kernel !== undefined, "the wasm backend with oneDNN has no SegmentMaxPoolMask");
+  // The loop that runs when oneDNN turns a shape down.
+  const loop = maxPoolMaskDnnlConfig({ run: () => false } as never);
+  const shapes = [[1, 2, 2, 1], [2, 4, 6, 3], [3, 6, 4, 17]];
+  for (const [index, shape] of shapes.entries()) {
+    // Ties everywhere (four values, zeros among them), and all-negative windows.
+    const values = Float32Array.from(
+      seeded(shape.reduce((a, b) => a * b, 1), 60 + index),
+      (value) => Math.floor(value * 2) * (index === 2 ? 1 : -1),
+    );
+    const [, height, width, channels] = shape as [number, number, number, number];
+    const expected = new Float32Array(values.length);
+    for (let window = 0; window < values.length / 4; window++) {
+      const c = window % channels;
+      const col = 2 * (Math.floor(window / channels) % (width / 2));
+      const row = 2 * Math.floor(window / channels / (width / 2));
+      const cells = [[0, 0], [0, 1], [1, 0], [1, 1]].map(([dy, dx]) =>
+        ((row + dy!) * width + col + dx!) * channels + c
+      );
+      let best = cells[0]!;
+      for (const cell of cells) if (values[cell]! > values[best]!) best = cell;
+      expected[best] = 1;
+    }
+    assertEquals(height % 2, 0);
+    const x = tf.tensor(values, shape);
+    const mask = tf.engine().runKernel(MAX_POOL_MASK, { x }, {}) as tf.Tensor;
+    assertEquals(mask.shape, shape);
+    assertEquals([...await mask.data()], [...expected], `oneDNN, shape [${shape}]`);
+    const backend = tf.backend() as unknown as WasmBackend;
+    const info = loop.kernelFunc({ inputs: { x }, backend, attrs: {} } as never) as tf.TensorInfo;
+    const looped = tf.engine().makeTensorFromTensorInfo(info);
+    assertEquals([...await looped.data()], [...expected], `loop, shape [${shape}]`);
+    // Its gradient is zero.
+    const grad = tf.grad((input: tf.Tensor) =>
+      tf.sum(tf.engine().runKernel(MAX_POOL_MASK, { x: input }, {}) as tf.Tensor)
+    )(x);
+    assertEquals(Math.max(...(await grad.data()).map(Math.abs)), 0);
+    tf.dispose([x, mask, looped, grad]);
+  }
+  await setupBackend("cpu", { quiet: true });
 });

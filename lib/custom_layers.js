@@ -24,16 +24,21 @@
  * tfjs has no gradient for max-pool-with-argmax and its wasm backend has no
  * scatter. So the indices are kept as a **one-hot mask** of the input's shape
  * (1 at the first maximum of each 2x2 window in row-major order, 0 elsewhere),
- * and both operations are reshapes and broadcast multiplies:
+ * and both operations are standard kernels:
  *
- * - pooling: the max-pool value, with a gradient that reaches `x` only at the
- *   recorded position (the unpooling of the incoming gradient);
- * - unpooling: `[n, h, 1, w, 1, c] * [n, h, 2, w, 2, c]`, so each value lands
- *   at the recorded position (zeros elsewhere) and its gradient is the sum of
- *   the incoming gradient over the window times the mask, i.e. exactly the
- *   gradient at the recorded position.
+ * - pooling: `tf.maxPool`, whose own gradient reaches `x` only at each
+ *   window's first maximum (the backends' `MaxPoolGrad`), which is where the
+ *   mask has its 1;
+ * - unpooling: `resizeNearestNeighbor(x) * mask` (each value copied to its
+ *   2x2 window, kept where the mask is 1), and its gradient, the incoming
+ *   gradient times the mask summed over each window, i.e. exactly the
+ *   gradient at the recorded position. The mask is a constant there: it
+ *   carries no gradient.
  *
- * The mask itself carries no gradient. All tensors are NHWC. `lib/max_unpool.ts`
+ * The mask comes from the backend's `SegmentMaxPoolMask` kernel where it has
+ * one (the project's engine registers it on the wasm backend with oneDNN:
+ * `engine/kernels/max_pool_mask.ts`), else from about ten standard
+ * operations (see `maxPoolMask`). All tensors are NHWC. `lib/max_unpool.ts`
  * is the typed face of this module for the project's TypeScript.
  *
  * @module
@@ -46,6 +51,12 @@
 
 /** Window priority: the first position in row-major order wins a tie. */
 const PRIORITY = [4, 3, 2, 1];
+
+/**
+ * A backend kernel that computes `maxPoolMask` in one call: input `x`, output
+ * the mask (see `engine/kernels/max_pool_mask.ts`).
+ */
+const MAX_POOL_MASK_KERNEL = "SegmentMaxPoolMask";
 
 /**
  * Definitions made for each tfjs instance, so that registering twice gives
@@ -88,11 +99,13 @@ function defineCustomLayers(tf) {
   }
 
   /**
-   * The one-hot mask of the first maximum in each 2x2 window, computed with
-   * same-shape comparisons only (the wasm backend's broadcasting comparison is
-   * slow): the window maximum by max-pooling, spread back to the window;
-   * `x >= max` marks every maximum; multiplying by the window priority (4, 3,
-   * 2, 1 in row-major order) and keeping the largest picks the first.
+   * The one-hot mask of the first maximum in each 2x2 window: one call of
+   * the backend's `SegmentMaxPoolMask` kernel where it has one, else computed
+   * with same-shape comparisons only (the wasm backend's broadcasting
+   * comparison is slow): the window maximum by max-pooling, spread back to
+   * the window; `x >= max` marks every maximum; multiplying by the window
+   * priority (4, 3, 2, 1 in row-major order) and keeping the largest picks
+   * the first.
    *
    * @param {Tensor4D} x Shape [batch, height, width, channels]; height and width even.
    * @returns {Tensor4D} Float mask of the same shape: 1 at one maximum per window, 0 elsewhere.
@@ -100,6 +113,9 @@ function defineCustomLayers(tf) {
   function maxPoolMask(x) {
     const [batch, height, width, channels] = x.shape;
     checkEven(height, width);
+    if (tf.getKernel(MAX_POOL_MASK_KERNEL, tf.getBackend()) !== undefined) {
+      return /** @type {Tensor4D} */ (tf.engine().runKernel(MAX_POOL_MASK_KERNEL, { x }, {}));
+    }
     const noGradient = tf.customGrad((...args) => {
       const input = /** @type {Tensor4D} */ (args[0]);
       const value = tf.tidy(() => {
@@ -123,7 +139,10 @@ function defineCustomLayers(tf) {
 
   /**
    * Max-unpooling: each value goes back to the position its mask marks in the
-   * 2x2 window, zeros elsewhere.
+   * 2x2 window, zeros elsewhere: `resizeNearestNeighbor(x) * mask`. The mask
+   * is a constant: the gradient reaches `x` only, as the incoming gradient
+   * times the mask summed over each window (the value at the marked
+   * position).
    *
    * @param {Tensor4D} x Shape [batch, height, width, channels].
    * @param {Tensor4D} mask Shape [batch, 2*height, 2*width, channels], one 1 per 2x2 window.
@@ -139,16 +158,28 @@ function defineCustomLayers(tf) {
           `expected [${expected}]`,
       );
     }
-    return tf.tidy(() => {
-      const values = tf.reshape(x, [batch, height, 1, width, 1, channels]);
-      const windows = tf.reshape(mask, [batch, height, 2, width, 2, channels]);
-      return /** @type {Tensor4D} */ (tf.reshape(tf.mul(values, windows), expected)); // [batch, 2h, 2w, c]
+    // The mask is saved for the gradient, not passed as an input: it stays off the gradient's
+    // path (no zeros computed for it and added up the pooling).
+    const unpool = tf.customGrad((...args) => {
+      const values = /** @type {Tensor4D} */ (args[0]);
+      const save = /** @type {import("@tensorflow/tfjs").GradSaveFunc} */ (args[1]);
+      save([mask]);
+      return {
+        value: tf.mul(tf.image.resizeNearestNeighbor(values, [2 * height, 2 * width]), mask),
+        gradFunc: (/** @type {Tensor | Tensor[]} */ dy, /** @type {Tensor[]} */ saved) => {
+          const masked = tf.mul(/** @type {Tensor} */ (dy), /** @type {Tensor} */ (saved[0]));
+          const windows = tf.reshape(masked, [batch, height, 2, width, 2, channels]);
+          return tf.sum(windows, [2, 4]); // [batch, height, width, channels]
+        },
+      };
     });
+    return /** @type {Tensor4D} */ (unpool(x));
   }
 
   /**
    * 2x2 max-pooling with stride 2 that also returns where each maximum was.
-   * The gradient of `pooled` reaches `x` only at the mask's position.
+   * The gradient of `pooled` is `tf.maxPool`'s: it reaches `x` only at each
+   * window's first maximum, the mask's position.
    *
    * @param {Tensor4D} x Shape [batch, height, width, channels]; height and width even.
    * @returns {[Tensor4D, Tensor4D]} `[pooled, mask]`: pooled has shape
@@ -156,20 +187,7 @@ function defineCustomLayers(tf) {
    */
   function maxPoolWithMask(x) {
     const mask = maxPoolMask(x);
-    const pool = tf.customGrad((...args) => {
-      const input = /** @type {Tensor4D} */ (args[0]);
-      const windows = /** @type {Tensor4D} */ (args[1]);
-      const save = /** @type {import("@tensorflow/tfjs").GradSaveFunc} */ (args[2]);
-      save([windows]);
-      return {
-        value: tf.maxPool(input, 2, 2, "valid"),
-        gradFunc: (/** @type {Tensor | Tensor[]} */ dy, /** @type {Tensor[]} */ saved) => {
-          const kept = /** @type {Tensor4D} */ (saved[0]);
-          return [maxUnpool(/** @type {Tensor4D} */ (dy), kept), tf.zerosLike(kept)];
-        },
-      };
-    });
-    return [/** @type {Tensor4D} */ (pool(x, mask)), mask];
+    return [tf.maxPool(x, 2, 2, "valid"), mask];
   }
 
   /**
@@ -183,6 +201,12 @@ function defineCustomLayers(tf) {
     /** @param {ConstructorParameters<typeof tf.layers.Layer>[0]} [args] Standard layer arguments (name, ...). */
     constructor(args) {
       super(args ?? {});
+      /**
+       * The last call's input and outputs (see `call`).
+       *
+       * @type {{ input: Tensor, outputs: Tensor4D[] } | undefined}
+       */
+      this.lastCall = undefined;
     }
 
     /**
@@ -209,7 +233,16 @@ function defineCustomLayers(tf) {
      */
     call(inputs) {
       const x = /** @type {Tensor4D} */ (Array.isArray(inputs) ? inputs[0] : inputs);
-      return maxPoolWithMask(x);
+      // tfjs-layers' executor (model.apply, predict) applies a layer once per output it
+      // needs, so this layer twice on the same tensor: the second call returns the first
+      // call's outputs while they live, instead of pooling again.
+      const last = this.lastCall;
+      if (last !== undefined && last.input === x && !last.outputs.some((t) => t.isDisposed)) {
+        return last.outputs;
+      }
+      const outputs = maxPoolWithMask(x);
+      this.lastCall = { input: x, outputs };
+      return outputs;
     }
   }
 

@@ -225,10 +225,39 @@ Deno.test("maxPoolWithMask() and maxUnpool() on the engine's wasm backend match 
   const expected = run();
   for (const blas of [true, false]) {
     await setupBackend("wasm", { quiet: true, blas });
+    // With oneDNN, the mask is the engine's one kernel, not the fallback's ten operations.
+    const kernels = (await tf.profile(() => run())).kernelNames;
+    if (tf.getKernel("SegmentMaxPoolMask", "wasm") !== undefined) {
+      assert(kernels.includes("SegmentMaxPoolMask"), `ran ${kernels}`);
+      assert(!kernels.includes("GreaterEqual"), `ran ${kernels}`);
+    }
     const actual = run();
     assertEquals(actual.length, expected.length);
     const worst = Math.max(...actual.map((value, i) => Math.abs(value - expected[i]!)));
     assert(worst < 1e-5, `wasm (blas ${blas}) differs from cpu by ${worst}`);
   }
   await tf.setBackend(previous);
+});
+
+Deno.test("a model pools once per MaxPoolWithMask layer, though tfjs-layers applies it once per output", async () => {
+  const input = tf.input({ shape: [4, 4, 3] });
+  const [pooled, mask] = new MaxPoolWithMask({}).apply(input) as tf.SymbolicTensor[];
+  const output = new MaxUnpool({}).apply([pooled!, mask!]) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: output });
+  const x = tf.tensor4d(data(2 * 48, 10, 3), [2, 4, 4, 3]);
+  const count = (info: { kernels: { name: string }[] }) =>
+    info.kernels.filter((kernel) => kernel.name === "MaxPool").length;
+  const direct = count(await tf.profile(() => maxPoolWithMask(x)));
+  const applied = await tf.profile(() => model.apply(x, { training: true }) as tf.Tensor);
+  assert(direct > 0);
+  assertEquals(count(applied), direct);
+  // And the result is the unpooling of the pooling.
+  const expected = referencePool(x.dataSync() as Float32Array, [2, 4, 4, 3]);
+  const y = model.predict(x) as tf.Tensor;
+  assertValues(
+    y.dataSync(),
+    referenceUnpool(expected.pooled, expected.mask, [2, 2, 2, 3]),
+  );
+  tf.dispose([x, y]);
+  model.dispose();
 });

@@ -57,12 +57,13 @@ import { meanGradConfig } from "./kernels/mean_grad.ts";
 import { tileConfig } from "./kernels/tile.ts";
 import { leadingReductionConfig } from "./kernels/sum.ts";
 import { maxPoolGradWasmConfig } from "./kernels/max_pool_grad.ts";
-import { fusedConv2dGrad, useUnfusedInputConv } from "./kernels/input_conv.ts";
+import { fusedConv2dGrad, useDirectConvLayers } from "./kernels/conv_layer_training.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./kernels/momentum.ts";
 import { RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
 import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/eltwise_dnnl.ts";
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig, maxPoolMaskGrad } from "./kernels/max_pool_mask.ts";
+import { useReluFusion } from "./kernels/relu_fusion.ts";
 import {
   DnnlResize,
   resizeNearestNeighborDnnlConfig,
@@ -165,9 +166,10 @@ export async function setupBackend(
   tf.registerGradient(reluGrad);
   tf.registerGradient(maxPoolMaskGrad);
   useFusedTrainingBatchNorm();
+  useReluFusion();
   useFusedMomentum();
   tf.registerGradient(fusedConv2dGrad);
-  useUnfusedInputConv();
+  useDirectConvLayers();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];

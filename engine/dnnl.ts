@@ -67,6 +67,7 @@ export const DNNL = {
   resamplingNearest: 196592,
   eltwiseLinear: 127,
   useGlobalStats: 1,
+  fuseNormRelu: 4,
   useScale: 8,
   useShift: 16,
   argSrc: 1,

@@ -26,15 +26,27 @@
 import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import type { DnnlBatchNorm } from "./norm_dnnl.ts";
+import { markReluApplied, reluFollows } from "./relu_fusion.ts";
 import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
-/** The kernel: inputs `x`, `scale`, `offset`; outputs `[y, mean, variance]`. */
+/**
+ * The kernel: inputs `x`, `scale`, `offset`; outputs `[y, mean, variance]`.
+ * With the attribute `fuseRelu`, `y` is `max(y, 0)` and a fourth output, an
+ * int32 tensor, holds oneDNN's workspace (where `y > 0`) for the gradient.
+ */
 export const BATCH_NORM_TRAINING = "SegmentBatchNormTraining";
 /**
  * Its gradient: inputs `dy`, `x`, `mean`, `variance`, `scale`, `offset` (oneDNN asks
- * for it, though the gradient does not depend on it); outputs `[dx, dscale, doffset]`.
+ * for it, though the gradient does not depend on it), and with `fuseRelu` the
+ * forward pass's `workspace`; outputs `[dx, dscale, doffset]`.
  */
 export const BATCH_NORM_TRAINING_GRAD = "SegmentBatchNormTrainingGrad";
+
+/**
+ * The batch norm of the registered kernels, asked whether a shape can fuse
+ * its ReLU before a layer takes that path.
+ */
+let registeredNorm: DnnlBatchNorm | null = null;
 
 /**
  * Values from which a layer takes the fused kernel (128 KB). Smaller layers
@@ -98,6 +110,7 @@ export function movingAveragesWasmConfig(): KernelConfig {
 /** Attributes of both kernels. */
 interface Attrs {
   varianceEpsilon: number;
+  fuseRelu?: boolean;
 }
 
 function rowsAndChannels(shape: readonly number[]): [number, number] {
@@ -119,16 +132,23 @@ function rowsAndChannels(shape: readonly number[]): [number, number] {
  * ```
  */
 export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
+  registeredNorm = norm;
   return {
     kernelName: BATCH_NORM_TRAINING,
     backendName: "wasm",
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, scale, offset } = inputs as Record<string, TensorInfo>;
+      const { varianceEpsilon, fuseRelu } = attrs as unknown as Attrs;
       const [rows, channels] = rowsAndChannels(x!.shape);
+      const bytes = fuseRelu ? norm.reluWorkspaceBytes(rows, channels, varianceEpsilon) : 0;
+      if (bytes === null) {
+        throw new Error(`oneDNN cannot fuse a ReLU into a batch norm of shape [${x!.shape}]`);
+      }
       const y = wasm.makeOutput(x!.shape, "float32");
       const mean = wasm.makeOutput([channels], "float32");
       const variance = wasm.makeOutput([channels], "float32");
+      const workspace = fuseRelu ? wasm.makeOutput([Math.ceil(bytes / 4)], "int32") : null;
       const ran = norm.training(wasm, rows, channels, {
         x: heapOffset(wasm, x!),
         scale: heapOffset(wasm, scale!),
@@ -136,9 +156,10 @@ export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
         y: heapOffset(wasm, y),
         mean: heapOffset(wasm, mean),
         variance: heapOffset(wasm, variance),
-      }, (attrs as unknown as Attrs).varianceEpsilon);
+        ...(workspace === null ? {} : { workspace: heapOffset(wasm, workspace) }),
+      }, varianceEpsilon);
       if (!ran) throw new Error(`oneDNN cannot run a training batch norm of shape [${x!.shape}]`);
-      return [y, mean, variance];
+      return workspace === null ? [y, mean, variance] : [y, mean, variance, workspace];
     },
   };
 }
@@ -162,7 +183,10 @@ export function batchNormTrainingGradConfig(norm: DnnlBatchNorm): KernelConfig {
     backendName: "wasm",
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
-      const { dy, x, mean, variance, scale, offset } = inputs as Record<string, TensorInfo>;
+      const { dy, x, mean, variance, scale, offset, workspace } = inputs as Record<
+        string,
+        TensorInfo
+      >;
       const [rows, channels] = rowsAndChannels(x!.shape);
       const dx = wasm.makeOutput(x!.shape, "float32");
       const dscale = wasm.makeOutput([channels], "float32");
@@ -177,6 +201,7 @@ export function batchNormTrainingGradConfig(norm: DnnlBatchNorm): KernelConfig {
         dx: heapOffset(wasm, dx),
         dscale: heapOffset(wasm, dscale),
         doffset: heapOffset(wasm, doffset),
+        ...(workspace === undefined ? {} : { workspace: heapOffset(wasm, workspace) }),
       }, (attrs as unknown as Attrs).varianceEpsilon);
       if (!ran) throw new Error(`oneDNN cannot run a batch norm gradient of shape [${x!.shape}]`);
       return [dx, dscale, doffset];
@@ -267,36 +292,84 @@ export function useFusedTrainingBatchNorm(): void {
       (this.axis === -1 || this.axis === input.rank - 1) && this.center && this.scale &&
       tf.getKernel(BATCH_NORM_TRAINING, tf.getBackend()) !== undefined;
     if (!fused) return original.call(this, inputs, kwargs);
+    const [rows, channels] = rowsAndChannels(input.shape);
+    if (
+      reluFollows(this as never) &&
+      registeredNorm?.reluWorkspaceBytes(rows, channels, this.epsilon) != null
+    ) {
+      return markReluApplied(batchNormRelu(this, input));
+    }
     return tf.tidy(() => {
       const [y, mean, variance] = tf.engine().runKernel(
         BATCH_NORM_TRAINING,
         { x: input, scale: this.gamma.read(), offset: this.beta.read() },
         { varianceEpsilon: this.epsilon },
       ) as tf.Tensor[];
-      // The moving averages, as tfjs-layers updates them.
-      const decay = 1 - this.momentum;
-      if (tf.getKernel(MOVING_AVERAGES, tf.getBackend()) !== undefined) {
-        const [movingMean, movingVariance] = tf.engine().runKernel(MOVING_AVERAGES, {
-          movingMean: this.movingMean.read(),
-          movingVariance: this.movingVariance.read(),
-          mean: mean!,
-          variance: variance!,
-        }, { decay }) as tf.Tensor[];
-        this.movingMean.write(movingMean!);
-        this.movingVariance.write(movingVariance!);
-        return y!;
-      }
-      const update = (variable: tf.LayerVariable, value: tf.Tensor) => {
-        tf.tidy(() => {
-          const current = variable.read();
-          variable.write(tf.sub(current, tf.mul(tf.sub(current, value), decay)));
-        });
-      };
-      update(this.movingMean, mean!);
-      update(this.movingVariance, variance!);
+      updateMovingAverages(this, mean!, variance!);
       return y!;
     });
   };
   (wrapped as typeof original)[WRAPPED] = true;
   prototype.call = wrapped;
+}
+
+/** A layer's moving averages from a batch's statistics, as tfjs-layers updates them. */
+function updateMovingAverages(layer: BatchNormLayer, mean: tf.Tensor, variance: tf.Tensor): void {
+  const decay = 1 - layer.momentum;
+  if (tf.getKernel(MOVING_AVERAGES, tf.getBackend()) !== undefined) {
+    const [movingMean, movingVariance] = tf.engine().runKernel(MOVING_AVERAGES, {
+      movingMean: layer.movingMean.read(),
+      movingVariance: layer.movingVariance.read(),
+      mean,
+      variance,
+    }, { decay }) as tf.Tensor[];
+    layer.movingMean.write(movingMean!);
+    layer.movingVariance.write(movingVariance!);
+    return;
+  }
+  const update = (variable: tf.LayerVariable, value: tf.Tensor) => {
+    tf.tidy(() => {
+      const current = variable.read();
+      variable.write(tf.sub(current, tf.mul(tf.sub(current, value), decay)));
+    });
+  };
+  update(layer.movingMean, mean);
+  update(layer.movingVariance, variance);
+}
+
+/**
+ * `relu(batchNorm(x))` of a layer in training as one oneDNN call forward and
+ * one backward (`fuse_norm_relu`), recorded as one custom-gradient op: the
+ * statistics and the workspace stay inside it (saved for the gradient), so
+ * the tape gets no extra outputs to fill with zeros.
+ */
+function batchNormRelu(layer: BatchNormLayer, input: tf.Tensor): tf.Tensor {
+  const attrs = { varianceEpsilon: layer.epsilon, fuseRelu: true };
+  const op = tf.customGrad((...args) => {
+    const [x, scale, offset] = args as tf.Tensor[];
+    const save = args[3] as unknown as tf.GradSaveFunc;
+    const [y, mean, variance, workspace] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING,
+      { x: x!, scale: scale!, offset: offset! },
+      attrs as unknown as NamedAttrMap,
+    ) as tf.Tensor[];
+    updateMovingAverages(layer, mean!, variance!);
+    save([x!, scale!, offset!, mean!, variance!, workspace!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [x, scale, offset, mean, variance, workspace] = saved;
+        return tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD, {
+          dy: dy as tf.Tensor,
+          x: x!,
+          mean: mean!,
+          variance: variance!,
+          scale: scale!,
+          offset: offset!,
+          workspace: workspace!,
+        }, attrs as unknown as NamedAttrMap) as tf.Tensor[];
+      },
+    };
+  });
+  return op(input, layer.gamma.read(), layer.beta.read());
 }

@@ -12,6 +12,12 @@
  * - `backward`: the gradient of `training` with respect to `x` (through the
  *   statistics), `scale` and `offset`.
  *
+ * `training` and `backward` can fuse a ReLU after the normalization
+ * (oneDNN's `fuse_norm_relu`): the forward pass writes `max(y, 0)` and a
+ * workspace marking where `y > 0`, and the backward pass reads that workspace
+ * to apply the ReLU's gradient itself, so a CBR block's ReLU costs no pass of
+ * its own in either direction.
+ *
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
@@ -56,13 +62,20 @@ export interface BatchNormGradOffsets {
   doffset: number;
 }
 
-type Mode = "inference" | "training" | "backward";
+/**
+ * `inference`: given statistics, no workspace; `training`: the batch's own
+ * statistics; `normalize`: a training pass with given statistics (for the
+ * workspace of a fused ReLU); `backward`: the gradient.
+ */
+type Mode = "inference" | "training" | "normalize" | "backward";
 
 interface Entry {
   primitive: Handle;
   args: Uint8Array;
   memories: Record<string, Handle>;
   descs: Handle[];
+  /** Bytes of the fused ReLU's workspace (0 without one). */
+  workspaceBytes: number;
 }
 
 /**
@@ -186,6 +199,7 @@ const ARGUMENTS: Record<string, number> = {
   dx: DNNL.argDiffSrc,
   dscale: DNNL.argDiffScale,
   doffset: DNNL.argDiffShift,
+  workspace: DNNL.argWorkspace,
 };
 
 /**
@@ -273,13 +287,44 @@ export class DnnlBatchNorm {
     wasm: WasmBackend,
     rows: number,
     channels: number,
-    offsets: BatchNormOffsets & { scale: number; offset: number },
+    offsets: BatchNormOffsets & { scale: number; offset: number; workspace?: number },
     epsilon: number,
   ): boolean {
     if (rows <= STATS_SINGLE_PASS_ROWS) {
       return this.#run(wasm, "training", rows, channels, epsilon, { ...offsets });
     }
     return this.#blockedTraining(wasm, rows, channels, offsets, epsilon);
+  }
+
+  /**
+   * Bytes of the workspace that `training` with a fused ReLU writes and
+   * `backward` reads, or `null` when oneDNN cannot fuse the ReLU for this
+   * shape.
+   *
+   * @param rows Rows (every axis but the last, multiplied).
+   * @param channels Channels (the last axis).
+   * @param epsilon Added to the variance.
+   * @returns The size in bytes, or `null`.
+   */
+  reluWorkspaceBytes(rows: number, channels: number, epsilon: number): number | null {
+    const roles = ["mean", "offset", "scale", "variance", "workspace", "x", "y"];
+    const mode = rows <= STATS_SINGLE_PASS_ROWS ? "training" : "normalize";
+    const forward = this.#entry(mode, rows, channels, epsilon, roles);
+    const backward = this.#entry("backward", rows, channels, epsilon, [
+      "doffset",
+      "dscale",
+      "dx",
+      "dy",
+      "mean",
+      "offset",
+      "scale",
+      "variance",
+      "workspace",
+      "x",
+    ]);
+    if (forward === null || backward === null) return null;
+    if (forward.workspaceBytes !== backward.workspaceBytes) return null;
+    return forward.workspaceBytes;
   }
 
   /**
@@ -296,7 +341,7 @@ export class DnnlBatchNorm {
     wasm: WasmBackend,
     rows: number,
     channels: number,
-    offsets: BatchNormGradOffsets,
+    offsets: BatchNormGradOffsets & { workspace?: number },
     epsilon: number,
   ): boolean {
     return this.#run(wasm, "backward", rows, channels, epsilon, { ...offsets });
@@ -317,7 +362,7 @@ export class DnnlBatchNorm {
     wasm: WasmBackend,
     rows: number,
     channels: number,
-    offsets: BatchNormOffsets & { scale: number; offset: number },
+    offsets: BatchNormOffsets & { scale: number; offset: number; workspace?: number },
     epsilon: number,
   ): boolean {
     const parts = interleavedParts(rows);
@@ -347,7 +392,19 @@ export class DnnlBatchNorm {
     } finally {
       heapFree(wasm, scratch);
     }
-    return this.#run(wasm, "inference", rows, channels, epsilon, { ...offsets });
+    return this.#normalize(wasm, rows, channels, epsilon, offsets);
+  }
+
+  /** The normalization with the statistics found; with a fused ReLU, a training pass for its workspace. */
+  #normalize(
+    wasm: WasmBackend,
+    rows: number,
+    channels: number,
+    epsilon: number,
+    offsets: BatchNormOffsets & { scale: number; offset: number; workspace?: number },
+  ): boolean {
+    const mode = offsets.workspace === undefined ? "inference" : "normalize";
+    return this.#run(wasm, mode, rows, channels, epsilon, { ...offsets });
   }
 
   /**
@@ -358,7 +415,7 @@ export class DnnlBatchNorm {
     wasm: WasmBackend,
     rows: number,
     channels: number,
-    offsets: BatchNormOffsets & { scale: number; offset: number },
+    offsets: BatchNormOffsets & { scale: number; offset: number; workspace?: number },
     epsilon: number,
   ): boolean {
     const blocks = Math.ceil(rows / STATS_BLOCK_ROWS);
@@ -398,7 +455,7 @@ export class DnnlBatchNorm {
     } finally {
       heapFree(wasm, scratch);
     }
-    return this.#run(wasm, "inference", rows, channels, epsilon, { ...offsets });
+    return this.#normalize(wasm, rows, channels, epsilon, offsets);
   }
 
   #run(
@@ -407,9 +464,10 @@ export class DnnlBatchNorm {
     rows: number,
     channels: number,
     epsilon: number,
-    offsets: Record<string, number>,
+    offsets: Record<string, number | undefined>,
   ): boolean {
-    const entry = this.#entry(mode, rows, channels, epsilon, Object.keys(offsets).sort());
+    const roles = Object.keys(offsets).filter((role) => offsets[role] !== undefined).sort();
+    const entry = this.#entry(mode, rows, channels, epsilon, roles);
     if (entry === null) return false;
     const dnnl = this.#dnnl;
     for (const [role, memory] of Object.entries(entry.memories)) {
@@ -444,8 +502,10 @@ export class DnnlBatchNorm {
     const data = dnnl.memoryDesc([rows, channels, 1, 1], DNNL.nhwc);
     const scaled = roles.includes("scale");
     const shifted = roles.includes("offset") || roles.includes("doffset");
-    const flags = (mode === "inference" ? DNNL.useGlobalStats : 0) |
-      (scaled ? DNNL.useScale : 0) | (shifted ? DNNL.useShift : 0);
+    const relu = roles.includes("workspace");
+    const flags = (scaled ? DNNL.useScale : 0) | (shifted ? DNNL.useShift : 0) |
+      (relu ? DNNL.fuseNormRelu : 0);
+    const globalStats = mode === "inference" || mode === "normalize" ? DNNL.useGlobalStats : 0;
     const descs: Handle[] = [];
     let desc: Handle | null;
     if (mode === "backward") {
@@ -459,29 +519,36 @@ export class DnnlBatchNorm {
       desc = dnnl.primitiveDesc(dnnl.batchNormDesc("backward", data, epsilon, flags), null, hint);
     } else {
       const op = dnnl.batchNormDesc(
-        mode === "training" ? "forward" : "inference",
+        mode === "inference" ? "inference" : "forward",
         data,
         epsilon,
-        flags,
+        flags | globalStats,
       );
       desc = dnnl.primitiveDesc(op, null, null);
     }
     if (desc !== null) descs.push(desc);
     // For `inference` the previous kernel is faster than oneDNN's reference code; the
-    // training kernels have no other implementation, so they take it (correct, slower).
-    if (desc === null || (mode === "inference" && dnnl.implName(desc).startsWith("ref"))) {
+    // training kernels have no other implementation, so they take it (correct, slower),
+    // except with a fused ReLU, which the caller can leave to a separate ReLU.
+    const reference = desc !== null && dnnl.implName(desc).startsWith("ref");
+    if (desc === null || (reference && (mode === "inference" || relu))) {
       dnnl.destroy({ descs });
       return null;
     }
     const vector = dnnl.memoryDesc([channels], DNNL.a);
+    const workspace = relu ? dnnl.queryDesc(desc, DNNL.queryWorkspaceMd) : null;
     const memories: Record<string, Handle> = {};
     for (const role of roles) {
       const isData = role === "x" || role === "y" || role === "dx" || role === "dy";
-      memories[role] = dnnl.memory(isData ? data : vector, false);
+      memories[role] = dnnl.memory(
+        role === "workspace" ? workspace! : isData ? data : vector,
+        false,
+      );
     }
     const args = dnnl.execArgs(
       roles.map((role) => [ARGUMENTS[role]!, memories[role]!] as const),
     );
-    return { primitive: dnnl.primitive(desc), args, memories, descs };
+    const workspaceBytes = workspace === null ? 0 : dnnl.descBytes(workspace);
+    return { primitive: dnnl.primitive(desc), args, memories, descs, workspaceBytes };
   }
 }

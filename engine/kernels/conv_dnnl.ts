@@ -284,28 +284,33 @@ export class DnnlConvolutions {
   }
 
   /**
-   * The gradient of a convolution's filter, `dw` (HWIO).
+   * The gradient of a convolution's filter, `dw` (HWIO), and with `db` its
+   * bias's (`dy` summed over batch, height and width) in the same pass over
+   * `dy`.
    *
    * @param wasm The wasm backend.
    * @param geometry The convolution.
-   * @param offsets Byte offsets in the heap of `x` (NHWC), `dy` (NHWC) and the output `dw` (HWIO).
+   * @param offsets Byte offsets in the heap of `x` (NHWC), `dy` (NHWC), the output `dw` (HWIO)
+   *   and, optionally, the output `db` (`[outChannels]`).
    * @returns `false` when oneDNN cannot run it (nothing is written).
    */
   backwardWeights(
     wasm: WasmBackend,
     geometry: DnnlConvGeometry,
-    offsets: { x: number; dy: number; dw: number },
+    offsets: { x: number; dy: number; dw: number; db?: number },
   ): boolean {
     // Threads: the cores other processes leave free (Dnnl.threads). On idle cores bin's
     // layer (1.5e8 multiply-adds) takes 0.84 ms on two threads against 1.35 on one; on
     // cores that other processes also use, two threads reducing their partial sums at
     // spinning barriers took 3.8-4.0 ms against 1.2 on one.
+    const bias = offsets.db !== undefined;
     const entry = this.#entry(
-      `w ${shapeKey(geometry)}`,
-      () => this.#buildBackwardWeights(geometry),
+      `w ${shapeKey(geometry)} ${bias ? "b" : ""}`,
+      () => this.#buildBackwardWeights(geometry, bias),
     );
     if (entry === null) return false;
-    this.#run(wasm, entry, { x: offsets.x, dy: offsets.dy }, offsets.dw, "out");
+    const pointers = { x: offsets.x, dy: offsets.dy, ...(bias ? { db: offsets.db! } : {}) };
+    this.#run(wasm, entry, pointers, offsets.dw, "out");
     return true;
   }
 
@@ -470,16 +475,20 @@ export class DnnlConvolutions {
    * its hint (oneDNN's rule), and what it owns so far; `null` where oneDNN
    * declines the shape.
    */
-  #backwardDesc(geometry: DnnlConvGeometry, kind: "backwardData" | "backwardWeights") {
+  #backwardDesc(
+    geometry: DnnlConvGeometry,
+    kind: "backwardData" | "backwardWeights",
+    bias = false,
+  ) {
     const dnnl = this.#dnnl;
-    const hint = this.#forwardDesc(geometry, false, null);
+    const hint = this.#forwardDesc(geometry, bias, null);
     if (hint === null) return null;
     const owned: Entry["owned"] = { primitives: [], descs: [hint], memories: [] };
     const d = this.#descs(geometry);
     const op = dnnl.convolutionDesc(kind, {
       src: d.src,
       weights: d.weightsAny,
-      bias: null,
+      bias: bias ? dnnl.memoryDesc([geometry.outChannels], DNNL.a) : null,
       dst: d.dst,
     }, d.shape);
     const pd = dnnl.primitiveDesc(op, null, hint);
@@ -514,13 +523,17 @@ export class DnnlConvolutions {
     return { desc: pd, primitive, args, data, weights, owned };
   }
 
-  #buildBackwardWeights(geometry: DnnlConvGeometry): Entry | null {
+  #buildBackwardWeights(geometry: DnnlConvGeometry, bias: boolean): Entry | null {
     const dnnl = this.#dnnl;
-    const built = this.#backwardDesc(geometry, "backwardWeights");
+    const built = this.#backwardDesc(geometry, "backwardWeights", bias);
     if (built === null) return null;
     const { pd, owned, d } = built;
-    const data = { x: dnnl.memory(d.src, false), dy: dnnl.memory(d.dst, false) };
-    owned.memories.push(data.x, data.dy);
+    const data: Record<string, Handle> = {
+      x: dnnl.memory(d.src, false),
+      dy: dnnl.memory(d.dst, false),
+    };
+    if (bias) data.db = dnnl.memory(dnnl.memoryDesc([geometry.outChannels], DNNL.a), false);
+    owned.memories.push(...Object.values(data));
     const weights = this.#weights(
       dnnl.queryDesc(pd, DNNL.queryDiffWeightsMd),
       d.weightsUser,
@@ -530,9 +543,10 @@ export class DnnlConvolutions {
     const primitive = dnnl.primitive(pd);
     owned.primitives.push(primitive);
     const args = dnnl.execArgs([
-      [DNNL.argSrc, data.x],
-      [DNNL.argDiffDst, data.dy],
+      [DNNL.argSrc, data.x!],
+      [DNNL.argDiffDst, data.dy!],
       [DNNL.argDiffWeights, weights.inner],
+      ...(bias ? [[DNNL.argDiffBias, data.db!] as const] : []),
     ]);
     return { desc: pd, primitive, args, data, weights, owned };
   }

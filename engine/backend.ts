@@ -62,6 +62,7 @@ import { MOMENTUM_UPDATE, momentumUpdateWasmConfig, useFusedMomentum } from "./k
 import { RELU_GRAD, reluGrad, reluGradWasmConfig } from "./kernels/relu_grad.ts";
 import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/eltwise_dnnl.ts";
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
+import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import {
   DnnlResize,
   resizeNearestNeighborDnnlConfig,
@@ -458,6 +459,8 @@ export interface DnnlKernels {
   maxPoolGrad: DnnlMaxPoolGrad;
   /** Nearest-neighbour upsampling and its gradient, per shape. */
   resize: DnnlResize;
+  /** `scale * a + b` (SGD with momentum on large variables), per length and scale. */
+  sums: DnnlScaledSum;
 }
 
 /**
@@ -479,6 +482,7 @@ function sharedDnnl(): DnnlKernels | string {
       eltwise: new DnnlEltwise(dnnl),
       maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
       resize: new DnnlResize(dnnl),
+      sums: new DnnlScaledSum(dnnl),
     };
   } else {
     dnnl.close();
@@ -524,7 +528,8 @@ function requireKernel(name: string): KernelConfig {
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
  * `Concat` and `SplitV` along channels, `MaxPoolGrad`, and nearest-neighbour
- * upsampling by whole factors and its gradient run on it, and a batch-norm layer in
+ * upsampling by whole factors and its gradient, and SGD with momentum on
+ * large variables run on it, and a batch-norm layer in
  * training becomes one kernel on it with one gradient; each kernel falls
  * back to the others for what oneDNN does not run. Registering again
  * replaces them (so a test can switch OpenBLAS and oneDNN off and on).
@@ -602,7 +607,8 @@ export function registerWasmKernels(
   }
   // Optimizer steps and batch-norm moving averages take these, with or without oneDNN.
   tf.registerKernel(movingAveragesWasmConfig());
-  tf.registerKernel(momentumUpdateWasmConfig());
+  // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
+  tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));

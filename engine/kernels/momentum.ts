@@ -9,14 +9,17 @@
  *   values, so its optimizer was about a hundred tiny kernels, each costing
  *   more in TensorFlow.js's bookkeeping than in arithmetic;
  * - larger ones, with oneDNN, run two multi-threaded oneDNN sums
- *   (`scaled_sum_dnnl.ts`) into new tensors, one pass over memory each
- *   instead of TensorFlow.js's four. Without oneDNN they keep TensorFlow.js's
- *   four kernels, which are vectorized where the loop is not.
+ *   (`scaled_sum_dnnl.ts`), one pass over memory each instead of TensorFlow.js's
+ *   four: in place where nothing else shares the variable's memory (as
+ *   PyTorch's SGD updates its parameters), else into new tensors through the
+ *   kernel. Without oneDNN they keep TensorFlow.js's four kernels, which are
+ *   vectorized where the loop is not.
  *
  * Measured on 2 cores while other processes may have been running: SegNet's
  * 25 variables above the size (24.9M values) took 25-29 ms per step on the
- * four kernels, 17-20 ms on the sums; one 512x512x3x3 variable (2.36M
- * values) 2.1-2.4 ms and 1.2-1.5 ms.
+ * four kernels, 17-20 ms on the sums into new tensors, 12-19 ms on the sums
+ * in place; one 512x512x3x3 variable (2.36M values) 2.1-2.4 ms, 1.2-1.5 ms
+ * and 0.6 ms.
  *
  * The update is TensorFlow.js's, rounded to float32 after every operation as
  * its kernels round it:
@@ -35,6 +38,7 @@
  *
  * `MomentumOptimizer.prototype.applyGradients` is wrapped: on backends
  * without the kernel, and with Nesterov momentum, TensorFlow.js's own code runs.
+ * Updates in place run outside `runKernel`, so `tf.profile` does not list them.
  *
  * @module
  */
@@ -64,7 +68,7 @@ export interface MomentumAttrs {
   step: number;
 }
 
-/** A {@linkcode MOMENTUM_UPDATE} kernel config, with the sizes it is meant for. */
+/** A {@linkcode MOMENTUM_UPDATE} kernel config, with what the optimizer asks of it. */
 export interface MomentumKernelConfig extends KernelConfig {
   /**
    * Values above which the optimizer keeps TensorFlow.js's four kernels
@@ -72,6 +76,19 @@ export interface MomentumKernelConfig extends KernelConfig {
    * when large variables run on oneDNN.
    */
   maxSize: number;
+  /**
+   * Updates a variable and its accumulation in their own memory where that
+   * applies (see {@linkcode momentumUpdateWasmConfig}); the optimizer tries it
+   * before the kernel.
+   *
+   * @returns `false`, having written nothing, where it does not apply.
+   */
+  updateInPlace?: (
+    value: tf.Variable,
+    accumulation: tf.Variable,
+    gradient: tf.Tensor,
+    attrs: MomentumAttrs,
+  ) => boolean;
 }
 
 /**
@@ -79,6 +96,14 @@ export interface MomentumKernelConfig extends KernelConfig {
  * into new tensors, or with `sums`, for variables above
  * {@linkcode MAX_FUSED_MOMENTUM_SIZE} values, two oneDNN sums (the loop where
  * oneDNN declines). The kernel never writes its inputs.
+ *
+ * With `sums`, the config's `updateInPlace` runs the two sums on the
+ * variables' own memory instead, for float32 variables above the size whose
+ * value and accumulation each have one reference on the wasm backend (the
+ * variable: no clone, reshape or gradient shares the memory written), as
+ * PyTorch's SGD does: the same two passes, but each writes memory it has just
+ * read instead of a new buffer, and no tensors are made. Elsewhere it returns
+ * `false` and the kernel runs.
  *
  * @param sums oneDNN's sums, or `null` (the default) for the loop only.
  * @returns The kernel config to register.
@@ -99,6 +124,10 @@ export function momentumUpdateWasmConfig(
     kernelName: MOMENTUM_UPDATE,
     backendName: "wasm",
     maxSize: sums === null ? MAX_FUSED_MOMENTUM_SIZE : Infinity,
+    updateInPlace: sums === null
+      ? undefined
+      : (value, accumulation, gradient, attrs) =>
+        updateInPlace(sums, value, accumulation, gradient, attrs),
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { value, accumulation, gradient } = inputs as Record<string, TensorInfo>;
@@ -134,12 +163,42 @@ export function momentumUpdateWasmConfig(
   };
 }
 
+/** The in-place update of {@linkcode momentumUpdateWasmConfig}; `false` where it does not apply. */
+function updateInPlace(
+  sums: DnnlScaledSum,
+  value: tf.Variable,
+  accumulation: tf.Variable,
+  gradient: tf.Tensor,
+  attrs: MomentumAttrs,
+): boolean {
+  const wasm = tf.backend() as WasmBackend;
+  const length = value.size;
+  const tensors = [value, accumulation, gradient];
+  if (length <= MAX_FUSED_MOMENTUM_SIZE || tensors.some((tensor) => tensor.size !== length)) {
+    return false;
+  }
+  // All float32 and on this backend (data elsewhere moves when a kernel reads it).
+  if (tensors.some((t) => t.dtype !== "float32" || !wasm.dataIdMap.has(t.dataId))) return false;
+  // The variables are the only references to what is written: kernels such as Reshape,
+  // Identity and Cast share their input's memory and count one more reference.
+  if (wasm.refCount(value.dataId) !== 1 || wasm.refCount(accumulation.dataId) !== 1) {
+    return false;
+  }
+  const [m, c] = [Math.fround(attrs.momentum), Math.fround(attrs.step)];
+  // oneDNN writes its first source in place: accumulation first, then value (c * a + v).
+  if (!sums.accepts(length, [m, 1]) || !sums.accepts(length, [1, c])) return false;
+  const [v, a, g] = tensors.map((tensor) => heapOffset(wasm, tensor)) as [number, number, number];
+  sums.run(wasm, length, [m, 1], { a, b: g, out: a });
+  sums.run(wasm, length, [1, c], { a: v, b: a, out: v });
+  return true;
+}
+
 /**
  * Values above which a variable leaves the loop: for oneDNN's sums when
  * oneDNN is there, else for TensorFlow.js's four kernels. Both are
  * vectorized, the loop is not, and at that size the calls cost little beside
  * the arithmetic (2.36M values, one of SegNet's 512-channel kernels: 2.3-2.8
- * ms on the four, 3.9 ms in the loop, 1.2-1.5 ms on the sums).
+ * ms on the four, 3.9 ms in the loop, 0.6-1.5 ms on the sums).
  */
 export const MAX_FUSED_MOMENTUM_SIZE = 32768;
 
@@ -161,8 +220,9 @@ const WRAPPED = Symbol("segment fused momentum");
 /**
  * Wraps `MomentumOptimizer.prototype.applyGradients` so that each variable's
  * update is the active backend's {@linkcode MOMENTUM_UPDATE} where it has
- * one and it takes the variable's size ({@linkcode MomentumKernelConfig}),
- * else TensorFlow.js's four kernels. Safe to call more than once; without the
+ * one: its in-place update where that applies, else the kernel where it
+ * takes the variable's size ({@linkcode MomentumKernelConfig}), else
+ * TensorFlow.js's four kernels. Safe to call more than once; without the
  * kernel nothing changes.
  *
  * @example
@@ -206,6 +266,7 @@ export function useFusedMomentum(): void {
       const accumulation = this.accumulations[i]!.variable;
       const gradient = Array.isArray(gradients) ? gradients[i]!.tensor : gradients[name];
       if (gradient == null) return;
+      if (kernel.updateInPlace?.(value, accumulation, gradient, attrs)) return;
       tf.tidy(() => {
         if (value.size > maxSize) {
           // TensorFlow.js's own four kernels, as in its MomentumOptimizer.

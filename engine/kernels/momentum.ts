@@ -15,11 +15,14 @@
  *   kernel. Without oneDNN they keep TensorFlow.js's four kernels, which are
  *   vectorized where the loop is not.
  *
- * Measured on 2 cores while other processes may have been running: SegNet's
- * 25 variables above the size (24.9M values) took 25-29 ms per step on the
- * four kernels, 17-20 ms on the sums into new tensors, 12-19 ms on the sums
- * in place; one 512x512x3x3 variable (2.36M values) 2.1-2.4 ms, 1.2-1.5 ms
- * and 0.6 ms.
+ * Measured on 2 cores while other processes may have been running (medians
+ * of 15-31 updates per run, over several runs): the update of SegNet's 25
+ * variables above the size (24.9M values) took 26-31 ms on the four kernels,
+ * 18-31 ms on the sums into new tensors, 10-21 ms (mostly 10-11) on the sums
+ * in place; of one 512x512x3x3 variable (2.36M values) 2.2-2.9 ms, 1.0-2.0
+ * ms and 0.6-1.3 ms. A whole SegNet training step (batch 16, 64x64, about
+ * 640 ms) took 16 +- 4 ms less in place than on the four kernels (20 pairs of
+ * steps alternating the two in one process).
  *
  * The update is TensorFlow.js's, rounded to float32 after every operation as
  * its kernels round it:
@@ -31,10 +34,11 @@
  *
  * The loop gives weights and momenta equal to the bit. oneDNN's sums round the
  * same way (each product, then each sum) and measured equal to the bit too:
- * max difference 0 from the cpu backend over 3 steps of 40000-value
- * variables, and from the four kernels on wasm over 3 steps of a 2.36M-value
- * one. Another oneDNN build might fuse the multiply-add; `kernels_test.ts`
- * holds large variables to a relative 1e-6 of cpu.
+ * max difference 0 from the cpu backend in weights and momenta after 3 steps
+ * of a 40000-value and of a 2.36M-value variable, in place and through the
+ * kernel (oneDNN 2.6.3, Debian's `libdnnl2`). Another oneDNN build might fuse
+ * the multiply-add; `kernels_test.ts` holds large variables to a relative
+ * 1e-6 of cpu.
  *
  * `MomentumOptimizer.prototype.applyGradients` is wrapped: on backends
  * without the kernel, and with Nesterov momentum, TensorFlow.js's own code runs.
@@ -198,7 +202,7 @@ function updateInPlace(
  * oneDNN is there, else for TensorFlow.js's four kernels. Both are
  * vectorized, the loop is not, and at that size the calls cost little beside
  * the arithmetic (2.36M values, one of SegNet's 512-channel kernels: 2.3-2.8
- * ms on the four, 3.9 ms in the loop, 0.6-1.5 ms on the sums).
+ * ms on the four, 3.9 ms in the loop, 0.6-2.0 ms on the sums).
  */
 export const MAX_FUSED_MOMENTUM_SIZE = 32768;
 

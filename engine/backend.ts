@@ -66,6 +66,7 @@ import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig, maxPoolMaskGrad } from "./kernels/max_pool_mask.ts";
 import { useReluFusion } from "./kernels/relu_fusion.ts";
+import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import {
   DnnlResize,
   resizeNearestNeighborDnnlConfig,
@@ -464,6 +465,8 @@ export interface DnnlKernels {
   maxPoolGrad: DnnlMaxPoolGrad;
   /** Nearest-neighbour upsampling and its gradient, per shape. */
   resize: DnnlResize;
+  /** `scale * a + b` (SGD with momentum on large variables), per length and scale. */
+  sums: DnnlScaledSum;
 }
 
 /**
@@ -485,6 +488,7 @@ function sharedDnnl(): DnnlKernels | string {
       eltwise: new DnnlEltwise(dnnl),
       maxPoolGrad: new DnnlMaxPoolGrad(dnnl),
       resize: new DnnlResize(dnnl),
+      sums: new DnnlScaledSum(dnnl),
     };
   } else {
     dnnl.close();
@@ -530,8 +534,8 @@ function requireKernel(name: string): KernelConfig {
  * With oneDNN, the four convolution kernels, `FusedBatchNorm`, large
  * `GreaterEqual`s, block sums (`Sum` over axes 2 and 4 of 6-D tensors), and
  * `Concat` and `SplitV` along channels, `MaxPoolGrad`, SegNet's pooling mask
- * (`SegmentMaxPoolMask`), and nearest-neighbour
- * upsampling by whole factors and its gradient run on it, and a batch-norm layer in
+ * (`SegmentMaxPoolMask`), nearest-neighbour upsampling by whole factors and
+ * its gradient, and SGD with momentum on large variables run on it, and a batch-norm layer in
  * training becomes one kernel on it with one gradient; each kernel falls
  * back to the others for what oneDNN does not run. Registering again
  * replaces them (so a test can switch OpenBLAS and oneDNN off and on).
@@ -616,7 +620,8 @@ export function registerWasmKernels(
   }
   // Optimizer steps and batch-norm moving averages take these, with or without oneDNN.
   tf.registerKernel(movingAveragesWasmConfig());
-  tf.registerKernel(momentumUpdateWasmConfig());
+  // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
+  tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));

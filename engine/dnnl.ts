@@ -45,6 +45,8 @@ export const DNNL = {
   binaryGe: 131062,
   reductionSum: 196596,
   argSrc1: 2,
+  /** `DNNL_ARG_MULTIPLE_SRC`: the first source of a sum; the next are `+ 1`, `+ 2`, ... */
+  argMultipleSrc: 1024,
   formatAny: 1,
   /** Plain layouts by letter order of the logical dims: `a` is 1-D, `abcd` is NCHW/OIHW. */
   a: 2,
@@ -232,6 +234,12 @@ const SYMBOLS = {
   },
   dnnl_primitive_desc_create: {
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  dnnl_sum_primitive_desc_create: {
+    // sum_primitive_desc, dst_desc, n, scales (float[n]), src_descs (dnnl_memory_desc_t[n]),
+    // attr, engine
+    parameters: ["buffer", "buffer", "i32", "buffer", "buffer", "pointer", "pointer"],
     result: "i32",
   },
   dnnl_reorder_primitive_desc_create: {
@@ -491,6 +499,18 @@ export interface Dnnl {
    * @returns The primitive descriptor, or `null` when oneDNN has no implementation.
    */
   primitiveDesc(op: Uint8Array, attr: Handle | null, hint: Handle | null): Handle | null;
+  /**
+   * The best implementation oneDNN has for a sum, `dst = scales[0] * srcs[0]
+   * + scales[1] * srcs[1] + ...`, element by element (oneDNN docs: "Sum",
+   * `dnnl_sum_primitive_desc_create`). Its sources are arguments
+   * `DNNL.argMultipleSrc + i`, its destination `DNNL.argDst`.
+   *
+   * @param dst The destination's descriptor.
+   * @param scales One factor per source.
+   * @param srcs The sources' descriptors (as many as `scales`; the destination's shape).
+   * @returns The primitive descriptor, or `null` when oneDNN has no implementation.
+   */
+  sumDesc(dst: Uint8Array, scales: readonly number[], srcs: readonly Uint8Array[]): Handle | null;
   /**
    * A reorder between two layouts of the same data.
    *
@@ -971,6 +991,25 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       if (status === 3 /* unimplemented */) return null;
       check(status, "primitive_desc_create");
       return outHandle(cell, "primitive_desc_create");
+    },
+    sumDesc(dst, scales, srcs) {
+      if (srcs.length !== scales.length || srcs.length === 0) {
+        throw new Error(`oneDNN sum: ${scales.length} scales for ${srcs.length} sources`);
+      }
+      const packed = new Uint8Array(MEMORY_DESC_BYTES * srcs.length);
+      srcs.forEach((src, i) => packed.set(src, i * MEMORY_DESC_BYTES));
+      const status = symbols.dnnl_sum_primitive_desc_create(
+        cell,
+        dst,
+        srcs.length,
+        new Float32Array(scales),
+        packed,
+        null,
+        engine,
+      );
+      if (status === 3 /* unimplemented */) return null;
+      check(status, "sum_primitive_desc_create");
+      return outHandle(cell, "sum_primitive_desc_create");
     },
     reorderDesc(from, to) {
       check(

@@ -20,8 +20,6 @@ import { BackendError } from "./errors.ts";
 import { type Dnnl, openDnnl } from "./dnnl.ts";
 import { conv2dBlasConfig, conv2dDnnlConfig } from "./kernels/conv2d.ts";
 import {
-  CONV2D_BACKPROP_FILTER_BIAS,
-  conv2dBackpropFilterBiasDnnlConfig,
   conv2dBackpropFilterConfig,
   conv2dBackpropFilterDnnlConfig,
   type WasmConvParts,
@@ -613,7 +611,6 @@ export function registerWasmKernels(
     RELU_GRAD,
     MOVING_AVERAGES,
     MAX_POOL_MASK,
-    CONV2D_BACKPROP_FILTER_BIAS,
   ];
   for (const name of [...own, MOMENTUM_UPDATE]) {
     if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
@@ -630,8 +627,6 @@ export function registerWasmKernels(
     tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
     // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
     tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
-    // Convolution layers' filter and bias gradients (kernels/conv_layer_training.ts).
-    tf.registerKernel(conv2dBackpropFilterBiasDnnlConfig(dnnl.convolutions));
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");

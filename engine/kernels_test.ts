@@ -23,10 +23,6 @@ import { BATCH_NORM_TRAINING, MOVING_AVERAGES } from "./kernels/batch_norm_train
 import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
 import { DnnlResize } from "./kernels/resize_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig } from "./kernels/max_pool_mask.ts";
-import {
-  CONV2D_BACKPROP_FILTER_BIAS,
-  conv2dBackpropFilterBiasDnnlConfig,
-} from "./kernels/conv2d_backprop_filter.ts";
 import type { WasmBackend } from "./kernels/wasm_heap.ts";
 import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig } from "./kernels/momentum.ts";
@@ -1167,55 +1163,6 @@ Deno.test("SegmentMaxPoolMask on wasm marks each window's first maximum, on oneD
     )(x);
     assertEquals(Math.max(...(await grad.data()).map(Math.abs)), 0);
     tf.dispose([x, mask, looped, grad]);
-  }
-  await setupBackend("cpu", { quiet: true });
-});
-
-Deno.test("SegmentConv2DBackpropFilterBias on wasm equals cpu's filter gradient and bias sum, on oneDNN and its fallback", async () => {
-  const dnnl = openDnnl();
-  if (typeof dnnl === "string") {
-    console.log(`skipped: oneDNN ${dnnl}`);
-    return;
-  }
-  dnnl.close();
-  const cases = [
-    { x: [2, 9, 7, 5], filter: [3, 3, 5, 8], strides: 1, pad: "same" },
-    { x: [3, 8, 8, 16], filter: [3, 3, 16, 32], strides: 2, pad: "valid" },
-    { x: [4, 16, 16, 32], filter: [1, 1, 32, 3], strides: 1, pad: "valid" },
-  ] as const;
-  const run = (fallback: boolean) =>
-    cases.map(({ x: xShape, filter, strides, pad }, index) =>
-      tf.tidy(() => {
-        const x = input([...xShape], 70 + index);
-        const outShape =
-          tf.conv2d(x as tf.Tensor4D, tf.zeros([...filter]) as tf.Tensor4D, strides, pad)
-            .shape;
-        const dy = input(outShape, 80 + index);
-        const attrs = { strides, pad, dataFormat: "NHWC", filterShape: [...filter] };
-        if (tf.getBackend() === "cpu") {
-          const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, attrs) as tf.Tensor;
-          return [dw.dataSync(), tf.sum(dy, [0, 1, 2]).dataSync()];
-        }
-        const kernel = fallback
-          ? conv2dBackpropFilterBiasDnnlConfig({ backwardWeights: () => false } as never)
-          : tf.getKernel(CONV2D_BACKPROP_FILTER_BIAS, "wasm")!;
-        const backend = tf.backend() as unknown as WasmBackend;
-        const infos = kernel.kernelFunc(
-          { inputs: { x, dy }, backend, attrs } as never,
-        ) as tf.TensorInfo[];
-        return infos.map((info) => tf.engine().makeTensorFromTensorInfo(info).dataSync());
-      })
-    );
-  await setupBackend("cpu", { quiet: true });
-  const expected = run(false);
-  await setupBackend("wasm", { quiet: true });
-  assert(tf.getKernel(CONV2D_BACKPROP_FILTER_BIAS, "wasm") !== undefined);
-  for (const fallback of [false, true]) {
-    for (const [index, [dw, db]] of run(fallback).entries()) {
-      const [expectedDw, expectedDb] = expected[index]!;
-      assert(relativeError(dw as Float32Array, expectedDw as Float32Array) < 1e-5, `dw ${index}`);
-      assert(relativeError(db as Float32Array, expectedDb as Float32Array) < 1e-5, `db ${index}`);
-    }
   }
   await setupBackend("cpu", { quiet: true });
 });

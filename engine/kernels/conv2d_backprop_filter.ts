@@ -14,7 +14,6 @@
 import {
   backend_util,
   type Conv2DBackpropFilterAttrs,
-  getKernel,
   type KernelConfig,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
@@ -184,82 +183,6 @@ export function conv2dBackpropFilterDnnlConfig(
         disposeInfo(wasm, dw);
       }
       return callKernel(fallback, wasm, { x, dy }, attrs ?? {});
-    },
-  };
-}
-
-/**
- * The gradients of a convolution's filter and bias in one kernel: inputs `x`
- * and `dy`, the attributes of `Conv2DBackpropFilter`; outputs `[dw, db]`,
- * `db` being `dy` summed over batch, height and width.
- */
-export const CONV2D_BACKPROP_FILTER_BIAS = "SegmentConv2DBackpropFilterBias";
-
-/**
- * {@linkcode CONV2D_BACKPROP_FILTER_BIAS} for the wasm backend on oneDNN:
- * its backward-weights primitive writes the bias's gradient too, in the pass
- * over `dy` it makes anyway, instead of a separate `Sum` over `dy` (bin:
- * seven of them, 0.34 ms per step). Shapes oneDNN declines take the
- * registered `Conv2DBackpropFilter` and `Sum` kernels.
- *
- * oneDNN adds a channel's values in float32, one thread's share of the rows
- * after another, as it does the filter's gradient; the registered `Sum`
- * finishes its sums in float64 (`sum.ts`).
- *
- * @param convs oneDNN's convolutions.
- * @returns The kernel config to register.
- *
- * @example
- * ```ts
- * import { conv2dBackpropFilterBiasDnnlConfig } from "./conv2d_backprop_filter.ts";
- * import { assertEquals } from "../assert.ts";
- * const config = conv2dBackpropFilterBiasDnnlConfig({} as never);
- * assertEquals(config.kernelName, "SegmentConv2DBackpropFilterBias");
- * ```
- */
-export function conv2dBackpropFilterBiasDnnlConfig(convs: DnnlConvolutions): KernelConfig {
-  return {
-    kernelName: CONV2D_BACKPROP_FILTER_BIAS,
-    backendName: "wasm",
-    kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as WasmBackend;
-      const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-      const { strides, pad, dataFormat, dimRoundingMode, filterShape } =
-        attrs as unknown as Conv2DBackpropFilterAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filterShape,
-        strides,
-        1,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat ?? "NHWC"),
-      );
-      const geometry = dnnlGeometryOf(info);
-      const channels = filterShape[3];
-      if (geometry !== null && x.dtype === "float32") {
-        const dw = wasm.makeOutput(filterShape, "float32");
-        const db = wasm.makeOutput([channels], "float32");
-        const ran = convs.backwardWeights(wasm, geometry, {
-          x: heapOffset(wasm, x),
-          dy: heapOffset(wasm, dy),
-          dw: heapOffset(wasm, dw),
-          db: heapOffset(wasm, db),
-        });
-        if (ran) return [dw, db];
-        disposeInfo(wasm, dw);
-        disposeInfo(wasm, db);
-      }
-      const registered = (name: string) => {
-        const kernel = getKernel(name, "wasm");
-        if (kernel === undefined) throw new Error(`The wasm backend has no ${name} kernel`);
-        return kernel;
-      };
-      return [
-        callKernel(registered("Conv2DBackpropFilter"), wasm, { x, dy }, attrs ?? {}),
-        callKernel(registered("Sum"), wasm, { x: dy }, { axis: [0, 1, 2], keepDims: false }),
-      ];
     },
   };
 }

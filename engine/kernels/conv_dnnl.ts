@@ -284,33 +284,28 @@ export class DnnlConvolutions {
   }
 
   /**
-   * The gradient of a convolution's filter, `dw` (HWIO), and with `db` its
-   * bias's (`dy` summed over batch, height and width) in the same pass over
-   * `dy`.
+   * The gradient of a convolution's filter, `dw` (HWIO).
    *
    * @param wasm The wasm backend.
    * @param geometry The convolution.
-   * @param offsets Byte offsets in the heap of `x` (NHWC), `dy` (NHWC), the output `dw` (HWIO)
-   *   and, optionally, the output `db` (`[outChannels]`).
+   * @param offsets Byte offsets in the heap of `x` (NHWC), `dy` (NHWC) and the output `dw` (HWIO).
    * @returns `false` when oneDNN cannot run it (nothing is written).
    */
   backwardWeights(
     wasm: WasmBackend,
     geometry: DnnlConvGeometry,
-    offsets: { x: number; dy: number; dw: number; db?: number },
+    offsets: { x: number; dy: number; dw: number },
   ): boolean {
     // Threads: the cores other processes leave free (Dnnl.threads). On idle cores bin's
     // layer (1.5e8 multiply-adds) takes 0.84 ms on two threads against 1.35 on one; on
     // cores that other processes also use, two threads reducing their partial sums at
     // spinning barriers took 3.8-4.0 ms against 1.2 on one.
-    const bias = offsets.db !== undefined;
     const entry = this.#entry(
-      `w ${shapeKey(geometry)} ${bias ? "b" : ""}`,
-      () => this.#buildBackwardWeights(geometry, bias),
+      `w ${shapeKey(geometry)}`,
+      () => this.#buildBackwardWeights(geometry),
     );
     if (entry === null) return false;
-    const pointers = { x: offsets.x, dy: offsets.dy, ...(bias ? { db: offsets.db! } : {}) };
-    this.#run(wasm, entry, pointers, offsets.dw, "out");
+    this.#run(wasm, entry, { x: offsets.x, dy: offsets.dy }, offsets.dw, "out");
     return true;
   }
 
@@ -475,20 +470,16 @@ export class DnnlConvolutions {
    * its hint (oneDNN's rule), and what it owns so far; `null` where oneDNN
    * declines the shape.
    */
-  #backwardDesc(
-    geometry: DnnlConvGeometry,
-    kind: "backwardData" | "backwardWeights",
-    bias = false,
-  ) {
+  #backwardDesc(geometry: DnnlConvGeometry, kind: "backwardData" | "backwardWeights") {
     const dnnl = this.#dnnl;
-    const hint = this.#forwardDesc(geometry, bias, null);
+    const hint = this.#forwardDesc(geometry, false, null);
     if (hint === null) return null;
     const owned: Entry["owned"] = { primitives: [], descs: [hint], memories: [] };
     const d = this.#descs(geometry);
     const op = dnnl.convolutionDesc(kind, {
       src: d.src,
       weights: d.weightsAny,
-      bias: bias ? dnnl.memoryDesc([geometry.outChannels], DNNL.a) : null,
+      bias: null,
       dst: d.dst,
     }, d.shape);
     const pd = dnnl.primitiveDesc(op, null, hint);
@@ -523,17 +514,13 @@ export class DnnlConvolutions {
     return { desc: pd, primitive, args, data, weights, owned };
   }
 
-  #buildBackwardWeights(geometry: DnnlConvGeometry, bias: boolean): Entry | null {
+  #buildBackwardWeights(geometry: DnnlConvGeometry): Entry | null {
     const dnnl = this.#dnnl;
-    const built = this.#backwardDesc(geometry, "backwardWeights", bias);
+    const built = this.#backwardDesc(geometry, "backwardWeights");
     if (built === null) return null;
     const { pd, owned, d } = built;
-    const data: Record<string, Handle> = {
-      x: dnnl.memory(d.src, false),
-      dy: dnnl.memory(d.dst, false),
-    };
-    if (bias) data.db = dnnl.memory(dnnl.memoryDesc([geometry.outChannels], DNNL.a), false);
-    owned.memories.push(...Object.values(data));
+    const data = { x: dnnl.memory(d.src, false), dy: dnnl.memory(d.dst, false) };
+    owned.memories.push(data.x, data.dy);
     const weights = this.#weights(
       dnnl.queryDesc(pd, DNNL.queryDiffWeightsMd),
       d.weightsUser,
@@ -543,10 +530,9 @@ export class DnnlConvolutions {
     const primitive = dnnl.primitive(pd);
     owned.primitives.push(primitive);
     const args = dnnl.execArgs([
-      [DNNL.argSrc, data.x!],
-      [DNNL.argDiffDst, data.dy!],
+      [DNNL.argSrc, data.x],
+      [DNNL.argDiffDst, data.dy],
       [DNNL.argDiffWeights, weights.inner],
-      ...(bias ? [[DNNL.argDiffBias, data.db!] as const] : []),
     ]);
     return { desc: pd, primitive, args, data, weights, owned };
   }

@@ -1,28 +1,27 @@
 /**
  * Convolution layers in training on the wasm backend, as the `FusedConv2D`
  * kernel run directly with {@linkcode fusedConv2dGrad}, instead of tfjs's
- * fused convolution op, whose gradient computes the gradients of all three
- * inputs at once, the bias's with a separate `Sum`. Here:
+ * fused convolution op, in two cases:
  *
- * - each input's gradient is computed only when it is asked for: a network's
- *   first convolution reads the input photos, whose gradient nothing uses
- *   (the optimizer asks for the weights' only): on bin's first layer (4 x 64
- *   x 64 x 3 from 32 channels) 0.45 ms of a ~20 ms step. Where it is asked
+ * - a network's first convolution, the one that reads the model's input: the
+ *   op's gradient computes the gradient of every input at once, including
+ *   that of the input photos, which nothing uses (the optimizer asks for the
+ *   weights' gradients only): on bin's first layer (4 x 64 x 64 x 3 from 32
+ *   channels) 0.45 ms of a ~20 ms step. This gradient computes each input's
+ *   only when it is asked for, so the photos' is skipped. Where it is asked
  *   for (`tf.grad` of a loss with respect to the photos) it is computed as
- *   before. (`tf.conv2d` plus a bias `tf.add` would skip it too, but the wasm
+ *   before: the result is the same either way, only the work differs.
+ *   (`tf.conv2d` plus a bias `tf.add` would skip it too, but the wasm
  *   backend's broadcast add took 0.25 ms.)
- * - the filter's and the bias's gradients come from one oneDNN pass
- *   (`SegmentConv2DBackpropFilterBias`, `conv2d_backprop_filter.ts`) instead
- *   of the filter's pass and a `Sum` over `dy`.
  * - a convolution whose output goes to a ReLU layer and nowhere else (the CRB
- *   blocks; see `relu_fusion.ts`) applies the ReLU as it writes (oneDNN's
- *   post-op); the ReLU layer passes the output on, and the gradient takes
- *   the ReLU's from the output (`y > 0` where `x > 0`): one pass over the
- *   activations less per layer forward.
+ *   blocks; see `relu_fusion.ts`): the kernel applies the ReLU as it writes
+ *   (oneDNN's post-op), the ReLU layer passes the output on, and the gradient
+ *   takes the ReLU's from the output (`y > 0` where `x > 0`): one pass over
+ *   the activations less per layer forward.
  *
- * `Conv2D.prototype.call` of tfjs-layers is wrapped; other backends,
- * inference, activations other than linear and layers without a bias run
- * tfjs-layers' own code.
+ * `Conv2D.prototype.call` of tfjs-layers is wrapped; other layers, other
+ * backends, inference, activations other than linear and layers without a
+ * bias run tfjs-layers' own code.
  *
  * @module
  */
@@ -30,7 +29,6 @@ import * as tf from "@tensorflow/tfjs";
 import type { GradConfig } from "@tensorflow/tfjs-core";
 import { markReluApplied, reluFollows } from "./relu_fusion.ts";
 import { RELU_GRAD } from "./relu_grad.ts";
-import { CONV2D_BACKPROP_FILTER_BIAS } from "./conv2d_backprop_filter.ts";
 
 /** The parts of a tfjs-layers `Conv2D` layer this module reads (tfjs 4.22). */
 interface Conv2DLayer {
@@ -42,6 +40,7 @@ interface Conv2DLayer {
   kernel: tf.LayerVariable;
   bias: tf.LayerVariable | null;
   activation: { getClassName(): string };
+  inboundNodes: { inboundLayers: { getClassName(): string }[] }[];
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
 }
 
@@ -73,14 +72,6 @@ export const fusedConv2dGrad: GradConfig = {
       ? tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x: y }) as tf.Tensor4D
       : tf.mul(dy as tf.Tensor4D, tf.step(y));
     const convolution = { strides, pad, dataFormat: "NHWC" };
-    // The filter's and the bias's gradients from one kernel where the backend has it,
-    // made here: each input's closure runs in its own tidy.
-    const [dw, db] = tf.getKernel(CONV2D_BACKPROP_FILTER_BIAS, tf.getBackend()) === undefined
-      ? []
-      : tf.engine().runKernel(CONV2D_BACKPROP_FILTER_BIAS, { x, dy: gradient }, {
-        ...convolution,
-        filterShape: filter.shape,
-      }) as tf.Tensor[];
     return {
       x: () =>
         tf.engine().runKernel("Conv2DBackpropInput", { dy: gradient, filter }, {
@@ -88,11 +79,11 @@ export const fusedConv2dGrad: GradConfig = {
           inputShape: x.shape,
         }) as tf.Tensor,
       filter: () =>
-        dw ?? tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: gradient }, {
+        tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: gradient }, {
           ...convolution,
           filterShape: filter.shape,
         }) as tf.Tensor,
-      bias: () => db ?? tf.sum(gradient, [0, 1, 2]),
+      bias: () => tf.sum(gradient, [0, 1, 2]),
     };
   },
 };
@@ -101,9 +92,22 @@ export const fusedConv2dGrad: GradConfig = {
 const WRAPPED = Symbol("segment input conv");
 
 /**
+ * Whether a layer reads the model's input directly: its one inbound node
+ * comes from an `InputLayer`.
+ *
+ * @param layer The layer.
+ * @returns `true` for a model's first layer.
+ */
+function readsModelInput(layer: Conv2DLayer): boolean {
+  const nodes = layer.inboundNodes;
+  return nodes.length === 1 && nodes[0]!.inboundLayers.length === 1 &&
+    nodes[0]!.inboundLayers[0]!.getClassName() === "InputLayer";
+}
+
+/**
  * Wraps `Conv2D.prototype.call` of tfjs-layers so that in training on the
- * wasm backend convolution layers run the `FusedConv2D` kernel with
- * {@linkcode fusedConv2dGrad} (see the module's notes). Safe to call more
+ * wasm backend a model's first convolution skips the input photos' gradient
+ * and a convolution followed by a ReLU layer applies it. Safe to call more
  * than once.
  *
  * @example
@@ -136,8 +140,8 @@ export function useDirectConvLayers(): void {
       input !== undefined && input.rank === 4 && this.rank === 2 &&
       this.dataFormat === "channelsLast" && this.bias !== null &&
       this.activation.getClassName() === "linear";
-    if (!direct) return original.call(this, inputs, kwargs);
-    const relu = reluFollows(this as never);
+    const relu = direct && reluFollows(this as never);
+    if (!direct || !(relu || readsModelInput(this))) return original.call(this, inputs, kwargs);
     // The fused kernel itself (bias added as the convolution writes, then the ReLU that
     // follows the layer, if it takes it), recorded with fusedConv2dGrad above, which
     // computes each input's gradient only when asked for.

@@ -74,7 +74,7 @@ import {
   resizeNearestNeighborGradCpuConfig,
   resizeNearestNeighborGradWasmConfig,
 } from "./kernels/resize_nearest_neighbor_grad.ts";
-import type { KernelOverride } from "./kernels/wasm_heap.ts";
+import { guardHeap, type KernelOverride, type WasmBackend } from "./kernels/wasm_heap.ts";
 
 /** A value of the `--backend` flag. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -392,6 +392,8 @@ async function tryWasm(
   if (!(await tf.setBackend("wasm"))) {
     return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
   }
+  // Past 4 GB, one line that says what to do instead of a trap inside the wasm module.
+  guardHeap(tf.backend() as WasmBackend, (message) => new BackendError(message));
   const blas = useBlas ? openBlas() : "switched off";
   const dnnl = useDnnl ? sharedDnnl() : "switched off";
   if (typeof dnnl !== "string") {

@@ -134,3 +134,30 @@ Deno.test("isSoftwareAdapter() tells llvmpipe and SwiftShader from a GPU", () =>
   assert(isSoftwareAdapter({ info: { description: "", isFallbackAdapter: true } }));
   assert(!isSoftwareAdapter({ info: { description: "AMD Radeon RX 7900 XTX" } }));
 });
+
+Deno.test("the wasm backend's heap running out past 4 GB is a BackendError that says what to do", async () => {
+  // In a process of its own: the wasm module's allocator is not used again after it fails.
+  const script = `
+    import * as tf from "@tensorflow/tfjs";
+    import { setupBackend } from "${new URL("./backend.ts", import.meta.url)}";
+    await setupBackend("wasm", { quiet: true });
+    const kept = [];
+    try {
+      for (let i = 0; i < 64; i++) kept.push(tf.zeros([64 * 2 ** 20])); // 256 MB each
+      console.log("no error");
+    } catch (error) {
+      console.log(error.name + ": " + error.message);
+    }
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--config", new URL("../deno.json", import.meta.url).pathname, script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  assert(
+    /^UserError: Out of memory: a tensor of 0\.3 GB \[67108864\] did not fit .*--batch-size or --size\.$/m
+      .test(text),
+    `${text}\n${new TextDecoder().decode(output.stderr)}`,
+  );
+});

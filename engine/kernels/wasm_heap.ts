@@ -243,3 +243,67 @@ export function heapPointer(backend: WasmBackend, byteOffset: number): Deno.Poin
   if (pointer === null) throw new Error("The wasm heap has no address");
   return pointer;
 }
+
+/** Marks a backend whose allocations are guarded. */
+const GUARDED = Symbol("segment heap guard");
+
+/** Bytes as gigabytes, one decimal. */
+function gigabytes(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GB`;
+}
+
+/**
+ * Turns the wasm backend's failures to allocate into a `BackendError` that
+ * says what to do. WebAssembly's 32-bit memory holds at most 4 GB; past it,
+ * the backend's allocator fails inside the wasm module ("memory access out
+ * of bounds") or returns offset 0, and the kernels would write over the heap's
+ * first bytes. Every tensor the backend allocates goes through its `write`,
+ * which this wraps on the instance; calling it again does nothing.
+ *
+ * @param backend The wasm backend.
+ * @param error Builds the error to throw from a message (the engine's `BackendError`).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { guardHeap, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * guardHeap(tf.backend() as WasmBackend, (message) => new Error(message));
+ * assertEquals([...tf.tensor1d([1, 2]).dataSync()], [1, 2]);
+ * ```
+ */
+export function guardHeap(backend: WasmBackend, error: (message: string) => Error): void {
+  const guarded = backend as WasmBackend & { [GUARDED]?: true };
+  if (guarded[GUARDED]) return;
+  guarded[GUARDED] = true;
+  const write = backend.write.bind(backend);
+  const fail = (shape: number[], dtype: string) => {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const bytes = count * (dtype === "complex64" ? 8 : dtype === "bool" ? 1 : 4);
+    const heap = heapModule(backend).HEAPF32.buffer.byteLength;
+    return error(
+      `Out of memory: a tensor of ${gigabytes(bytes)} [${shape}] did not fit in the wasm ` +
+        `backend's heap (${gigabytes(heap)} in use; WebAssembly allows 4 GB). Train with a ` +
+        `smaller --batch-size or --size.`,
+    );
+  };
+  backend.write = (values, shape, dtype) => {
+    let dataId: ReturnType<typeof write>;
+    try {
+      dataId = write(values, shape, dtype);
+    } catch (cause) {
+      if (cause instanceof WebAssembly.RuntimeError || cause instanceof RangeError) {
+        throw fail(shape, dtype);
+      }
+      throw cause;
+    }
+    const data = backend.dataIdMap.get(dataId);
+    if (data !== undefined && data.memoryOffset === 0 && shape.reduce((a, b) => a * b, 1) > 0) {
+      backend.dataIdMap.delete(dataId);
+      throw fail(shape, dtype);
+    }
+    return dataId;
+  };
+}

@@ -64,6 +64,7 @@ import { DNNL_ELTWISE_KERNELS, DnnlEltwise, eltwiseDnnlConfig } from "./kernels/
 import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig, maxPoolMaskGrad } from "./kernels/max_pool_mask.ts";
 import { useReluFusion } from "./kernels/relu_fusion.ts";
+import { useLightSavedTensors } from "./kernels/saved_tensors.ts";
 import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import {
   DnnlResize,
@@ -168,6 +169,7 @@ export async function setupBackend(
   tf.registerGradient(maxPoolMaskGrad);
   useFusedTrainingBatchNorm();
   useReluFusion();
+  useLightSavedTensors();
   useFusedMomentum();
   tf.registerGradient(fusedConv2dGrad);
   useDirectConvLayers();

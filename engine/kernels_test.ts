@@ -1050,6 +1050,67 @@ Deno.test("SGD with momentum on wasm (one kernel per small variable) equals the 
   }
 });
 
+/**
+ * Trains one variable per shape with SGD and momentum for `steps` steps, the
+ * last at a new learning rate; the second variable shares its memory with a
+ * clone every step, so it must be updated into new tensors, the first in
+ * place (on wasm). Returns the weights, then the momenta.
+ */
+async function trainSharedMomentum(shapes: number[][], steps: number): Promise<Float32Array[]> {
+  const weights = shapes.map((shape, i) => {
+    const initial = input(shape, 120 + i);
+    const weight = tf.variable(initial);
+    initial.dispose();
+    return weight;
+  });
+  const optimizer = tf.train.momentum(0.01, 0.9);
+  for (let step = 0; step < steps; step++) {
+    // A new learning rate in the last step: new scales for oneDNN.
+    if (step === steps - 1) optimizer.setLearningRate(0.005);
+    const targets = shapes.map((shape, i) => input(shape, 123 + 2 * step + i));
+    // The second weight shares its memory with a clone: it must be updated into new tensors.
+    const clone = weights[1]!.clone();
+    const before = clone.dataSync().slice();
+    const dataIds = weights.map((weight) => weight.dataId);
+    optimizer.minimize(() =>
+      tf.addN(
+        weights.map((weight, i) => tf.sum(tf.square(tf.sub(weight, targets[i]!)))),
+      ) as tf.Scalar
+    );
+    assertSameValues([clone.dataSync()], [before], "a clone changed with its variable");
+    if (tf.getBackend() === "wasm") {
+      assert(weights[0]!.dataId === dataIds[0], "the first weight was not updated in place");
+      assert(weights[1]!.dataId !== dataIds[1], "the shared weight was updated in place");
+    }
+    tf.dispose([...targets, clone]);
+  }
+  const state = await optimizer.getWeights();
+  const values = [...weights, ...state.slice(1).map((named) => named.tensor)].map((tensor) =>
+    new Float32Array(tensor.dataSync())
+  );
+  optimizer.dispose();
+  tf.dispose(weights);
+  return values;
+}
+
+Deno.test("SGD with momentum on small variables on wasm updates them in place unless their memory is shared, equal to cpu to the bit", async () => {
+  const shapes = [[40], [8, 5]];
+  try {
+    await setupBackend("cpu", { quiet: true });
+    const expected = await trainSharedMomentum(shapes, 3);
+    for (const dnnl of [true, false]) {
+      const name = await setupBackend("wasm", { quiet: true, dnnl });
+      assertSameValues(
+        (await trainSharedMomentum(shapes, 3)).map((values) => [...values]),
+        expected.map((values) => [...values]),
+        name,
+      );
+    }
+  } finally {
+    await setupBackend("cpu", { quiet: true });
+  }
+});
+
 Deno.test("SGD with momentum on variables above 32768 values runs on oneDNN's sums, in place unless their memory is shared, within 1e-6 of cpu", async () => {
   const dnnl = openDnnl();
   if (typeof dnnl === "string") {
@@ -1059,49 +1120,13 @@ Deno.test("SGD with momentum on variables above 32768 values runs on oneDNN's su
   const sums = new DnnlScaledSum(dnnl);
   const shapes = [[40000], [100, 401]];
   const steps = 3;
-  const train = async () => {
-    const weights = shapes.map((shape, i) => {
-      const initial = input(shape, 120 + i);
-      const weight = tf.variable(initial);
-      initial.dispose();
-      return weight;
-    });
-    const optimizer = tf.train.momentum(0.01, 0.9);
-    for (let step = 0; step < steps; step++) {
-      // A new learning rate in the last step: new scales for oneDNN.
-      if (step === steps - 1) optimizer.setLearningRate(0.005);
-      const targets = shapes.map((shape, i) => input(shape, 123 + 2 * step + i));
-      // The second weight shares its memory with a clone: it must be updated into new tensors.
-      const clone = weights[1]!.clone();
-      const before = clone.dataSync().slice();
-      const dataIds = weights.map((weight) => weight.dataId);
-      optimizer.minimize(() =>
-        tf.addN(
-          weights.map((weight, i) => tf.sum(tf.square(tf.sub(weight, targets[i]!)))),
-        ) as tf.Scalar
-      );
-      assertSameValues([clone.dataSync()], [before], "a clone changed with its variable");
-      if (tf.getBackend() === "wasm") {
-        assert(weights[0]!.dataId === dataIds[0], "the first weight was not updated in place");
-        assert(weights[1]!.dataId !== dataIds[1], "the shared weight was updated in place");
-      }
-      tf.dispose([...targets, clone]);
-    }
-    const state = await optimizer.getWeights();
-    const values = [...weights, ...state.slice(1).map((named) => named.tensor)].map((tensor) =>
-      new Float32Array(tensor.dataSync())
-    );
-    optimizer.dispose();
-    tf.dispose(weights);
-    return values;
-  };
   try {
     await setupBackend("cpu", { quiet: true });
-    const expected = await train();
+    const expected = await trainSharedMomentum(shapes, steps);
     await setupBackend("wasm", { quiet: true, dnnl: false });
     tf.unregisterKernel(MOMENTUM_UPDATE, "wasm");
     tf.registerKernel(momentumUpdateWasmConfig(sums));
-    const actual = await train();
+    const actual = await trainSharedMomentum(shapes, steps);
     // Two sums per variable and step: no update fell back to the loop or to the four kernels.
     assertEquals(sums.runs, 2 * shapes.length * steps);
     assertEquals(sums.declined, []);

@@ -7,7 +7,9 @@
  * - variables of up to {@linkcode MAX_FUSED_MOMENTUM_SIZE} values run one
  *   JavaScript loop: a training step of bin updates 26 variables, most of 32
  *   values, so its optimizer was about a hundred tiny kernels, each costing
- *   more in TensorFlow.js's bookkeeping than in arithmetic;
+ *   more in TensorFlow.js's bookkeeping than in arithmetic. Where nothing
+ *   else shares the variable's memory the loop writes it in place, outside
+ *   any kernel call (no dispatch, no new tensors);
  * - larger ones, with oneDNN, run two multi-threaded oneDNN sums
  *   (`scaled_sum_dnnl.ts`), one pass over memory each instead of TensorFlow.js's
  *   four: in place where nothing else shares the variable's memory (as
@@ -101,13 +103,13 @@ export interface MomentumKernelConfig extends KernelConfig {
  * {@linkcode MAX_FUSED_MOMENTUM_SIZE} values, two oneDNN sums (the loop where
  * oneDNN declines). The kernel never writes its inputs.
  *
- * With `sums`, the config's `updateInPlace` runs the two sums on the
- * variables' own memory instead, for float32 variables above the size whose
- * value and accumulation each have one reference on the wasm backend (the
- * variable: no clone, reshape or gradient shares the memory written), as
- * PyTorch's SGD does: the same two passes, but each writes memory it has just
- * read instead of a new buffer, and no tensors are made. Elsewhere it returns
- * `false` and the kernel runs.
+ * The config's `updateInPlace` runs the same loop (and with `sums`, above
+ * the size, the two sums) on the variables' own memory instead, for float32
+ * variables whose value and accumulation each have one reference on the wasm
+ * backend (the variable: no clone, reshape or gradient shares the memory
+ * written), as PyTorch's SGD does: the same passes, but each writes memory it
+ * has just read instead of a new buffer, and no tensors are made. Elsewhere
+ * it returns `false` and the kernel runs.
  *
  * @param sums oneDNN's sums, or `null` (the default) for the loop only.
  * @returns The kernel config to register.
@@ -128,10 +130,8 @@ export function momentumUpdateWasmConfig(
     kernelName: MOMENTUM_UPDATE,
     backendName: "wasm",
     maxSize: sums === null ? MAX_FUSED_MOMENTUM_SIZE : Infinity,
-    updateInPlace: sums === null
-      ? undefined
-      : (value, accumulation, gradient, attrs) =>
-        updateInPlace(sums, value, accumulation, gradient, attrs),
+    updateInPlace: (value, accumulation, gradient, attrs) =>
+      updateInPlace(sums, value, accumulation, gradient, attrs),
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { value, accumulation, gradient } = inputs as Record<string, TensorInfo>;
@@ -167,9 +167,14 @@ export function momentumUpdateWasmConfig(
   };
 }
 
-/** The in-place update of {@linkcode momentumUpdateWasmConfig}; `false` where it does not apply. */
+/**
+ * The in-place update of {@linkcode momentumUpdateWasmConfig}: the loop for
+ * variables up to {@linkcode MAX_FUSED_MOMENTUM_SIZE} values (with or without
+ * oneDNN: for bin's 26 small variables it replaces 26 kernel calls and 52 new
+ * tensors), oneDNN's two sums above; `false` where it does not apply.
+ */
 function updateInPlace(
-  sums: DnnlScaledSum,
+  sums: DnnlScaledSum | null,
   value: tf.Variable,
   accumulation: tf.Variable,
   gradient: tf.Tensor,
@@ -178,7 +183,8 @@ function updateInPlace(
   const wasm = tf.backend() as WasmBackend;
   const length = value.size;
   const tensors = [value, accumulation, gradient];
-  if (length <= MAX_FUSED_MOMENTUM_SIZE || tensors.some((tensor) => tensor.size !== length)) {
+  const small = length <= MAX_FUSED_MOMENTUM_SIZE;
+  if ((!small && sums === null) || tensors.some((tensor) => tensor.size !== length)) {
     return false;
   }
   // All float32 and on this backend (data elsewhere moves when a kernel reads it).
@@ -189,8 +195,25 @@ function updateInPlace(
     return false;
   }
   const [m, c] = [Math.fround(attrs.momentum), Math.fround(attrs.step)];
+  if (small) {
+    const heap = heapFloats(wasm);
+    const [v, a, g] = tensors.map((tensor) => heapOffset(wasm, tensor) / 4) as [
+      number,
+      number,
+      number,
+    ];
+    for (let i = 0; i < length; i++) {
+      // As the kernel's loop: each product or sum rounded to float32.
+      const accumulated = Math.fround(Math.fround(m * heap[a + i]!) + heap[g + i]!);
+      heap[a + i] = accumulated;
+      heap[v + i] = Math.fround(c * accumulated) + heap[v + i]!;
+    }
+    return true;
+  }
   // oneDNN writes its first source in place: accumulation first, then value (c * a + v).
-  if (!sums.accepts(length, [m, 1]) || !sums.accepts(length, [1, c])) return false;
+  if (sums === null || !sums.accepts(length, [m, 1]) || !sums.accepts(length, [1, c])) {
+    return false;
+  }
   const [v, a, g] = tensors.map((tensor) => heapOffset(wasm, tensor)) as [number, number, number];
   sums.run(wasm, length, [m, 1], { a, b: g, out: a });
   sums.run(wasm, length, [1, c], { a: v, b: a, out: v });

@@ -65,6 +65,12 @@ import { DnnlMaxPoolGrad, maxPoolGradDnnlConfig } from "./kernels/pool_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig, maxPoolMaskGrad } from "./kernels/max_pool_mask.ts";
 import { useReluFusion } from "./kernels/relu_fusion.ts";
 import { useLightSavedTensors } from "./kernels/saved_tensors.ts";
+import {
+  CROSS_ENTROPY_KERNELS,
+  crossEntropyGrads,
+  crossEntropyWasmConfigs,
+  useFusedCrossEntropy,
+} from "./kernels/cross_entropy.ts";
 import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import {
   DnnlResize,
@@ -167,9 +173,11 @@ export async function setupBackend(
   tf.registerGradient(batchNormTrainingGrad);
   tf.registerGradient(reluGrad);
   tf.registerGradient(maxPoolMaskGrad);
+  for (const grad of crossEntropyGrads) tf.registerGradient(grad);
   useFusedTrainingBatchNorm();
   useReluFusion();
   useLightSavedTensors();
+  useFusedCrossEntropy();
   useFusedMomentum();
   tf.registerGradient(fusedConv2dGrad);
   useDirectConvLayers();
@@ -615,6 +623,7 @@ export function registerWasmKernels(
     RELU_GRAD,
     MOVING_AVERAGES,
     MAX_POOL_MASK,
+    ...CROSS_ENTROPY_KERNELS,
   ];
   for (const name of [...own, MOMENTUM_UPDATE]) {
     if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
@@ -631,6 +640,8 @@ export function registerWasmKernels(
     tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
     // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
     tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
+    // tf.losses.sigmoidCrossEntropy takes them (kernels/cross_entropy.ts).
+    for (const config of crossEntropyWasmConfigs(dnnl.eltwise)) tf.registerKernel(config);
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");

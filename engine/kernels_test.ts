@@ -24,6 +24,7 @@ import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";
 import { DnnlResize } from "./kernels/resize_dnnl.ts";
 import { MAX_POOL_MASK, maxPoolMaskDnnlConfig } from "./kernels/max_pool_mask.ts";
 import type { WasmBackend } from "./kernels/wasm_heap.ts";
+import { SIGMOID_CROSS_ENTROPY, SIGMOID_CROSS_ENTROPY_GRAD } from "./kernels/cross_entropy.ts";
 import { DnnlScaledSum } from "./kernels/scaled_sum_dnnl.ts";
 import { MOMENTUM_UPDATE, momentumUpdateWasmConfig } from "./kernels/momentum.ts";
 
@@ -1188,6 +1189,67 @@ Deno.test("SegmentMaxPoolMask on wasm marks each window's first maximum, on oneD
     )(x);
     assertEquals(Math.max(...(await grad.data()).map(Math.abs)), 0);
     tf.dispose([x, mask, looped, grad]);
+  }
+  await setupBackend("cpu", { quiet: true });
+});
+
+Deno.test("tf.losses' sigmoid cross-entropy on wasm runs the engine's kernels; it and the softmax one equal cpu's, values and gradients", async () => {
+  const dnnl = openDnnl();
+  if (typeof dnnl === "string") {
+    console.log(`skipped: oneDNN ${dnnl}`);
+    return;
+  }
+  dnnl.close();
+  // Logits with extremes (rows past exp's range go the exact way), labels one-hot,
+  // soft, or class indices from tf.oneHot (int32).
+  const cases = (): [string, tf.Tensor, tf.Tensor][] => {
+    const big = tf.tensor2d([[100, -100, 0], [1000, 999, -5], [-200, -300, -250], [0, 0, 0]]);
+    const bigLabels = tf.tensor2d([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.3, 0.5]]);
+    const z = tf.mul(input([4, 32, 32, 1], 130), 8);
+    const masks = tf.cast(tf.greater(input([4, 32, 32, 1], 131), 0), "float32");
+    const rows = tf.mul(input([4 * 32 * 32, 3], 132), 6);
+    const classes = tf.oneHot(
+      tf.cast(tf.mul(tf.add(input([4 * 32 * 32], 133), 1), 1.5), "int32"),
+      3,
+    );
+    return [
+      ["sigmoid", z, masks],
+      ["sigmoid extremes", tf.tensor1d([100, -100, 0, 40, -40]), tf.tensor1d([0, 1, 1, 0.5, 0])],
+      ["softmax", rows, classes],
+      ["softmax extremes", big, bigLabels],
+    ];
+  };
+  const run = () =>
+    cases().map(([name, logits, labels]) =>
+      tf.tidy(() => {
+        const loss = (z: tf.Tensor, t: tf.Tensor) =>
+          name.startsWith("sigmoid")
+            ? tf.losses.sigmoidCrossEntropy(t, z)
+            : tf.losses.softmaxCrossEntropy(t, z);
+        const value = loss(logits, labels);
+        const grad = tf.grad((z: tf.Tensor) => loss(z, labels) as tf.Scalar)(logits);
+        return [name, value.dataSync()[0]!, grad.dataSync()] as const;
+      })
+    );
+  await setupBackend("cpu", { quiet: true });
+  const expected = run();
+  await setupBackend("wasm", { quiet: true });
+  const kernels = (await tf.profile(() => void run())).kernelNames;
+  for (const name of [SIGMOID_CROSS_ENTROPY, SIGMOID_CROSS_ENTROPY_GRAD]) {
+    assert(kernels.includes(name), `${name} did not run: ${kernels}`);
+  }
+  for (const [i, [name, value, grad]] of run().entries()) {
+    const [, expectedValue, expectedGrad] = expected[i]!;
+    assert(
+      Math.abs(value - expectedValue) <= 1e-5 * Math.max(1, Math.abs(expectedValue)),
+      `${name}: loss ${value}, cpu ${expectedValue}`,
+    );
+    const worst = Math.max(...grad.map((g, j) => Math.abs(g - expectedGrad[j]!)));
+    const scale = Math.max(...expectedGrad.map(Math.abs));
+    // tfjs's gradient at a logit of exactly 0 is -t (its relu and abs step at 0); sigmoid(0) - t here.
+    const atZero = name === "sigmoid extremes" ? 0.5 / 5 : 0;
+    const tolerance = 1e-5;
+    assert(worst <= tolerance * scale + atZero + 1e-9, `${name}: gradient ${worst} from cpu`);
   }
   await setupBackend("cpu", { quiet: true });
 });

@@ -166,13 +166,9 @@ export function segmentationLoss(probabilities: tf.Tensor4D, masks: tf.Tensor3D)
  */
 export function binaryCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
   return tf.tidy(() => {
-    const z = tf.squeeze(logits, [3]); // [batch, height, width]
-    const target = tf.cast(masks, "float32");
-    const perPixel = tf.add(
-      tf.sub(tf.relu(z), tf.mul(z, target)),
-      tf.log1p(tf.exp(tf.neg(tf.abs(z)))),
-    );
-    return tf.mean(perPixel);
+    const target = tf.expandDims(tf.cast(masks, "float32"), 3); // [batch, height, width, 1]
+    // relu(z) - z * t + log1p(exp(-|z|)), averaged over every pixel.
+    return tf.losses.sigmoidCrossEntropy(target, logits) as tf.Scalar;
   });
 }
 
@@ -201,9 +197,9 @@ export function softmaxCrossEntropyFromLogits(logits: tf.Tensor4D, masks: tf.Ten
   return tf.tidy(() => {
     const classes = logits.shape[3];
     const flat = tf.reshape(logits, [-1, classes]); // [batch * height * width, classes]
-    const logProbability = tf.logSoftmax(flat);
     const target = tf.oneHot(tf.reshape(masks, [-1]), classes); // [batch * height * width, classes]
-    return tf.neg(tf.mean(tf.sum(tf.mul(target, logProbability), 1)));
+    // -sum(onehot * logSoftmax(z)) per row, averaged over the rows.
+    return tf.losses.softmaxCrossEntropy(tf.cast(target, "float32"), flat) as tf.Scalar;
   });
 }
 

@@ -666,13 +666,20 @@ export function openDnnl(): Dnnl | string {
 }
 
 /**
- * Spin iterations of an idle OpenMP thread before it sleeps, for the OpenMP
- * runtime oneDNN brings (GNU libgomp, which reads its settings once, when it
- * is loaded). Its default, 300000, keeps a thread spinning for a while after
- * each parallel region: on 2 cores shared with other busy processes, one bin
- * convolution then took 5-13 ms instead of 1.6-2.0 ms with 0 or 1000.
+ * Spin iterations of an idle OpenMP thread before it sleeps (about 3 ms), for
+ * the OpenMP runtime oneDNN brings (GNU libgomp, which reads its settings
+ * once, when it is loaded). Set explicitly because libgomp otherwise throttled
+ * its spinning here to almost none, so its worker slept between oneDNN's
+ * calls (a training step makes a hundred, between pieces of JavaScript) and
+ * was woken for each: bin's and semaseg's steps took 19-20.7 ms, against
+ * 17.3-18.1 with 300000 (4 alternating runs each; PyTorch's, run with either,
+ * did not change). It was 1000 when oneDNN always ran on both cores: on cores
+ * shared with busy processes a spinning worker then made a convolution 5-13 ms
+ * instead of 1.6-2.0; now the threads follow the free cores
+ * ({@linkcode Dnnl.threads}), and with one core busy the step took 28-30 ms
+ * with either count.
  */
-const OPENMP_SPIN_COUNT = "1000";
+const OPENMP_SPIN_COUNT = "300000";
 
 /**
  * Runs `load` with `GOMP_SPINCOUNT` set to {@linkcode OPENMP_SPIN_COUNT}

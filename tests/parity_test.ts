@@ -5,8 +5,9 @@
  * statistics must stay within the tolerances. It needs Python with torch: CI
  * installs it (`.ci/run`) and sets SEGMENT_REQUIRE_PYTORCH=1, so there the
  * test fails when torch is missing; elsewhere it is left out with the reason.
- * unet is left out here (its smallest input, 188, costs tens of seconds per
- * iteration in float64); `deno task parity` checks it.
+ * unet runs at its smallest input, 188, with minibatches of one image (in
+ * float64 a minibatch of four costs tens of seconds per iteration); `deno
+ * task parity` checks it at its protocol.
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
@@ -63,6 +64,26 @@ Deno.test({
       }
     } finally {
       tf.dispose([sets.binary.images, sets.binary.masks, sets.classes.images, sets.classes.masks]);
+    }
+  },
+});
+
+Deno.test({
+  name: "checkParity() finds unet within tolerance of PyTorch at 188, one image per minibatch",
+  ignore,
+  async fn() {
+    await findPyTorch(); // throws the install hint when required and missing
+    await setupBackend("wasm");
+    const dir = await requireImori();
+    const size = 188;
+    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    try {
+      const result = await checkParity("unet", train, { size, batchSize: 1, iters: 5, threads: 1 });
+      assertEquals(result.losses.ours.length, 5);
+      assertEquals(result.failures, [], formatParity(result));
+      assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss);
+    } finally {
+      tf.dispose([train.images, train.masks]);
     }
   },
 });

@@ -27,7 +27,7 @@ import { createAugment } from "../lib/augment.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain, UserError } from "../lib/errors.ts";
-import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { shellWord, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import {
@@ -42,7 +42,10 @@ import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.t
 const EXERCISE = "segnet";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 16, iters: 1000, lr: 0.01 };
-const NEXT = "deno task segment PHOTO  (use a trained network on your own photos)";
+/** The next step: the checkpoint just written, on your own photos (segment takes no --data). */
+const next = (checkpoint: string) =>
+  `deno task segment --checkpoint ${shellWord(checkpoint)} PHOTO  ` +
+  "(use the trained SegNet on your own photos)";
 
 /**
  * The output size for an input size: five poolings need a multiple of 32.
@@ -167,7 +170,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     }
   }
   if (!flags.test) {
-    console.log(`next: ${nextStep(NEXT, flags.data)}`);
+    console.log(`next: ${next(checkpoint)}`);
     return result;
   }
   // Test: the trained network, or the checkpoint with --no-train
@@ -181,7 +184,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     name,
     mode: "classes",
     build: (size) => segnetNet(size),
-    next: nextStep(NEXT, flags.data),
+    next: next(checkpoint),
   });
   return result;
 }

@@ -151,6 +151,24 @@ export function nextStep(next: string, data?: string): string {
   if (!data) return next;
   const cut = next.indexOf("  (");
   const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut)];
-  const quoted = /^[\w./:@+-]+$/.test(data) ? data : `'${data.replaceAll("'", `'\\''`)}'`;
-  return `${command} --data ${quoted}${note}`;
+  return `${command} --data ${shellWord(data)}${note}`;
+}
+
+/**
+ * A path or value as one word of a shell command: as it is when it holds only
+ * safe characters, else in single quotes.
+ *
+ * @param text The word.
+ * @returns It, quoted where a shell needs it.
+ *
+ * @example
+ * ```ts
+ * import { shellWord } from "./exercise_flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(shellWord("checkpoints/segnet"), "checkpoints/segnet");
+ * assertEquals(shellWord("it's mine"), "'it'\\''s mine'");
+ * ```
+ */
+export function shellWord(text: string): string {
+  return /^[\w./:@+-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }

@@ -11,6 +11,8 @@ import { run as semasegTest } from "../exercises/semaseg_test.ts";
 import { run as nearest } from "../exercises/nearest.ts";
 import { run as transposeconv } from "../exercises/transposeconv.ts";
 import { run as concat } from "../exercises/concat.ts";
+import { run as segnet } from "../exercises/segnet.ts";
+import { run as segment } from "../tools/segment.ts";
 import { requireImori } from "./imori.ts";
 
 const METRICS_LINE =
@@ -225,4 +227,33 @@ Deno.test({
     }
     await Deno.remove(root, { recursive: true });
   },
+});
+
+Deno.test("segnet's next line runs as printed: segment on the checkpoint just written", async () => {
+  const { root, flags } = await tinySetup();
+  const checkpoint = join(root, "checkpoints", "segnet");
+  const args = [
+    ...flags("segnet"),
+    "--size",
+    "32",
+    "--batch-size",
+    "2",
+    "--iters",
+    "1",
+    "--no-test",
+  ];
+  const trained = await capture(() => segnet(args));
+  trained.value.model?.dispose();
+  const next = trained.lines.at(-1)!;
+  assertEquals(
+    next,
+    `next: deno task segment --checkpoint ${checkpoint} PHOTO  (use the trained SegNet on your own photos)`,
+  );
+  // The command without its note, PHOTO replaced by a photo, the output kept in the test's folder.
+  const photos = join(root, "data", "test", "images");
+  const [, , , ...rest] = next.slice("next: ".length).split("  (")[0]!.split(" ");
+  const command = rest.map((word) => word === "PHOTO" ? photos : word);
+  const segmented = await capture(() => segment([...command, "--out", join(root, "segment")]));
+  assert(segmented.value.length > 0, segmented.lines.join("\n"));
+  await Deno.remove(root, { recursive: true });
 });

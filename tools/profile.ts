@@ -34,7 +34,13 @@ const FLAGS = {
   },
   batchSize: { type: "int", default: 4, min: 1, help: "Minibatch size" },
   size: { type: "int", default: 64, min: 8, max: 1024, help: "Input height and width" },
-  warmup: { type: "int", default: 3, min: 0, help: "Unprofiled steps before the profiled ones" },
+  warmup: {
+    type: "int",
+    default: 5,
+    min: 0,
+    help: "Unprofiled steps before the timed ones (the first steps build oneDNN's primitives: " +
+      "with 2, bin's mean came out 150 ms, with 5 about 20)",
+  },
   steps: { type: "int", default: 3, min: 1, help: "Profiled steps (the table is their mean)" },
   top: { type: "int", default: 25, min: 1, help: "Kernels shown in the table" },
 } as const;
@@ -186,12 +192,14 @@ export async function run(args: string[]): Promise<void> {
     `${name}, batch ${flags.batchSize}, ${size}x${size} -> ${out}x${out}, on ${backend}: ` +
       `${stepMs.toFixed(1)} ms per training step (mean of ${flags.steps}, unprofiled)`,
   );
+  // As wide as the longest kernel name shown (the engine's run to 30 characters).
+  const width = Math.max(28, ...table.slice(0, flags.top).map((row) => row.name.length));
   console.log(
-    `${"kernel".padEnd(28)} ${"calls".padStart(6)} ${"ms".padStart(8)} ${"share".padStart(6)}`,
+    `${"kernel".padEnd(width)} ${"calls".padStart(6)} ${"ms".padStart(8)} ${"share".padStart(6)}`,
   );
   for (const row of table.slice(0, flags.top)) {
     console.log(
-      `${row.name.padEnd(28)} ${row.calls.toFixed(0).padStart(6)} ${
+      `${row.name.padEnd(width)} ${row.calls.toFixed(0).padStart(6)} ${
         row.ms.toFixed(1).padStart(8)
       } ` +
         `${(100 * row.ms / kernelMs).toFixed(0).padStart(5)}%`,
@@ -199,10 +207,10 @@ export async function run(args: string[]): Promise<void> {
   }
   const rest = table.slice(flags.top).reduce((sum, row) => sum + row.ms, 0);
   if (rest > 0) {
-    console.log(`${"(others)".padEnd(28)} ${"".padStart(6)} ${rest.toFixed(1).padStart(8)}`);
+    console.log(`${"(others)".padEnd(width)} ${"".padStart(6)} ${rest.toFixed(1).padStart(8)}`);
   }
   console.log(
-    `${"all kernels".padEnd(28)} ${"".padStart(6)} ${kernelMs.toFixed(1).padStart(8)} ` +
+    `${"all kernels".padEnd(width)} ${"".padStart(6)} ${kernelMs.toFixed(1).padStart(8)} ` +
       (synchronous
         ? `of ${timedMs.toFixed(1)} ms per timed step; the rest is TensorFlow.js's bookkeeping ` +
           `(tape, scopes, dispatch) and JavaScript outside kernels`

@@ -24,6 +24,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { maxPoolBackprop } from "./max_pool_grad.ts";
 import { type DnnlMaxPoolGrad, dnnlPoolGeometryOf } from "./pool_dnnl.ts";
 import { disposeInfo, heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
@@ -36,8 +37,9 @@ export const MAX_POOL_MASK = "SegmentMaxPoolMask";
 
 /**
  * {@linkcode MAX_POOL_MASK} for the wasm backend: oneDNN's max pooling
- * forward and backward passes for an upstream gradient of ones; a loop over
- * the heap for a shape oneDNN turns down.
+ * forward and backward passes for an upstream gradient of ones; the same
+ * gradient by the engine's `MaxPoolGrad` loop (`maxPoolBackprop`) for a shape
+ * oneDNN turns down.
  *
  * @param pools oneDNN's max-pooling gradients.
  * @returns The kernel config to register.
@@ -86,32 +88,21 @@ export function maxPoolMaskDnnlConfig(pools: DnnlMaxPoolGrad): KernelConfig {
         dy: heapOffset(wasm, ones),
         dx: heapOffset(wasm, mask),
       });
+      if (!ran) {
+        // The engine's own MaxPoolGrad loop (first maximum), for shapes oneDNN turns down.
+        const heap = heapFloats(wasm);
+        const view = (tensor: TensorInfo) => {
+          const start = heapOffset(wasm, tensor) / 4;
+          return heap.subarray(start, start + tensor.shape.reduce((a, b) => a * b, 1));
+        };
+        const dx = view(mask);
+        dx.fill(0);
+        maxPoolBackprop({ info, x: view(x), dy: view(ones), dx });
+      }
       disposeInfo(wasm, ones);
-      if (!ran) maskLoop(heapFloats(wasm), heapOffset(wasm, x) / 4, heapOffset(wasm, mask) / 4, x);
       return mask;
     },
   };
-}
-
-/** The mask in a plain loop, for shapes oneDNN turns down: first strict maximum wins. */
-function maskLoop(heap: Float32Array, from: number, to: number, x: TensorInfo): void {
-  const [batch, height, width, channels] = x.shape as [number, number, number, number];
-  heap.fill(0, to, to + batch * height * width * channels);
-  const row = width * channels;
-  for (let b = 0; b < batch; b++) {
-    for (let y = 0; y < height; y += 2) {
-      for (let col = 0; col < width; col += 2) {
-        const corner = ((b * height + y) * width + col) * channels;
-        for (let c = 0; c < channels; c++) {
-          const cells = [corner + c, corner + channels + c, corner + row + c];
-          cells.push(corner + row + channels + c);
-          let best = cells[0]!;
-          for (const cell of cells) if (heap[from + cell]! > heap[from + best]!) best = cell;
-          heap[to + best] = 1;
-        }
-      }
-    }
-  }
 }
 
 /**

@@ -154,17 +154,33 @@ export function momentumUpdateWasmConfig(
         return [newValue, newAccumulation];
       }
       // The view after both allocations (an allocation may move the heap).
-      const heap = heapFloats(wasm);
       const [v, a, g, nv, na] = offsets.map((offset) => offset / 4) as typeof offsets;
-      for (let i = 0; i < length; i++) {
-        // A product or sum of two float32s rounded once to float32 is the float32 operation.
-        const accumulated = Math.fround(Math.fround(m * heap[a + i]!) + heap[g + i]!);
-        heap[na + i] = accumulated;
-        heap[nv + i] = Math.fround(c * accumulated) + heap[v + i]!;
-      }
+      momentumLoop(heapFloats(wasm), length, m, c, { v, a, g, nv, na });
       return [newValue, newAccumulation];
     },
   };
+}
+
+/**
+ * The update of one variable over the heap, `length` floats from float
+ * offsets `v` (value), `a` (accumulation), `g` (gradient) into `nv` and `na`
+ * (the same as `v` and `a` in place: each element is read before it is
+ * written). A product or sum of two float32s rounded once to float32 is the
+ * float32 operation, so this is tfjs's four kernels to the bit.
+ */
+function momentumLoop(
+  heap: Float32Array,
+  length: number,
+  m: number,
+  c: number,
+  at: { v: number; a: number; g: number; nv: number; na: number },
+): void {
+  const { v, a, g, nv, na } = at;
+  for (let i = 0; i < length; i++) {
+    const accumulated = Math.fround(Math.fround(m * heap[a + i]!) + heap[g + i]!);
+    heap[na + i] = accumulated;
+    heap[nv + i] = Math.fround(c * accumulated) + heap[v + i]!;
+  }
 }
 
 /**
@@ -196,18 +212,12 @@ function updateInPlace(
   }
   const [m, c] = [Math.fround(attrs.momentum), Math.fround(attrs.step)];
   if (small) {
-    const heap = heapFloats(wasm);
     const [v, a, g] = tensors.map((tensor) => heapOffset(wasm, tensor) / 4) as [
       number,
       number,
       number,
     ];
-    for (let i = 0; i < length; i++) {
-      // As the kernel's loop: each product or sum rounded to float32.
-      const accumulated = Math.fround(Math.fround(m * heap[a + i]!) + heap[g + i]!);
-      heap[a + i] = accumulated;
-      heap[v + i] = Math.fround(c * accumulated) + heap[v + i]!;
-    }
+    momentumLoop(heapFloats(wasm), length, m, c, { v, a, g, nv: v, na: a });
     return true;
   }
   // oneDNN writes its first source in place: accumulation first, then value (c * a + v).

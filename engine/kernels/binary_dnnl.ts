@@ -16,7 +16,7 @@
  */
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -108,16 +108,12 @@ const MAX_ENTRIES = 512;
  * }
  * ```
  */
-export class DnnlBinary {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlBinary extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -126,11 +122,6 @@ export class DnnlBinary {
         }),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Shapes seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
   }
 
   /**
@@ -151,9 +142,9 @@ export class DnnlBinary {
     boolOut: boolean,
   ): boolean {
     const key = `${algorithm} ${dims[0]} ${dims[1]} ${boolOut}`;
-    const entry = this.#cache.get(key, () => this.#build(algorithm, dims, boolOut));
+    const entry = this.cache.get(key, () => this.#build(algorithm, dims, boolOut));
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.a));
     dnnl.setHandle(entry.memories[1], heapPointer(wasm, offsets.b));
     dnnl.setHandle(entry.memories[2], heapPointer(wasm, offsets.out));
@@ -161,18 +152,8 @@ export class DnnlBinary {
     return true;
   }
 
-  /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
-  }
-
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #build(algorithm: number, dims: [number[], number[]], boolOut: boolean): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const a = dnnl.plainDesc(dims[0], DNNL.f32);
     const b = dnnl.plainDesc(dims[1], DNNL.f32);
     const out = dnnl.plainDesc(dims[0], boolOut ? DNNL.u8 : DNNL.f32);

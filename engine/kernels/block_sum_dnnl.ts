@@ -11,7 +11,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -45,16 +45,12 @@ interface Entry {
  * }
  * ```
  */
-export class DnnlBlockSum {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlBlockSum extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -62,16 +58,6 @@ export class DnnlBlockSum {
           memories: entry.memories,
         }),
     });
-  }
-
-  /** Shapes seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The shapes oneDNN turned down (they ran on the fallback kernel). */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -88,22 +74,17 @@ export class DnnlBlockSum {
     offsets: { x: number; out: number },
   ): boolean {
     const key = shape.join(",");
-    const entry = this.#cache.get(key, () => this.#build(shape));
+    const entry = this.cache.get(key, () => this.#build(shape));
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.x));
     dnnl.setHandle(entry.memories[1], heapPointer(wasm, offsets.out));
     dnnl.execute(entry.primitive, entry.args);
     return true;
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #build(shape: readonly number[]): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const [batch, height, blockHeight, width, blockWidth, channels] = shape as [
       number,
       number,

@@ -16,7 +16,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -50,16 +50,12 @@ interface Entry {
  * }
  * ```
  */
-export class DnnlStridedCopy {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlStridedCopy extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -67,16 +63,6 @@ export class DnnlStridedCopy {
           memories: entry.memories,
         }),
     });
-  }
-
-  /** Shapes seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The shapes oneDNN turned down, by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -97,22 +83,17 @@ export class DnnlStridedCopy {
     to: { offset: number; stride: number },
   ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
-    const entry = this.#cache.get(key, () => this.#build(rows, columns, from.stride, to.stride));
+    const entry = this.cache.get(key, () => this.#build(rows, columns, from.stride, to.stride));
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, from.offset));
     dnnl.setHandle(entry.memories[1], heapPointer(wasm, to.offset));
     dnnl.execute(entry.primitive, entry.args);
     return true;
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #build(rows: number, columns: number, fromStride: number, toStride: number): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const from = dnnl.stridedDesc([rows, columns], [fromStride, 1]);
     const to = dnnl.stridedDesc([rows, columns], [toStride, 1]);
     const desc = dnnl.reorderDesc(from, to);

@@ -18,7 +18,7 @@
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import { heapPointer, type WasmBackend } from "./wasm_heap.ts";
 
 /** A 2-D convolution, NHWC data and HWIO filter, as tfjs describes it. */
@@ -218,24 +218,15 @@ const MAX_ENTRIES = 512;
  * }
  * ```
  */
-export class DnnlConvolutions {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlConvolutions extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) => dnnl.destroy(entry.owned),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Shapes compiled so far (and shapes oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
   }
 
   /**
@@ -309,23 +300,13 @@ export class DnnlConvolutions {
     return true;
   }
 
-  /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
-  }
-
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #entry(key: string, build: () => Entry | null): Entry | null {
-    return this.#cache.get(key, () => {
+    return this.cache.get(key, () => {
       // A throw: oneDNN turned the shape down (e.g. an inconsistent padding), the caller falls back.
       const entry = build();
-      if (entry !== null && this.#dnnl.implName(entry.desc).startsWith("ref")) {
+      if (entry !== null && this.dnnl.implName(entry.desc).startsWith("ref")) {
         // oneDNN's reference code is hundreds of times slower than the fallbacks.
-        this.#dnnl.destroy(entry.owned);
+        this.dnnl.destroy(entry.owned);
         return null;
       }
       return entry;
@@ -340,7 +321,7 @@ export class DnnlConvolutions {
     weightsOffset: number,
     weightsDirection: "in" | "out",
   ): void {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // Outputs are allocated before this call and nothing here allocates on the heap,
     // so the heap's address holds for the whole call.
     for (const [role, offset] of Object.entries(pointers)) {
@@ -359,7 +340,7 @@ export class DnnlConvolutions {
 
   /** The descriptors every direction shares: NHWC data, HWIO and `any` weights. */
   #descs(geometry: DnnlConvGeometry) {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const g = geometry;
     const weightDims = [g.outChannels, g.inChannels, g.filterHeight, g.filterWidth];
     return {
@@ -382,7 +363,7 @@ export class DnnlConvolutions {
     bias: boolean,
     post: [number, number, number] | null,
   ): Handle | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const d = this.#descs(geometry);
     const op = dnnl.convolutionDesc("forward", {
       src: d.src,
@@ -408,7 +389,7 @@ export class DnnlConvolutions {
     direction: "in" | "out",
     owned: Entry["owned"],
   ): Weights {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const userMemory = dnnl.memory(user, false);
     owned.memories.push(userMemory);
     if (dnnl.descEqual(inner, user)) {
@@ -437,7 +418,7 @@ export class DnnlConvolutions {
     bias: boolean,
     post: [number, number, number] | null,
   ): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const pd = this.#forwardDesc(geometry, bias, post);
     if (pd === null) return null;
     const owned: Entry["owned"] = { primitives: [], descs: [pd], memories: [] };
@@ -471,7 +452,7 @@ export class DnnlConvolutions {
    * declines the shape.
    */
   #backwardDesc(geometry: DnnlConvGeometry, kind: "backwardData" | "backwardWeights") {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const hint = this.#forwardDesc(geometry, false, null);
     if (hint === null) return null;
     const owned: Entry["owned"] = { primitives: [], descs: [hint], memories: [] };
@@ -492,7 +473,7 @@ export class DnnlConvolutions {
   }
 
   #buildBackwardData(geometry: DnnlConvGeometry): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const built = this.#backwardDesc(geometry, "backwardData");
     if (built === null) return null;
     const { pd, owned, d } = built;
@@ -515,7 +496,7 @@ export class DnnlConvolutions {
   }
 
   #buildBackwardWeights(geometry: DnnlConvGeometry): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const built = this.#backwardDesc(geometry, "backwardWeights");
     if (built === null) return null;
     const { pd, owned, d } = built;

@@ -15,7 +15,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import { heapOffset, heapPointer, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
 
 /** Elements below which the wasm kernels are faster than an FFI call into oneDNN. */
@@ -54,16 +54,12 @@ const MAX_ENTRIES = 256;
  * }
  * ```
  */
-export class DnnlEltwise {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlEltwise extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -72,16 +68,6 @@ export class DnnlEltwise {
         }),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Algorithms, directions and sizes seen so far (including those declined). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The cache keys oneDNN turned down (they ran on the fallback kernels). */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -99,7 +85,7 @@ export class DnnlEltwise {
     length: number,
     offsets: { x: number; y: number },
   ): boolean {
-    const entry = this.#cache.get(
+    const entry = this.cache.get(
       `f ${algorithm} ${length}`,
       () => this.#build(algorithm, length, true),
     );
@@ -123,7 +109,7 @@ export class DnnlEltwise {
     length: number,
     offsets: { dy: number; x: number; dx: number },
   ): boolean {
-    const entry = this.#cache.get(
+    const entry = this.cache.get(
       `b ${algorithm} ${length}`,
       () => this.#build(algorithm, length, false),
     );
@@ -132,19 +118,14 @@ export class DnnlEltwise {
     return true;
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #run(wasm: WasmBackend, entry: Entry, offsets: number[]): void {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     offsets.forEach((offset, i) => dnnl.setHandle(entry.memories[i]!, heapPointer(wasm, offset)));
     dnnl.execute(entry.primitive, entry.args);
   }
 
   #build(algorithm: number, length: number, forward: boolean): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // Two dims: oneDNN's vectorized element-wise code takes them as one dense block.
     const data = dnnl.plainDesc([1, length], DNNL.f32);
     const op = forward

@@ -21,7 +21,7 @@
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import { heapAlloc, heapFree, heapPointer, heapView, type WasmBackend } from "./wasm_heap.ts";
 
 /** Byte offsets in the heap of a batch normalization's tensors (`null`: absent). */
@@ -217,16 +217,12 @@ const ARGUMENTS: Record<string, number> = {
  * }
  * ```
  */
-export class DnnlBatchNorm {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlBatchNorm extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -235,16 +231,6 @@ export class DnnlBatchNorm {
         }),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Shapes seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -347,11 +333,6 @@ export class DnnlBatchNorm {
     return this.#run(wasm, "backward", rows, channels, epsilon, { ...offsets });
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   /**
    * `training` over more than {@linkcode STATS_SINGLE_PASS_ROWS} rows: the
    * statistics of interleaved parts of the rows in one call, joined in
@@ -428,7 +409,7 @@ export class DnnlBatchNorm {
     const scratch = heapAlloc(wasm, counts[0]! * channels + 2 * parts);
     const means = scratch + counts[0]! * channels * 4;
     const variances = means + parts * 4;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     try {
       const at = (byteOffset: number) => heapPointer(wasm, byteOffset);
       let entry: Entry | null = null;
@@ -469,7 +450,7 @@ export class DnnlBatchNorm {
     const roles = Object.keys(offsets).filter((role) => offsets[role] !== undefined).sort();
     const entry = this.#entry(mode, rows, channels, epsilon, roles);
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     for (const [role, memory] of Object.entries(entry.memories)) {
       dnnl.setHandle(memory, heapPointer(wasm, offsets[role]!));
     }
@@ -486,7 +467,7 @@ export class DnnlBatchNorm {
     roles: readonly string[],
   ): Entry | null {
     const key = `${mode} ${rows},${channels},${epsilon} ${roles}`;
-    const entry = this.#cache.get(key, () => this.#build(mode, rows, channels, epsilon, roles));
+    const entry = this.cache.get(key, () => this.#build(mode, rows, channels, epsilon, roles));
     return entry;
   }
 
@@ -497,7 +478,7 @@ export class DnnlBatchNorm {
     epsilon: number,
     roles: readonly string[],
   ): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // [rows, channels] channels last, as oneDNN's NCHW dims with 1x1 images.
     const data = dnnl.memoryDesc([rows, channels, 1, 1], DNNL.nhwc);
     const scaled = roles.includes("scale");

@@ -27,7 +27,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -176,29 +176,15 @@ const MAX_ENTRIES = 128;
  * }
  * ```
  */
-export class DnnlMaxPoolGrad {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlMaxPoolGrad extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) => dnnl.destroy(entry.owned),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Shapes seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The shapes oneDNN turned down (they ran on the fallback kernel), by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -218,9 +204,9 @@ export class DnnlMaxPoolGrad {
     // Threads: the cores other processes leave free (Dnnl.threads). On 2 cores other
     // processes also used, [4, 64, 64, 32] took 0.09-0.15 ms on one, 0.17-0.21 on two.
     const key = shapeKey(geometry);
-    const entry = this.#cache.get(key, () => this.#build(geometry));
+    const entry = this.cache.get(key, () => this.#build(geometry));
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // `dx` is allocated before this call and nothing here allocates on the heap.
     dnnl.setHandle(entry.x, heapPointer(wasm, offsets.x));
     dnnl.setHandle(entry.dy, heapPointer(wasm, offsets.dy));
@@ -230,13 +216,8 @@ export class DnnlMaxPoolGrad {
     return true;
   }
 
-  /** Destroys every cached primitive and buffer. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #build(g: DnnlPoolGeometry): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const src = dnnl.memoryDesc([g.batch, g.channels, ...g.input], DNNL.nhwc);
     const dst = dnnl.memoryDesc([g.batch, g.channels, ...g.output], DNNL.nhwc);
     const shape = { strides: g.strides, padBefore: g.padBefore, padAfter: g.padAfter };

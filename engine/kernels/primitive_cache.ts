@@ -89,3 +89,46 @@ export class PrimitiveCache<Entry> {
     this.#entries.clear();
   }
 }
+
+/**
+ * The base of the engine's oneDNN kernel classes: the library, the cache of
+ * compiled primitives, and what each class reports of that cache.
+ *
+ * @example
+ * ```ts
+ * import { DnnlKernel } from "./primitive_cache.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const kernel = new DnnlKernel<string>({ threads: () => 1 } as never, { release: () => {} });
+ * assertEquals([kernel.size, kernel.declined], [0, []]);
+ * ```
+ */
+export class DnnlKernel<Entry> {
+  /** The oneDNN library. */
+  protected readonly dnnl: Dnnl;
+  /** Compiled primitives, per key and thread count. */
+  protected readonly cache: PrimitiveCache<Entry>;
+
+  /**
+   * @param dnnl The oneDNN library.
+   * @param options As {@linkcode PrimitiveCache}'s: how to destroy an entry, and the bound.
+   */
+  constructor(dnnl: Dnnl, options: { release: (entry: Entry) => void; maxEntries?: number }) {
+    this.dnnl = dnnl;
+    this.cache = new PrimitiveCache(dnnl, options);
+  }
+
+  /** Shapes seen so far (including those oneDNN turned down). */
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** The cache keys oneDNN turned down (they ran on the fallback kernels). */
+  get declined(): string[] {
+    return this.cache.declined;
+  }
+
+  /** Destroys every cached primitive. */
+  clear(): void {
+    this.cache.clear();
+  }
+}

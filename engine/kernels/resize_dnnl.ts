@@ -28,7 +28,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
   heapOffset,
@@ -136,29 +136,15 @@ const MAX_ENTRIES = 128;
  * }
  * ```
  */
-export class DnnlResize {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
-
+export class DnnlResize extends DnnlKernel<Entry> {
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) => dnnl.destroy(entry.owned),
       maxEntries: MAX_ENTRIES,
     });
-  }
-
-  /** Shapes and directions seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
-  /** The shapes oneDNN turned down (they ran on the fallback kernels), by cache key. */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -185,11 +171,6 @@ export class DnnlResize {
     return this.#run(wasm, "backward", shape, offsets.dx, offsets.dy);
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #run(
     wasm: WasmBackend,
     kind: "forward" | "backward",
@@ -203,9 +184,9 @@ export class DnnlResize {
     const key = `${kind} ${
       [shape.batch, shape.channels, ...shape.input, ...shape.output].join(",")
     }`;
-    const entry = this.#cache.get(key, () => this.#build(kind, shape));
+    const entry = this.cache.get(key, () => this.#build(kind, shape));
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, source));
     dnnl.setHandle(entry.memories[1], heapPointer(wasm, destination));
     dnnl.execute(entry.primitive, entry.args);
@@ -218,7 +199,7 @@ export class DnnlResize {
 
   /** A reorder from the input, broadcast over each block, into the dense output. */
   #buildForward(shape: DnnlUpsampling): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const { batch, channels } = shape;
     const [height, width] = shape.input;
     const [blockHeight, blockWidth] = [shape.output[0] / height, shape.output[1] / width];
@@ -248,7 +229,7 @@ export class DnnlResize {
 
   /** Nearest resampling backward, with the forward primitive descriptor as its hint. */
   #buildBackward(shape: DnnlUpsampling): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     const src = dnnl.memoryDesc([shape.batch, shape.channels, ...shape.input], DNNL.nhwc);
     const dst = dnnl.memoryDesc([shape.batch, shape.channels, ...shape.output], DNNL.nhwc);
     const factors = [

@@ -15,7 +15,7 @@
  * @module
  */
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
-import { PrimitiveCache } from "./primitive_cache.ts";
+import { DnnlKernel } from "./primitive_cache.ts";
 import { heapPointer, type WasmBackend } from "./wasm_heap.ts";
 
 interface Entry {
@@ -63,17 +63,14 @@ const MAX_ENTRIES = 256;
  * }
  * ```
  */
-export class DnnlScaledSum {
-  readonly #dnnl: Dnnl;
-  readonly #cache: PrimitiveCache<Entry>;
+export class DnnlScaledSum extends DnnlKernel<Entry> {
   #runs = 0;
 
   /**
    * @param dnnl The oneDNN library.
    */
   constructor(dnnl: Dnnl) {
-    this.#dnnl = dnnl;
-    this.#cache = new PrimitiveCache(dnnl, {
+    super(dnnl, {
       release: (entry) =>
         dnnl.destroy({
           primitives: [entry.primitive],
@@ -84,19 +81,9 @@ export class DnnlScaledSum {
     });
   }
 
-  /** Lengths and pairs of scales seen so far (including those oneDNN turned down). */
-  get size(): number {
-    return this.#cache.size;
-  }
-
   /** Sums run on oneDNN so far (tests check that the path is taken). */
   get runs(): number {
     return this.#runs;
-  }
-
-  /** The cache keys oneDNN turned down (their callers ran their fallback). */
-  get declined(): string[] {
-    return this.#cache.declined;
   }
 
   /**
@@ -130,7 +117,7 @@ export class DnnlScaledSum {
     // Threads: the cores other processes leave free (Dnnl.threads).
     const entry = this.#entry(length, scales);
     if (entry === null) return false;
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // Pointers taken now: the caller allocated `out` before this call, nothing here allocates.
     dnnl.setHandle(entry.memories[0], heapPointer(wasm, offsets.a));
     dnnl.setHandle(entry.memories[1], heapPointer(wasm, offsets.b));
@@ -140,18 +127,13 @@ export class DnnlScaledSum {
     return true;
   }
 
-  /** Destroys every cached primitive. */
-  clear(): void {
-    this.#cache.clear();
-  }
-
   #entry(length: number, scales: readonly [number, number]): Entry | null {
     const [sa, sb] = [Math.fround(scales[0]), Math.fround(scales[1])];
-    return this.#cache.get(`${length} ${sa} ${sb}`, () => this.#build(length, [sa, sb]));
+    return this.cache.get(`${length} ${sa} ${sb}`, () => this.#build(length, [sa, sb]));
   }
 
   #build(length: number, scales: [number, number]): Entry | null {
-    const dnnl = this.#dnnl;
+    const dnnl = this.dnnl;
     // Two dims, as the other oneDNN kernels here give dense data.
     const data = dnnl.plainDesc([1, length], DNNL.f32);
     const desc = dnnl.sumDesc(data, scales, [data, data]);

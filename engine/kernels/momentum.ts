@@ -51,7 +51,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { DnnlScaledSum } from "./scaled_sum_dnnl.ts";
-import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
+import { heapFloats, heapOffset, markWritten, type WasmBackend } from "./wasm_heap.ts";
 
 /** A gradient by variable name, as `applyGradients` takes a list of them. */
 interface NamedTensor {
@@ -218,6 +218,8 @@ function updateInPlace(
       number,
     ];
     momentumLoop(heapFloats(wasm), length, m, c, { v, a, g, nv: v, na: a });
+    markWritten(wasm, value);
+    markWritten(wasm, accumulation);
     return true;
   }
   // oneDNN writes its first source in place: accumulation first, then value (c * a + v).
@@ -227,6 +229,8 @@ function updateInPlace(
   const [v, a, g] = tensors.map((tensor) => heapOffset(wasm, tensor)) as [number, number, number];
   sums.run(wasm, length, [m, 1], { a, b: g, out: a });
   sums.run(wasm, length, [1, c], { a: v, b: a, out: v });
+  markWritten(wasm, value);
+  markWritten(wasm, accumulation);
   return true;
 }
 

@@ -58,6 +58,57 @@ export function heapOffset(backend: WasmBackend, info: TensorInfo): number {
   return data.memoryOffset;
 }
 
+/** The backend's own fields {@linkcode markWritten} renews (tfjs-backend-wasm 4.22). */
+interface TensorRegistry {
+  dataIdNextNumber: number;
+  wasm: { tfjs: { registerTensor(id: number, size: number, offset: number): void } } & {
+    tfjs: { disposeData(id: number): void };
+  };
+}
+
+/**
+ * Tells the wasm backend that a tensor's memory was written outside a kernel
+ * call (an update in place), so that nothing it derived from the old values
+ * is used again: the tensor gets a new id in the backend's C++ registry, and
+ * the old id is released, which runs the disposal callbacks registered on it.
+ *
+ * Without this, tfjs-backend-wasm's XNNPACK kernels (`Conv2D`,
+ * `FusedConv2D`, `MatMul`, `_FusedMatMul`, ...) keep using the filter they
+ * packed when they first saw that id, since its operator cache is keyed by
+ * tensor id (`tfjs-backend-wasm/src/cc/kernels/conv2d_impl.cc`, freed by
+ * `dispose_data` in `backend.cc`): a weight updated in place then trains a
+ * network whose forward pass never changes, and the weight runs off to
+ * infinity.
+ *
+ * @param backend The wasm backend.
+ * @param info The tensor whose memory was written (its memory stays where it is).
+ * @throws {Error} If the tensor is not on the wasm backend.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { markWritten, type WasmBackend } from "./wasm_heap.ts";
+ * import { assert } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const x = tf.tensor1d([5, 6]);
+ * const backend = tf.backend() as WasmBackend;
+ * const before = backend.dataIdMap.get(x.dataId)!.id;
+ * markWritten(backend, x);
+ * assert(backend.dataIdMap.get(x.dataId)!.id !== before);
+ * x.dispose();
+ * ```
+ */
+export function markWritten(backend: WasmBackend, info: TensorInfo): void {
+  const data = backend.dataIdMap.get(info.dataId);
+  if (data === undefined) throw new Error("Tensor data is not on the wasm backend");
+  const registry = backend as unknown as TensorRegistry;
+  const size = info.shape.reduce((a, b) => a * b, 1);
+  registry.wasm.tfjs.disposeData(data.id);
+  data.id = registry.dataIdNextNumber++;
+  registry.wasm.tfjs.registerTensor(data.id, size, data.memoryOffset);
+}
+
 /**
  * A float view of `length` floats at byte offset `byteOffset` of the heap.
  * Valid until the next allocation on the heap.

@@ -17,7 +17,8 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 import { type Blas, blasThreads, openBlas } from "./blas.ts";
 import { BackendError } from "./errors.ts";
-import { type Dnnl, openDnnl } from "./dnnl.ts";
+import { type Dnnl, findUnusableDnnl, openDnnl } from "./dnnl.ts";
+import { detectSystem, nativeLibraryHint } from "./native_hint.ts";
 import { conv2dBlasConfig, conv2dDnnlConfig } from "./kernels/conv2d.ts";
 import {
   conv2dBackpropFilterConfig,
@@ -426,11 +427,7 @@ async function tryWasm(
   }
   const blasNote = typeof blas === "string"
     ? `without OpenBLAS: ${blas}${
-      blas === "not installed"
-        ? "; `apt-get install libopenblas0-pthread` makes training several times faster"
-        : blas === "--allow-ffi not granted"
-        ? "; run with --allow-ffi to use it"
-        : ""
+      blas === "--allow-ffi not granted" ? "; run with --allow-ffi to use it" : ""
     }`
     : `OpenBLAS on ${
       blas.threads === 1 ? "1 thread" : `${blas.threads} threads for large products`
@@ -442,13 +439,21 @@ async function tryWasm(
       note: `(oneDNN ${dnnl.library.version} for convolutions and batch norm; ${blasNote})`,
     };
   }
-  const dnnlHint = dnnl === "not installed" && typeof blas !== "string"
-    ? "; `apt-get install libdnnl2` makes convolutions several times faster"
+  // Advice only where a library is missing, not where the user switched it off.
+  const missing = dnnl === "not installed" || dnnl.endsWith("2.x needed") ||
+    blas === "not installed";
+  const hint = missing
+    ? nativeLibraryHint({
+      blas: typeof blas !== "string",
+      dnnl: false,
+      unusableDnnl: findUnusableDnnl(),
+      system: detectSystem(),
+    })
     : "";
   return {
     ok: true,
     label: typeof blas === "string" ? "wasm" : "wasm+openblas",
-    note: `(${blasNote}${dnnlHint})`,
+    note: `(without oneDNN: ${dnnl}; ${blasNote}${hint ? `; ${hint}` : ""})`,
   };
 }
 

@@ -24,6 +24,26 @@ export const DNNL_PATHS: readonly string[] = [
   "/usr/local/lib/libdnnl.so.2",
   "/usr/lib/libdnnl.so.2",
   "libdnnl.so.2",
+  "/opt/homebrew/lib/libdnnl.2.dylib",
+  "/usr/local/lib/libdnnl.2.dylib",
+  "libdnnl.2.dylib",
+];
+
+/**
+ * Where other major versions of oneDNN are usually installed (3.x: Debian
+ * 13, Homebrew, conda, Intel's oneAPI), looked at only to say that one was
+ * found and cannot be used: oneDNN 3 changed the C API this module binds.
+ */
+export const OTHER_DNNL_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/libdnnl.so.3",
+  "/usr/lib/aarch64-linux-gnu/libdnnl.so.3",
+  "/usr/lib64/libdnnl.so.3",
+  "/usr/local/lib/libdnnl.so.3",
+  "/opt/intel/oneapi/dnnl/latest/lib/libdnnl.so.3",
+  "/opt/homebrew/lib/libdnnl.3.dylib",
+  "/usr/local/lib/libdnnl.3.dylib",
+  "libdnnl.so.3",
+  "libdnnl.3.dylib",
 ];
 
 /** Bytes of `dnnl_memory_desc_t` in oneDNN 2.x. */
@@ -663,6 +683,40 @@ export function openDnnl(): Dnnl | string {
     return wrap(library, path, version);
   }
   return "not installed";
+}
+
+/**
+ * A oneDNN this module cannot use (another major version, see
+ * {@linkcode OTHER_DNNL_PATHS}), as `"3.6.1 at /path"`, or `null` when none
+ * is found or FFI is not granted. Opens each candidate only to read its
+ * version, and closes it.
+ *
+ * @returns The version and path found, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { findUnusableDnnl } from "./dnnl.ts";
+ * import { assert } from "./assert.ts";
+ * const found = findUnusableDnnl();
+ * assert(found === null || / at /.test(found));
+ * ```
+ */
+export function findUnusableDnnl(): string | null {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
+  for (const path of OTHER_DNNL_PATHS) {
+    let library;
+    try {
+      library = Deno.dlopen(path, { dnnl_version: SYMBOLS.dnnl_version });
+    } catch {
+      continue;
+    }
+    try {
+      return `${readVersion(library.symbols as unknown as Symbols)} at ${path}`;
+    } finally {
+      library.close();
+    }
+  }
+  return null;
 }
 
 /**

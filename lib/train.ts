@@ -308,8 +308,9 @@ export function trainingLoss(
  * that would see one value per channel (see
  * {@linkcode assertBatchNormCanTrain}), and divergence: a loss that is not a
  * finite number stops training at that iteration, before `onIteration` is
- * called with it, so a checkpoint saved there stays the last good one; the
- * weights are checked once more at the end.
+ * called with it, so a checkpoint saved there stays the last good one, and so
+ * does a weight that is not finite, checked every
+ * {@linkcode WEIGHT_CHECK_EVERY} iterations and at the end.
  *
  * @param model A model whose output is probabilities, shape [n, h, w, classes].
  * @param data Training images and masks (already flipped if wanted).
@@ -403,6 +404,19 @@ export async function trainModel(
     if (iteration === startIteration + warmup) {
       timedStart = performance.now();
     }
+    // A weight can turn non-finite while the loss still looks fine (a kernel that reads stale
+    // weights did): check them every few iterations, before anything is saved, and at the end.
+    if (iteration % WEIGHT_CHECK_EVERY === 0 || iteration === iters) {
+      const broken = firstNonFiniteWeight(model);
+      if (broken !== undefined) {
+        optimizer.dispose();
+        throw new UserError(
+          `Training diverged at iteration ${iteration}: weight ${broken} is not finite; lower ` +
+            `the learning rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it ` +
+            "is kept",
+        );
+      }
+    }
     progress.update(iteration, loss);
     await options.onIteration?.(iteration, loss, optimizer);
   }
@@ -426,6 +440,9 @@ export async function trainModel(
   };
 }
 
+/** Iterations between two checks that every weight is finite, in {@linkcode trainModel}. */
+export const WEIGHT_CHECK_EVERY = 10;
+
 /**
  * The name of the first weight of a model (trainable or not: batch-norm
  * statistics count) holding NaN or an infinity, or `undefined` when all are
@@ -448,6 +465,13 @@ export async function trainModel(
  * ```
  */
 export function firstNonFiniteWeight(model: tf.LayersModel): string | undefined {
+  // One sum over every weight first (finite when they all are), then one weight at a time.
+  const total = tf.tidy(() =>
+    model.weights.length === 0
+      ? 0
+      : tf.addN(model.weights.map((weight) => tf.sum(tf.abs(weight.read())))).dataSync()[0]!
+  );
+  if (Number.isFinite(total)) return undefined;
   for (const weight of model.weights) {
     const finite = tf.tidy(() => tf.all(tf.isFinite(weight.read())).dataSync()[0]);
     if (!finite) return weight.originalName;

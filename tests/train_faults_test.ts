@@ -9,7 +9,12 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../lib/assert
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { buildModel } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
-import { assertBatchNormCanTrain, firstNonFiniteWeight, trainModel } from "../lib/train.ts";
+import {
+  assertBatchNormCanTrain,
+  firstNonFiniteWeight,
+  trainModel,
+  WEIGHT_CHECK_EVERY,
+} from "../lib/train.ts";
 
 await tf.setBackend("cpu");
 
@@ -116,6 +121,33 @@ Deno.test("trainModel() names the iteration whose loss is NaN", async () => {
       "now, try --lr 0.003); any checkpoint saved before it is kept",
   );
   tf.dispose([nan, data.images, data.masks]);
+  model.dispose();
+});
+
+Deno.test("trainModel() stops within WEIGHT_CHECK_EVERY iterations of a weight turning non-finite while the loss stays finite", async () => {
+  const model = tinyModel(3);
+  const data = tinyData(4);
+  // A batch norm's moving mean is not read in training, so the loss stays finite after it breaks:
+  // as with a kernel that reads stale weights, only the weights show it.
+  const movingMean = model.weights.find((weight) => weight.originalName.endsWith("moving_mean"))!;
+  const seen: number[] = [];
+  await assertOneLine(
+    trainModel(model, data, {
+      iters: 40,
+      lr: 0.01,
+      progress: { quiet: true },
+      onIteration: (iteration) => {
+        seen.push(iteration);
+        if (iteration === 3) movingMean.write(tf.fill(movingMean.shape as number[], NaN));
+      },
+    }),
+    `Training diverged at iteration ${WEIGHT_CHECK_EVERY}: weight ${movingMean.originalName} ` +
+      "is not finite; lower the learning rate (--lr 0.01 now, try --lr 0.001); any checkpoint " +
+      "saved before it is kept",
+  );
+  // onIteration (which saves checkpoints) never saw an iteration with the broken weight checked.
+  assertEquals(seen.at(-1), WEIGHT_CHECK_EVERY - 1);
+  tf.dispose([data.images, data.masks]);
   model.dispose();
 });
 

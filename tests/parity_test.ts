@@ -2,7 +2,8 @@
  * Step-by-step parity with PyTorch (tools/parity.ts) on small sizes: every
  * network starts in both frameworks from the same weights and trains on the
  * same minibatches of the real photos; losses, weights and batch-norm
- * statistics must stay within the tolerances. It needs Python with torch: CI
+ * statistics must stay within the tolerances, on each wasm configuration
+ * (oneDNN, OpenBLAS only, neither) against the same PyTorch runs. It needs Python with torch: CI
  * installs it (`.ci/run`) and sets SEGMENT_REQUIRE_PYTORCH=1, so there the
  * test fails when torch is missing; elsewhere it is left out with the reason.
  * unet runs at its smallest input, 188, with minibatches of one image (in
@@ -13,14 +14,17 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { UserError } from "../lib/errors.ts";
 import { setupBackend } from "../engine/mod.ts";
-import { loadDataset } from "../lib/dataset.ts";
+import { type Dataset, loadDataset } from "../lib/dataset.ts";
 import { requireImori } from "./imori.ts";
 import type { ModelName } from "../tools/networks.ts";
 import {
   checkParity,
   formatParity,
   MEASURES,
+  type ParityOptions,
+  type ParityReference,
   type ParityResult,
+  pytorchReference,
   run,
   TOLERANCES,
 } from "../tools/parity.ts";
@@ -40,48 +44,124 @@ const MODELS: ModelName[] = [
   "segnet",
 ];
 
-Deno.test({
-  name: "checkParity() finds every network within tolerance of PyTorch, step by step",
-  ignore,
-  async fn() {
-    await findPyTorch(); // throws the install hint when required and missing
-    await setupBackend("wasm");
-    const dir = await requireImori();
-    const size = 32;
-    const sets = {
-      binary: await loadDataset(dir, { split: "train", size, mode: "binary", flips: true }),
-      classes: await loadDataset(dir, { split: "train", size, mode: "classes", flips: true }),
-    };
-    try {
-      for (const name of MODELS) {
-        const train = sets[name === "bin" ? "binary" : "classes"];
-        const result = await checkParity(name, train, { size, batchSize: 4, iters: 5, threads: 1 });
-        assertEquals(result.losses.ours.length, 5);
-        assertEquals(result.checks.map((check) => check.iteration), [3, 5]);
-        assert(result.checks[0]!.ours.length > 0);
-        assertEquals(result.failures, [], formatParity(result));
-        assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss, name);
+/**
+ * The wasm configurations parity is checked on: what learners get with
+ * oneDNN, with OpenBLAS only, and with neither (most machines, and the page).
+ */
+const CONFIGURATIONS = [
+  { label: "wasm+onednn", options: { blas: true, dnnl: true } },
+  { label: "wasm+openblas", options: { blas: true, dnnl: false } },
+  { label: "wasm", options: { blas: false, dnnl: false } },
+] as const;
+
+/**
+ * The seed of each network's parity run: 0, except SegNet's. SegNet routes
+ * its decoder by each pooling window's maximum, a discontinuous function of
+ * the weights: at seed 0 and 32 px one window of its third pooling holds two
+ * values 6.4e-6 apart (2.4e-6 relative; 4 images x 4 x 4 x 256 windows), and
+ * pure wasm's forward pass, 1.3e-5 from the cpu backend's there (oneDNN and
+ * OpenBLAS are as far from it elsewhere), takes the other cell: its first
+ * loss is then 3.3e-4 from PyTorch's instead of 1e-7. A discontinuity of the
+ * network, not an error of a kernel; at seeds 1-5 the first loss of every
+ * configuration is within 6.1e-6 of PyTorch float64's (measured with each).
+ */
+function seedOf(name: ModelName): number {
+  return name === "segnet" ? 1 : 0;
+}
+
+/** PyTorch's runs by network, made by the first configuration and reused by the others. */
+const references = new Map<string, ParityReference>();
+
+async function referenceFor(
+  name: ModelName,
+  train: Dataset,
+  options: ParityOptions,
+): Promise<ParityReference> {
+  const key = `${name} ${options.size} ${options.batchSize} ${options.iters} ${options.seed}`;
+  if (!references.has(key)) references.set(key, await pytorchReference(name, train, options));
+  return references.get(key)!;
+}
+
+async function setupConfiguration(configuration: (typeof CONFIGURATIONS)[number]): Promise<void> {
+  const label = await setupBackend("wasm", { quiet: true, ...configuration.options });
+  // CI installs oneDNN and OpenBLAS: a configuration that silently became another is a failure.
+  assertEquals(label, configuration.label);
+}
+
+for (const configuration of CONFIGURATIONS) {
+  Deno.test({
+    name:
+      `checkParity() finds every network within tolerance of PyTorch, step by step, on ${configuration.label}`,
+    ignore,
+    async fn() {
+      await findPyTorch(); // throws the install hint when required and missing
+      await setupConfiguration(configuration);
+      const dir = await requireImori();
+      const size = 32;
+      const sets = {
+        binary: await loadDataset(dir, { split: "train", size, mode: "binary", flips: true }),
+        classes: await loadDataset(dir, { split: "train", size, mode: "classes", flips: true }),
+      };
+      try {
+        for (const name of MODELS) {
+          const train = sets[name === "bin" ? "binary" : "classes"];
+          const options = { size, batchSize: 4, iters: 5, threads: 1, seed: seedOf(name) };
+          const reference = await referenceFor(name, train, options);
+          const result = await checkParity(name, train, { ...options, reference });
+          assertEquals(result.losses.ours.length, 5);
+          assertEquals(result.checks.map((check) => check.iteration), [3, 5]);
+          assert(result.checks[0]!.ours.length > 0);
+          assertEquals(result.failures, [], `${configuration.label}: ${formatParity(result)}`);
+          assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss, name);
+        }
+      } finally {
+        tf.dispose([
+          sets.binary.images,
+          sets.binary.masks,
+          sets.classes.images,
+          sets.classes.masks,
+        ]);
       }
-    } finally {
-      tf.dispose([sets.binary.images, sets.binary.masks, sets.classes.images, sets.classes.masks]);
-    }
-  },
-});
+    },
+  });
+
+  Deno.test({
+    name:
+      `checkParity() finds unet within tolerance of PyTorch at 188, one image per minibatch, on ${configuration.label}`,
+    ignore,
+    async fn() {
+      await findPyTorch(); // throws the install hint when required and missing
+      await setupConfiguration(configuration);
+      const dir = await requireImori();
+      const size = 188;
+      const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+      try {
+        const options = { size, batchSize: 1, iters: 5, threads: 1 };
+        const reference = await referenceFor("unet", train, options);
+        const result = await checkParity("unet", train, { ...options, reference });
+        assertEquals(result.losses.ours.length, 5);
+        assertEquals(result.failures, [], `${configuration.label}: ${formatParity(result)}`);
+        assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss);
+      } finally {
+        tf.dispose([train.images, train.masks]);
+      }
+    },
+  });
+}
 
 Deno.test({
-  name: "checkParity() finds unet within tolerance of PyTorch at 188, one image per minibatch",
+  name: "checkParity() refuses a PyTorch reference run for another protocol",
   ignore,
   async fn() {
-    await findPyTorch(); // throws the install hint when required and missing
-    await setupBackend("wasm");
+    await setupBackend("wasm", { quiet: true });
     const dir = await requireImori();
-    const size = 188;
-    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    const train = await loadDataset(dir, { split: "train", size: 16, mode: "binary", flips: true });
     try {
-      const result = await checkParity("unet", train, { size, batchSize: 1, iters: 5, threads: 1 });
-      assertEquals(result.losses.ours.length, 5);
-      assertEquals(result.failures, [], formatParity(result));
-      assert(result.errors.ours.firstLoss <= TOLERANCES.floor.firstLoss);
+      const reference = await pytorchReference("bin", train, { size: 16, iters: 2, threads: 1 });
+      await assertRejects(
+        () => checkParity("bin", train, { size: 16, iters: 2, seed: 1, threads: 1, reference }),
+        /The PyTorch reference was run for/,
+      );
     } finally {
       tf.dispose([train.images, train.masks]);
     }

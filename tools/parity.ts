@@ -95,6 +95,7 @@ import {
   findPyTorch,
   type PyTorchLayer,
   pytorchLayers,
+  type PyTorchRun,
   runPyTorch,
   TENSOR_NAMES,
 } from "./pytorch.ts";
@@ -309,6 +310,97 @@ export interface ParityOptions {
   tolerances?: ParityTolerances;
   /** Print a line every this many iterations (0: quiet). @default 0 */
   every?: number;
+  /**
+   * PyTorch's runs from {@linkcode pytorchReference} for the same network,
+   * data and protocol, to compare several backends with one reference; made
+   * here when absent.
+   */
+  reference?: ParityReference;
+}
+
+/**
+ * PyTorch's float64 and float32 runs of one network from this project's
+ * initial weights: what {@linkcode checkParity} compares against.
+ */
+export interface ParityReference {
+  /** The network, size, minibatch, iterations, learning rate and seed it was run with. */
+  protocol: string;
+  /** The initial weights, in PyTorch's layout. */
+  initial: PyTorchLayer[];
+  /** PyTorch in float64: the reference. */
+  exact: PyTorchRun;
+  /** PyTorch in float32: the error allowed is measured on it. */
+  torch32: PyTorchRun;
+}
+
+/**
+ * Runs PyTorch once for {@linkcode checkParity}: the network built from the
+ * seed, trained in float64 and in float32 on the same minibatches. Pass it as
+ * `reference` to check several backends against the same runs.
+ *
+ * @param name The network.
+ * @param train Training images and masks at the input size (bin: binary masks).
+ * @param options The protocol, as given to {@linkcode checkParity}.
+ * @returns The two runs and the initial weights.
+ * @throws {UserError} When PyTorch is missing or its run fails.
+ */
+export async function pytorchReference(
+  name: ModelName,
+  train: Dataset,
+  options: ParityOptions = {},
+): Promise<ParityReference> {
+  const run = parityProtocol(name, train, options);
+  const model = NETWORKS[name].build(run.size, { classes: run.classes, seed: run.seed });
+  try {
+    const initial = pytorchLayers(model);
+    const pytorch = (float64: boolean) =>
+      runPyTorch({
+        model: name,
+        classes: run.classes,
+        size: run.size,
+        train,
+        testImages: options.test?.images,
+        iters: run.iters,
+        batchSize: run.batchSize,
+        lr: run.lr,
+        momentum: 0.9,
+        seed: run.seed,
+        threads: options.threads ?? 0,
+        bnStats: "recompute",
+        python: options.python,
+        initWeights: initial,
+        dumpAt: run.dumpAt,
+        float64,
+      });
+    const exact = await pytorch(true);
+    const torch32 = await pytorch(false);
+    return { protocol: run.key, initial, exact, torch32 };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The protocol of a parity run, with its defaults filled in and checked. */
+function parityProtocol(name: ModelName, train: Dataset, options: ParityOptions) {
+  const protocol = NETWORKS[name].protocol;
+  const size = options.size ?? (name === "unet" ? UNET_PARITY_SIZE : protocol.size);
+  const { batchSize = protocol.batchSize, iters = 20, lr = protocol.lr, seed = 0 } = options;
+  outputSize(name, size);
+  if (train.images.shape[1] !== size) {
+    throw new Error(`Training images are ${train.images.shape[1]} pixels, expected ${size}`);
+  }
+  const classes = name === "bin" ? 1 : 3;
+  const dumpAt = [...new Set([Math.min(EARLY_ITERATION, iters), iters])];
+  const key = JSON.stringify({
+    name,
+    size,
+    batchSize,
+    iters,
+    lr,
+    seed,
+    count: train.images.shape[0],
+  });
+  return { size, batchSize, iters, lr, seed, classes, dumpAt, key };
 }
 
 /** The smallest input size unet takes (output 4), for a parity run that stays short. */
@@ -329,47 +421,24 @@ export async function checkParity(
   train: Dataset,
   options: ParityOptions = {},
 ): Promise<ParityResult> {
-  const protocol = NETWORKS[name].protocol;
-  const size = options.size ?? (name === "unet" ? UNET_PARITY_SIZE : protocol.size);
-  const {
-    batchSize = protocol.batchSize,
-    iters = 20,
-    lr = protocol.lr,
-    seed = 0,
-    tolerances = TOLERANCES,
-  } = options;
-  outputSize(name, size);
-  if (train.images.shape[1] !== size) {
-    throw new Error(`Training images are ${train.images.shape[1]} pixels, expected ${size}`);
-  }
-  const classes = name === "bin" ? 1 : 3;
+  const { size, batchSize, iters, lr, seed, classes, dumpAt, key } = parityProtocol(
+    name,
+    train,
+    options,
+  );
+  const tolerances = options.tolerances ?? TOLERANCES;
   const model = NETWORKS[name].build(size, { classes, seed });
-  const dumpAt = [...new Set([Math.min(EARLY_ITERATION, iters), iters])];
   const predictions: tf.Tensor[] = [];
   try {
     const initial = pytorchLayers(model);
-    const pytorch = (float64: boolean) =>
-      runPyTorch({
-        model: name,
-        classes,
-        size,
-        train,
-        testImages: options.test?.images,
-        iters,
-        batchSize,
-        lr,
-        momentum: 0.9,
-        seed,
-        threads: options.threads ?? 0,
-        bnStats: "recompute",
-        python: options.python,
-        initWeights: initial,
-        dumpAt,
-        float64,
-      });
-    const exact = await pytorch(true);
-    const torch32 = await pytorch(false);
-    predictions.push(...[exact.prediction, torch32.prediction].filter((x) => x !== undefined));
+    const reference = options.reference ?? await pytorchReference(name, train, options);
+    if (reference.protocol !== key || !sameLayers(reference.initial, initial)) {
+      throw new Error(`The PyTorch reference was run for ${reference.protocol}, not ${key}`);
+    }
+    const { exact, torch32 } = reference;
+    if (options.reference === undefined) {
+      predictions.push(...[exact.prediction, torch32.prediction].filter((x) => x !== undefined));
+    }
     const ours = new Map<number, PyTorchLayer[]>();
     const trained = await trainModel(model, train, {
       iters,
@@ -444,6 +513,19 @@ export async function checkParity(
     tf.dispose(predictions);
     model.dispose();
   }
+}
+
+/** Whether two lists of layers hold the same names, shapes and values. */
+function sameLayers(a: PyTorchLayer[], b: PyTorchLayer[]): boolean {
+  return a.length === b.length && a.every((layer, i) => {
+    const other = b[i]!;
+    return layer.name === other.name &&
+      JSON.stringify(layer.shapes) === JSON.stringify(other.shapes) &&
+      layer.values.every((values, j) =>
+        values.length === other.values[j]!.length &&
+        values.every((v, k) => Object.is(v, other.values[j]![k]))
+      );
+  });
 }
 
 /**

@@ -14,7 +14,8 @@ import { runMain } from "../lib/errors.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { join, relative } from "../lib/path.ts";
+import { photoFigurePath } from "../lib/output_files.ts";
+import { relative } from "../lib/path.ts";
 
 const FLAGS = { ...DATA_FLAGS };
 
@@ -48,7 +49,7 @@ export async function run(args: string[]): Promise<void> {
         "float32",
       ),
     ]);
-    const path = join(flags.out, `bin_dataset_${name}.png`);
+    const path = photoFigurePath(flags.out, "bin_dataset", name, dataset.folders?.[index]);
     await writeFigure(path, [
       { title: "input", image },
       { title: "mask (newt = 1)", image: mask as tf.Tensor3D },

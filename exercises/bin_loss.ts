@@ -107,7 +107,12 @@ export async function run(args: string[]): Promise<TrainedRun> {
       checkpoint: flags.checkpoint ?? "checkpoints/bin_loss",
       command,
     });
-    console.log(`next: ${nextStep(NEXT, flags.data)}`);
+    // The test reads the checkpoint just written, at its size: carried into the command.
+    const carry = {
+      checkpoint: flags.checkpoint,
+      size: flags.size === 64 ? undefined : flags.size,
+    };
+    console.log(`next: ${nextStep(NEXT, flags.data, carry)}`);
     return trained;
   } finally {
     tf.dispose([train.images, train.masks]);

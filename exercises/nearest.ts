@@ -96,7 +96,11 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   const result: TrainTestRun = {};
   if (flags.train) {
     // Data: each training photo four times (as is and flipped), masks as class indices
-    const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    const train = await loadSplit(dataDir, "train", {
+      mode: "classes",
+      size: flags.size,
+      testAfter: flags.test, // an empty test split is refused before training
+    });
     // Network
     const model = showModel(nearestNet(flags.size, { seed: flags.seed }));
     // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve

@@ -16,7 +16,8 @@ import { writeFigure } from "../lib/figure.ts";
 import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
 import { paintClasses } from "../lib/palette.ts";
-import { join, relative } from "../lib/path.ts";
+import { photoFigurePath } from "../lib/output_files.ts";
+import { relative } from "../lib/path.ts";
 
 const FLAGS = { ...DATA_FLAGS };
 
@@ -48,7 +49,7 @@ export async function run(args: string[]): Promise<void> {
       tf.squeeze(tf.slice(dataset.images, index, 1), [0]) as tf.Tensor3D, // [size, size, 3]
       paintClasses(tf.squeeze(tf.slice(dataset.masks, index, 1), [0]) as tf.Tensor2D), // [size, size, 3]
     ]);
-    const path = join(flags.out, `semaseg_dataset_${name}.png`);
+    const path = photoFigurePath(flags.out, "semaseg_dataset", name, dataset.folders?.[index]);
     await writeFigure(path, [
       { title: "input", image: image as tf.Tensor3D },
       { title: "class map", image: classMap as tf.Tensor3D },

@@ -164,7 +164,11 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   );
   if (flags.train) {
     // Data: each training photo four times (as is and flipped), masks as class indices
-    const train = await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+    const train = await loadSplit(dataDir, "train", {
+      mode: "classes",
+      size: flags.size,
+      testAfter: flags.test, // an empty test split is refused before training
+    });
     try {
       if (flags.full) {
         // Train on the softmax cross-entropy of every output pixel against the mask's centre

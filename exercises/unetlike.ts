@@ -148,7 +148,11 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     // Data: the four flips of the original answers, or photos to cut random crops from
     const train = tuned
       ? await loadRecipeTrainSplit(dataDir, "classes", settings)
-      : await loadSplit(dataDir, "train", { mode: "classes", size: flags.size });
+      : await loadSplit(dataDir, "train", {
+        mode: "classes",
+        size: flags.size,
+        testAfter: flags.test, // an empty test split is refused before training
+      });
     // Network
     const model = showModel(unetlikeNet(flags.size, { seed: flags.seed }));
     // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve

@@ -13,7 +13,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { registerCustomLayers } from "./custom_layers.js";
+import { readCheckedWeights, validSpecs, weightBytes } from "./checkpoint_check.js";
 import { UserError } from "./errors.ts";
+import { checkFolderPath, claimCheckpoint, guardWrite } from "./output_files.ts";
 import { dirname, join } from "./path.ts";
 import { firstNonFiniteWeight, type OptimizerWeight } from "./train.ts";
 
@@ -92,8 +95,13 @@ function toBytes(data: tf.io.WeightData | undefined): Uint8Array {
  * @param model The trained model.
  * @param state What was trained and how far.
  * @param optimizer The optimizer whose state `--resume` continues from.
+ * @param options `replace`: a checkpoint already in `dir` that this run did not write may be
+ *   replaced (`--resume`, `--overwrite`); without it such a checkpoint is refused
+ *   ({@linkcode claimCheckpoint}).
  * @returns A promise that resolves when the checkpoint is in place.
- * @throws {UserError} When a weight is NaN or infinite.
+ * @throws {UserError} When a weight is NaN or infinite, `dir` holds a checkpoint of another
+ *   run (without `replace`) or other files, or the disk is full or not writable (the
+ *   checkpoint there now is kept).
  *
  * @example
  * ```ts
@@ -116,6 +124,7 @@ export async function saveCheckpoint(
   model: tf.LayersModel,
   state: TrainingState,
   optimizer?: tf.Optimizer,
+  options: { replace?: boolean } = {},
 ): Promise<void> {
   const broken = firstNonFiniteWeight(model);
   if (broken !== undefined) {
@@ -125,6 +134,18 @@ export async function saveCheckpoint(
         "is kept)",
     );
   }
+  await claimCheckpoint(dir, options);
+  const fix = "free some space or pass --checkpoint <a folder you can write>; the checkpoint " +
+    "there now is kept";
+  await guardWrite(dir, fix, () => writeCheckpoint(dir, model, state, optimizer));
+}
+
+async function writeCheckpoint(
+  dir: string,
+  model: tf.LayersModel,
+  state: TrainingState,
+  optimizer?: tf.Optimizer,
+): Promise<void> {
   await Deno.mkdir(dirname(dir), { recursive: true });
   const temp = `${dir}.partial-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(temp);
@@ -201,6 +222,7 @@ export async function loadCheckpoint(
   expect: CheckpointExpectation = {},
 ): Promise<LoadedCheckpoint> {
   const command = expect.command ?? "the training script";
+  checkFolderPath(dir, "--checkpoint");
   let path = dir;
   if (
     !(await exists(join(dir, "model.json"))) && await exists(join(`${dir}.previous`, "model.json"))
@@ -225,8 +247,18 @@ export async function loadCheckpoint(
       Array.isArray(value.weightsManifest) &&
       value.weightsManifest.every((group) => validSpecs(group?.weights)),
   );
-  const weightSpecs = modelJson.weightsManifest.flatMap((group) => group.weights);
-  const weightData = await files.bytes("weights.bin", weightSpecs, "model.json");
+  // The checks the page makes too (checkpoint_check.js): files, sizes, layer classes, values.
+  const { weightSpecs, weightData } = await readCheckedWeights(
+    modelJson,
+    (name: string) =>
+      Deno.readFile(join(path, name)).catch((error) => {
+        if (error instanceof Deno.errors.NotFound) return undefined;
+        throw new UserError(
+          `Checkpoint file ${join(path, name)} cannot be read (${firstLine(error)}); ${files.fix}`,
+        );
+      }),
+    { where: path, fix: files.fix, knownLayer },
+  );
   const optimizerState = await readOptimizerState(files);
   let model: tf.LayersModel;
   try {
@@ -241,8 +273,6 @@ export async function loadCheckpoint(
   } catch (error) {
     tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
     const reason = firstLine(error);
-    // An unregistered custom layer is the program's fault, not the file's.
-    if (/Unknown layer/i.test(reason)) throw error;
     throw new UserError(
       `Checkpoint file ${join(path, "model.json")} is damaged (${reason}); run ` +
         `\`${command}\` again to rewrite it`,
@@ -266,7 +296,8 @@ function checkExpectation(
         ? `Cannot resume from ${dir}: it was trained for network ${state.model}, not ` +
           `${expect.model}; pass --checkpoint <folder of a ${expect.model} run>, ${afresh}`
         : `Checkpoint ${dir} was trained for network ${state.model}, not ${expect.model}: ` +
-          `run \`${command}\` to train ${expect.model}, or pass --checkpoint`,
+          `pass --checkpoint <folder of a ${expect.model} run>, or train one into a new folder ` +
+          `with \`${trainInto(command)}\``,
     );
   }
   if (expect.size !== undefined && state.size !== expect.size) {
@@ -275,7 +306,8 @@ function checkExpectation(
         ? `Cannot resume from ${dir}: it was trained at input size ${state.size}, not ` +
           `${expect.size}; resume with --size ${state.size}, ${afresh}`
         : `Checkpoint ${dir} was trained at input size ${state.size}, not ${expect.size}: ` +
-          `run \`${command} --size ${expect.size}\`, or test with --size ${state.size}`,
+          `test with --size ${state.size}, or train one at ${expect.size} into a new folder ` +
+          `with \`${trainInto(command)} --size ${expect.size}\``,
     );
   }
   for (const setting of ["loss", "optimizer"] as const) {
@@ -287,6 +319,14 @@ function checkExpectation(
         `resume with --${setting} ${saved}, ${afresh}`,
     );
   }
+}
+
+/**
+ * The training command with a new `--checkpoint` folder: what a refusal suggests, so that
+ * running it never replaces the checkpoint that was refused.
+ */
+function trainInto(command: string): string {
+  return `${command.replace(/ --checkpoint (?:'[^']*'|\S+)/, "")} --checkpoint <new folder>`;
 }
 
 /** Reads the files of one checkpoint folder, each checked before use. */
@@ -346,37 +386,10 @@ class CheckpointFiles {
   }
 }
 
-const DTYPE_BYTES: Record<string, number> = {
-  float32: 4,
-  int32: 4,
-  bool: 1,
-  complex64: 8,
-  uint8: 1,
-  uint16: 2,
-  float16: 2,
-};
-
-/**
- * The bytes a weights file must have for its manifest entries, or
- * `undefined` when they cannot be known (string weights).
- */
-function weightBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
-  let total = 0;
-  for (const spec of specs) {
-    const size = DTYPE_BYTES[spec.quantization?.dtype ?? spec.dtype];
-    if (size === undefined) return undefined;
-    total += size * spec.shape.reduce((product, length) => product * length, 1);
-  }
-  return total;
-}
-
-/** Whether `specs` is a list of weight entries, each with a name, a shape and a dtype. */
-function validSpecs(specs: unknown): specs is tf.io.WeightsManifestEntry[] {
-  return Array.isArray(specs) &&
-    specs.every((spec) =>
-      typeof spec?.name === "string" && typeof spec?.dtype === "string" &&
-      Array.isArray(spec?.shape) && spec.shape.every(Number.isInteger)
-    );
+/** Whether this TensorFlow.js (with the project's custom layers, when registered) has a layer class. */
+function knownLayer(className: string): boolean {
+  registerCustomLayers(tf); // SegNet's layers: known to every program that loads checkpoints
+  return className in tf.serialization.SerializationMap.getMap().classNameMap;
 }
 
 function firstLine(error: unknown): string {

@@ -2,7 +2,7 @@
  * Loads a dataset in the tutorial's (Imori) layout into tensors:
  *
  * ```
- * <dir>/{train,test}/images/<class>/<name>.jpg      photos (JPEG or PNG)
+ * <dir>/{train,test}/images/<class>/<name>.jpg      photos (JPEG, PNG or WebP)
  * <dir>/{train,test}/seg_images/<class>/<name>.png  masks, same name and size
  * ```
  *
@@ -16,7 +16,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { UserError } from "./errors.ts";
 import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
 import { BINARY_CLASS_NAMES, maskToClasses, SEMASEG_CLASS_NAMES } from "./mask_classes.ts";
-import { dirname, extname, join } from "./path.ts";
+import { noteInputs } from "./output_files.ts";
+import { basename, dirname, extname, join } from "./path.ts";
+import { isPhotoName, PHOTO_FORMATS } from "./photo_formats.ts";
 
 /** `binary`: 0 background, 1 any newt; `classes`: 0 background, 1 akahara, 2 madara. */
 export type MaskMode = "binary" | "classes";
@@ -44,6 +46,12 @@ export interface Dataset {
   masks: tf.Tensor3D;
   /** File stem per photo, e.g. "akahara_0011"; flipped copies end in "_lr", "_ud", "_lrud". */
   names: string[];
+  /**
+   * The class folder of each photo, e.g. "akahara", in the order of `names`: with the name,
+   * what tells apart two photos of the same name in two class folders (figures are written
+   * under `<out>/<class folder>/`). Absent for data that comes from no folder.
+   */
+  folders?: string[];
   /** Class names by index: ["background", "akahara", "madara"] or ["background", "newt"]. */
   classNames: string[];
 }
@@ -52,23 +60,26 @@ export interface Dataset {
 export interface DatasetFile {
   /** File stem, e.g. "madara_0003". */
   name: string;
+  /** The class folder it is in, e.g. "madara". */
+  folder: string;
   /** The photo's path. */
   image: string;
   /** The mask's path. */
   mask: string;
 }
 
-const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
-
 /**
  * Lists the photos of one split and their masks, sorted by class folder and
  * name. Files and class folders reached through symbolic links are followed;
  * hidden files and folders (names starting with ".") are skipped, whatever
  * their extension; a mask is found whatever the case of its extension
- * (`.png`, `.PNG`).
+ * (`.png`, `.PNG`). Every file is accounted for: a mask with no photo, and a
+ * file in a photo folder that is no photo this project reads, are named in a
+ * warning (they are not used).
  *
  * @param dir The dataset folder.
  * @param split "train" or "test".
+ * @param onWarning Called with each warning. @default prints `warning: <message>` on stderr
  * @returns The photos with their mask paths.
  * @throws {UserError} When the folder is missing, holds no photos, a photo
  * has no mask (naming a file of the same name with another extension when
@@ -81,7 +92,11 @@ const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png"];
  * await assertRejects(listDataset("no/such/folder", "train"), /does not exist/);
  * ```
  */
-export async function listDataset(dir: string, split: "train" | "test"): Promise<DatasetFile[]> {
+export async function listDataset(
+  dir: string,
+  split: "train" | "test",
+  onWarning: (message: string) => void = (message) => console.warn(`warning: ${message}`),
+): Promise<DatasetFile[]> {
   if (!(await isDirectory(dir))) {
     throw new UserError(
       `Data folder ${dir} does not exist; pass --data <folder in the Imori layout>, ` +
@@ -90,6 +105,7 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
   }
   const imagesDir = join(dir, split, "images");
   const files: DatasetFile[] = [];
+  const skipped: string[] = [];
   const masksByFolder = new Map<string, string[]>();
   if (await isDirectory(imagesDir)) {
     for (const classEntry of await visibleEntries(imagesDir)) {
@@ -102,20 +118,24 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
       masksByFolder.set(maskDir, masks);
       for (const entry of await visibleEntries(classDir)) {
         const extension = extname(entry.name);
-        if (!IMAGE_EXTENSIONS.includes(extension.toLowerCase())) continue;
         const image = join(classDir, entry.name);
         if ((await entryKind(image, entry, "Image")) !== "file") continue;
+        if (!isPhotoName(entry.name)) {
+          skipped.push(image);
+          continue;
+        }
         const name = entry.name.slice(0, -extension.length);
         const mask = masks.find((file) => file === `${name}.png`) ??
           masks.find((file) => file.toLowerCase() === `${name}.png`.toLowerCase()) ??
           `${name}.png`;
-        files.push({ name, image, mask: join(maskDir, mask) });
+        files.push({ name, folder: classEntry.name, image, mask: join(maskDir, mask) });
       }
     }
   }
+  warnUnused(join(dir, split), files, skipped, onWarning);
   if (files.length === 0) {
     throw new UserError(
-      `No images in ${imagesDir}/<class>/; expected JPEG or PNG photos there ` +
+      `No images in ${imagesDir}/<class>/; expected ${PHOTO_FORMATS} photos there ` +
         `(the Imori layout: ${split}/images/akahara/akahara_0001.jpg)`,
     );
   }
@@ -144,7 +164,56 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
         `add the mask or remove the image`,
     );
   }
+  noteInputs(files.flatMap((file) => [file.image, file.mask])); // no output may replace them
   return files;
+}
+
+/**
+ * Warns of the files of a split that are not used: masks with no photo (a
+ * photo missing, or in a format not read), files in a photo folder that are
+ * no photo this project reads.
+ */
+function warnUnused(
+  splitDir: string,
+  files: DatasetFile[],
+  skipped: string[],
+  onWarning: (message: string) => void,
+): void {
+  const used = new Set(files.map((file) => file.mask.toLowerCase()));
+  const masksDir = join(splitDir, "seg_images");
+  const orphans: string[] = [];
+  const walk = (folder: string, depth: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(folder)].filter((entry) => !entry.name.startsWith("."));
+    } catch {
+      return;
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const path = join(folder, entry.name);
+      if (depth === 0) walk(path, 1);
+      else if (!used.has(path.toLowerCase())) orphans.push(path);
+    }
+  };
+  walk(masksDir, 0);
+  const list = (paths: string[]) =>
+    paths.slice(0, 3).map((path) => basename(dirname(path)) + "/" + basename(path)).join(", ") +
+    (paths.length > 3 ? `, and ${paths.length - 3} more` : "");
+  if (orphans.length > 0) {
+    onWarning(
+      `${orphans.length} mask${orphans.length > 1 ? "s" : ""} in ${masksDir} ` +
+        `${orphans.length > 1 ? "have" : "has"} no photo of the same name in ` +
+        `${join(splitDir, "images")} and ${orphans.length > 1 ? "are" : "is"} not used ` +
+        `(${list(orphans)}); add the photos (${PHOTO_FORMATS}) or remove the masks`,
+    );
+  }
+  if (skipped.length > 0) {
+    onWarning(
+      `${skipped.length} file${skipped.length > 1 ? "s" : ""} in ${join(splitDir, "images")} ` +
+        `${skipped.length > 1 ? "are" : "is"} no ${PHOTO_FORMATS} photo and not used ` +
+        `(${list(skipped)}); convert or remove ${skipped.length > 1 ? "them" : "it"}`,
+    );
+  }
 }
 
 /**
@@ -177,7 +246,7 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
   const { split, size = 64, mode, flips = false } = options;
   const onWarning = options.onWarning ?? ((message) => console.warn(`warning: ${message}`));
   const classNames = [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)];
-  const files = await listDataset(dir, split);
+  const files = await listDataset(dir, split, onWarning);
   const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
   const count = files.length * variants.length;
   const pixels = size * size;
@@ -185,6 +254,7 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
   const masks = new Int32Array(count * pixels);
   const classPixels = new Array<number>(classNames.length).fill(0);
   const names: string[] = [];
+  const folders: string[] = [];
   for (const file of files) {
     const [photo, mask] = await Promise.all([
       decodeImage(file.image, { what: "image" }),
@@ -213,6 +283,7 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
     for (const variant of variants) {
       const index = names.length;
       names.push(file.name + variant);
+      folders.push(file.folder);
       const flipX = variant.includes("lr"), flipY = variant.includes("ud");
       for (let y = 0; y < size; y++) {
         const fromY = flipY ? size - 1 - y : y;
@@ -248,6 +319,7 @@ export async function loadDataset(dir: string, options: LoadDatasetOptions): Pro
     images: tf.tensor4d(images, [count, size, size, 3], "float32"),
     masks: tf.tensor3d(masks, [count, size, size], "int32"),
     names,
+    folders,
     classNames,
   };
 }
@@ -361,6 +433,12 @@ export interface LoadSplitOptions {
   size: number;
   /** Each photo four times, as the tutorial's answers train. @default true for `train` */
   flips?: boolean;
+  /**
+   * The test split is read after training (`--test`): check it too, before the training split
+   * is loaded, so that a missing or empty test split is refused before training starts.
+   * @default false
+   */
+  testAfter?: boolean;
 }
 
 /**
@@ -372,7 +450,8 @@ export interface LoadSplitOptions {
  * @param split `train` or `test`.
  * @param options Mask mode, input size, flips.
  * @returns The split; the caller disposes its tensors.
- * @throws {UserError} As {@linkcode loadDataset}.
+ * @throws {UserError} As {@linkcode loadDataset}; with `testAfter`, also when the test split
+ * has no photos or a photo without its mask.
  *
  * @example
  * ```ts
@@ -395,6 +474,8 @@ export async function loadSplit(
   options: LoadSplitOptions,
 ): Promise<Dataset> {
   const { mode, size, flips = split === "train" } = options;
+  // Its warnings come when it is loaded for the test.
+  if (options.testAfter && split === "train") await listDataset(dir, "test", () => {});
   const data = await loadDataset(dir, { split, size, mode, flips });
   const photos = flips ? data.names.length / 4 : data.names.length;
   console.log(

@@ -31,9 +31,49 @@ export class UserError extends Error {
 }
 
 /**
+ * The one line for an error of the machine rather than the program, met
+ * where no write or flag check named it first: an operating-system error
+ * (out of space, permission: its message names the path) or running out of
+ * memory (a wasm "memory access out of bounds", a failed allocation).
+ *
+ * @param error Any error.
+ * @returns The line, or `undefined` for an error that is a bug.
+ *
+ * @example
+ * ```ts
+ * import { systemErrorLine } from "./errors.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(
+ *   systemErrorLine(new RangeError("Array buffer allocation failed")),
+ *   "Out of memory (Array buffer allocation failed); lower --batch-size or --size and run again",
+ * );
+ * assertEquals(systemErrorLine(new TypeError("x is undefined")), undefined);
+ * ```
+ */
+export function systemErrorLine(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const line = error.message.split("\n")[0] ?? "";
+  if (
+    /memory access out of bounds|out of memory|allocation failed|invalid (typed )?array length/i
+      .test(line)
+  ) {
+    return `Out of memory (${line}); lower --batch-size or --size and run again`;
+  }
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+    const fix = code === "ENOSPC" || code === "EDQUOT"
+      ? "free some space and run again"
+      : "check the path and its permissions, or pass another folder";
+    return `${line}; ${fix}`;
+  }
+  return undefined;
+}
+
+/**
  * Runs an entry script's `run` function: a {@linkcode UserError} (or any
  * error named `UserError`, such as the engine's `BackendError`) becomes one
- * line on stderr and exit status 1.
+ * line on stderr and exit status 1, and so does an error of the machine
+ * ({@linkcode systemErrorLine}: out of space, permission, out of memory).
  *
  * @param run The script's work.
  * @returns A promise that resolves when `run` has finished.
@@ -51,6 +91,11 @@ export async function runMain(run: () => Promise<void>): Promise<void> {
     // By name, so that the engine's BackendError (named "UserError") counts too.
     if (error instanceof Error && error.name === "UserError") {
       console.error(`error: ${error.message}`);
+      Deno.exit(1);
+    }
+    const line = systemErrorLine(error);
+    if (line !== undefined) {
+      console.error(`error: ${line}`);
       Deno.exit(1);
     }
     throw error;

@@ -44,6 +44,12 @@ export const EXERCISE_FLAGS = {
     default: false,
     help: "Continue training from the checkpoint (weights, optimizer state, iteration)",
   },
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help: "Replace a checkpoint of an earlier run in the checkpoint folder (without it, " +
+      "training into a folder that holds one is refused: --resume continues it)",
+  },
   saveEvery: {
     type: "int",
     default: 100,
@@ -130,12 +136,15 @@ export function withDefaults<T extends FlagDefs>(
 }
 
 /**
- * The command an exercise prints as its next step, with `--data` carried
- * over when the run was given one, so that the next exercise (or the test of
- * the checkpoint just trained) reads the same photos.
+ * The command an exercise prints as its next step, runnable as printed: the
+ * flags of this run that the next command needs are carried over (`--data`
+ * when the run was given one, so that the next exercise reads the same
+ * photos; `--checkpoint` and `--size` when the next command tests the
+ * checkpoint just trained), each quoted for the shell where needed.
  *
  * @param next The next step, a command and maybe a note after two spaces.
  * @param data The `--data` this run was given, if any.
+ * @param carry More flags to carry, by kebab-case name; `undefined` values are left out.
  * @returns The next step to print.
  *
  * @example
@@ -145,13 +154,24 @@ export function withDefaults<T extends FlagDefs>(
  * assertEquals(nextStep("deno task bin_test  (test it)", "data/imori"), "deno task bin_test --data data/imori  (test it)");
  * assertEquals(nextStep("deno task bin_test", "my photos"), "deno task bin_test --data 'my photos'");
  * assertEquals(nextStep("deno task bin_test  (test it)"), "deno task bin_test  (test it)");
+ * assertEquals(
+ *   nextStep("deno task bin_test  (test it)", undefined, { checkpoint: "/tmp/run 1", size: 32 }),
+ *   "deno task bin_test --checkpoint '/tmp/run 1' --size 32  (test it)",
+ * );
  * ```
  */
-export function nextStep(next: string, data?: string): string {
-  if (!data) return next;
+export function nextStep(
+  next: string,
+  data?: string,
+  carry: Record<string, string | number | undefined> = {},
+): string {
+  const flags = Object.entries({ data, ...carry })
+    .filter(([, value]) => value !== undefined && value !== "")
+    .map(([name, value]) => ` --${name} ${shellWord(String(value))}`).join("");
+  if (!flags) return next;
   const cut = next.indexOf("  (");
   const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut)];
-  return `${command} --data ${shellWord(data)}${note}`;
+  return `${command}${flags}${note}`;
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { UserError } from "./errors.ts";
+import { checkFolderPath, checkOutputFolder } from "./output_files.ts";
 
 /** The kinds of value a flag takes. */
 export type FlagType = "string" | "int" | "number" | "boolean";
@@ -24,6 +25,12 @@ export interface FlagDef {
   min?: number;
   /** Largest accepted value of a numeric flag. */
   max?: number;
+  /**
+   * A string flag that names a folder: `folder` is refused when it is a file
+   * (or lies under one), `output folder` also when it cannot be written; both
+   * before the script does any work.
+   */
+  path?: "folder" | "output folder";
 }
 
 /** Flag definitions keyed by camelCase name (`batchSize` is `--batch-size`). */
@@ -174,6 +181,12 @@ export function parseFlags<T extends FlagDefs>(
     }
     values[name] = parseValue(flag, String(raw), def);
   }
+  for (const [name, def] of Object.entries(defs)) {
+    const value = values[name];
+    if (def.path === undefined || typeof value !== "string") continue;
+    if (def.path === "output folder") checkOutputFolder(value, `--${kebab(name)}`);
+    else checkFolderPath(value, `--${kebab(name)}`);
+  }
   return values as FlagValues<T>;
 }
 
@@ -220,7 +233,7 @@ export const DATA_FLAGS = {
     max: 1024,
     help: "Model input height and width in pixels",
   },
-  out: { type: "string", default: "answers", help: "Folder for figures" },
+  out: { type: "string", default: "answers", path: "output folder", help: "Folder for figures" },
 } as const satisfies FlagDefs;
 
 /** Flags of every script that trains or evaluates a network. */
@@ -247,6 +260,7 @@ export const TRAIN_FLAGS = {
   },
   checkpoint: {
     type: "string",
+    path: "folder",
     help: "Checkpoint folder; default checkpoints/<exercise>",
   },
 } as const satisfies FlagDefs;

@@ -7,6 +7,7 @@
  */
 import sharp from "sharp";
 import { UserError } from "./errors.ts";
+import { claimOutputFile, guardWrite, markPng } from "./output_files.ts";
 import { basename, dirname, join } from "./path.ts";
 import { resizeBilinear as resizeBilinearPixels } from "./segment_pixels.js";
 
@@ -21,6 +22,9 @@ export interface RasterImage {
   /** Bytes per pixel: 3 for RGB. */
   channels: number;
 }
+
+/** The most pixels sharp decodes by default (its `limitInputPixels`, 0x3FFF x 0x3FFF). */
+const PIXEL_LIMIT = 268_402_689;
 
 /** What {@linkcode decodeImage} decodes for. */
 export interface DecodeImageOptions {
@@ -41,7 +45,8 @@ export interface DecodeImageOptions {
  * @param path The file.
  * @param options What the file is, for errors.
  * @returns The RGB pixels, upright.
- * @throws {UserError} When the file is missing, empty or not an image.
+ * @throws {UserError} When the file is missing, empty or not an image, or
+ * has more pixels than the decoder takes (named with its size).
  *
  * @example
  * ```ts
@@ -88,11 +93,26 @@ export async function decodeImage(
       channels: info.channels,
     };
   } catch (error) {
+    if (/exceeds pixel limit/i.test(firstLine(error))) {
+      // A valid image, only too large for the decoder's guard against decompression bombs.
+      const meta = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() =>
+        undefined
+      );
+      const size = meta?.width && meta?.height
+        ? `${meta.width}x${meta.height} (${Math.round(meta.width * meta.height / 1e6)} megapixels)`
+        : "larger than the decoder takes";
+      throw new UserError(
+        `Cannot read ${what} ${path}: it is ${size}, above the ${
+          Math.round(PIXEL_LIMIT / 1e6)
+        }-megapixel ` +
+          `limit of the image decoder; scale it down (the network sees it at its input size anyway)`,
+      );
+    }
     const reason = /unsupported image format/i.test(firstLine(error))
-      ? "file is not an image (JPEG or PNG expected)"
+      ? "file is not an image (JPEG, PNG or WebP expected)"
       : `file is damaged or not an image (${firstLine(error)})`;
     throw new UserError(
-      `Cannot read ${what} ${path}: ${reason}; replace it with a JPEG or PNG`,
+      `Cannot read ${what} ${path}: ${reason}; replace it with a JPEG, PNG or WebP`,
     );
   }
 }
@@ -197,11 +217,16 @@ export function resizeNearest<T extends Int32Array | Uint8Array | Float32Array>(
 
 /**
  * Writes bytes atomically: to a temporary file beside the target, then a
- * rename, so a reader never sees a half-written file.
+ * rename, so a reader never sees a half-written file. The write follows the
+ * output policy of `output_files.ts`: never over an input of this run or a
+ * file this project did not write (a PNG gets the project's mark), and an
+ * operating-system error (out of space, permission) is one line.
  *
  * @param path The target file; its folder is created if missing.
  * @param bytes The content.
+ * @param flag The flag that chose the folder, named in errors. @default "--out"
  * @returns A promise that resolves when the file is in place.
+ * @throws {UserError} When the policy refuses the path, or the write fails.
  *
  * @example
  * ```ts
@@ -213,19 +238,26 @@ export function resizeNearest<T extends Int32Array | Uint8Array | Float32Array>(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array,
+  flag = "--out",
+): Promise<void> {
+  await claimOutputFile(path, flag);
   const temporary = join(
     dirname(path),
     `.${basename(path)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
-  try {
-    await Deno.writeFile(temporary, bytes);
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await guardWrite(path, `pass ${flag} <another folder>`, async () => {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    try {
+      await Deno.writeFile(temporary, markPng(bytes));
+      await Deno.rename(temporary, path);
+    } catch (error) {
+      await Deno.remove(temporary).catch(() => {});
+      throw error;
+    }
+  });
 }
 
 /** Encoding settings of {@linkcode encodeImage}. */

@@ -10,12 +10,12 @@ import { evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
 import { writeFigure } from "./figure.ts";
 import { inputSize, rebuildAtSize } from "./network.ts";
 import { paintClasses } from "./palette.ts";
-import { join } from "./path.ts";
+import { photoFigurePath } from "./output_files.ts";
 import type { TrainedRun } from "./train_and_save.ts";
 
 /** Options of {@linkcode testAndShow}. */
 export interface TestAndShowOptions {
-  /** The exercise, e.g. `bin_test`: names the figures `<out>/<name>_<photo>.png`. */
+  /** The exercise, e.g. `bin_test`: names the figures `<out>/<class folder>/<name>_<photo>.png`. */
   name: string;
   /** Binarization or classes: how the test masks are read. */
   mode: MaskMode;
@@ -45,7 +45,8 @@ export interface TestedRun {
 
 /**
  * Loads the test split at the model's input size (or `testSize`), predicts
- * every photo, writes a figure per photo (`<out>/<name>_<photo>.png`), and
+ * every photo, writes a figure per photo (`<out>/<class folder>/<name>_<photo>.png`, so that
+ * photos of the same name in two class folders keep a figure each), and
  * prints the metrics line last, the next command just before it.
  *
  * A one-channel model's figure has `input`, `predicted` (probability, grey),
@@ -106,7 +107,12 @@ async function showTest(
   const figures: string[] = [];
   try {
     for (let index = 0; index < data.names.length; index++) {
-      const path = join(options.out, `${options.name}_${data.names[index]}.png`);
+      const path = photoFigurePath(
+        options.out,
+        options.name,
+        data.names[index]!,
+        data.folders?.[index],
+      );
       const panels = tf.tidy(() => {
         const pick = <T extends tf.Tensor>(tensor: T) =>
           tf.squeeze(tf.slice(tensor, index, 1), [0]) as tf.Tensor; // drop the batch axis

@@ -13,6 +13,8 @@ import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
 import type { LossName } from "./losses.ts";
+import { checkBatchFits } from "./memory_budget.ts";
+import { claimCheckpoint } from "./output_files.ts";
 import { join } from "./path.ts";
 import { formatDuration } from "./progress.ts";
 import type { ScheduleName } from "./schedule.ts";
@@ -51,6 +53,9 @@ export interface TrainAndSaveOptions {
   loss?: string | LogitsLoss;
   /** Continue from the checkpoint. @default false */
   resume?: boolean;
+  /** Replace a checkpoint of an earlier run in `checkpoint` (else a fresh run refuses it).
+   * @default false */
+  overwrite?: boolean;
   /** Save every this many iterations (0: only at the end). @default 100 */
   saveEvery?: number;
   /** Batch-norm statistics for testing. @default "recompute" */
@@ -110,8 +115,10 @@ function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchS
  * @param options The protocol and where things go.
  * @returns The trained model, its losses and where the files are.
  * @throws {UserError} On `resume` from a checkpoint that is missing, damaged or of another
- *   network, size, loss or optimizer; when the loss turns non-finite (the checkpoint on disk
- *   stays the last good one); for a batch size that leaves a batch-norm layer one value.
+ *   network, size, loss or optimizer; before training, for a fresh run into a folder that
+ *   holds a checkpoint (without `overwrite`) or other files, and for a batch too large for
+ *   memory; when the loss turns non-finite (the checkpoint on disk stays the last good one);
+ *   for a batch size that leaves a batch-norm layer one value.
  *
  * @example
  * ```ts ignore
@@ -157,6 +164,9 @@ export async function trainAndSave(
     optimizerState = loaded.optimizerState;
     console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
   }
+  // Before any iteration: the folder may take this run's checkpoint, and a minibatch fits.
+  await claimCheckpoint(dir, { replace: options.resume || options.overwrite, start: true });
+  checkBatchFits(model, options.batchSize);
   if (startIteration >= options.iters) {
     console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
   }

@@ -124,7 +124,10 @@ Deno.test("loadCheckpoint() names the command to run for a missing or mismatched
     loadCheckpoint(path, { model: "tiny", size: 64, command }),
     (error: Error) =>
       error instanceof UserError &&
-      error.message.includes(`at input size 4, not 64: run \`${command} --size 64\``),
+      error.message.includes(
+        `at input size 4, not 64: test with --size 4, or train one at 64 into a new folder ` +
+          `with \`${command} --checkpoint <new folder> --size 64\``,
+      ),
   );
   await Deno.remove(dir, { recursive: true });
 });

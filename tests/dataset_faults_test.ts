@@ -298,6 +298,10 @@ Deno.test("loadDataset() warns in one line about a class with no pixel in the sp
   const loaded = await load(dir, { split: "test" });
   assertEquals(loaded.counts, [407, 105, 0]);
   assertEquals(loaded.warnings, [
+    // The masks whose photos were removed are named too: every file is accounted for.
+    `2 masks in ${join(dir, "test", "seg_images")} have no photo of the same name in ` +
+    `${join(dir, "test", "images")} and are not used (madara/madara_0001.png, ` +
+    "madara/madara_0002.png); add the photos (JPEG, PNG or WebP) or remove the masks",
     `no pixel of class madara in the 2 test masks in ${join(dir, "test", "seg_images")}; ` +
     "nothing can test it there, check those masks",
   ]);

@@ -228,7 +228,7 @@ Deno.test("loadDataset() says when a split has no images", async () => {
   await Deno.mkdir(join(dir, "train", "images", "akahara"), { recursive: true });
   await assertRejects(
     loadDataset(dir, OPTIONS),
-    new RegExp(`No images in ${dir}/train/images/<class>/; expected JPEG or PNG photos`),
+    new RegExp(`No images in ${dir}/train/images/<class>/; expected JPEG, PNG or WebP photos`),
   );
   await Deno.remove(dir, { recursive: true });
 });
@@ -294,7 +294,7 @@ Deno.test("loadDataset() names the pixel and colour of a mask colour that is no 
 Deno.test("loadDataset() names a file that is not an image", async () => {
   await assertBrokenDataset(
     (dir) => Deno.writeTextFile(join(dir, PHOTO), "<html>not found</html>"),
-    /^Cannot read image .*madara_0002\.jpg: file is not an image \(JPEG or PNG expected\); replace it/,
+    /^Cannot read image .*madara_0002\.jpg: file is not an image \(JPEG, PNG or WebP expected\); replace it/,
   );
 });
 
@@ -360,14 +360,17 @@ Deno.test("semaseg_dataset writes one figure per training photo and a class summ
   }).output();
   const stdout = new TextDecoder().decode(output.stdout);
   assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
-  const written = [...Deno.readDirSync(out)].map((entry) => entry.name).sort();
+  // Each figure in its photo's class folder: photos of one name in two folders keep theirs.
+  const written = ["akahara", "madara"].flatMap((folder) =>
+    [...Deno.readDirSync(join(out, folder))].map((entry) => join(folder, entry.name)).sort()
+  );
   assertEquals(written, [
-    "semaseg_dataset_akahara_0001.png",
-    "semaseg_dataset_akahara_0002.png",
-    "semaseg_dataset_madara_0001.png",
-    "semaseg_dataset_madara_0002.png",
+    "akahara/semaseg_dataset_akahara_0001.png",
+    "akahara/semaseg_dataset_akahara_0002.png",
+    "madara/semaseg_dataset_madara_0001.png",
+    "madara/semaseg_dataset_madara_0002.png",
   ]);
-  assert(stdout.includes(`Wrote ${join(out, "semaseg_dataset_akahara_0001.png")}`));
+  assert(stdout.includes(`Wrote ${join(out, "akahara", "semaseg_dataset_akahara_0001.png")}`));
   assert(/akahara: in 2 of 4 photos, \d+\.\d% of pixels/.test(stdout), stdout);
   const figure = await sharp(join(out, written[0]!)).metadata();
   assert(figure.width! > 2 * 256 && figure.height! > 256, "panels are upscaled to >= 256 px");

@@ -57,10 +57,12 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
   assertEquals(trained.value.losses.length, 2);
   assert(trained.lines.some((line) => line.startsWith("loss curve: ")));
   assert((await Deno.stat(trained.value.lossFigure)).isFile);
-  // The next step reads the same photos: --data carried over.
+  // The next step reads the same photos and tests this checkpoint at its size: carried over.
   assertEquals(
     trained.lines.at(-1),
-    `next: deno task bin_test --data ${join(root, "data")}  (test it on the test photos)`,
+    `next: deno task bin_test --data ${join(root, "data")} --checkpoint ${
+      join(root, "checkpoints", "bin")
+    } --size 16  (test it on the test photos)`,
   );
 
   // The checkpoint predicts what the trained model predicts.
@@ -76,7 +78,10 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
 
   const tested = await capture(() => binTest([...flags("bin"), "--threshold", "0.4"]));
   assertEquals(tested.value.figures.length, 2);
-  assertEquals(tested.value.figures[0], join(root, "answers", "bin_test_akahara_0003.png"));
+  assertEquals(
+    tested.value.figures[0],
+    join(root, "answers", "akahara", "bin_test_akahara_0003.png"),
+  );
   assert((await Deno.stat(tested.value.figures[1]!)).isFile);
   assertEquals(tested.value.metrics.classNames, ["background", "newt"]);
   assert(METRICS_LINE.test(tested.lines.at(-1)!), tested.lines.at(-1)!);
@@ -106,7 +111,10 @@ for (
     const both = await capture(() => run(flags(name)));
     assertEquals(both.value.trained!.losses.length, 2);
     assert(METRICS_LINE.test(both.lines.at(-1)!), both.lines.at(-1)!);
-    assertEquals(both.value.tested!.figures[1], join(root, "answers", `${name}_madara_0003.png`));
+    assertEquals(
+      both.value.tested!.figures[1],
+      join(root, "answers", "madara", `${name}_madara_0003.png`),
+    );
     both.value.model!.dispose();
 
     const reloaded = await capture(() => run([...flags(name), "--no-train"]));

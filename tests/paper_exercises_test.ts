@@ -60,7 +60,7 @@ Deno.test("unetlike trains, tests, writes a figure per test photo and reloads it
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);
   assertEquals(result.tested!.line, lines.at(-1));
   for (const name of ["akahara_0002", "madara_0002"]) {
-    assert(await exists(join(out, `unetlike_${name}.png`)), name);
+    assert(await exists(join(out, name.split("_")[0]!, `unetlike_${name}.png`)), name);
   }
   assert(await exists(join(out, "unetlike_loss.png")));
   assert(await exists(join(checkpoint, "model.json")));
@@ -93,7 +93,7 @@ Deno.test("unetlike --recipe tuned trains with augmentation and names its figure
   assert(lines.some((line) => line.includes("at 32x32, random crops resized to 16x16")));
   assertEquals(result.trained!.losses.length, 2);
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);
-  assert(await exists(join(out, "unetlike_tuned_madara_0002.png")));
+  assert(await exists(join(out, "madara", "unetlike_tuned_madara_0002.png")));
   result.model!.dispose();
   assertEquals(tf.memory().numTensors, before);
   await Deno.remove(root, { recursive: true });
@@ -115,7 +115,7 @@ Deno.test("segnet trains one iteration, tests, reloads, and refuses a size that 
   const { value: result, lines } = await captureLog(() => runSegnet(args));
   assert(lines.some((line) => line.includes("unpool5 (MaxUnpool)")));
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);
-  assert(await exists(join(out, "segnet_akahara_0002.png")));
+  assert(await exists(join(out, "akahara", "segnet_akahara_0002.png")));
   // the pooling and unpooling layers load back from model.json
   const reloaded = await captureLog(() => runSegnet([...args, "--no-train"]));
   assertEquals(reloaded.value.tested!.line, result.tested!.line);
@@ -137,7 +137,7 @@ Deno.test("unet runs one timed iteration, says what a full run needs, and tests"
   assert(lines.some((line) => /one iteration took .*; 100 iterations would need about/.test(line)));
   assertEquals(result.trained!.losses.length, 1);
   assert(METRICS_LINE.test(lines.at(-1)!), lines.at(-1)!);
-  assert(await exists(join(out, "unet_madara_0002.png")));
+  assert(await exists(join(out, "madara", "unet_madara_0002.png")));
   result.model!.dispose();
   await assertRejects(
     () => runUnet([...common, "--size", "200"]),

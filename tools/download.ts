@@ -7,6 +7,7 @@
  */
 import { downloadImori, IMORI_BASE_URL } from "../lib/download.ts";
 import { runMain } from "../lib/errors.ts";
+import { nextStep } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 
 const FLAGS = {
@@ -15,7 +16,12 @@ const FLAGS = {
     default: IMORI_BASE_URL,
     help: "Address of the dataset root (the folder holding train/ and test/)",
   },
-  out: { type: "string", default: "data/imori", help: "Folder to write the dataset to" },
+  out: {
+    type: "string",
+    default: "data/imori",
+    path: "output folder",
+    help: "Folder to write the dataset to",
+  },
 } as const;
 
 /**
@@ -42,7 +48,11 @@ export async function run(args: string[]): Promise<void> {
   console.log(
     `Done in ${seconds} s: ${result.downloaded} files downloaded, ${result.present} already present`,
   );
-  console.log("Next: deno task semaseg_dataset (it now reads data/imori)");
+  // Every exercise reads data/imori by itself; another folder is carried as --data.
+  const data = flags.out.replace(/\/+$/, "") === "data/imori" ? undefined : flags.out;
+  console.log(
+    `Next: ${nextStep("deno task semaseg_dataset  (it reads the photos just downloaded)", data)}`,
+  );
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -24,6 +24,9 @@ mkdir -p docs/figures
 for figure in bin_dataset_akahara_0001 semaseg_dataset_madara_0001 bin_loss_loss \
   bin_test_madara_0010 semaseg_test_akahara_0011 nearest_madara_0010 transposeconv_madara_0010 \
   concat_madara_0010 unetlike_madara_0010 segnet_madara_0010; do
-  cp "$work/$figure.png" "docs/figures/$(echo "$figure" | sed -E 's/_(akahara|madara)_[0-9]+$//').png"
+  # Per-photo figures lie in the photo's class folder: $work/madara/nearest_madara_0010.png.
+  class=$(echo "$figure" | sed -nE 's/.*_(akahara|madara)_[0-9]+$/\1/p')
+  cp "$work/${class:+$class/}$figure.png" \
+    "docs/figures/$(echo "$figure" | sed -E 's/_(akahara|madara)_[0-9]+$//').png"
 done
 echo "figures: docs/figures/"

@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../engine/mod.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { runMain, UserError } from "../lib/errors.ts";
+import { nextStep } from "../lib/exercise_flags.ts";
 import { toClassMap } from "../lib/evaluate.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { type FlagDefs, kebab, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
@@ -29,6 +30,10 @@ import {
   writeFileAtomic,
 } from "../lib/image_io.ts";
 import { registerCustomLayers } from "../lib/custom_layers.js";
+import { isPhotoName, PHOTO_FORMATS } from "../lib/photo_formats.ts";
+import { coveringOutputSize } from "../lib/input_size.ts";
+import { checkSize } from "../lib/network.ts";
+import { claimOutputFile, noteInputs } from "../lib/output_files.ts";
 import { basename, dirname, extname, join, relative } from "../lib/path.ts";
 import {
   classesOf,
@@ -46,8 +51,17 @@ const FLAGS = {
     help: "Exercise whose checkpoint to use, checkpoints/<model>: bin, semaseg, nearest, " +
       "transposeconv, concat, unet, unetlike, segnet, or <name>_tuned for a tuned recipe's",
   },
-  checkpoint: { type: "string", help: "Checkpoint folder; default checkpoints/<model>" },
-  out: { type: "string", default: "answers/segment", help: "Folder for the masks and figures" },
+  checkpoint: {
+    type: "string",
+    path: "folder",
+    help: "Checkpoint folder; default checkpoints/<model>",
+  },
+  out: {
+    type: "string",
+    default: "answers/segment",
+    path: "output folder",
+    help: "Folder for the masks and figures",
+  },
   size: {
     type: "int",
     default: 0,
@@ -64,7 +78,6 @@ const FLAGS = {
 } as const satisfies FlagDefs;
 
 const USAGE = "deno task segment [flags] PHOTO_OR_FOLDER...";
-const PHOTO_EXTENSIONS = [".jpg", ".jpeg", ".png"];
 /** Longest side of a panel in the figure; larger photos are shown scaled down. */
 const FIGURE_SIDE = 512;
 
@@ -135,7 +148,7 @@ export function splitArguments(
 
 /**
  * The photos of a folder and its subfolders, as the dataset reader takes
- * them: JPEG or PNG by extension in any case, hidden files and folders (names
+ * them: JPEG, PNG or WebP by extension in any case, hidden files and folders (names
  * starting with ".") skipped, symbolic links followed (each folder once).
  *
  * @param dir The folder.
@@ -168,7 +181,7 @@ export async function listPhotos(dir: string): Promise<string[]> {
       const path = join(folder, name);
       const info = await Deno.stat(path).catch(() => undefined); // a broken link is skipped
       if (info?.isDirectory) await walk(path);
-      else if (info?.isFile && PHOTO_EXTENSIONS.includes(extname(name).toLowerCase())) {
+      else if (info?.isFile && isPhotoName(name)) {
         found.push(path);
       }
     }
@@ -218,8 +231,8 @@ export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]
     const photos = info.isDirectory ? await listPhotos(path) : [path];
     if (photos.length === 0) {
       throw new UserError(
-        `No photos in folder ${path}: expected JPEG or PNG files (.jpg, .jpeg, .png in any case; ` +
-          `hidden files are skipped)`,
+        `No photos in folder ${path}: expected ${PHOTO_FORMATS} files (.jpg, .jpeg, .png, .webp ` +
+          `in any case; hidden files are skipped)`,
       );
     }
     for (const photo of photos) {
@@ -232,6 +245,7 @@ export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]
       });
     }
   }
+  noteInputs(jobs.map((job) => job.photo)); // no output of this run may replace one
   const byMask = new Map<string, string>();
   for (const job of jobs) {
     const other = byMask.get(job.mask);
@@ -358,12 +372,17 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
     summary: "Segments your own photos with a trained network (default: the unetlike one; " +
       "train it with `deno task unetlike`). Writes per photo <out>/<name>_mask.png, the class " +
       "mask at the photo's size in the dataset's colours, and <out>/<name>_figure.png; prints " +
-      "the share of each class. Folders are searched for JPEG and PNG photos.",
+      "the share of each class. Folders are searched for JPEG, PNG and WebP photos.",
   });
   if (split.paths.length === 0) {
     throw new UserError(`Name at least one photo or folder: ${USAGE}`);
   }
   const jobs = await planJobs(split.paths, flags.out);
+  for (const job of jobs) {
+    // Refused before any work: an output over a photo of this run, or over a file not ours.
+    await claimOutputFile(job.mask);
+    await claimOutputFile(job.figure);
+  }
   registerCustomLayers(tf); // SegNet's layers, for a checkpoint that has them
   const defaults = checkpointOf(flags.model, flags.checkpoint);
   const dir = defaults.dir;
@@ -379,6 +398,8 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
   const trainedSize = loaded.model.inputs[0]!.shape[1]!;
   const size = flags.size || trainedSize;
   const network = loaded.state.model ?? loaded.model.name;
+  // Only a size whose output covers the photo as at the trained size (nearest: 33 gives 32).
+  checkSize(`network ${network} of ${dir}`, size, coveringOutputSize(loaded.model));
   const model = size === trainedSize
     ? loaded.model
     : await atInputSize(loaded.model, size, `Network ${network} of ${dir}`);
@@ -447,7 +468,17 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
       (done.length > 1 ? " (the first, with warm-up, left out)" : "") +
       `; masks and figures in ${flags.out}`,
   );
-  console.log("next: deno task serve  (the same network on a photo you drop in a browser page)");
+  // The page serves one checkpoints folder: the one holding this checkpoint.
+  const served = dirname(loaded.path) === "checkpoints" ? undefined : dirname(loaded.path);
+  console.log(
+    `next: ${
+      nextStep(
+        "deno task serve  (the same network on a photo you drop in a browser page)",
+        undefined,
+        { checkpoints: served },
+      )
+    }`,
+  );
   return done;
 }
 

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { fetchCheckedCheckpoint } from "/lib/checkpoint_check.js";
 import { registerCustomLayers } from "/lib/custom_layers.js";
 import {
   classesOf,
@@ -55,9 +56,34 @@ async function chooseBackend() {
   return "cpu";
 }
 
+/**
+ * Loads a served checkpoint after the checks `deno task segment` makes (`lib/checkpoint_check.js`:
+ * the files model.json names, their sizes, layer classes, finite weights), so that the page
+ * and the Deno scripts give the same one-line verdict on the same folder.
+ */
+async function loadCheckedModel(name) {
+  const { modelJson, weightSpecs, weightData } = await fetchCheckedCheckpoint(
+    `/checkpoints/${encodeURIComponent(name)}`,
+    {
+      where: `checkpoints/${name}`,
+      fix: "train it again to rewrite it",
+      knownLayer: (className) =>
+        className in tf.serialization.SerializationMap.getMap().classNameMap,
+    },
+  );
+  return await tf.loadLayersModel(tf.io.fromMemory({
+    modelTopology: modelJson.modelTopology,
+    weightSpecs,
+    weightData,
+    format: modelJson.format,
+    generatedBy: modelJson.generatedBy,
+    convertedBy: modelJson.convertedBy,
+  }));
+}
+
 async function loadCheckpoint(name) {
   say(`Loading checkpoint ${name}…`, "loading");
-  const model = await tf.loadLayersModel(`/checkpoints/${encodeURIComponent(name)}/model.json`);
+  const model = await loadCheckedModel(name);
   const [, inputSize] = model.inputs[0].shape;
   const [, outputSize, , channels] = model.outputs[0].shape;
   classesOf(channels); // refuses a model of another kind

@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { UserError } from "./errors.ts";
 import { dirname, join } from "./path.ts";
-import { firstNonFiniteWeight, type OptimizerWeight } from "./train.ts";
+import { firstNonFiniteWeight, type OptimizerWeight } from "./weights.ts";
 
 /** What was trained, saved beside the weights as `training_state.json`. */
 export interface TrainingState {

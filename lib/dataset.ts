@@ -13,9 +13,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { isDirectory } from "./data_dir.ts";
 import { UserError } from "./errors.ts";
 import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
-import { BINARY_CLASS_NAMES, maskToClasses, SEMASEG_CLASS_NAMES } from "./mask_classes.ts";
+import { BINARY_NAMES, CLASS_NAMES } from "./classes.js";
+import { maskToClasses } from "./mask_classes.ts";
 import { dirname, extname, join } from "./path.ts";
 
 /** `binary`: 0 background, 1 any newt; `classes`: 0 background, 1 akahara, 2 madara. */
@@ -176,7 +178,7 @@ export async function listDataset(dir: string, split: "train" | "test"): Promise
 export async function loadDataset(dir: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, size = 64, mode, flips = false } = options;
   const onWarning = options.onWarning ?? ((message) => console.warn(`warning: ${message}`));
-  const classNames = [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)];
+  const classNames = [...(mode === "binary" ? BINARY_NAMES : CLASS_NAMES)];
   const files = await listDataset(dir, split);
   const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
   const count = files.length * variants.length;
@@ -283,14 +285,6 @@ async function entryKind(
     }
   }
   return info.isFile ? "file" : info.isDirectory ? "directory" : "other";
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
 }
 
 async function isFile(path: string): Promise<boolean> {

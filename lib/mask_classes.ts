@@ -23,12 +23,6 @@ export const BLACK_BELOW = 48;
 /** Class indices of the three-class task. */
 export const CLASS_INDEX = { background: 0, akahara: 1, madara: 2 } as const;
 
-/** Class names by index, for the three-class task. */
-export const SEMASEG_CLASS_NAMES: readonly string[] = ["background", "akahara", "madara"];
-
-/** Class names by index, for binarization. */
-export const BINARY_CLASS_NAMES: readonly string[] = ["background", "newt"];
-
 /**
  * Classifies one mask colour.
  *

@@ -5,11 +5,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { CLASS_COLORS as PIXEL_CLASS_COLORS } from "./segment_pixels.js";
+import { CLASS_COLORS as PIXEL_CLASS_COLORS } from "./classes.js";
 
 /**
  * RGB colour per class index: background, akahara, madara. One definition,
- * in `segment_pixels.js`, which the browser page loads too.
+ * in `classes.js`, which the browser page loads too.
  */
 export const CLASS_COLORS = PIXEL_CLASS_COLORS as readonly [number, number, number][];
 

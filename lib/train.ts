@@ -7,7 +7,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Augment } from "./augment.ts";
 import { UserError } from "./errors.ts";
+import { firstNonFiniteWeight, type OptimizerWeight } from "./weights.ts";
 import {
   cropMasks,
   type LossName,
@@ -15,7 +17,7 @@ import {
   segmentationLossFromLogits,
 } from "./losses.ts";
 import { Progress, type ProgressOptions } from "./progress.ts";
-import { createRng, type Rng, shuffled } from "./rng.ts";
+import { createRng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
 
 /**
@@ -34,14 +36,6 @@ export type OptimizerName = "sgd" | "adam";
 /** The optimizer names, for a flag's choices. */
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adam"];
 
-/** One tensor of an optimizer's state, as `optimizer.getWeights()` lists it. */
-export interface OptimizerWeight {
-  /** Its name, e.g. `iter` or `conv2d_1/kernel/momentum`. */
-  name: string;
-  /** Its value. */
-  tensor: tf.Tensor;
-}
-
 /** Images and masks to train on. */
 export interface TrainingData {
   /** Shape [n, height, width, 3], values in [0, 1]. */
@@ -49,16 +43,6 @@ export interface TrainingData {
   /** Shape [n, height, width], int32 class indices. */
   masks: tf.Tensor3D;
 }
-
-/**
- * An augmentation applied to every minibatch; it returns new tensors (or the
- * ones it was given) and may use `rng` for its random choices.
- */
-export type Augment = (
-  images: tf.Tensor4D,
-  masks: tf.Tensor3D,
-  rng: Rng,
-) => { images: tf.Tensor4D; masks: tf.Tensor3D };
 
 /**
  * A loss on the logits, as an exercise writes it: logits `[batch, h, w, classes]`
@@ -424,35 +408,6 @@ export async function trainModel(
     msPerIter: timed > 0 ? (end - timedStart) / timed : 0,
     optimizer,
   };
-}
-
-/**
- * The name of the first weight of a model (trainable or not: batch-norm
- * statistics count) holding NaN or an infinity, or `undefined` when all are
- * finite.
- *
- * @param model Any model.
- * @returns A weight's name, e.g. `conv2d_1/kernel`, or `undefined`.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { firstNonFiniteWeight } from "./train.ts";
- * import { assertEquals } from "./assert.ts";
- * const input = tf.input({ shape: [2] });
- * const dense = tf.layers.dense({ units: 1, name: "dense" });
- * const model = tf.model({ inputs: input, outputs: dense.apply(input) as tf.SymbolicTensor });
- * assertEquals(firstNonFiniteWeight(model), undefined);
- * dense.setWeights([tf.tensor2d([[NaN], [1]]), tf.zeros([1])]);
- * assertEquals(firstNonFiniteWeight(model), "dense/kernel");
- * ```
- */
-export function firstNonFiniteWeight(model: tf.LayersModel): string | undefined {
-  for (const weight of model.weights) {
-    const finite = tf.tidy(() => tf.all(tf.isFinite(weight.read())).dataSync()[0]);
-    if (!finite) return weight.originalName;
-  }
-  return undefined;
 }
 
 /**

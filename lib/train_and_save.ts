@@ -16,7 +16,8 @@ import type { LossName } from "./losses.ts";
 import { join } from "./path.ts";
 import { formatDuration } from "./progress.ts";
 import type { ScheduleName } from "./schedule.ts";
-import { type Augment, type LogitsLoss, type OptimizerName, trainModel } from "./train.ts";
+import type { Augment } from "./augment.ts";
+import { type LogitsLoss, type OptimizerName, trainModel } from "./train.ts";
 
 /** Options of {@linkcode trainAndSave}: the protocol, and where things go. */
 export interface TrainAndSaveOptions {

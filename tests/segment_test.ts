@@ -9,7 +9,6 @@ import {
   resizeNearest,
 } from "../lib/image_io.ts";
 import { maskToClasses } from "../lib/mask_classes.ts";
-import { CLASS_COLORS as PALETTE } from "../lib/palette.ts";
 import { join } from "../lib/path.ts";
 import * as pixels from "../lib/segment_pixels.js";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
@@ -102,10 +101,6 @@ Deno.test("segment_pixels classMapToPhoto() puts a smaller (UNet) map at the cen
     height: 4,
   });
   assertEquals(Array.from(classes), [0, 0, 0, 0, 0, 1, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0]);
-});
-
-Deno.test("segment_pixels colours are the dataset's (lib/palette.ts)", () => {
-  assertEquals(pixels.CLASS_COLORS, PALETTE);
 });
 
 Deno.test("segment writes a mask at each photo's size, readable as a training mask, and a figure", async () => {

@@ -6,16 +6,17 @@ import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
-import { mulberry32, renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { createRng } from "../lib/rng.ts";
+import { renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 
-Deno.test("mulberry32() is repeatable and spreads over [0, 1)", () => {
-  const random = mulberry32(42);
+Deno.test("createRng() is repeatable and spreads over [0, 1)", () => {
+  const random = createRng(42);
   const values = Array.from({ length: 10000 }, random);
   assert(values.every((value) => value >= 0 && value < 1));
   const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
   assert(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
-  assertEquals(mulberry32(42)(), values[0]);
-  assertNotEquals(mulberry32(43)(), values[0]);
+  assertEquals(createRng(42)(), values[0]);
+  assertNotEquals(createRng(43)(), values[0]);
 });
 
 Deno.test("renderNewtPhoto() is deterministic per seed and differs between seeds", () => {

@@ -9,7 +9,8 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../lib/assert
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { buildModel } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
-import { assertBatchNormCanTrain, firstNonFiniteWeight, trainModel } from "../lib/train.ts";
+import { assertBatchNormCanTrain, trainModel } from "../lib/train.ts";
+import { firstNonFiniteWeight } from "../lib/weights.ts";
 
 await tf.setBackend("cpu");
 

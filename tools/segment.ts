@@ -30,8 +30,8 @@ import {
 } from "../lib/image_io.ts";
 import { registerCustomLayers } from "../lib/custom_layers.js";
 import { basename, dirname, extname, join, relative } from "../lib/path.ts";
+import { classesOf } from "../lib/classes.js";
 import {
-  classesOf,
   classMapToPhoto,
   classShares,
   formatShares,

@@ -25,7 +25,9 @@ import {
   TOLERANCES,
 } from "../tools/parity.ts";
 import { findPyTorch, pytorchLayers, runPyTorch } from "../tools/pytorch.ts";
-import { transposeconvNet } from "../exercises/transposeconv.ts";
+import { Mynet as transposeconvNet } from "../exercises/transposeconv.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
 
 const required = Deno.env.get("SEGMENT_REQUIRE_PYTORCH") === "1";
 const found = await findPyTorch().then(() => true, () => false);
@@ -49,8 +51,8 @@ Deno.test({
     const dir = await requireImori();
     const size = 32;
     const sets = {
-      binary: await loadDataset(dir, { split: "train", size, mode: "binary", flips: true }),
-      classes: await loadDataset(dir, { split: "train", size, mode: "classes", flips: true }),
+      binary: await loadDataset(dir, { split: "train", size, mode: BINARY, flips: true }),
+      classes: await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true }),
     };
     try {
       for (const name of MODELS) {
@@ -76,7 +78,7 @@ Deno.test({
     await setupBackend("wasm");
     const dir = await requireImori();
     const size = 188;
-    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    const train = await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true });
     try {
       const result = await checkParity("unet", train, { size, batchSize: 1, iters: 5, threads: 1 });
       assertEquals(result.losses.ours.length, 5);
@@ -96,7 +98,7 @@ Deno.test({
     await setupBackend("wasm");
     const dir = await requireImori();
     const size = 16;
-    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    const train = await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true });
     const model = transposeconvNet(size, { seed: 3 });
     try {
       const layers = pytorchLayers(model);

@@ -8,6 +8,7 @@ import { imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
 import { createRng } from "../lib/rng.ts";
 import { renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
 Deno.test("createRng() is repeatable and spreads over [0, 1)", () => {
   const random = createRng(42);
@@ -70,7 +71,7 @@ Deno.test("writeSyntheticDataset() writes 16 + 6 photos in the Imori layout, qui
       assertEquals([mask.width, mask.height], [photo.width, photo.height]);
     }
   }
-  const train = await loadDataset(dir, { split: "train", size: 64, mode: "classes" });
+  const train = await loadDataset(dir, { split: "train", size: 64, mode: CLASSES });
   assertEquals(train.images.shape, [16, 64, 64, 3]);
   const classes = new Set(train.masks.dataSync());
   assertEquals([...classes].sort(), [0, 1, 2]);

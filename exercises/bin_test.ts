@@ -44,6 +44,7 @@ const FLAGS = {
  * import * as tf from "@tensorflow/tfjs";
  * import { threshold } from "./bin_test.ts";
  * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
  * const probabilities = tf.tensor4d([0.2, 0.5, 0.9], [1, 1, 3, 1]);
  * assertEquals(threshold(probabilities).arraySync(), [[[0, 1, 1]]]);
  * assertEquals(threshold(probabilities, 0.95).arraySync(), [[[0, 0, 0]]]);

@@ -34,6 +34,7 @@ const NEXT = "deno task nearest  (an encoder-decoder: pool, then upsample by nea
  * import * as tf from "@tensorflow/tfjs";
  * import { argmaxClasses } from "./semaseg_test.ts";
  * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
  * const probabilities = tf.tensor4d([0.1, 0.2, 0.7, 0.6, 0.3, 0.1], [1, 1, 2, 3]);
  * assertEquals(argmaxClasses(probabilities).arraySync(), [[[2, 0]]]);
  * ```

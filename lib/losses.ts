@@ -80,7 +80,7 @@ export function cropMasks(masks: tf.Tensor3D, height: number, width: number): tf
  * const masks = tf.tensor3d([[[0, 1]]], undefined, "int32");
  * const logits = tf.tensor4d([0, 0, 0, 0], [1, 1, 2, 2]);
  * assertAlmostEquals(chooseLoss(crossEntropy, "ce")(logits, masks).dataSync()[0]!, 0);
- * assertAlmostEquals(chooseLoss(crossEntropy, "ce+dice")(logits, masks).dataSync()[0]!, 0.5, 1e-4);
+ * assertAlmostEquals(chooseLoss(crossEntropy, "ce+dice")(logits, masks).dataSync()[0]!, 1 / 3, 1e-4); // Dice 1 - 2/3
  * ```
  */
 export function chooseLoss(crossEntropy: LogitsLoss, name: LossName): LogitsLoss {

@@ -1,6 +1,7 @@
 /**
  * Exercise 1, bin_dataset: load the training photos and turn each mask into
- * a binary map (1 where a newt is, 0 elsewhere), then show every pair.
+ * a binary map, 1 where a newt is and 0 elsewhere: whatever the species'
+ * colour, a mask pixel that is not black is "newt". Then show every pair.
  *
  * Run: `deno task bin_dataset [--data DIR] [--size 64] [--out answers]`
  *
@@ -8,67 +9,92 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { countClasses, loadDataset } from "../lib/dataset.ts";
+import { BINARY_NAMES } from "../lib/classes.js";
 import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { writeFigure } from "../lib/figure.ts";
-import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { photoFigurePath } from "../lib/output_files.ts";
-import { relative } from "../lib/path.ts";
+import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
+import { showDataset } from "../lib/test_figures.ts";
 
-const FLAGS = { ...DATA_FLAGS };
+const NEXT = "deno task bin_loss  (train a network to predict these masks)";
 
 /**
- * Writes `<out>/bin_dataset_<image>.png` for every training photo (input
+ * The lesson: a mask pixel is a newt (1) wherever it is not black, whatever
+ * its colour; background (0) where every channel is dark. Tolerant of masks
+ * saved slightly off black (every channel below 48 counts as black).
+ *
+ * @param red Red channel of the mask pixel, 0 to 255.
+ * @param green Green channel, 0 to 255.
+ * @param blue Blue channel, 0 to 255.
+ * @returns 1 for a newt, 0 for background.
+ *
+ * @example
+ * ```ts
+ * import { binarize } from "./bin_dataset.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * assertEquals([binarize(0, 0, 0), binarize(128, 0, 0), binarize(0, 127, 0)], [0, 1, 1]);
+ * ```
+ */
+export function binarize(red: number, green: number, blue: number): number {
+  return red >= BLACK_BELOW || green >= BLACK_BELOW || blue >= BLACK_BELOW ? 1 : 0;
+}
+
+/** Masks as the binarization exercises read them: {@linkcode binarize}, newt or not. */
+export const BINARY: MaskMode = {
+  classNames: BINARY_NAMES,
+  ofColour: binarize,
+  ofIndex: (index) => index > 0 ? 1 : 0, // a mask stored as class indices 0, 1, 2
+};
+
+/**
+ * A binary map as a grey picture: newt white, background black.
+ *
+ * @param classMap Shape `[height, width]`, 0 or 1.
+ * @returns Shape `[height, width, 1]`, float32 in [0, 1].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { paintBinary } from "./bin_dataset.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * assertEquals(paintBinary(tf.tensor2d([[0, 1]], undefined, "int32")).arraySync(), [[[0], [1]]]);
+ * ```
+ */
+export function paintBinary(classMap: tf.Tensor2D): tf.Tensor3D {
+  return tf.tidy(() => tf.expandDims(tf.cast(classMap, "float32"), 2) as tf.Tensor3D); // [h, w, 1]
+}
+
+/**
+ * Writes `<out>/<class>/bin_dataset_<image>.png` for every training photo (input
  * beside its mask, newt white and background black) and prints a summary.
  *
  * @param args Command-line arguments.
  * @returns A promise that resolves when every figure is written.
  */
 export async function run(args: string[]): Promise<void> {
-  const flags = parseFlags(args, FLAGS, {
+  const flags = parseFlags(args, DATA_FLAGS, {
     usage: "deno task bin_dataset [flags]",
     summary: "Loads the training photos, binarizes their masks (1 newt, 0 background) " +
       "and writes a figure per photo.",
   });
   tf.enableProdMode();
-  const dir = await resolveDataDir(flags.data);
-  const dataset = await loadDataset(dir, { split: "train", size: flags.size, mode: "binary" });
-  console.log(
-    `Loaded ${dataset.names.length} training photos from ${
-      relative(Deno.cwd(), dir) || "."
-    } at ${flags.size}x${flags.size}`,
-  );
-
-  for (const [index, name] of dataset.names.entries()) {
-    const [image, mask] = tf.tidy(() => [
-      tf.squeeze(tf.slice(dataset.images, index, 1), [0]) as tf.Tensor3D, // [size, size, 3]
-      tf.cast(
-        tf.reshape(tf.slice(dataset.masks, index, 1), [flags.size, flags.size, 1]),
-        "float32",
-      ),
-    ]);
-    const path = photoFigurePath(flags.out, "bin_dataset", name, dataset.folders?.[index]);
-    await writeFigure(path, [
-      { title: "input", image },
-      { title: "mask (newt = 1)", image: mask as tf.Tensor3D },
-    ]);
-    tf.dispose([image, mask]);
-    console.log(`Wrote ${path}`);
+  const dataDir = await resolveDataDir(flags.data);
+  // Data: each mask binarized as it is read
+  const data = await loadSplit(dataDir, "train", { mode: BINARY, size: flags.size, flips: false });
+  try {
+    await showDataset(data, {
+      ...flags,
+      name: "bin_dataset",
+      title: "mask (newt = 1)",
+      paint: paintBinary,
+    });
+  } finally {
+    tf.dispose([data.images, data.masks]);
   }
-
-  for (const { name, images, share } of countClasses(dataset.masks, dataset.classNames)) {
-    console.log(
-      `${name}: in ${images} of ${dataset.names.length} photos, ${
-        (share * 100).toFixed(1)
-      }% of pixels`,
-    );
-  }
-  tf.dispose([dataset.images, dataset.masks]);
-  console.log(
-    `next: ${nextStep("deno task bin_loss  (train a network to predict these masks)", flags.data)}`,
-  );
+  console.log(`next: ${nextStep(NEXT, flags.data)}`);
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

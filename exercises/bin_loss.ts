@@ -10,15 +10,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
 import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { EXERCISE_FLAGS, nextStep, withDefaults } from "../lib/exercise_flags.ts";
+import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
-import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import { trainAndSave, trainCommand, type TrainedRun } from "../lib/train_and_save.ts";
+import { checkSize, type NetOptions } from "../lib/network.ts";
+import type { TrainTestRun } from "../lib/test_figures.ts";
+import { trainThenTest } from "../lib/train_then_test.ts";
+import { BINARY, paintBinary } from "./bin_dataset.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
@@ -36,13 +35,13 @@ const NEXT = "deno task bin_test  (test it on the test photos)";
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { binNet } from "./bin_loss.ts";
+ * import { Mynet } from "./bin_loss.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * assertEquals(binNet(8).outputs[0]!.shape, [null, 8, 8, 1]);
+ * assertEquals(Mynet(8).outputs[0]!.shape, [null, 8, 8, 1]);
  * ```
  */
-export function binNet(size = 64, { classes = 1, seed = 0 }: NetOptions = {}): tf.LayersModel {
+export function Mynet(size = 64, { classes = 1, seed = 0 }: NetOptions = {}): tf.LayersModel {
   checkSize("bin", size, (size) => size);
   const seeds = new SeedSequence(seed);
   const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
@@ -83,40 +82,26 @@ export function binLoss(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
  * Trains the binarization network and saves it.
  *
  * @param args Command-line arguments.
- * @returns The trained run (model, losses, checkpoint path); the caller disposes the model.
+ * @returns The trained model (the caller disposes it) and the training run.
  */
-export async function run(args: string[]): Promise<TrainedRun> {
+export async function run(args: string[]): Promise<TrainTestRun> {
   const flags = parseFlags(args, withDefaults(EXERCISE_FLAGS, PROTOCOL), {
     usage: "deno task bin_loss [flags]",
     summary: "Train the binarization network (6 x conv-ReLU-BN, sigmoid, binary cross-entropy).",
   });
-  await setupBackend(flags.backend);
-  const command = trainCommand("bin_loss", flags.checkpoint); // named in messages
-  // Data: each training photo four times (as is and flipped), masks 1 where newt
-  const dataDir = await resolveDataDir(flags.data);
-  const train = await loadSplit(dataDir, "train", { mode: "binary", size: flags.size });
-  // Network
-  const model = showModel(binNet(flags.size, { seed: flags.seed }));
-  // Train on binLoss (or --loss ce+dice), save the checkpoint and the loss curve
-  try {
-    const trained = await trainAndSave(model, train, {
-      ...flags,
-      name: "bin_loss",
-      network: "bin",
-      loss: flags.loss === "ce" ? binLoss : flags.loss,
-      checkpoint: flags.checkpoint ?? "checkpoints/bin_loss",
-      command,
-    });
-    // The test reads the checkpoint just written, at its size: carried into the command.
-    const carry = {
-      checkpoint: flags.checkpoint,
-      size: flags.size === 64 ? undefined : flags.size,
-    };
-    console.log(`next: ${nextStep(NEXT, flags.data, carry)}`);
-    return trained;
-  } finally {
-    tf.dispose([train.images, train.masks]);
-  }
+  // Data: each training photo four times (as is and flipped), masks binarized.
+  // Train Mynet on binLoss (or --loss ce+dice), taken on the logits: training runs Mynet
+  // without its final sigmoid. Save the checkpoint, the loss curve and the progress figure.
+  return await trainThenTest(flags, {
+    name: "bin_loss",
+    network: "bin",
+    build: Mynet,
+    outputSize: (size) => size,
+    mode: BINARY,
+    loss: binLoss,
+    paint: paintBinary,
+    next: NEXT,
+  });
 }
 
-if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model.dispose());
+if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -7,16 +7,55 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../engine/mod.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
-import { parseFlags } from "../lib/flags.ts";
+import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
 import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
-import { binNet } from "./bin_loss.ts";
+import { BINARY, paintBinary } from "./bin_dataset.ts";
+import { Mynet } from "./bin_loss.ts";
 
 const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, madara)";
+
+const FLAGS = {
+  ...TEST_FLAGS,
+  threshold: {
+    type: "number",
+    default: 0.5,
+    min: 0,
+    max: 1,
+    help: "Probability at or above which a pixel is a newt",
+  },
+} as const satisfies FlagDefs;
+
+/**
+ * The lesson: a pixel is a newt (1) where the network's probability is at
+ * least the threshold, background (0) elsewhere.
+ *
+ * @param probabilities Shape `[n, height, width, 1]`, the sigmoid's output.
+ * @param level The threshold.
+ * @returns Shape `[n, height, width]`, int32 0 or 1.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { threshold } from "./bin_test.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * const probabilities = tf.tensor4d([0.2, 0.5, 0.9], [1, 1, 3, 1]);
+ * assertEquals(threshold(probabilities).arraySync(), [[[0, 1, 1]]]);
+ * assertEquals(threshold(probabilities, 0.95).arraySync(), [[[0, 0, 0]]]);
+ * ```
+ */
+export function threshold(probabilities: tf.Tensor4D, level = 0.5): tf.Tensor3D {
+  return tf.tidy(() => {
+    const probability = tf.squeeze(probabilities, [3]); // [n, height, width]
+    return tf.cast(tf.greaterEqual(probability, level), "int32") as tf.Tensor3D;
+  });
+}
 
 /**
  * Tests the binarization network on the test photos.
@@ -25,7 +64,7 @@ const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, ma
  * @returns The metrics and the figure paths.
  */
 export async function run(args: string[]): Promise<TestedRun> {
-  const flags = parseFlags(args, TEST_FLAGS, {
+  const flags = parseFlags(args, FLAGS, {
     usage: "deno task bin_test [flags]",
     summary: "Test the binarization network trained by `deno task bin_loss`: figures and IoU.",
   });
@@ -43,8 +82,10 @@ export async function run(args: string[]): Promise<TestedRun> {
     return await testAndShow(model, dataDir, {
       ...flags,
       name: "bin_test",
-      mode: "binary",
-      build: (size) => binNet(size),
+      mode: BINARY,
+      classify: (probabilities) => threshold(probabilities, flags.threshold),
+      paint: paintBinary,
+      build: (size) => Mynet(size),
       next: nextStep(NEXT, flags.data),
     });
   } finally {

@@ -15,7 +15,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
 import {
   convBlock,
   poolWithIndices,
@@ -23,21 +22,16 @@ import {
   segmentationHead,
   unpool,
 } from "../lib/blocks.ts";
-import { createAugment } from "../lib/augment.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
-import { runMain, UserError } from "../lib/errors.ts";
+import { runMain } from "../lib/errors.ts";
 import { shellWord, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
-import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import {
-  applyRecipe,
-  loadRecipeTrainSplit,
-  RECIPE_NAMES,
-  type RecipeName,
-} from "../lib/recipes.ts";
-import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
-import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
+import { checkSize, type NetOptions } from "../lib/network.ts";
+import { applyRecipe, RECIPE_NAMES } from "../lib/recipes.ts";
+import type { TrainTestRun } from "../lib/test_figures.ts";
+import { trainThenTest } from "../lib/train_then_test.ts";
+import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
+import { semasegLoss } from "./semaseg_loss.ts";
+import { argmaxClasses } from "./semaseg_test.ts";
 
 const EXERCISE = "segnet";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -69,13 +63,13 @@ export function outputSize(size: number): number | undefined {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { segnetNet } from "./segnet.ts";
+ * import { Mynet } from "./segnet.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * assertEquals(segnetNet(32).outputs[0]!.shape, [null, 32, 32, 3]);
+ * assertEquals(Mynet(32).outputs[0]!.shape, [null, 32, 32, 3]);
  * ```
  */
-export function segnetNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
   checkSize(EXERCISE, size, outputSize);
   const seeds = new SeedSequence(seed);
   // (Conv 3x3 -> BatchNorm -> ReLU) x convs
@@ -126,71 +120,24 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     summary: "Train and test SegNet (VGG16 encoder, unpooling with the max-pool positions).",
   });
   // The recipe, with the flags typed on the command line
-  const recipe = parsed.recipe as RecipeName;
-  const settings = applyRecipe(recipe, parsed, args, PROTOCOL);
-  const tuned = recipe !== "default";
-  const flags = { ...parsed, ...settings };
-  const name = tuned ? `${EXERCISE}_${recipe}` : EXERCISE; // names the figures and checkpoint
-  const checkpoint = flags.checkpoint ?? `checkpoints/${name}`;
-  const command = trainCommand(EXERCISE + (tuned ? ` --recipe ${recipe}` : ""), flags.checkpoint); // named in messages
-  if (tuned && flags.resume) {
-    throw new UserError(
-      "--resume works with --recipe default only; train the tuned recipe again without --resume",
-    );
-  }
-  checkSize(EXERCISE, flags.size, outputSize);
-  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
-  console.log(`recipe: ${recipe}, ${settings.summary}`);
-  await setupBackend(flags.backend);
-  const dataDir = await resolveDataDir(flags.data);
-  const result: TrainTestRun = {};
-  if (flags.train) {
-    // Data: the four flips of the original answers, or photos to cut random crops from
-    const train = tuned
-      ? await loadRecipeTrainSplit(dataDir, "classes", settings)
-      : await loadSplit(dataDir, "train", {
-        mode: "classes",
-        size: flags.size,
-        testAfter: flags.test, // an empty test split is refused before training
-      });
-    // Network
-    const model = showModel(segnetNet(flags.size, { seed: flags.seed }));
-    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
-    try {
-      result.trained = await trainAndSave(model, train, {
-        ...flags,
-        name,
-        network: EXERCISE,
-        checkpoint,
-        command,
-        augment: settings.augment
-          ? createAugment({ size: settings.size, ...settings.augment })
-          : undefined,
-        recipe,
-      });
-      result.model = result.trained.model;
-    } finally {
-      tf.dispose([train.images, train.masks]);
-    }
-  }
-  if (!flags.test) {
-    console.log(`next: ${next(checkpoint)}`);
-    return result;
-  }
-  // Test: the trained network, or the checkpoint with --no-train
-  result.model ??= await loadTrained(checkpoint, {
-    network: EXERCISE,
-    size: flags.size,
-    command,
+  const settings = applyRecipe(parsed.recipe, parsed, args, PROTOCOL);
+  console.log(`recipe: ${parsed.recipe}, ${settings.summary}`);
+  const run = parsed.recipe === "default" ? EXERCISE : `${EXERCISE}_${parsed.recipe}`;
+  // Data: the four flips of the original answers, or the recipe's random crops.
+  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
+  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
+  return await trainThenTest({ ...parsed, ...settings }, {
+    name: EXERCISE,
+    build: Mynet,
+    outputSize,
+    mode: CLASSES,
+    loss: semasegLoss,
+    classify: argmaxClasses,
+    paint: paintClasses,
+    next: next(parsed.checkpoint ?? `checkpoints/${run}`),
+    recipe: { name: parsed.recipe, settings },
+    carryData: false, // segment takes no --data
   });
-  result.tested = await testAndShow(result.model, dataDir, {
-    ...flags,
-    name,
-    mode: "classes",
-    build: (size) => segnetNet(size),
-    next: next(checkpoint),
-  });
-  return result;
 }
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -9,20 +9,83 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { countClasses, loadDataset } from "../lib/dataset.ts";
+import { CLASS_COLORS, CLASS_NAMES } from "../lib/classes.js";
 import { resolveDataDir } from "../lib/data_dir.ts";
+import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { writeFigure } from "../lib/figure.ts";
-import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { paintClasses } from "../lib/palette.ts";
-import { photoFigurePath } from "../lib/output_files.ts";
-import { relative } from "../lib/path.ts";
+import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
+import { showDataset } from "../lib/test_figures.ts";
 
-const FLAGS = { ...DATA_FLAGS };
+const NEXT = "deno task semaseg_loss  (train a network to predict these class maps)";
 
 /**
- * Writes `<out>/semaseg_dataset_<image>.png` for every training photo (input
+ * The lesson: the class of a mask colour. Imori masks paint akahara
+ * (128, 0, 0) and madara (0, 128, 0) on black (the tutorial says 127, and
+ * other tools save slightly off colours), so a colour is matched by class,
+ * not by value: background when every channel is below 48, akahara when red
+ * is the largest channel and green and blue at most half of it, madara
+ * likewise for green; anything else (blue, white, grey, ...) is no class.
+ *
+ * @param red Red channel, 0 to 255.
+ * @param green Green channel, 0 to 255.
+ * @param blue Blue channel, 0 to 255.
+ * @returns 0 background, 1 akahara, 2 madara, or -1 for a colour that is no class.
+ *
+ * @example
+ * ```ts
+ * import { colorToClass } from "./semaseg_dataset.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * assertEquals([colorToClass(0, 0, 0), colorToClass(128, 0, 0), colorToClass(0, 127, 0)], [0, 1, 2]);
+ * assertEquals(colorToClass(0, 0, 255), -1);
+ * ```
+ */
+export function colorToClass(red: number, green: number, blue: number): number {
+  if (red < BLACK_BELOW && green < BLACK_BELOW && blue < BLACK_BELOW) return 0;
+  if (red >= green && red >= blue && 2 * green <= red && 2 * blue <= red) return 1;
+  if (green >= red && green >= blue && 2 * red <= green && 2 * blue <= green) return 2;
+  return -1;
+}
+
+/** Masks as the segmentation exercises read them: {@linkcode colorToClass}. */
+export const CLASSES: MaskMode = {
+  classNames: CLASS_NAMES,
+  ofColour: colorToClass,
+  ofIndex: (index) => index, // a mask stored as class indices 0, 1, 2
+};
+
+/**
+ * The way back: a class map painted in the class colours (background black,
+ * akahara (128, 0, 0), madara (0, 128, 0)); an index outside them is white,
+ * so that it stands out.
+ *
+ * @param classMap Class index per pixel, shape [height, width], int32.
+ * @returns Colours, shape [height, width, 3], float32 in [0, 1].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import { paintClasses } from "./semaseg_dataset.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const painted = paintClasses(tf.tensor2d([[0, 1, 2]], [1, 3], "int32"));
+ * assertEquals(Array.from(painted.dataSync()).map((v) => Math.round(v * 255)),
+ *   [0, 0, 0, 128, 0, 0, 0, 128, 0]);
+ * ```
+ */
+export function paintClasses(classMap: tf.Tensor2D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const colors = [...CLASS_COLORS, [255, 255, 255]];
+    const palette = tf.div(tf.tensor2d(colors.flat(), [colors.length, 3], "float32"), 255);
+    // An index below 0 is clipped to background; one beyond the palette to white.
+    const indices = tf.cast(tf.clipByValue(classMap, 0, CLASS_COLORS.length), "int32");
+    return tf.gather(palette, indices) as tf.Tensor3D; // [height, width, 3]
+  });
+}
+
+/**
+ * Writes `<out>/<class>/semaseg_dataset_<image>.png` for every training photo (input
  * beside its class map: background black, akahara (128, 0, 0), madara
  * (0, 128, 0)) and prints a summary per class.
  *
@@ -30,47 +93,26 @@ const FLAGS = { ...DATA_FLAGS };
  * @returns A promise that resolves when every figure is written.
  */
 export async function run(args: string[]): Promise<void> {
-  const flags = parseFlags(args, FLAGS, {
+  const flags = parseFlags(args, DATA_FLAGS, {
     usage: "deno task semaseg_dataset [flags]",
     summary: "Loads the training photos, maps their masks to class indices " +
       "(0 background, 1 akahara, 2 madara) and writes a figure per photo.",
   });
   tf.enableProdMode();
-  const dir = await resolveDataDir(flags.data);
-  const dataset = await loadDataset(dir, { split: "train", size: flags.size, mode: "classes" });
-  console.log(
-    `Loaded ${dataset.names.length} training photos from ${
-      relative(Deno.cwd(), dir) || "."
-    } at ${flags.size}x${flags.size}`,
-  );
-
-  for (const [index, name] of dataset.names.entries()) {
-    const [image, classMap] = tf.tidy(() => [
-      tf.squeeze(tf.slice(dataset.images, index, 1), [0]) as tf.Tensor3D, // [size, size, 3]
-      paintClasses(tf.squeeze(tf.slice(dataset.masks, index, 1), [0]) as tf.Tensor2D), // [size, size, 3]
-    ]);
-    const path = photoFigurePath(flags.out, "semaseg_dataset", name, dataset.folders?.[index]);
-    await writeFigure(path, [
-      { title: "input", image: image as tf.Tensor3D },
-      { title: "class map", image: classMap as tf.Tensor3D },
-    ]);
-    tf.dispose([image, classMap]);
-    console.log(`Wrote ${path}`);
+  const dataDir = await resolveDataDir(flags.data);
+  // Data: each mask colour mapped to its class as it is read
+  const data = await loadSplit(dataDir, "train", { mode: CLASSES, size: flags.size, flips: false });
+  try {
+    await showDataset(data, {
+      ...flags,
+      name: "semaseg_dataset",
+      title: "class map",
+      paint: paintClasses,
+    });
+  } finally {
+    tf.dispose([data.images, data.masks]);
   }
-
-  for (const { name, images, share } of countClasses(dataset.masks, dataset.classNames)) {
-    console.log(
-      `${name}: in ${images} of ${dataset.names.length} photos, ${
-        (share * 100).toFixed(1)
-      }% of pixels`,
-    );
-  }
-  tf.dispose([dataset.images, dataset.masks]);
-  console.log(
-    `next: ${
-      nextStep("deno task semaseg_loss  (train a network to predict these class maps)", flags.data)
-    }`,
-  );
+  console.log(`next: ${nextStep(NEXT, flags.data)}`);
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

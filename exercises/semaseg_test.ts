@@ -8,6 +8,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../engine/mod.ts";
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
@@ -15,9 +16,32 @@ import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
 import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
-import { semasegNet } from "./semaseg_loss.ts";
+import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
+import { Mynet } from "./semaseg_loss.ts";
 
 const NEXT = "deno task nearest  (an encoder-decoder: pool, then upsample by nearest neighbour)";
+
+/**
+ * The lesson: each pixel's class is the one of highest probability (the
+ * argmax over the softmax's channels); {@linkcode paintClasses} then paints
+ * it in the dataset's colours.
+ *
+ * @param probabilities Shape `[n, height, width, classes]`, the softmax's output.
+ * @returns Shape `[n, height, width]`, int32 class indices.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { argmaxClasses } from "./semaseg_test.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * const probabilities = tf.tensor4d([0.1, 0.2, 0.7, 0.6, 0.3, 0.1], [1, 1, 2, 3]);
+ * assertEquals(argmaxClasses(probabilities).arraySync(), [[[2, 0]]]);
+ * ```
+ */
+export function argmaxClasses(probabilities: tf.Tensor4D): tf.Tensor3D {
+  return tf.argMax(probabilities, 3); // [n, height, width]
+}
 
 /**
  * Tests the segmentation network on the test photos.
@@ -44,8 +68,10 @@ export async function run(args: string[]): Promise<TestedRun> {
     return await testAndShow(model, dataDir, {
       ...flags,
       name: "semaseg_test",
-      mode: "classes",
-      build: (size) => semasegNet(size),
+      mode: CLASSES,
+      classify: argmaxClasses,
+      paint: paintClasses,
+      build: (size) => Mynet(size),
       next: nextStep(NEXT, flags.data),
     });
   } finally {

@@ -10,7 +10,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
 import {
   convBlock,
   maxPool,
@@ -18,14 +17,15 @@ import {
   segmentationHead,
   upsampleTransposed,
 } from "../lib/blocks.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { parseFlags } from "../lib/flags.ts";
-import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
-import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
+import { checkSize, type NetOptions } from "../lib/network.ts";
+import type { TrainTestRun } from "../lib/test_figures.ts";
+import { trainThenTest } from "../lib/train_then_test.ts";
+import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
+import { semasegLoss } from "./semaseg_loss.ts";
+import { argmaxClasses } from "./semaseg_test.ts";
 
 const EXERCISE = "transposeconv";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -43,8 +43,8 @@ export function outputSize(size: number): number | undefined {
 }
 
 /**
- * The network: CRB(32) x2, max-pool 2x2, CRB(32) x2, transposed conv
- * (kernel 2, stride 2, 32 filters) + ReLU + BN, CRB(32) x2, 1x1 conv and softmax.
+ * The network of this exercise (see the module comment), called `Mynet` in
+ * every exercise as in the tutorial's answers. Shapes are for the input 64.
  *
  * @param size Input height and width in pixels, even.
  * @param options Classes (3) and the seed of the initial weights.
@@ -55,23 +55,20 @@ export function outputSize(size: number): number | undefined {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { transposeconvNet } from "./transposeconv.ts";
+ * import { Mynet } from "./transposeconv.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * assertEquals(transposeconvNet(8).outputs[0]!.shape, [null, 8, 8, 3]);
+ * assertEquals(Mynet(8).outputs[0]!.shape, [null, 8, 8, 3]);
  * ```
  */
-export function transposeconvNet(
-  size = 64,
-  { classes = 3, seed = 0 }: NetOptions = {},
-): tf.LayersModel {
+export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
   checkSize(EXERCISE, size, outputSize);
   const seeds = new SeedSequence(seed);
   const crb = (x: tf.SymbolicTensor, name: string) =>
     convBlock(x, 32, { order: "CRB", seeds, name }); // (Conv 3x3 -> ReLU -> BatchNorm) x2
   const input = tf.input({ shape: [size, size, 3], name: "image" }); // [batch, 64, 64, 3]
-  let x = crb(input, "enc1"); // [batch, 64, 64, 32]
-  x = maxPool(x, "pool1"); // [batch, 32, 32, 32]
+  const enc1 = crb(input, "enc1"); // [batch, 64, 64, 32]
+  let x = maxPool(enc1, "pool1"); // [batch, 32, 32, 32]
   x = crb(x, "enc2"); // [batch, 32, 32, 32]
   // Transposed conv 2x2, stride 2 -> ReLU -> BatchNorm: each pixel spreads into a learned 2x2 block
   x = upsampleTransposed(x, 32, { order: "CRB", seeds, name: "dec1" }); // [batch, 64, 64, 32]
@@ -91,53 +88,19 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test an encoder-decoder that upsamples by a transposed convolution.",
   });
-  checkSize(EXERCISE, flags.size, outputSize); // before any data is loaded
-  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
-  await setupBackend(flags.backend);
-  const dataDir = await resolveDataDir(flags.data);
-  const checkpoint = flags.checkpoint ?? `checkpoints/${EXERCISE}`;
-  const command = trainCommand(EXERCISE, flags.checkpoint); // named in messages
-  const result: TrainTestRun = {};
-  if (flags.train) {
-    // Data: each training photo four times (as is and flipped), masks as class indices
-    const train = await loadSplit(dataDir, "train", {
-      mode: "classes",
-      size: flags.size,
-      testAfter: flags.test, // an empty test split is refused before training
-    });
-    // Network
-    const model = showModel(transposeconvNet(flags.size, { seed: flags.seed }));
-    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
-    try {
-      result.trained = await trainAndSave(model, train, {
-        ...flags,
-        name: EXERCISE,
-        checkpoint,
-        command,
-      });
-      result.model = result.trained.model;
-    } finally {
-      tf.dispose([train.images, train.masks]);
-    }
-  }
-  if (!flags.test) {
-    console.log(`next: ${nextStep(NEXT, flags.data)}`);
-    return result;
-  }
-  // Test: the trained network, or the checkpoint with --no-train
-  result.model ??= await loadTrained(checkpoint, {
-    network: EXERCISE,
-    size: flags.size,
-    command,
-  });
-  result.tested = await testAndShow(result.model, dataDir, {
-    ...flags,
+  // Data: each training photo four times (as is and flipped), masks as class indices.
+  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
+  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
+  return await trainThenTest(flags, {
     name: EXERCISE,
-    mode: "classes",
-    build: (size) => transposeconvNet(size),
-    next: nextStep(NEXT, flags.data),
+    build: Mynet,
+    outputSize,
+    mode: CLASSES,
+    loss: semasegLoss,
+    classify: argmaxClasses,
+    paint: paintClasses,
+    next: NEXT,
   });
-  return result;
 }
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

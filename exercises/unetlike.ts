@@ -16,7 +16,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
 import {
   convBlock,
   maxPool,
@@ -24,21 +23,16 @@ import {
   segmentationHead,
   upsampleTransposed,
 } from "../lib/blocks.ts";
-import { createAugment } from "../lib/augment.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
-import { runMain, UserError } from "../lib/errors.ts";
-import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { runMain } from "../lib/errors.ts";
+import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
-import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
-import {
-  applyRecipe,
-  loadRecipeTrainSplit,
-  RECIPE_NAMES,
-  type RecipeName,
-} from "../lib/recipes.ts";
-import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
-import { loadTrained, trainAndSave, trainCommand } from "../lib/train_and_save.ts";
+import { checkSize, type NetOptions } from "../lib/network.ts";
+import { applyRecipe, RECIPE_NAMES } from "../lib/recipes.ts";
+import type { TrainTestRun } from "../lib/test_figures.ts";
+import { trainThenTest } from "../lib/train_then_test.ts";
+import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
+import { semasegLoss } from "./semaseg_loss.ts";
+import { argmaxClasses } from "./semaseg_test.ts";
 
 const EXERCISE = "unetlike";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -70,13 +64,13 @@ export function outputSize(size: number): number | undefined {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { unetlikeNet } from "./unetlike.ts";
+ * import { Mynet } from "./unetlike.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * assertEquals(unetlikeNet(32).outputs[0]!.shape, [null, 32, 32, 3]);
+ * assertEquals(Mynet(32).outputs[0]!.shape, [null, 32, 32, 3]);
  * ```
  */
-export function unetlikeNet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
+export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
   checkSize(EXERCISE, size, outputSize);
   const seeds = new SeedSequence(seed);
   // (Conv 3x3, padding same -> BatchNorm -> ReLU) x2
@@ -126,71 +120,22 @@ export async function run(args: string[]): Promise<TrainTestRun> {
     summary: "Train and test the UNet-like network (padding same, 16 to 256 filters).",
   });
   // The recipe, with the flags typed on the command line
-  const recipe = parsed.recipe as RecipeName;
-  const settings = applyRecipe(recipe, parsed, args, PROTOCOL);
-  const tuned = recipe !== "default";
-  const flags = { ...parsed, ...settings };
-  const name = tuned ? `${EXERCISE}_${recipe}` : EXERCISE; // names the figures and checkpoint
-  const checkpoint = flags.checkpoint ?? `checkpoints/${name}`;
-  const command = trainCommand(EXERCISE + (tuned ? ` --recipe ${recipe}` : ""), flags.checkpoint); // named in messages
-  if (tuned && flags.resume) {
-    throw new UserError(
-      "--resume works with --recipe default only; train the tuned recipe again without --resume",
-    );
-  }
-  checkSize(EXERCISE, flags.size, outputSize);
-  if (flags.testSize) checkSize(EXERCISE, flags.testSize, outputSize, "--test-size");
-  console.log(`recipe: ${recipe}, ${settings.summary}`);
-  await setupBackend(flags.backend);
-  const dataDir = await resolveDataDir(flags.data);
-  const result: TrainTestRun = {};
-  if (flags.train) {
-    // Data: the four flips of the original answers, or photos to cut random crops from
-    const train = tuned
-      ? await loadRecipeTrainSplit(dataDir, "classes", settings)
-      : await loadSplit(dataDir, "train", {
-        mode: "classes",
-        size: flags.size,
-        testAfter: flags.test, // an empty test split is refused before training
-      });
-    // Network
-    const model = showModel(unetlikeNet(flags.size, { seed: flags.seed }));
-    // Train on the softmax cross-entropy of every pixel (--loss), save checkpoint and loss curve
-    try {
-      result.trained = await trainAndSave(model, train, {
-        ...flags,
-        name,
-        network: EXERCISE,
-        checkpoint,
-        command,
-        augment: settings.augment
-          ? createAugment({ size: settings.size, ...settings.augment })
-          : undefined,
-        recipe,
-      });
-      result.model = result.trained.model;
-    } finally {
-      tf.dispose([train.images, train.masks]);
-    }
-  }
-  if (!flags.test) {
-    console.log(`next: ${nextStep(NEXT, flags.data)}`);
-    return result;
-  }
-  // Test: the trained network, or the checkpoint with --no-train
-  result.model ??= await loadTrained(checkpoint, {
-    network: EXERCISE,
-    size: flags.size,
-    command,
+  const settings = applyRecipe(parsed.recipe, parsed, args, PROTOCOL);
+  console.log(`recipe: ${parsed.recipe}, ${settings.summary}`);
+  // Data: the four flips of the original answers, or the recipe's random crops.
+  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
+  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
+  return await trainThenTest({ ...parsed, ...settings }, {
+    name: EXERCISE,
+    build: Mynet,
+    outputSize,
+    mode: CLASSES,
+    loss: semasegLoss,
+    classify: argmaxClasses,
+    paint: paintClasses,
+    next: NEXT,
+    recipe: { name: parsed.recipe, settings },
   });
-  result.tested = await testAndShow(result.model, dataDir, {
-    ...flags,
-    name,
-    mode: "classes",
-    build: (size) => unetlikeNet(size),
-    next: nextStep(NEXT, flags.data),
-  });
-  return result;
 }
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -29,8 +29,12 @@ export interface AugmentOptions {
   jitter?: number;
 }
 
-/** An augmentation as the training loop calls it. */
-export type AugmentFunction = (
+/**
+ * An augmentation as the training loop applies it to every minibatch: it
+ * returns new tensors (or the ones it was given) and may use `rng` for its
+ * random choices.
+ */
+export type Augment = (
   images: tf.Tensor4D,
   masks: tf.Tensor3D,
   rng: Rng,
@@ -95,7 +99,7 @@ export function cropBoxes(count: number, options: AugmentOptions, rng: Rng): num
  * assertEquals(Array.from(out.masks.dataSync()), Array(32).fill(1));
  * ```
  */
-export function createAugment(options: AugmentOptions): AugmentFunction {
+export function createAugment(options: AugmentOptions): Augment {
   const { size, turns = true, jitter = 0.2 } = options;
   return (images, masks, rng) =>
     tf.tidy(() => {

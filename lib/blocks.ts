@@ -218,6 +218,32 @@ export function upsampleNearest(x: tf.SymbolicTensor, name: string): tf.Symbolic
     .apply(x) as tf.SymbolicTensor; // [batch, 2h, 2w, channels]
 }
 
+/**
+ * A skip connection by concatenation: two maps of the same height and width
+ * side by side on the channel axis.
+ *
+ * @param x Shape [batch, height, width, c1], e.g. the upsampled map.
+ * @param skip Shape [batch, height, width, c2], e.g. the encoder's map of that size.
+ * @param name Layer name.
+ * @returns Shape [batch, height, width, c1 + c2].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { concatChannels } from "./blocks.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const x = tf.input({ shape: [4, 4, 2] }), skip = tf.input({ shape: [4, 4, 3] });
+ * assertEquals(concatChannels(x, skip, "cat").shape, [null, 4, 4, 5]);
+ * ```
+ */
+export function concatChannels(
+  x: tf.SymbolicTensor,
+  skip: tf.SymbolicTensor,
+  name: string,
+): tf.SymbolicTensor {
+  return tf.layers.concatenate({ axis: -1, name }).apply([x, skip]) as tf.SymbolicTensor;
+}
+
 /** Options of {@linkcode upsampleTransposed}. */
 export interface UpsampleOptions {
   /** Order of ReLU and batch norm after the transposed conv. */

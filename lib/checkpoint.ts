@@ -18,7 +18,7 @@ import { readCheckedWeights, validSpecs, weightBytes } from "./checkpoint_check.
 import { UserError } from "./errors.ts";
 import { checkFolderPath, claimCheckpoint, guardWrite } from "./output_files.ts";
 import { dirname, join } from "./path.ts";
-import { firstNonFiniteWeight, type OptimizerWeight } from "./train.ts";
+import { firstNonFiniteWeight, type OptimizerWeight } from "./weights.ts";
 
 /** What was trained, saved beside the weights as `training_state.json`. */
 export interface TrainingState {

@@ -120,7 +120,22 @@ async function isCurrentSynthetic(dir: string): Promise<boolean> {
   }
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+/**
+ * Whether a path is a folder (following links); `false` when it does not exist
+ * or cannot be read. The one folder check of the dataset readers.
+ *
+ * @param path Any path.
+ * @returns `true` for a folder.
+ *
+ * @example
+ * ```ts
+ * import { isDirectory } from "./data_dir.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(await isDirectory("."), true);
+ * assertEquals(await isDirectory("no/such/folder"), false);
+ * ```
+ */
+export async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isDirectory;
   } catch {

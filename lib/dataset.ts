@@ -13,15 +13,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { isDirectory } from "./data_dir.ts";
 import { UserError } from "./errors.ts";
 import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
-import { BINARY_CLASS_NAMES, maskToClasses, SEMASEG_CLASS_NAMES } from "./mask_classes.ts";
+import { type MaskMode, maskToClasses } from "./mask_classes.ts";
 import { noteInputs } from "./output_files.ts";
 import { basename, dirname, extname, join } from "./path.ts";
 import { isPhotoName, PHOTO_FORMATS } from "./photo_formats.ts";
 
-/** `binary`: 0 background, 1 any newt; `classes`: 0 background, 1 akahara, 2 madara. */
-export type MaskMode = "binary" | "classes";
+export type { MaskMode } from "./mask_classes.ts";
 
 /** Which part of the dataset to load, and how. */
 export interface LoadDatasetOptions {
@@ -29,7 +29,7 @@ export interface LoadDatasetOptions {
   split: "train" | "test";
   /** Images and masks are resized to size x size. @default 64 */
   size: number;
-  /** Class indices or binarization. */
+  /** The exercise's rule from mask colour to class: `BINARY` of bin_dataset, `CLASSES` of semaseg_dataset. */
   mode: MaskMode;
   /** Add the flips of the original answers (left-right, up-down, both) after each photo. @default false */
   flips?: boolean;
@@ -236,8 +236,14 @@ function warnUnused(
  * import "@tensorflow/tfjs-backend-cpu";
  * import { loadDataset } from "./dataset.ts";
  * import { assertRejects } from "./assert.ts";
+ * // The mask rule is an exercise's lesson (CLASSES of exercises/semaseg_dataset.ts); a short one:
+ * const mode = {
+ *   classNames: ["background", "akahara", "madara"],
+ *   ofColour: (red: number, green: number) => red > 64 ? 1 : green > 64 ? 2 : 0,
+ *   ofIndex: (index: number) => index,
+ * };
  * await assertRejects(
- *   loadDataset("no/such/folder", { split: "train", size: 64, mode: "classes" }),
+ *   loadDataset("no/such/folder", { split: "train", size: 64, mode }),
  *   /Data folder no\/such\/folder does not exist/,
  * );
  * ```
@@ -245,7 +251,7 @@ function warnUnused(
 export async function loadDataset(dir: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, size = 64, mode, flips = false } = options;
   const onWarning = options.onWarning ?? ((message) => console.warn(`warning: ${message}`));
-  const classNames = [...(mode === "binary" ? BINARY_CLASS_NAMES : SEMASEG_CLASS_NAMES)];
+  const classNames = [...mode.classNames];
   const files = await listDataset(dir, split, onWarning);
   const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
   const count = files.length * variants.length;
@@ -357,14 +363,6 @@ async function entryKind(
   return info.isFile ? "file" : info.isDirectory ? "directory" : "other";
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
@@ -461,7 +459,13 @@ export interface LoadSplitOptions {
  * import { assertEquals } from "./assert.ts";
  * const dir = (await Deno.makeTempDir()) + "/data";
  * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 1 });
- * const train = await loadSplit(dir, "train", { mode: "classes", size: 16 });
+ * // The mask rule is an exercise's lesson (CLASSES of exercises/semaseg_dataset.ts); a short one:
+ * const mode = {
+ *   classNames: ["background", "akahara", "madara"],
+ *   ofColour: (red: number, green: number) => red > 64 ? 1 : green > 64 ? 2 : 0,
+ *   ofIndex: (index: number) => index,
+ * };
+ * const train = await loadSplit(dir, "train", { mode, size: 16 });
  * assertEquals(train.images.shape, [8, 16, 16, 3]); // 2 photos x 4 flips
  * train.images.dispose();
  * train.masks.dispose();

@@ -1,7 +1,9 @@
 /**
  * Test-set evaluation: predictions in batches (batch norm with its moving
- * statistics), class maps by argmax or threshold, the confusion matrix, mIoU
- * and pixel accuracy, and the one metrics line every testing script prints.
+ * statistics), class maps by the exercise's rule (`threshold` of
+ * `exercises/bin_test.ts`, `argmaxClasses` of `exercises/semaseg_test.ts`,
+ * handed in as {@linkcode Classify}), the confusion matrix, mIoU and pixel
+ * accuracy, and the one metrics line every testing script prints.
  *
  * mIoU is the mean over classes of the IoU pooled over all test pixels at
  * the model's output resolution, skipping a class absent from both the
@@ -11,6 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { classesOf } from "./classes.js";
 import { predictViewsAveraged } from "./flip_average.ts";
 import { cropMasks } from "./losses.ts";
 
@@ -50,33 +53,6 @@ export function predictBatches(
       parts.push(predict(batch));
     }
     return tf.concat(parts, 0); // [n, outHeight, outWidth, classes]
-  });
-}
-
-/**
- * Turns probabilities into a class map: argmax over classes, or for one
- * channel, 1 where the probability is at least `threshold`.
- *
- * @param probabilities Shape [n, height, width, classes].
- * @param threshold Threshold of a one-channel output.
- * @returns Shape [n, height, width], int32 class indices.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { toClassMap } from "./evaluate.ts";
- * import { assertEquals } from "./assert.ts";
- * const map = toClassMap(tf.tensor4d([0.2, 0.7], [1, 1, 2, 1]), 0.5);
- * assertEquals(map.arraySync(), [[[0, 1]]]);
- * ```
- */
-export function toClassMap(probabilities: tf.Tensor4D, threshold = 0.5): tf.Tensor3D {
-  return tf.tidy(() => {
-    if (probabilities.shape[3] === 1) {
-      const above = tf.greaterEqual(tf.squeeze(probabilities, [3]), threshold);
-      return tf.cast(above, "int32") as tf.Tensor3D; // [n, height, width]
-    }
-    return tf.argMax(probabilities, 3) as tf.Tensor3D; // [n, height, width]
   });
 }
 
@@ -205,14 +181,16 @@ export function formatMetricsLine(metrics: Metrics): string {
     `pixel accuracy ${metrics.pixelAccuracy.toFixed(3)}`;
 }
 
+/** An exercise's rule from probabilities `[n, h, w, classes]` to class indices `[n, h, w]`. */
+export type Classify = (probabilities: tf.Tensor4D) => tf.Tensor3D;
+
 /** Settings of {@linkcode evaluateModel}. */
 export interface EvaluateOptions {
+  /** Probabilities to classes: the lesson of bin_test (threshold) or semaseg_test (argmax). */
+  classify: Classify;
   /** Class names in index order; two (background and newt) for a one-channel model.
    * @default {["background", "newt"] or ["background", "akahara", "madara"]} */
   classNames?: string[];
-  /** Threshold of a one-channel output.
-   * @default {0.5} */
-  threshold?: number;
   /** Images per `model.predict` call.
    * @default {8} */
   batchSize?: number;
@@ -240,7 +218,7 @@ export interface Evaluation {
  * @param model A segmentation model.
  * @param images Shape [n, height, width, 3], values in [0, 1].
  * @param masks Shape [n, height, width], class indices.
- * @param options Class names, threshold, batch size.
+ * @param options The exercise's classify rule, class names, batch size.
  * @returns Metrics and the tensors behind them (dispose them).
  *
  * @example
@@ -252,7 +230,8 @@ export interface Evaluation {
  * const output = tf.layers.conv2d({ filters: 1, kernelSize: 1, activation: "sigmoid", kernelInitializer: "zeros", biasInitializer: "ones" }).apply(input);
  * const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
  * const masks = tf.tensor3d([[[1, 1], [1, 0]]], undefined, "int32");
- * const result = await evaluateModel(model, tf.zeros([1, 2, 2, 3]), masks);
+ * const threshold = (p: tf.Tensor4D) => tf.cast(tf.greaterEqual(tf.squeeze(p, [3]), 0.5), "int32") as tf.Tensor3D;
+ * const result = await evaluateModel(model, tf.zeros([1, 2, 2, 3]), masks, { classify: threshold });
  * assertEquals(result.metrics.pixelAccuracy, 0.75);
  * tf.dispose([result.probabilities, result.classMap, result.truth]);
  * ```
@@ -261,7 +240,7 @@ export async function evaluateModel(
   model: tf.LayersModel,
   images: tf.Tensor4D,
   masks: tf.Tensor3D,
-  options: EvaluateOptions = {},
+  options: EvaluateOptions,
 ): Promise<Evaluation> {
   const probabilities = predictBatches(
     model,
@@ -270,9 +249,8 @@ export async function evaluateModel(
     options.flipAverage ? (batch) => predictViewsAveraged(model, batch) : undefined,
   );
   const [, height, width, channels] = probabilities.shape;
-  const classNames = options.classNames ??
-    (channels === 1 ? ["background", "newt"] : ["background", "akahara", "madara"]);
-  const classMap = toClassMap(probabilities, options.threshold ?? 0.5);
+  const classNames = options.classNames ?? [...classesOf(channels).names];
+  const classMap = tf.tidy(() => options.classify(probabilities));
   const truth = cropMasks(masks, height, width);
   const confusion = await confusionMatrix(classMap, truth, Math.max(channels, 2));
   return {

@@ -91,16 +91,14 @@ export const TRAIN_TEST_FLAGS = {
   },
 } as const satisfies FlagDefs;
 
-/** Flags of an exercise that only tests a checkpoint (bin_test, semaseg_test). */
+/**
+ * Flags of an exercise that only tests a checkpoint (bin_test, semaseg_test): the data flags,
+ * the backend and checkpoint, and how to test; no training flag, which it would ignore.
+ */
 export const TEST_FLAGS = {
-  ...EXERCISE_FLAGS,
-  threshold: {
-    type: "number",
-    default: 0.5,
-    min: 0,
-    max: 1,
-    help: "Probability at or above which a pixel is a newt (one-channel models)",
-  },
+  ...DATA_FLAGS,
+  backend: TRAIN_FLAGS.backend,
+  checkpoint: TRAIN_FLAGS.checkpoint,
   flipAverage: TRAIN_TEST_FLAGS.flipAverage,
   testSize: TRAIN_TEST_FLAGS.testSize,
 } as const satisfies FlagDefs;

@@ -36,8 +36,9 @@ export interface FlagDef {
 /** Flag definitions keyed by camelCase name (`batchSize` is `--batch-size`). */
 export type FlagDefs = Record<string, FlagDef>;
 
+/** A string flag with choices has their type (`"sgd" | "adam"`), so no script casts it. */
 type ValueOf<D extends FlagDef> = D["type"] extends "boolean" ? boolean
-  : D["type"] extends "string" ? string
+  : D["type"] extends "string" ? (D extends { choices: readonly (infer C)[] } ? C : string)
   : number;
 
 /** Parsed values: a flag with a default always has a value. */

@@ -1,17 +1,12 @@
 /**
- * The rule that turns a mask colour into a class index.
- *
- * Imori masks are painted background (0, 0, 0), akahara (128, 0, 0) and
- * madara (0, 128, 0); the tutorial's text says 127, and masks saved by other
- * tools may be slightly off. So a colour is matched by class, not by value:
- *
- * - **background**: every channel below {@linkcode BLACK_BELOW} (48);
- * - **akahara**: red is the largest channel and green and blue are each at
- *   most half of red;
- * - **madara**: green is the largest channel and red and blue are each at
- *   most half of green;
- * - anything else (blue, white, grey, yellow, ...) is no class: an error that
- *   names the file, the pixel and its colour.
+ * Reading a mask file's pixels as class indices, robust to how masks are
+ * saved. The rule for a colour is a lesson and comes from the exercise that
+ * teaches it, as a {@linkcode MaskMode}: `colorToClass` of
+ * `exercises/semaseg_dataset.ts` (background, akahara, madara) or `binarize`
+ * of `exercises/bin_dataset.ts` (newt or not). Here: a mask that looks black
+ * but stores class indices (a common export) is read as those indices, one
+ * that is neither is refused, and a colour that is no class is an error that
+ * names the file, the pixel and its colour.
  *
  * @module
  */
@@ -23,35 +18,14 @@ export const BLACK_BELOW = 48;
 /** Class indices of the three-class task. */
 export const CLASS_INDEX = { background: 0, akahara: 1, madara: 2 } as const;
 
-/** Class names by index, for the three-class task. */
-export const SEMASEG_CLASS_NAMES: readonly string[] = ["background", "akahara", "madara"];
-
-/** Class names by index, for binarization. */
-export const BINARY_CLASS_NAMES: readonly string[] = ["background", "newt"];
-
-/**
- * Classifies one mask colour.
- *
- * @param red Red channel, 0 to 255.
- * @param green Green channel, 0 to 255.
- * @param blue Blue channel, 0 to 255.
- * @returns 0 background, 1 akahara, 2 madara, or -1 for a colour that is no class.
- *
- * @example
- * ```ts
- * import { colorToClass } from "./mask_classes.ts";
- * import { assertEquals } from "./assert.ts";
- * assertEquals(colorToClass(0, 0, 0), 0);
- * assertEquals(colorToClass(128, 0, 0), 1);
- * assertEquals(colorToClass(0, 127, 0), 2);
- * assertEquals(colorToClass(0, 0, 255), -1);
- * ```
- */
-export function colorToClass(red: number, green: number, blue: number): number {
-  if (red < BLACK_BELOW && green < BLACK_BELOW && blue < BLACK_BELOW) return 0;
-  if (red >= green && red >= blue && 2 * green <= red && 2 * blue <= red) return 1;
-  if (green >= red && green >= blue && 2 * red <= green && 2 * blue <= green) return 2;
-  return -1;
+/** How a mask's pixels become the classes a network learns: an exercise's lesson, as a value. */
+export interface MaskMode {
+  /** Class names by index, e.g. `["background", "newt"]`. */
+  classNames: readonly string[];
+  /** The class of a mask colour (channels 0 to 255), or -1 for a colour that is no class. */
+  ofColour: (red: number, green: number, blue: number) => number;
+  /** The class of a stored class index (0 background, 1 akahara, 2 madara). */
+  ofIndex: (index: number) => number;
 }
 
 /** What {@linkcode maskToClasses} needs besides the pixels. */
@@ -60,14 +34,14 @@ export interface MaskToClassesOptions {
   width: number;
   /** Height of the mask in pixels. */
   height: number;
-  /** `classes`: 0, 1, 2; `binary`: 0 background, 1 any newt. @default "classes" */
-  mode?: "binary" | "classes";
+  /** The rule of the exercise: colour and stored index to class. */
+  mode: MaskMode;
   /** File named in the error for a colour that is no class. @default "mask" */
   file?: string;
 }
 
 /**
- * Maps an RGB mask to class indices with the rule of this module.
+ * Maps an RGB mask to class indices with the exercise's rule.
  *
  * A mask that looks black but is not (every value below
  * {@linkcode BLACK_BELOW}, some above 0) is a common export of class indices:
@@ -83,35 +57,36 @@ export interface MaskToClassesOptions {
  *
  * @example
  * ```ts
- * import { maskToClasses } from "./mask_classes.ts";
+ * import { type MaskMode, maskToClasses } from "./mask_classes.ts";
  * import { assertEquals } from "./assert.ts";
+ * // A rule as an exercise writes it: red is 1, green 2, black 0, anything else no class.
+ * const mode: MaskMode = {
+ *   classNames: ["background", "akahara", "madara"],
+ *   ofColour: (red, green, blue) => red + green + blue === 0 ? 0 : red > 100 ? 1 : green > 100 ? 2 : -1,
+ *   ofIndex: (index) => index,
+ * };
  * const rgb = new Uint8Array([0, 0, 0, 128, 0, 0, 0, 128, 0]);
- * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1 })), [0, 1, 2]);
- * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1, mode: "binary" })), [0, 1, 1]);
+ * assertEquals(Array.from(maskToClasses(rgb, { width: 3, height: 1, mode })), [0, 1, 2]);
  * const indices = new Uint8Array([0, 0, 0, 1, 1, 1, 2, 2, 2]); // looks black
- * assertEquals(Array.from(maskToClasses(indices, { width: 3, height: 1 })), [0, 1, 2]);
+ * assertEquals(Array.from(maskToClasses(indices, { width: 3, height: 1, mode })), [0, 1, 2]);
  * ```
  */
 export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): Int32Array {
-  const { width, height, mode = "classes", file = "mask" } = options;
+  const { width, height, mode, file = "mask" } = options;
   const classes = new Int32Array(width * height);
   const indices = classIndicesOfDarkMask(rgb, classes.length, file);
   if (indices) {
     for (let pixel = 0; pixel < classes.length; pixel++) {
-      classes[pixel] = mode === "binary" && indices[pixel]! > 0 ? 1 : indices[pixel]!;
+      classes[pixel] = mode.ofIndex(indices[pixel]!);
     }
     return classes;
   }
   for (let pixel = 0; pixel < classes.length; pixel++) {
     const red = rgb[3 * pixel]!, green = rgb[3 * pixel + 1]!, blue = rgb[3 * pixel + 2]!;
-    const index = colorToClass(red, green, blue);
+    const index = mode.ofColour(red, green, blue);
     if (index < 0 && isWhite(red, green, blue)) {
       // White is "newt" in a black-and-white binarization mask (`deno task segment` writes
-      // them for a one-channel model): a class in binary mode, a clear refusal otherwise.
-      if (mode === "binary") {
-        classes[pixel] = 1;
-        continue;
-      }
+      // them for a one-channel model): binarize reads it, the three classes refuse it clearly.
       const x = pixel % width, y = Math.floor(pixel / width);
       throw new UserError(
         `Cannot read mask ${file} as three classes: pixel (x ${x}, y ${y}) is white ` +
@@ -128,7 +103,7 @@ export function maskToClasses(rgb: Uint8Array, options: MaskToClassesOptions): I
           `and madara green (0, 128, 0)`,
       );
     }
-    classes[pixel] = mode === "binary" && index > 0 ? 1 : index;
+    classes[pixel] = index;
   }
   return classes;
 }

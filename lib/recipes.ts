@@ -206,7 +206,13 @@ export function applyRecipe(
  * import { assertEquals } from "./assert.ts";
  * const dir = (await Deno.makeTempDir()) + "/data";
  * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 0 });
- * const data = await loadRecipeTrainSplit(dir, "classes", { ...recipe("tuned"), trainSize: 32 });
+ * // The mask rule is an exercise's lesson (CLASSES of exercises/semaseg_dataset.ts); a short one:
+ * const mode = {
+ *   classNames: ["background", "akahara", "madara"],
+ *   ofColour: (red: number, green: number) => red > 64 ? 1 : green > 64 ? 2 : 0,
+ *   ofIndex: (index: number) => index,
+ * };
+ * const data = await loadRecipeTrainSplit(dir, mode, { ...recipe("tuned"), trainSize: 32 });
  * assertEquals(data.images.shape, [2, 32, 32, 3]);
  * await Deno.remove(dir, { recursive: true });
  * ```

@@ -11,54 +11,12 @@
  *   {@linkcode paintOverlay} over the photo, and {@linkcode classShares}
  *   counts it.
  *
- * Plain JavaScript with no imports, so that a browser loads it as it is.
+ * Plain JavaScript, so that a browser loads it as it is; the classes' names
+ * and colours are `lib/classes.js`.
  * Pixels are row-major, RGB, one byte per channel unless said otherwise.
  *
  * @module
  */
-
-/**
- * Mask colour per class index, as in the Imori masks (`lib/palette.ts`):
- * background black, akahara (128, 0, 0), madara (0, 128, 0).
- *
- * @type {readonly (readonly [number, number, number])[]}
- */
-export const CLASS_COLORS = [[0, 0, 0], [128, 0, 0], [0, 128, 0]];
-
-/** Mask colours of a one-channel (binarization) model: background black, newt white. */
-export const BINARY_COLORS = /** @type {const} */ ([[0, 0, 0], [255, 255, 255]]);
-
-/** Class names of a three-class model, by index. */
-export const CLASS_NAMES = ["background", "akahara", "madara"];
-
-/** Class names of a binarization model, by index. */
-export const BINARY_NAMES = ["background", "newt"];
-
-/**
- * How a network's output channels read: a one-channel (sigmoid) model is
- * background/newt, a three-channel (softmax) model is the dataset's classes.
- *
- * @param {number} channels The model's output channels.
- * @returns {{ names: string[], colors: readonly (readonly [number, number, number])[] }}
- * Class names and mask colours by class index.
- * @throws {Error} For another number of channels.
- *
- * @example
- * ```ts
- * import { classesOf } from "./segment_pixels.js";
- * import { assertEquals } from "./assert.ts";
- * assertEquals(classesOf(1).names, ["background", "newt"]);
- * assertEquals(classesOf(3).colors[1], [128, 0, 0]);
- * ```
- */
-export function classesOf(channels) {
-  if (channels === 1) return { names: BINARY_NAMES, colors: BINARY_COLORS };
-  if (channels === 3) return { names: CLASS_NAMES, colors: CLASS_COLORS };
-  throw new Error(
-    `The model has ${channels} output channels; expected 1 (binarization) or 3 ` +
-      `(background, akahara, madara)`,
-  );
-}
 
 /**
  * Drops the alpha channel of RGBA pixels (as a canvas gives them), keeping
@@ -193,13 +151,14 @@ export function classMapToPhoto(classMap, options) {
  *
  * @param {ArrayLike<number>} classes Class index per pixel.
  * @param {readonly (readonly number[])[]} colors Colour per class index
- * ({@linkcode classesOf}); an index without a colour is painted white.
+ * (`classesOf` in `classes.js`); an index without a colour is painted white.
  * @param {number} [channels] 3 for RGB, 4 for RGBA (opaque), as a canvas takes it.
  * @returns {Uint8ClampedArray} The colours, `channels` bytes per pixel.
  *
  * @example
  * ```ts
- * import { CLASS_COLORS, paintMask } from "./segment_pixels.js";
+ * import { CLASS_COLORS } from "./classes.js";
+ * import { paintMask } from "./segment_pixels.js";
  * import { assertEquals } from "./assert.ts";
  * assertEquals(Array.from(paintMask([2, 0], CLASS_COLORS)), [0, 128, 0, 0, 0, 0]);
  * ```
@@ -227,7 +186,8 @@ export function paintMask(classes, colors, channels = 3) {
  *
  * @example
  * ```ts
- * import { CLASS_COLORS, paintOverlay } from "./segment_pixels.js";
+ * import { CLASS_COLORS } from "./classes.js";
+ * import { paintOverlay } from "./segment_pixels.js";
  * import { assertEquals } from "./assert.ts";
  * assertEquals(Array.from(paintOverlay([100, 100, 100, 9, 9, 9], [1, 0], CLASS_COLORS)),
  *   [178, 50, 50, 9, 9, 9]);

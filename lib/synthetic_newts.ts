@@ -16,34 +16,10 @@
  */
 import { encodeImage, type RasterImage } from "./image_io.ts";
 import { join } from "./path.ts";
+import { createRng } from "./rng.ts";
 
 /** Version of the drawing code, stored with a generated set so that a stale one is redrawn. */
 export const SYNTHETIC_VERSION = 2;
-
-/**
- * A small seeded pseudo-random generator (mulberry32).
- *
- * @param seed Any 32-bit integer.
- * @returns A function giving the next number in [0, 1).
- *
- * @example
- * ```ts
- * import { mulberry32 } from "./synthetic_newts.ts";
- * import { assertEquals } from "./assert.ts";
- * const a = mulberry32(7), b = mulberry32(7);
- * assertEquals([a(), a()], [b(), b()]);
- * ```
- */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The two species of the Imori dataset. */
 export type NewtKind = "akahara" | "madara";
@@ -87,7 +63,7 @@ type Rgb = [number, number, number];
  * ```
  */
 export function renderNewtPhoto(options: NewtPhotoOptions): NewtPhoto {
-  const random = mulberry32(options.seed);
+  const random = createRng(options.seed);
   const width = options.width ?? 256;
   const height = options.height ?? (random() < 0.5 ? 144 : 455);
   const canvas = new Float32Array(width * height * 3);

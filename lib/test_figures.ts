@@ -1,28 +1,85 @@
 /**
- * The test of an exercise: predict every test photo, write a figure per
- * photo with titled panels, and print the metrics line last.
+ * The figures of an exercise: the training photos beside their masks (the
+ * dataset exercises), and the test: predict every test photo, write a figure
+ * per photo with titled panels, and print the metrics line last. How masks
+ * are read, how probabilities become classes and how classes are painted are
+ * the exercises' lessons, handed in as functions.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Dataset, loadSplit, type MaskMode } from "./dataset.ts";
-import { evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
+import { countClasses, type Dataset, loadSplit, type MaskMode } from "./dataset.ts";
+import { type Classify, evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
 import { writeFigure } from "./figure.ts";
 import { inputSize, rebuildAtSize } from "./network.ts";
-import { paintClasses } from "./palette.ts";
 import { photoFigurePath } from "./output_files.ts";
 import type { TrainedRun } from "./train_and_save.ts";
+
+/** An exercise's painting of a class map `[h, w]`: a picture `[h, w, 3]` (or `[h, w, 1]` grey) in [0, 1]. */
+export type Paint = (classMap: tf.Tensor2D) => tf.Tensor3D;
+
+/** Options of {@linkcode showDataset}. */
+export interface ShowDatasetOptions {
+  /** The exercise, e.g. `bin_dataset`: names the figures `<out>/<class folder>/<name>_<photo>.png`. */
+  name: string;
+  /** Folder of the figures. */
+  out: string;
+  /** Title of the mask panel. */
+  title: string;
+  /** The mask's picture: the exercise's painting of its classes. */
+  paint: Paint;
+}
+
+/**
+ * Writes a figure per photo of a loaded split, the photo beside its mask as
+ * the exercise paints it, then one line per class: in how many photos, and
+ * what share of the pixels. The dataset exercises' output.
+ *
+ * @param data The split (its tensors stay the caller's).
+ * @param options Names, folder, title and painting of the mask.
+ * @returns The figures written.
+ *
+ * @example
+ * ```ts ignore
+ * // In exercises/bin_dataset.ts: answers/<class>/bin_dataset_<photo>.png, then the class shares.
+ * await showDataset(dataset, { name: "bin_dataset", out: "answers", title: "mask", paint: grey });
+ * ```
+ */
+export async function showDataset(data: Dataset, options: ShowDatasetOptions): Promise<string[]> {
+  const figures: string[] = [];
+  for (const [index, photo] of data.names.entries()) {
+    const [image, mask] = tf.tidy(() => [
+      tf.squeeze(tf.slice(data.images, index, 1), [0]) as tf.Tensor3D, // [size, size, 3]
+      options.paint(tf.squeeze(tf.slice(data.masks, index, 1), [0]) as tf.Tensor2D), // [size, size, 3]
+    ]);
+    const path = photoFigurePath(options.out, options.name, photo, data.folders?.[index]);
+    try {
+      await writeFigure(path, [{ title: "input", image }, { title: options.title, image: mask }]);
+    } finally {
+      tf.dispose([image, mask]);
+    }
+    figures.push(path);
+    console.log(`Wrote ${path}`);
+  }
+  for (const { name, images, share } of countClasses(data.masks, data.classNames)) {
+    const percent = (share * 100).toFixed(1);
+    console.log(`${name}: in ${images} of ${data.names.length} photos, ${percent}% of pixels`);
+  }
+  return figures;
+}
 
 /** Options of {@linkcode testAndShow}. */
 export interface TestAndShowOptions {
   /** The exercise, e.g. `bin_test`: names the figures `<out>/<class folder>/<name>_<photo>.png`. */
   name: string;
-  /** Binarization or classes: how the test masks are read. */
+  /** How the test masks are read: `BINARY` of bin_dataset, `CLASSES` of semaseg_dataset. */
   mode: MaskMode;
   /** Folder of the figures. */
   out: string;
-  /** Probability at or above which a pixel is a newt (one-channel models). @default 0.5 */
-  threshold?: number;
+  /** Probabilities to classes: `threshold` of bin_test, `argmaxClasses` of semaseg_test. */
+  classify: Classify;
+  /** A class map `[h, w]` to a picture `[h, w, 3 or 1]`: `paintClasses` of semaseg_dataset. */
+  paint: Paint;
   /** Test on the mean prediction over the 8 flips and quarter-turns. @default false */
   flipAverage?: boolean;
   /** Test at this input size with the same weights (0: the model's). @default 0 */
@@ -51,21 +108,23 @@ export interface TestedRun {
  *
  * A one-channel model's figure has `input`, `predicted` (probability, grey),
  * `after binarization` and `ground truth`; a softmax model's has `input`,
- * `prediction` (painted classes) and `ground truth`. A network whose output
+ * `prediction` and `ground truth`, each painted by `options.paint`. A network whose output
  * is smaller than its input (UNet) is shown on the centre of the photo that
  * its output covers.
  *
  * @param model The trained model, input `[batch, size, size, 3]` in [0, 1].
  * @param dataDir The dataset folder.
- * @param options Names, folders, threshold and test size.
+ * @param options Names, folders, the classify and paint lessons, test size.
  * @returns The metrics and the figure paths.
  * @throws {UserError} When the test split cannot be read, or `testSize` cannot work.
  *
  * @example
  * ```ts ignore
- * // In exercises/semaseg_test.ts: writes answers/semaseg_test_<photo>.png and ends with
+ * // In exercises/semaseg_test.ts: writes answers/<class>/semaseg_test_<photo>.png, ends with
  * // test mIoU 0.712 (background 0.80, akahara 0.70, madara 0.64) pixel accuracy 0.861
- * const tested = await testAndShow(model, dataDir, { name: "semaseg_test", mode: "classes", out });
+ * const tested = await testAndShow(model, dataDir, {
+ *   name: "semaseg_test", mode: CLASSES, classify: argmaxClasses, paint: paintClasses, out,
+ * });
  * ```
  */
 export async function testAndShow(
@@ -101,7 +160,7 @@ async function showTest(
   }
   const evaluation = await evaluateModel(model, data.images, data.masks, {
     classNames: data.classNames,
-    threshold: options.threshold ?? 0.5,
+    classify: options.classify,
     flipAverage: options.flipAverage,
   });
   const figures: string[] = [];
@@ -132,19 +191,17 @@ async function showTest(
           ], [outHeight, outWidth, 3]) as tf.Tensor3D, // [out, out, 3]
         };
         if (evaluation.probabilities.shape[3] === 1) {
-          const grey = (map: tf.Tensor2D) =>
-            tf.expandDims(tf.cast(map, "float32"), 2) as tf.Tensor3D; // [out, out, 1]
           return [
             input,
             { title: "predicted", image: pick(evaluation.probabilities) as tf.Tensor3D },
-            { title: "after binarization", image: grey(classMap) },
-            { title: "ground truth", image: grey(truth) },
+            { title: "after binarization", image: options.paint(classMap) },
+            { title: "ground truth", image: options.paint(truth) },
           ];
         }
         return [
           input,
-          { title: "prediction", image: paintClasses(classMap) },
-          { title: "ground truth", image: paintClasses(truth) },
+          { title: "prediction", image: options.paint(classMap) },
+          { title: "ground truth", image: options.paint(truth) },
         ];
       });
       try {

@@ -7,15 +7,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Augment } from "./augment.ts";
 import { UserError } from "./errors.ts";
-import {
-  cropMasks,
-  type LossName,
-  segmentationLoss,
-  segmentationLossFromLogits,
-} from "./losses.ts";
+import { firstNonFiniteWeight, type OptimizerWeight } from "./weights.ts";
+import { cropMasks, type LogitsLoss } from "./losses.ts";
 import { Progress, type ProgressOptions } from "./progress.ts";
-import { createRng, type Rng, shuffled } from "./rng.ts";
+import { createRng, shuffled } from "./rng.ts";
 import { learningRateAt, type ScheduleName } from "./schedule.ts";
 
 /**
@@ -34,14 +31,6 @@ export type OptimizerName = "sgd" | "adam";
 /** The optimizer names, for a flag's choices. */
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "adam"];
 
-/** One tensor of an optimizer's state, as `optimizer.getWeights()` lists it. */
-export interface OptimizerWeight {
-  /** Its name, e.g. `iter` or `conv2d_1/kernel/momentum`. */
-  name: string;
-  /** Its value. */
-  tensor: tf.Tensor;
-}
-
 /** Images and masks to train on. */
 export interface TrainingData {
   /** Shape [n, height, width, 3], values in [0, 1]. */
@@ -49,23 +38,6 @@ export interface TrainingData {
   /** Shape [n, height, width], int32 class indices. */
   masks: tf.Tensor3D;
 }
-
-/**
- * An augmentation applied to every minibatch; it returns new tensors (or the
- * ones it was given) and may use `rng` for its random choices.
- */
-export type Augment = (
-  images: tf.Tensor4D,
-  masks: tf.Tensor3D,
-  rng: Rng,
-) => { images: tf.Tensor4D; masks: tf.Tensor3D };
-
-/**
- * A loss on the logits, as an exercise writes it: logits `[batch, h, w, classes]`
- * (before the sigmoid or softmax) and masks `[batch, h, w]` of class indices,
- * already cropped to the logits' size, to a scalar.
- */
-export type LogitsLoss = (logits: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar;
 
 /** Settings of {@linkcode trainModel}. */
 export interface TrainOptions {
@@ -84,10 +56,9 @@ export interface TrainOptions {
   /** Optimizer.
    * @default {"sgd"} */
   optimizer?: OptimizerName;
-  /** Training loss: the cross-entropy, the cross-entropy plus the soft Dice loss, or an
-   * exercise's own loss on the logits.
-   * @default {"ce"} */
-  loss?: LossName | LogitsLoss;
+  /** The loss on the logits: the exercise's (`binLoss`, `semasegLoss`), maybe with
+   * `chooseLoss`'s Dice term (`losses.ts`). Required: the losses are the exercises' lessons. */
+  loss: LogitsLoss;
   /** Learning-rate schedule over the whole run.
    * @default {"constant"} */
   schedule?: ScheduleName;
@@ -251,15 +222,17 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
 
 /**
  * The training loss of a model as one function: the network in training mode
- * (batch norm on batch statistics, updating its moving averages), then
- * {@linkcode segmentationLossFromLogits} on the logits when the model ends in
- * a sigmoid or softmax, else {@linkcode segmentationLoss} on its output.
+ * (batch norm on batch statistics, updating its moving averages) without its
+ * final sigmoid or softmax ({@linkcode logitsModel}), and the loss on those
+ * logits, the masks centre-cropped to the output size. The exercises' networks
+ * end in that activation so that they predict probabilities; their losses take
+ * the logits, as PyTorch's `BCEWithLogitsLoss` and `CrossEntropyLoss` do, so
+ * that a pixel the network is sure of and wrong about keeps its gradient.
  *
- * @param model A segmentation model.
- * @param loss Which loss on the logits (a model without logits has the cross-entropy only),
- *   or an exercise's own {@linkcode LogitsLoss}.
+ * @param model A segmentation model ending in a sigmoid or softmax layer.
+ * @param loss The loss on the logits, e.g. `semasegLoss` of `exercises/semaseg_loss.ts`.
  * @returns A function from a minibatch to its scalar loss.
- * @throws {Error} For an own loss on a model that does not end in a sigmoid or softmax.
+ * @throws {Error} For a model that does not end in a sigmoid or softmax layer.
  *
  * @example
  * ```ts
@@ -269,32 +242,27 @@ export function logitsModel(model: tf.LayersModel): tf.LayersModel | undefined {
  * const input = tf.input({ shape: [2, 2, 3] });
  * const logits = tf.layers.conv2d({ filters: 1, kernelSize: 1, kernelInitializer: "zeros" }).apply(input) as tf.SymbolicTensor;
  * const output = tf.layers.activation({ activation: "sigmoid" }).apply(logits) as tf.SymbolicTensor;
- * const loss = trainingLoss(tf.model({ inputs: input, outputs: output }));
+ * const meanLogit = (z: tf.Tensor4D) => tf.mean(z) as tf.Scalar;
+ * const loss = trainingLoss(tf.model({ inputs: input, outputs: output }), meanLogit);
  * const masks = tf.tensor3d([[[1, 0], [1, 0]]], undefined, "int32");
- * assertAlmostEquals(loss(tf.ones([1, 2, 2, 3]), masks).dataSync()[0]!, Math.log(2), 1e-5);
+ * assertAlmostEquals(loss(tf.ones([1, 2, 2, 3]), masks).dataSync()[0]!, 0);
  * ```
  */
 export function trainingLoss(
   model: tf.LayersModel,
-  loss: LossName | LogitsLoss = "ce",
+  loss: LogitsLoss,
 ): (images: tf.Tensor4D, masks: tf.Tensor3D) => tf.Scalar {
   const logits = logitsModel(model);
-  if (typeof loss === "function") {
-    if (!logits) throw new Error(`${model.name} has no sigmoid or softmax head for its loss`);
-    return (images, masks) =>
-      tf.tidy(() => {
-        const output = logits.apply(images, { training: true }) as tf.Tensor4D;
-        return loss(output, cropMasks(masks, output.shape[1], output.shape[2]));
-      });
+  if (!logits) {
+    throw new Error(
+      `${model.name} has no sigmoid or softmax layer at its end to train its loss on`,
+    );
   }
   return (images, masks) =>
-    logits
-      ? segmentationLossFromLogits(
-        logits.apply(images, { training: true }) as tf.Tensor4D,
-        masks,
-        loss,
-      )
-      : segmentationLoss(model.apply(images, { training: true }) as tf.Tensor4D, masks);
+    tf.tidy(() => {
+      const output = logits.apply(images, { training: true }) as tf.Tensor4D;
+      return loss(output, cropMasks(masks, output.shape[1], output.shape[2]));
+    });
 }
 
 /**
@@ -312,9 +280,10 @@ export function trainingLoss(
  * does a weight that is not finite, checked every
  * {@linkcode WEIGHT_CHECK_EVERY} iterations and at the end.
  *
- * @param model A model whose output is probabilities, shape [n, h, w, classes].
+ * @param model A model whose output is probabilities, shape [n, h, w, classes], its last layer
+ *   the sigmoid or softmax.
  * @param data Training images and masks (already flipped if wanted).
- * @param options Protocol; the defaults are the tutorial's.
+ * @param options The loss, and the protocol; the defaults are the tutorial's.
  * @returns Loss history, timing and the optimizer (the caller disposes it).
  * @throws {UserError} On all-background masks, a degenerate batch norm, or divergence.
  *
@@ -324,11 +293,15 @@ export function trainingLoss(
  * import { trainModel } from "./train.ts";
  * import { assert } from "./assert.ts";
  * const input = tf.input({ shape: [4, 4, 3] });
- * const output = tf.layers.conv2d({ filters: 1, kernelSize: 1, activation: "sigmoid" }).apply(input);
- * const model = tf.model({ inputs: input, outputs: output as tf.SymbolicTensor });
+ * const logits = tf.layers.conv2d({ filters: 1, kernelSize: 1 }).apply(input) as tf.SymbolicTensor;
+ * const output = tf.layers.activation({ activation: "sigmoid" }).apply(logits) as tf.SymbolicTensor;
+ * const model = tf.model({ inputs: input, outputs: output });
  * const images = tf.randomUniform([2, 4, 4, 3], 0, 1, "float32", 1) as tf.Tensor4D;
  * const masks = tf.tensor3d(Array(32).fill(1), [2, 4, 4], "int32");
- * const result = await trainModel(model, { images, masks }, { iters: 20, lr: 0.1, progress: { quiet: true } });
+ * const loss = (logits: tf.Tensor4D, masks: tf.Tensor3D) => // binLoss of exercises/bin_loss.ts
+ *   tf.losses.sigmoidCrossEntropy(tf.expandDims(tf.cast(masks, "float32"), 3), logits) as tf.Scalar;
+ * const options = { loss, iters: 20, lr: 0.1, progress: { quiet: true } };
+ * const result = await trainModel(model, { images, masks }, options);
  * assert(result.losses[19]! < result.losses[0]!);
  * result.optimizer.dispose();
  * ```
@@ -336,7 +309,7 @@ export function trainingLoss(
 export async function trainModel(
   model: tf.LayersModel,
   data: TrainingData,
-  options: TrainOptions = {},
+  options: TrainOptions,
 ): Promise<TrainResult> {
   const {
     iters = 500,
@@ -345,7 +318,7 @@ export async function trainModel(
     momentum = 0.9,
     optimizer: optimizerName = "sgd",
     schedule = "constant",
-    loss = "ce",
+    loss,
     seed = 0,
     augment,
     startIteration = 0,
@@ -442,42 +415,6 @@ export async function trainModel(
 
 /** Iterations between two checks that every weight is finite, in {@linkcode trainModel}. */
 export const WEIGHT_CHECK_EVERY = 10;
-
-/**
- * The name of the first weight of a model (trainable or not: batch-norm
- * statistics count) holding NaN or an infinity, or `undefined` when all are
- * finite.
- *
- * @param model Any model.
- * @returns A weight's name, e.g. `conv2d_1/kernel`, or `undefined`.
- *
- * @example
- * ```ts
- * import * as tf from "@tensorflow/tfjs";
- * import { firstNonFiniteWeight } from "./train.ts";
- * import { assertEquals } from "./assert.ts";
- * const input = tf.input({ shape: [2] });
- * const dense = tf.layers.dense({ units: 1, name: "dense" });
- * const model = tf.model({ inputs: input, outputs: dense.apply(input) as tf.SymbolicTensor });
- * assertEquals(firstNonFiniteWeight(model), undefined);
- * dense.setWeights([tf.tensor2d([[NaN], [1]]), tf.zeros([1])]);
- * assertEquals(firstNonFiniteWeight(model), "dense/kernel");
- * ```
- */
-export function firstNonFiniteWeight(model: tf.LayersModel): string | undefined {
-  // One sum over every weight first (finite when they all are), then one weight at a time.
-  const total = tf.tidy(() =>
-    model.weights.length === 0
-      ? 0
-      : tf.addN(model.weights.map((weight) => tf.sum(tf.abs(weight.read())))).dataSync()[0]!
-  );
-  if (Number.isFinite(total)) return undefined;
-  for (const weight of model.weights) {
-    const finite = tf.tidy(() => tf.all(tf.isFinite(weight.read())).dataSync()[0]);
-    if (!finite) return weight.originalName;
-  }
-  return undefined;
-}
 
 /**
  * Refuses a training setting in which a batch-norm layer would see one value

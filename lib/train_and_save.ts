@@ -12,13 +12,15 @@ import { type BatchNormStats, recomputeBatchNormStats } from "./batch_norm_stats
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
-import type { LossName } from "./losses.ts";
+import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
 import { claimCheckpoint } from "./output_files.ts";
 import { join } from "./path.ts";
 import { formatDuration } from "./progress.ts";
+import { ProgressFigure, type WatchedPhoto, watchPoints } from "./progress_figure.ts";
 import type { ScheduleName } from "./schedule.ts";
-import { type Augment, type LogitsLoss, type OptimizerName, trainModel } from "./train.ts";
+import type { Augment } from "./augment.ts";
+import { type OptimizerName, trainModel } from "./train.ts";
 
 /** Options of {@linkcode trainAndSave}: the protocol, and where things go. */
 export interface TrainAndSaveOptions {
@@ -43,14 +45,13 @@ export interface TrainAndSaveOptions {
   /** Seed of the minibatch order (the weights' seed is the builder's). */
   seed: number;
   /** Optimizer. @default "sgd" */
-  optimizer?: string;
+  optimizer?: OptimizerName;
   /** Learning-rate schedule. @default "constant" */
-  schedule?: string;
-  /**
-   * Training loss: a name of `--loss`, or the exercise's own writing of the cross-entropy on
-   * the logits (recorded in the checkpoint as `ce`). @default "ce"
-   */
-  loss?: string | LogitsLoss;
+  schedule?: ScheduleName;
+  /** The exercise's loss on the logits, e.g. `semasegLoss`: what `--loss ce` trains on. */
+  crossEntropy: LogitsLoss;
+  /** `--loss`: `ce`, or `ce+dice` to add the soft Dice loss. @default "ce" */
+  loss?: LossName;
   /** Continue from the checkpoint. @default false */
   resume?: boolean;
   /** Replace a checkpoint of an earlier run in `checkpoint` (else a fresh run refuses it).
@@ -59,11 +60,13 @@ export interface TrainAndSaveOptions {
   /** Save every this many iterations (0: only at the end). @default 100 */
   saveEvery?: number;
   /** Batch-norm statistics for testing. @default "recompute" */
-  bnStats?: string;
+  bnStats?: BatchNormStats;
   /** Random augmentation of every minibatch (a tuned recipe); none when absent. */
   augment?: Augment;
   /** The recipe's name, recorded in the checkpoint and the loss figure's title. */
   recipe?: string;
+  /** A test photo whose prediction `<out>/<name>_progress.png` shows during training. */
+  watch?: WatchedPhoto;
 }
 
 /** What {@linkcode trainAndSave} returns. */
@@ -78,6 +81,8 @@ export interface TrainedRun {
   checkpoint: string;
   /** The loss-curve figure (not written when no iteration ran). */
   lossFigure: string;
+  /** The progress figure, when a photo was watched and an iteration ran. */
+  progressFigure?: string;
 }
 
 /**
@@ -107,7 +112,8 @@ function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchS
  * Trains a network on a training split with a protocol (resuming from the
  * checkpoint with `resume`), prints progress, saves the checkpoint every
  * `saveEvery` iterations and at the end (each save atomic), recomputes the
- * batch-norm statistics, and writes the loss curve `<out>/<name>_loss.png`.
+ * batch-norm statistics, and writes the loss curve `<out>/<name>_loss.png` and,
+ * with `watch`, the progress figure `<out>/<name>_progress.png`.
  *
  * @param model A freshly built model (disposed and replaced by the checkpoint's with `resume`).
  * @param data The training split: images `[n, size, size, 3]` in [0, 1], masks `[n, size, size]`
@@ -144,8 +150,6 @@ export async function trainAndSave(
     saveEvery = 100,
     bnStats = "recompute",
   } = options;
-  // An exercise's own loss is its writing of the cross-entropy: recorded as `ce`.
-  const lossName = typeof loss === "function" ? "ce" : loss;
   let startIteration = 0;
   let optimizerState;
   if (options.resume) {
@@ -155,7 +159,7 @@ export async function trainAndSave(
       size: options.size,
       command,
       resume: true,
-      loss: lossName,
+      loss,
       optimizer,
     });
     model.dispose();
@@ -182,37 +186,42 @@ export async function trainAndSave(
       batchSize: options.batchSize,
       seed: options.seed,
       schedule,
-      loss: lossName,
+      loss,
       iters: options.iters,
     },
   });
   console.log(
     `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
       `batch ${options.batchSize}, ${optimizer} lr ${options.lr} (${schedule}), ` +
-      `seed ${options.seed}, loss ${lossName}` +
+      `seed ${options.seed}, loss ${loss}` +
       (options.augment ? ", random augmentation" : ""),
   );
+  const watch = options.watch &&
+    new ProgressFigure(options.watch, watchPoints(options.iters, startIteration));
+  watch?.see(model, startIteration);
   const result = await trainModel(model, data, {
     iters: options.iters,
     batchSize: options.batchSize,
     lr: options.lr,
     seed: options.seed,
-    optimizer: optimizer as OptimizerName,
-    schedule: schedule as ScheduleName,
-    loss: typeof loss === "function" ? loss : loss as LossName,
+    optimizer,
+    schedule,
+    loss: chooseLoss(options.crossEntropy, loss),
     startIteration,
     optimizerState,
     augment: options.augment,
-    onIteration: async (iteration, _loss, optimizer) => {
+    onIteration: async (iteration, loss, optimizer) => {
+      if (iteration < options.iters) watch?.see(model, iteration, loss); // the last after BN stats
       if (saveEvery > 0 && iteration % saveEvery === 0 && iteration < options.iters) {
         await saveCheckpoint(dir, model, state(iteration), optimizer);
       }
     },
   });
   tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
-  if ((bnStats as BatchNormStats) === "recompute" && result.losses.length > 0) {
+  if (bnStats === "recompute" && result.losses.length > 0) {
     finishBatchNormStats(model, data.images, options.batchSize);
   }
+  if (result.losses.length > 0) watch?.see(model, result.iteration, result.losses.at(-1), true);
   await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
   result.optimizer.dispose();
   const speed = result.msPerIter > 0 ? `, ${result.msPerIter.toFixed(0)} ms per iteration` : "";
@@ -228,8 +237,13 @@ export async function trainAndSave(
     });
     console.log(`loss curve: ${lossFigure}`);
   }
+  const progressFigure = result.losses.length > 0
+    ? await watch?.write(join(options.out, `${name}_progress.png`), name)
+    : undefined;
+  if (progressFigure) console.log(`progress: ${progressFigure}`);
   console.log(`checkpoint: ${dir}`);
-  return { model, losses: result.losses, msPerIter: result.msPerIter, checkpoint: dir, lossFigure };
+  const { losses, msPerIter } = result;
+  return { model, losses, msPerIter, checkpoint: dir, lossFigure, progressFigure };
 }
 
 /** What {@linkcode loadTrained} checks the checkpoint against. */

@@ -9,6 +9,7 @@ import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { loadCheckpoint, saveCheckpoint, type TrainingState } from "../lib/checkpoint.ts";
 import { join } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
+import { crossEntropy } from "./lessons.ts";
 
 await tf.setBackend("cpu");
 
@@ -41,6 +42,7 @@ async function savedCheckpoint(): Promise<string> {
   const images = tf.randomUniform([2, 8, 8, 3], 0, 1, "float32", 3) as tf.Tensor4D;
   const masks = tf.randomUniformInt([2, 8, 8], 0, 3, 4) as tf.Tensor3D;
   const result = await trainModel(model, { images, masks }, {
+    loss: crossEntropy,
     iters: 5,
     progress: { quiet: true },
   });

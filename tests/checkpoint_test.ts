@@ -5,6 +5,7 @@ import { loadCheckpoint, saveCheckpoint, type TrainingState } from "../lib/check
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
+import { crossEntropy } from "./lessons.ts";
 
 await tf.setBackend("cpu");
 
@@ -33,6 +34,7 @@ Deno.test("saveCheckpoint() writes the standard tfjs files that load back the sa
   const images = tf.randomUniform([2, 4, 4, 3], 0, 1, "float32", 3) as tf.Tensor4D;
   const masks = tf.randomUniformInt([2, 4, 4], 0, 3, 4) as tf.Tensor3D;
   const result = await trainModel(model, { images, masks }, {
+    loss: crossEntropy,
     iters: 5,
     progress: { quiet: true },
   });

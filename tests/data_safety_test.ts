@@ -15,20 +15,25 @@ import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 import { run as binDataset } from "../exercises/bin_dataset.ts";
 import { run as binLoss } from "../exercises/bin_loss.ts";
 import { run as binTest } from "../exercises/bin_test.ts";
-import { nearestNet, run as nearest } from "../exercises/nearest.ts";
+import { Mynet as nearestNet, run as nearest } from "../exercises/nearest.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 import { run as segment } from "../tools/segment.ts";
 
 await tf.setBackend("cpu");
 
-/** A tiny synthetic dataset and the flags of a fast run into its folder. */
-async function tinySetup(): Promise<{ root: string; flags: (name: string) => string[] }> {
+/** A tiny synthetic dataset and the flags of a fast run into its folder (a test: no --iters). */
+async function tinySetup(): Promise<
+  { root: string; flags: (name: string) => string[]; testFlags: (name: string) => string[] }
+> {
   const root = await Deno.makeTempDir({ prefix: "data_safety_" });
   await writeSyntheticDataset(join(root, "data"), { trainPerClass: 2, testPerClass: 1 });
   const flags = (name: string) => [
     ...["--data", join(root, "data"), "--size", "16", "--iters", "2", "--backend", "cpu"],
     ...["--out", join(root, "answers"), "--checkpoint", join(root, "checkpoints", name)],
   ];
-  return { root, flags };
+  const testFlags = (name: string) =>
+    flags(name).filter((_, i, all) => all[i] !== "--iters" && all[i - 1] !== "--iters");
+  return { root, flags, testFlags };
 }
 
 /** Runs `body` with console.log and console.warn captured. */
@@ -74,10 +79,10 @@ Deno.test("a fresh training run into a folder holding a checkpoint refuses; --re
 });
 
 Deno.test("the refusal of a checkpoint of another network suggests a command that keeps it", async () => {
-  const { root, flags } = await tinySetup();
+  const { root, flags, testFlags } = await tinySetup();
   (await quietly(() => nearest([...flags("other"), "--no-test"]))).value.model?.dispose();
   await assertOneLine(
-    () => binTest(flags("other")),
+    () => binTest(testFlags("other")),
     /was trained for network nearest, not bin: pass --checkpoint <folder of a bin run>, or train one into a new folder with `deno task bin_loss --checkpoint <new folder>`$/,
   );
   await Deno.remove(root, { recursive: true });
@@ -176,7 +181,7 @@ Deno.test("a training mask without its photo is named in a warning; a WebP photo
   const loaded = await loadDataset(data, {
     split: "train",
     size: 16,
-    mode: "classes",
+    mode: CLASSES,
     onWarning: (message) => warnings.push(message),
   });
   assertEquals(loaded.names, ["akahara_0001", "akahara_0002", "madara_0001"]);
@@ -205,7 +210,7 @@ Deno.test("segment --size refuses a size the network cannot map back to the phot
 Deno.test("bin_loss prints a next command that tests its checkpoint at its size, runnable as printed", async () => {
   const { root, flags } = await tinySetup();
   const trained = await quietly(() => binLoss(flags("bin")));
-  trained.value.model.dispose();
+  trained.value.model!.dispose();
   const next = trained.lines.find((line) => line.startsWith("next: "))!;
   assert(
     next.includes(`--checkpoint ${join(root, "checkpoints", "bin")}`) &&

@@ -18,10 +18,12 @@ import { decodeImage, encodeImage } from "../lib/image_io.ts";
 import { join } from "../lib/path.ts";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { IMORI, requireImori } from "./imori.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
 
 await requireImori();
 
-const OPTIONS: LoadDatasetOptions = { split: "train", size: 16, mode: "classes" };
+const OPTIONS: LoadDatasetOptions = { split: "train", size: 16, mode: CLASSES };
 const MASK = "train/seg_images/madara/madara_0002.png";
 const PHOTO = "train/images/madara/madara_0002.jpg";
 
@@ -257,7 +259,7 @@ Deno.test("loadDataset() reads one-channel masks of class indices 0, 1, 2 (8 and
     assertEquals(indexed.counts, reference.counts, `${depth}-bit`);
     assertEquals(indexed.masks, reference.masks, `${depth}-bit`);
     assertEquals(indexed.warnings, []);
-    const binary = await load(copy, { mode: "binary" });
+    const binary = await load(copy, { mode: BINARY });
     assertEquals(binary.counts, [817, 207], `${depth}-bit binary`);
     await Deno.remove(copy, { recursive: true });
   }
@@ -332,7 +334,7 @@ Deno.test("loadDataset() refuses a training split whose masks are all background
       "or store class indices 0, 1, 2",
   );
   await assertOneLine(
-    loadDataset(dir, { ...OPTIONS, mode: "binary" }),
+    loadDataset(dir, { ...OPTIONS, mode: BINARY }),
     `Every mask in ${masks} is all background (4 masks, no newt pixel), so there ` +
       "is nothing to learn; paint the newts akahara red (128, 0, 0) or madara green (0, 128, 0), " +
       "or store class indices 0, 1, 2",

@@ -4,10 +4,12 @@ import sharp from "sharp";
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../lib/assert.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { encodeImage, resizeBilinear, resizeNearest } from "../lib/image_io.ts";
-import { colorToClass } from "../lib/mask_classes.ts";
+import { colorToClass } from "../exercises/semaseg_dataset.ts";
 import { join } from "../lib/path.ts";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { IMORI, requireImori } from "./imori.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
 
 await requireImori();
 
@@ -33,7 +35,7 @@ async function makeDataset(): Promise<string> {
   return dir;
 }
 
-const OPTIONS = { split: "train", size: 16, mode: "classes" } as const;
+const OPTIONS = { split: "train", size: 16, mode: CLASSES } as const;
 
 Deno.test("colorToClass() matches by class, accepting 127 and 128", () => {
   assertEquals(
@@ -78,7 +80,7 @@ Deno.test({
   name: "loadDataset() reads the Imori training set with classes by folder",
   fn: async () => {
     const before = tf.memory().numTensors;
-    const dataset = await loadDataset(IMORI, { split: "train", size: 64, mode: "classes" });
+    const dataset = await loadDataset(IMORI, { split: "train", size: 64, mode: CLASSES });
     assertEquals(tf.memory().numTensors, before + 2);
     assertEquals(dataset.images.shape, [16, 64, 64, 3]);
     assertEquals(dataset.masks.shape, [16, 64, 64]);
@@ -102,8 +104,8 @@ Deno.test({
   name: "loadDataset() binary mode is the class map with every newt class as 1",
   fn: async () => {
     const options = { split: "test", size: 32 } as const;
-    const classes = await loadDataset(IMORI, { ...options, mode: "classes" });
-    const binary = await loadDataset(IMORI, { ...options, mode: "binary" });
+    const classes = await loadDataset(IMORI, { ...options, mode: CLASSES });
+    const binary = await loadDataset(IMORI, { ...options, mode: BINARY });
     assertEquals(binary.classNames, ["background", "newt"]);
     assertEquals(binary.masks.shape, [6, 32, 32]);
     assertEquals(

@@ -2,7 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { assert, assertAlmostEquals } from "../lib/assert.ts";
 import { DICE_SMOOTHING, softDiceLossFromLogits } from "../lib/dice_loss.ts";
-import { segmentationLossFromLogits, softmaxCrossEntropyFromLogits } from "../lib/losses.ts";
+import { semasegLoss } from "../exercises/semaseg_loss.ts";
+import { chooseLoss } from "../lib/losses.ts";
 import { createRng } from "../lib/rng.ts";
 
 await tf.setBackend("cpu");
@@ -95,11 +96,11 @@ Deno.test("ce+dice adds the Dice loss to the cross-entropy; a small class weighs
     [1, 1, 10, 2],
   );
   const masks = tf.tensor3d([[[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]], undefined, "int32");
-  const ce = softmaxCrossEntropyFromLogits(logits, masks).dataSync()[0]!;
-  const both = segmentationLossFromLogits(logits, masks, "ce+dice").dataSync()[0]!;
+  const ce = semasegLoss(logits, masks).dataSync()[0]!;
+  const both = chooseLoss(semasegLoss, "ce+dice")(logits, masks).dataSync()[0]!;
   const dice = softDiceLossFromLogits(logits, masks).dataSync()[0]!;
   assertAlmostEquals(both, ce + dice, 1e-6);
-  assertAlmostEquals(segmentationLossFromLogits(logits, masks, "ce").dataSync()[0]!, ce, 1e-6);
+  assertAlmostEquals(chooseLoss(semasegLoss, "ce")(logits, masks).dataSync()[0]!, ce, 1e-6);
   // Class 1, one pixel of ten and all wrong, is half of the Dice loss: with
   // that pixel right instead, the loss falls from about 0.28 (0.5 but for the smoothing) to near 0.
   const right = tf.tensor4d([...Array(9).fill([6, 0]).flat(), 0, 6], [1, 1, 10, 2]);

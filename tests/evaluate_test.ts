@@ -7,9 +7,9 @@ import {
   formatMetricsLine,
   metricsFromConfusion,
   predictBatches,
-  toClassMap,
 } from "../lib/evaluate.ts";
 import { predictViewsAveraged, SQUARE_VIEWS } from "../lib/flip_average.ts";
+import { classify } from "./lessons.ts";
 
 await tf.setBackend("cpu");
 
@@ -63,14 +63,6 @@ Deno.test("formatMetricsLine() has the exact form other tools read", () => {
   assert(/^test mIoU \d\.\d{3} \(.*\) pixel accuracy \d\.\d{3}$/.test(line));
 });
 
-Deno.test("toClassMap() thresholds one channel and argmaxes several", () => {
-  const binary = tf.tensor4d([0.49, 0.5, 0.9, 0.1], [1, 2, 2, 1]);
-  assertEquals(toClassMap(binary, 0.5).arraySync(), [[[0, 1], [1, 0]]]);
-  assertEquals(toClassMap(binary, 0.95).arraySync(), [[[0, 0], [0, 0]]]);
-  const multi = tf.tensor4d([0.1, 0.2, 0.7, 0.6, 0.3, 0.1], [1, 1, 2, 3]);
-  assertEquals(toClassMap(multi).arraySync(), [[[2, 0]]]);
-});
-
 Deno.test("predictBatches() and evaluateModel() leak no tensors", async () => {
   const input = tf.input({ shape: [4, 4, 3] });
   const output = tf.layers.conv2d({ filters: 3, kernelSize: 1, activation: "softmax" }).apply(
@@ -85,7 +77,7 @@ Deno.test("predictBatches() and evaluateModel() leak no tensors", async () => {
   assertAlmostEquals(tf.max(tf.abs(tf.sub(whole, batched))).dataSync()[0]!, 0, 1e-6);
   tf.dispose([whole, batched]);
   const tidyBefore = tf.memory().numTensors;
-  const result = await evaluateModel(model, images, masks, { batchSize: 2 });
+  const result = await evaluateModel(model, images, masks, { classify, batchSize: 2 });
   tf.dispose([result.probabilities, result.classMap, result.truth]);
   assertEquals(tf.memory().numTensors, tidyBefore);
   assert(tidyBefore >= before);
@@ -110,7 +102,7 @@ Deno.test("evaluateModel() crops the masks to a smaller output", async () => {
     undefined,
     "int32",
   );
-  const result = await evaluateModel(model, tf.zeros([1, 4, 4, 3]), masks);
+  const result = await evaluateModel(model, tf.zeros([1, 4, 4, 3]), masks, { classify });
   assertEquals(result.truth.shape, [1, 2, 2]);
   assertEquals(result.metrics.pixelAccuracy, 1);
   assertEquals(result.metrics.iou, [null, 1]);

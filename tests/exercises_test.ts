@@ -19,7 +19,9 @@ const METRICS_LINE =
   /^test mIoU \d\.\d{3} \((\w+ (\d\.\d{2}|n\/a)(, )?)+\) pixel accuracy \d\.\d{3}$/;
 
 /** A tiny synthetic dataset (4 training, 2 test photos) in a temporary folder. */
-async function tinySetup(): Promise<{ root: string; flags: (name: string) => string[] }> {
+async function tinySetup(): Promise<
+  { root: string; flags: (name: string) => string[]; testFlags: (name: string) => string[] }
+> {
   const root = await Deno.makeTempDir({ prefix: "exercises_test_" });
   await writeSyntheticDataset(join(root, "data"), { trainPerClass: 2, testPerClass: 1 });
   const flags = (name: string) => [
@@ -36,7 +38,10 @@ async function tinySetup(): Promise<{ root: string; flags: (name: string) => str
     "--checkpoint",
     join(root, "checkpoints", name),
   ];
-  return { root, flags };
+  // A test script takes no training flag: the same without --iters.
+  const testFlags = (name: string) =>
+    flags(name).filter((_, i, all) => all[i] !== "--iters" && all[i - 1] !== "--iters");
+  return { root, flags, testFlags };
 }
 
 /** Runs `body` with console.log captured; returns the lines printed. */
@@ -52,11 +57,11 @@ async function capture<T>(body: () => Promise<T>): Promise<{ value: T; lines: st
 }
 
 Deno.test("bin_loss and bin_test train, save, reload and test with figures and IoU", async () => {
-  const { root, flags } = await tinySetup();
+  const { root, flags, testFlags } = await tinySetup();
   const trained = await capture(() => binLoss(flags("bin")));
-  assertEquals(trained.value.losses.length, 2);
+  assertEquals(trained.value.trained!.losses.length, 2);
   assert(trained.lines.some((line) => line.startsWith("loss curve: ")));
-  assert((await Deno.stat(trained.value.lossFigure)).isFile);
+  assert((await Deno.stat(trained.value.trained!.lossFigure)).isFile);
   // The next step reads the same photos and tests this checkpoint at its size: carried over.
   assertEquals(
     trained.lines.at(-1),
@@ -68,15 +73,15 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
   // The checkpoint predicts what the trained model predicts.
   const loaded = await loadCheckpoint(join(root, "checkpoints", "bin"), { model: "bin", size: 16 });
   const probe = tf.randomUniform([2, 16, 16, 3], 0, 1, "float32", 5);
-  const before = trained.value.model.predict(probe) as tf.Tensor;
+  const before = trained.value.model!.predict(probe) as tf.Tensor;
   const after = loaded.model.predict(probe) as tf.Tensor;
   assertAlmostEquals(tf.max(tf.abs(tf.sub(before, after))).dataSync()[0]!, 0, 1e-6);
   assertEquals(loaded.state.iteration, 2);
   tf.dispose([probe, before, after, ...(loaded.optimizerState ?? []).map((w) => w.tensor)]);
-  trained.value.model.dispose();
+  trained.value.model!.dispose();
   loaded.model.dispose();
 
-  const tested = await capture(() => binTest([...flags("bin"), "--threshold", "0.4"]));
+  const tested = await capture(() => binTest([...testFlags("bin"), "--threshold", "0.4"]));
   assertEquals(tested.value.figures.length, 2);
   assertEquals(
     tested.value.figures[0],
@@ -89,10 +94,10 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
 });
 
 Deno.test("semaseg_loss and semaseg_test report three classes", async () => {
-  const { root, flags } = await tinySetup();
+  const { root, flags, testFlags } = await tinySetup();
   const trained = await capture(() => semasegLoss(flags("semaseg")));
-  trained.value.model.dispose();
-  const tested = await capture(() => semasegTest(flags("semaseg")));
+  trained.value.model!.dispose();
+  const tested = await capture(() => semasegTest(testFlags("semaseg")));
   assertEquals(tested.value.metrics.classNames, ["background", "akahara", "madara"]);
   assert(tested.lines.at(-1)!.includes("(background "), tested.lines.at(-1)!);
   assert(METRICS_LINE.test(tested.lines.at(-1)!), tested.lines.at(-1)!);
@@ -133,9 +138,9 @@ for (
 }
 
 Deno.test("bin_test names the command to run when the checkpoint is missing or of another network", async () => {
-  const { root, flags } = await tinySetup();
+  const { root, flags, testFlags } = await tinySetup();
   await assertRejects(
-    () => binTest(flags("none")),
+    () => binTest(testFlags("none")),
     (error: Error) =>
       error instanceof UserError &&
       error.message.includes(
@@ -143,14 +148,14 @@ Deno.test("bin_test names the command to run when the checkpoint is missing or o
       ),
   );
   const trained = await capture(() => semasegLoss(flags("semaseg")));
-  trained.value.model.dispose();
+  trained.value.model!.dispose();
   await assertRejects(
-    () => binTest(flags("semaseg")),
+    () => binTest(testFlags("semaseg")),
     (error: Error) =>
       error instanceof UserError && error.message.includes("trained for network semaseg, not bin"),
   );
   await assertRejects(
-    () => semasegTest([...flags("semaseg"), "--size", "32"]),
+    () => semasegTest([...testFlags("semaseg"), "--size", "32"]),
     (error: Error) =>
       error instanceof UserError && error.message.includes("at input size 16, not 32"),
   );
@@ -158,7 +163,7 @@ Deno.test("bin_test names the command to run when the checkpoint is missing or o
 });
 
 Deno.test("--test-size tests the trained weights at another size; a size that cannot work stops before training", async () => {
-  const { root, flags } = await tinySetup();
+  const { root, flags, testFlags } = await tinySetup();
   await assertRejects(
     () => nearest([...flags("nearest"), "--test-size", "33"]),
     (error: Error) =>
@@ -184,8 +189,8 @@ Deno.test("--test-size tests the trained weights at another size; a size that ca
   assert(larger.lines.at(-1) !== trained.lines.at(-1), larger.lines.at(-1)!);
   larger.value.model!.dispose();
   // bin_test takes it too, with the same check.
-  await capture(async () => (await binLoss(flags("bin"))).model.dispose());
-  const binLarger = await capture(() => binTest([...flags("bin"), "--test-size", "24"]));
+  await capture(async () => (await binLoss(flags("bin"))).model!.dispose());
+  const binLarger = await capture(() => binTest([...testFlags("bin"), "--test-size", "24"]));
   assert(binLarger.lines.includes("test: the trained weights at input size 24x24"));
   await Deno.remove(root, { recursive: true });
 });
@@ -228,10 +233,10 @@ Deno.test({
       );
       const mean = (values: number[]) =>
         values.reduce((sum, value) => sum + value, 0) / values.length;
-      const early = mean(value.losses.slice(0, 5));
-      const late = mean(value.losses.slice(-5));
+      const early = mean(value.trained!.losses.slice(0, 5));
+      const late = mean(value.trained!.losses.slice(-5));
       assert(late < early * 0.85, `${name}: loss ${early.toFixed(3)} -> ${late.toFixed(3)}`);
-      value.model.dispose();
+      value.model!.dispose();
     }
     await Deno.remove(root, { recursive: true });
   },

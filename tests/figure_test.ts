@@ -5,7 +5,8 @@ import { assert, assertEquals } from "../lib/assert.ts";
 import { glyph, GLYPH_HEIGHT, textWidth } from "../lib/bitmap_font.ts";
 import { composeFigure, writeFigure } from "../lib/figure.ts";
 import { niceTicks, renderLineChart, writeLineChart } from "../lib/line_chart.ts";
-import { CLASS_COLORS, paintClasses } from "../lib/palette.ts";
+import { CLASS_COLORS } from "../lib/classes.js";
+import { paintClasses } from "../exercises/semaseg_dataset.ts";
 
 function pixel(image: { data: Uint8Array; width: number }, x: number, y: number): number[] {
   const offset = (y * image.width + x) * 3;

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "../lib/assert.ts";
+import { createRng } from "../lib/rng.ts";
 import { MaxPoolWithMask, maxPoolWithMask, MaxUnpool, maxUnpool } from "../lib/max_unpool.ts";
 import { setupBackend } from "../engine/mod.ts";
 
@@ -15,20 +16,9 @@ function assertValues(actual: ArrayLike<number>, expected: ArrayLike<number>): v
   );
 }
 
-/** A seeded sequence in [0, 1) for test data (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed);
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Values from a set of `levels` integers, so that windows often hold ties. */
 function data(size: number, seed: number, levels: number): Float32Array {
-  const next = random(seed);
+  const next = createRng(seed);
   return Float32Array.from({ length: size }, () => Math.floor(next() * levels) - 1);
 }
 

@@ -8,6 +8,9 @@ import { saveCheckpoint } from "../lib/checkpoint.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { buildModel, MODEL_NAMES, type ModelName } from "../tools/networks.ts";
 import { trainModel } from "../lib/train.ts";
+import { crossEntropy } from "./lessons.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
 export { MODEL_NAMES, type ModelName };
 
@@ -40,9 +43,10 @@ export async function saveNetwork(
   const { name, size, data, iters = 0, lr = 0.01 } = options;
   const model = buildModel(name, { size, seed: 1 });
   if (data && iters > 0) {
-    const mode = name === "bin" ? "binary" : "classes";
+    const mode = name === "bin" ? BINARY : CLASSES;
     const train = await loadDataset(data, { split: "train", size, mode, flips: true });
     const result = await trainModel(model, train, {
+      loss: crossEntropy,
       iters,
       lr,
       batchSize: 4,

@@ -8,6 +8,7 @@ import { setupBackend } from "../engine/mod.ts";
 import { assert, assertEquals } from "../lib/assert.ts";
 import { trainingLoss } from "../lib/train.ts";
 import { buildModel, type ModelName } from "../tools/networks.ts";
+import { crossEntropy } from "./lessons.ts";
 
 /** Loss and the gradient of every trainable weight for one training batch. */
 async function lossAndGrads(name: ModelName, size: number, batch: number): Promise<Float32Array[]> {
@@ -19,7 +20,7 @@ async function lossAndGrads(name: ModelName, size: number, batch: number): Promi
     "int32",
   ) as tf.Tensor3D;
   const before = tf.memory().numTensors;
-  const loss = trainingLoss(model);
+  const loss = trainingLoss(model, crossEntropy);
   const { value, grads } = tf.variableGrads(() => loss(images as tf.Tensor4D, masks));
   const names = Object.keys(grads); // creation order: layer names differ between builds
   const data = [await value.data() as Float32Array];
@@ -103,6 +104,7 @@ Deno.test({
     const losses = async (seed: number) => {
       const model = buildModel("bin", { size: 16, seed });
       const result = await trainModel(model, { images, masks }, {
+        loss: crossEntropy,
         iters: 4,
         seed,
         progress: { quiet: true },
@@ -151,7 +153,7 @@ Deno.test({
     const model = buildModel("bin", { size: 16, seed: 3 });
     const images = tf.randomUniform([2, 16, 16, 3], 0, 1, "float32", 5) as tf.Tensor4D;
     const masks = tf.randomUniform([2, 16, 16], 0, 2, "int32", 6) as tf.Tensor3D;
-    const loss = trainingLoss(model);
+    const loss = trainingLoss(model, crossEntropy);
     const profile = await tf.profile(() => {
       const { value, grads } = tf.variableGrads(() => loss(images, masks));
       tf.dispose([value, ...Object.values(grads)]);

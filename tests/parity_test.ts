@@ -29,7 +29,9 @@ import {
   TOLERANCES,
 } from "../tools/parity.ts";
 import { findPyTorch, pytorchLayers, runPyTorch } from "../tools/pytorch.ts";
-import { transposeconvNet } from "../exercises/transposeconv.ts";
+import { Mynet as transposeconvNet } from "../exercises/transposeconv.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
 
 const required = Deno.env.get("SEGMENT_REQUIRE_PYTORCH") === "1";
 const found = await findPyTorch().then(() => true, () => false);
@@ -99,8 +101,8 @@ for (const configuration of CONFIGURATIONS) {
       const dir = await requireImori();
       const size = 32;
       const sets = {
-        binary: await loadDataset(dir, { split: "train", size, mode: "binary", flips: true }),
-        classes: await loadDataset(dir, { split: "train", size, mode: "classes", flips: true }),
+        binary: await loadDataset(dir, { split: "train", size, mode: BINARY, flips: true }),
+        classes: await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true }),
       };
       try {
         for (const name of MODELS) {
@@ -134,7 +136,7 @@ for (const configuration of CONFIGURATIONS) {
       await setupConfiguration(configuration);
       const dir = await requireImori();
       const size = 188;
-      const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+      const train = await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true });
       try {
         const options = { size, batchSize: 1, iters: 5, threads: 1 };
         const reference = await referenceFor("unet", train, options);
@@ -155,7 +157,7 @@ Deno.test({
   async fn() {
     await setupBackend("wasm", { quiet: true });
     const dir = await requireImori();
-    const train = await loadDataset(dir, { split: "train", size: 16, mode: "binary", flips: true });
+    const train = await loadDataset(dir, { split: "train", size: 16, mode: BINARY, flips: true });
     try {
       const reference = await pytorchReference("bin", train, { size: 16, iters: 2, threads: 1 });
       await assertRejects(
@@ -176,7 +178,7 @@ Deno.test({
     await setupBackend("wasm");
     const dir = await requireImori();
     const size = 16;
-    const train = await loadDataset(dir, { split: "train", size, mode: "classes", flips: true });
+    const train = await loadDataset(dir, { split: "train", size, mode: CLASSES, flips: true });
     const model = transposeconvNet(size, { seed: 3 });
     try {
       const layers = pytorchLayers(model);

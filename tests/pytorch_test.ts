@@ -13,6 +13,8 @@ import { buildModel, type ModelName, outputSize } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
 import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
 import { findPyTorch, runPyTorch } from "../tools/pytorch.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
 const required = Deno.env.get("SEGMENT_REQUIRE_PYTORCH") === "1";
 const found = await findPyTorch().then(() => true, () => false);
@@ -37,7 +39,7 @@ Deno.test({
     try {
       await writeSyntheticDataset(join(root, "data"), { trainPerClass: 1, testPerClass: 1 });
       for (const name of MODELS) {
-        const mode = name === "bin" ? "binary" : "classes";
+        const mode = name === "bin" ? BINARY : CLASSES;
         const size = name === "unet" ? 188 : 32; // unet's smallest input (output 4)
         const train = await loadDataset(join(root, "data"), {
           split: "train",

@@ -9,12 +9,13 @@ import {
   resizeNearest,
 } from "../lib/image_io.ts";
 import { maskToClasses } from "../lib/mask_classes.ts";
-import { CLASS_COLORS as PALETTE } from "../lib/palette.ts";
 import { join } from "../lib/path.ts";
 import * as pixels from "../lib/segment_pixels.js";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { run } from "../tools/segment.ts";
 import { saveNetwork } from "./networks.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
 await tf.setBackend("cpu");
 
@@ -104,10 +105,6 @@ Deno.test("segment_pixels classMapToPhoto() puts a smaller (UNet) map at the cen
   assertEquals(Array.from(classes), [0, 0, 0, 0, 0, 1, 2, 0, 0, 2, 1, 0, 0, 0, 0, 0]);
 });
 
-Deno.test("segment_pixels colours are the dataset's (lib/palette.ts)", () => {
-  assertEquals(pixels.CLASS_COLORS, PALETTE);
-});
-
 Deno.test("segment writes a mask at each photo's size, readable as a training mask, and a figure", async () => {
   await withFixture(async (dir) => {
     const out = join(dir, "out");
@@ -126,7 +123,12 @@ Deno.test("segment writes a mask at each photo's size, readable as a training ma
     for (const one of done) {
       const mask = await decodeImage(one.mask);
       assertEquals([mask.width, mask.height], [90, 60]);
-      const classes = maskToClasses(mask.data, { width: 90, height: 60, file: one.mask });
+      const classes = maskToClasses(mask.data, {
+        width: 90,
+        height: 60,
+        mode: CLASSES,
+        file: one.mask,
+      });
       assertEquals(pixels.classShares(classes, 3), one.shares);
       assert((await Deno.stat(one.figure)).size > 0);
     }
@@ -149,19 +151,19 @@ Deno.test("segment of a binarization model writes black and white", async () => 
     assertEquals(done!.shares.length, 2);
     // The mask is a training mask for the binarization exercises: white reads as "newt".
     const { width, height } = mask;
-    const newt = maskToClasses(mask.data, { width, height, mode: "binary", file: done!.mask });
+    const newt = maskToClasses(mask.data, { width, height, mode: BINARY, file: done!.mask });
     const white = mask.data.filter((value, index) => index % 3 === 0 && value === 255).length;
     assertEquals(newt.reduce((sum, value) => sum + value, 0), white);
     const one = new Uint8Array(2 * 2 * 3);
     one.set([255, 255, 255], 3 * 3); // white at x 1, y 1
-    assertEquals(Array.from(maskToClasses(one, { width: 2, height: 2, mode: "binary" })), [
+    assertEquals(Array.from(maskToClasses(one, { width: 2, height: 2, mode: BINARY })), [
       0,
       0,
       0,
       1,
     ]);
     assertThrows(
-      () => maskToClasses(one, { width: 2, height: 2, file: "m.png" }),
+      () => maskToClasses(one, { width: 2, height: 2, mode: CLASSES, file: "m.png" }),
       /Cannot read mask m\.png as three classes: pixel \(x 1, y 1\) is white \(255, 255, 255\), as in a black-and-white newt-or-not mask; use it with the binarization exercises/,
     );
   });

@@ -65,6 +65,7 @@ Deno.test("serve listens on 127.0.0.1 and serves the page, the checkpoints and T
         ["vendor/tf-backend-wasm.min.js", "text/javascript; charset=utf-8"],
         ["vendor/tfjs-backend-wasm-simd.wasm", "application/wasm"],
         ["lib/custom_layers.js", "text/javascript; charset=utf-8"],
+        ["lib/classes.js", "text/javascript; charset=utf-8"],
         ["lib/segment_pixels.js", "text/javascript; charset=utf-8"],
         ["app.js", "text/javascript; charset=utf-8"],
       ]

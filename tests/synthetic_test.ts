@@ -6,16 +6,18 @@ import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
-import { mulberry32, renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { createRng } from "../lib/rng.ts";
+import { renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
-Deno.test("mulberry32() is repeatable and spreads over [0, 1)", () => {
-  const random = mulberry32(42);
+Deno.test("createRng() is repeatable and spreads over [0, 1)", () => {
+  const random = createRng(42);
   const values = Array.from({ length: 10000 }, random);
   assert(values.every((value) => value >= 0 && value < 1));
   const mean = values.reduce((sum, value) => sum + value, 0) / values.length;
   assert(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
-  assertEquals(mulberry32(42)(), values[0]);
-  assertNotEquals(mulberry32(43)(), values[0]);
+  assertEquals(createRng(42)(), values[0]);
+  assertNotEquals(createRng(43)(), values[0]);
 });
 
 Deno.test("renderNewtPhoto() is deterministic per seed and differs between seeds", () => {
@@ -69,7 +71,7 @@ Deno.test("writeSyntheticDataset() writes 16 + 6 photos in the Imori layout, qui
       assertEquals([mask.width, mask.height], [photo.width, photo.height]);
     }
   }
-  const train = await loadDataset(dir, { split: "train", size: 64, mode: "classes" });
+  const train = await loadDataset(dir, { split: "train", size: 64, mode: CLASSES });
   assertEquals(train.images.shape, [16, 64, 64, 3]);
   const classes = new Set(train.masks.dataSync());
   assertEquals([...classes].sort(), [0, 1, 2]);

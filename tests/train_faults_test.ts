@@ -9,12 +9,9 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../lib/assert
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { buildModel } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
-import {
-  assertBatchNormCanTrain,
-  firstNonFiniteWeight,
-  trainModel,
-  WEIGHT_CHECK_EVERY,
-} from "../lib/train.ts";
+import { assertBatchNormCanTrain, trainModel, WEIGHT_CHECK_EVERY } from "../lib/train.ts";
+import { firstNonFiniteWeight } from "../lib/weights.ts";
+import { crossEntropy } from "./lessons.ts";
 
 await tf.setBackend("cpu");
 
@@ -66,6 +63,7 @@ Deno.test("trainModel() stops at the first non-finite loss; the checkpoint on di
   await assertRejects(
     () =>
       trainModel(model, data, {
+        loss: crossEntropy,
         iters: 50,
         lr: 1e6,
         progress: { quiet: true },
@@ -113,6 +111,7 @@ Deno.test("trainModel() names the iteration whose loss is NaN", async () => {
   const nan = tf.fill([4, 8, 8, 3], NaN) as tf.Tensor4D;
   await assertOneLine(
     trainModel(model, { images: nan, masks: data.masks }, {
+      loss: crossEntropy,
       iters: 10,
       lr: 0.03,
       progress: { quiet: true },
@@ -133,6 +132,7 @@ Deno.test("trainModel() stops within WEIGHT_CHECK_EVERY iterations of a weight t
   const seen: number[] = [];
   await assertOneLine(
     trainModel(model, data, {
+      loss: crossEntropy,
       iters: 40,
       lr: 0.01,
       progress: { quiet: true },
@@ -156,7 +156,10 @@ Deno.test("trainModel() refuses masks that are all background", async () => {
   const data = tinyData(4);
   const background = tf.zerosLike(data.masks) as tf.Tensor3D;
   await assertOneLine(
-    trainModel(model, { images: data.images, masks: background }, { progress: { quiet: true } }),
+    trainModel(model, { images: data.images, masks: background }, {
+      loss: crossEntropy,
+      progress: { quiet: true },
+    }),
     "Cannot train: every pixel of the 4 training masks is background (class 0), so there is " +
       "nothing to learn; check the masks (a newt is painted akahara red (128, 0, 0) or madara " +
       "green (0, 128, 0), or stored as class index 1 or 2)",
@@ -177,7 +180,12 @@ Deno.test("trainModel() refuses a batch norm that would see one value per channe
   const masks = tf.ones([2, 4, 4], "int32") as tf.Tensor3D;
   const before = model.getWeights().map((weight) => Array.from(weight.dataSync()));
   await assertOneLine(
-    trainModel(model, { images, masks }, { batchSize: 1, iters: 3, progress: { quiet: true } }),
+    trainModel(model, { images, masks }, {
+      loss: crossEntropy,
+      batchSize: 1,
+      iters: 3,
+      progress: { quiet: true },
+    }),
     "Cannot train at --batch-size 1: batch-norm layer deepest_bn would see one value per " +
       "channel (its input is 1x1 per image at input size 4x4), so in training it would output " +
       "a constant and save a variance of 0; use --batch-size 2 or more, or a larger --size",
@@ -188,6 +196,7 @@ Deno.test("trainModel() refuses a batch norm that would see one value per channe
     "refused before training",
   );
   const result = await trainModel(model, { images, masks }, {
+    loss: crossEntropy,
     batchSize: 2,
     iters: 2,
     progress: { quiet: true },

@@ -1,19 +1,14 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-cpu";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "../lib/assert.ts";
-import {
-  binaryCrossEntropy,
-  binaryCrossEntropyFromLogits,
-  cropMasks,
-  segmentationLoss,
-  segmentationLossFromLogits,
-  softmaxCrossEntropy,
-  softmaxCrossEntropyFromLogits,
-} from "../lib/losses.ts";
+import { binLoss } from "../exercises/bin_loss.ts";
+import { semasegLoss } from "../exercises/semaseg_loss.ts";
+import { cropMasks } from "../lib/losses.ts";
 import { Progress } from "../lib/progress.ts";
 import { createRng, shuffled } from "../lib/rng.ts";
 import { learningRateAt } from "../lib/schedule.ts";
 import { createOptimizer, logitsModel, minibatchIndices, trainModel } from "../lib/train.ts";
+import { crossEntropy } from "./lessons.ts";
 
 await tf.setBackend("cpu");
 
@@ -87,37 +82,13 @@ Deno.test("learningRateAt() follows each schedule", () => {
   assert(learningRateAt(99, { schedule: "onecycle", lr: 1, total: 100 }) < 0.01);
 });
 
-Deno.test("softmaxCrossEntropy() matches tf.losses.softmaxCrossEntropy on logits", () => {
+Deno.test("semasegLoss() is the mean of -log softmax of the true class over every pixel", () => {
   const logits = tf.randomNormal([2, 3, 3, 3], 0, 1, "float32", 9) as tf.Tensor4D;
   const masks = tf.randomUniformInt([2, 3, 3], 0, 3, 2) as tf.Tensor3D;
-  const ours = softmaxCrossEntropy(tf.softmax(logits), masks).dataSync()[0]!;
-  const reference = tf.losses.softmaxCrossEntropy(
-    tf.oneHot(tf.reshape(masks, [-1]), 3),
-    tf.reshape(logits, [-1, 3]),
-  ).dataSync()[0]!;
-  assertAlmostEquals(ours, reference, 1e-5);
-});
-
-Deno.test("the losses from logits equal the losses from probabilities where both are exact", () => {
-  const logits = tf.randomNormal([2, 3, 3, 3], 0, 2, "float32", 4) as tf.Tensor4D;
-  const masks = tf.randomUniformInt([2, 3, 3], 0, 3, 5) as tf.Tensor3D;
-  assertAlmostEquals(
-    softmaxCrossEntropyFromLogits(logits, masks).dataSync()[0]!,
-    softmaxCrossEntropy(tf.softmax(logits), masks).dataSync()[0]!,
-    1e-5,
-  );
-  const one = tf.slice(logits, [0, 0, 0, 0], [2, 3, 3, 1]) as tf.Tensor4D;
-  const binary = tf.randomUniformInt([2, 3, 3], 0, 2, 6) as tf.Tensor3D;
-  assertAlmostEquals(
-    binaryCrossEntropyFromLogits(one, binary).dataSync()[0]!,
-    binaryCrossEntropy(tf.sigmoid(one), binary).dataSync()[0]!,
-    1e-5,
-  );
-  assertAlmostEquals(
-    segmentationLossFromLogits(one, binary).dataSync()[0]!,
-    segmentationLoss(tf.sigmoid(one), binary).dataSync()[0]!,
-    1e-5,
-  );
+  const ours = semasegLoss(logits, masks).dataSync()[0]!;
+  const logProbability = tf.logSoftmax(tf.reshape(logits, [-1, 3]));
+  const picked = tf.sum(tf.mul(tf.oneHot(tf.reshape(masks, [-1]), 3), logProbability), 1);
+  assertAlmostEquals(ours, -tf.mean(picked).dataSync()[0]!, 1e-5);
 });
 
 Deno.test("a confidently wrong pixel keeps its gradient with the losses from logits", () => {
@@ -126,14 +97,9 @@ Deno.test("a confidently wrong pixel keeps its gradient with the losses from log
   const logits = tf.tensor4d([[[[0, 0, 120], [0, 3, 1]]]]); // [1, 1, 2, 3]
   const masks = tf.tensor3d([[[0, 1]]], undefined, "int32");
   const exact = tf.div(tf.sub(tf.softmax(logits), tf.oneHot(masks, 3)), 2).arraySync();
-  const fromLogits = tf.grad((z: tf.Tensor) =>
-    softmaxCrossEntropyFromLogits(z as tf.Tensor4D, masks)
-  )(
+  const fromLogits = tf.grad((z: tf.Tensor) => semasegLoss(z as tf.Tensor4D, masks))(
     logits,
   );
-  const fromProbabilities = tf.grad((z: tf.Tensor) =>
-    softmaxCrossEntropy(tf.softmax(z) as tf.Tensor4D, masks)
-  )(logits);
   const got = fromLogits.arraySync() as number[][][][];
   const want = exact as number[][][][];
   for (let pixel = 0; pixel < 2; pixel++) {
@@ -142,11 +108,10 @@ Deno.test("a confidently wrong pixel keeps its gradient with the losses from log
     }
   }
   assertAlmostEquals(got[0]![0]![0]![0]!, -0.5, 1e-6);
-  assertAlmostEquals((fromProbabilities.arraySync() as number[][][][])[0]![0]![0]![0]!, 0, 1e-6);
 
   const z = tf.tensor4d([[[[-60], [60]]]]); // [1, 1, 2, 1]
   const target = tf.tensor3d([[[1, 1]]], undefined, "int32");
-  const binary = tf.grad((x: tf.Tensor) => binaryCrossEntropyFromLogits(x as tf.Tensor4D, target))(
+  const binary = tf.grad((x: tf.Tensor) => binLoss(x as tf.Tensor4D, target))(
     z,
   );
   const expected = [(1 / (1 + Math.exp(60)) - 1) / 2, (1 / (1 + Math.exp(-60)) - 1) / 2];
@@ -174,14 +139,14 @@ Deno.test("logitsModel() drops a sigmoid or softmax head and shares the weights"
   assertEquals(logitsModel(tf.model({ inputs: input, outputs: conv })), undefined);
 });
 
-Deno.test("segmentationLoss() crops masks to a smaller output", () => {
+Deno.test("trainingLoss() crops masks to a smaller output", () => {
   const masks = tf.tensor3d(
     [[[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]],
     undefined,
     "int32",
   );
-  const sure = tf.fill([1, 2, 2, 1], 0.999) as tf.Tensor4D;
-  assert(segmentationLoss(sure, masks).dataSync()[0]! < 0.01);
+  const sure = tf.fill([1, 2, 2, 1], 10) as tf.Tensor4D; // logits of a sure newt
+  assert(binLoss(sure, cropMasks(masks, 2, 2)).dataSync()[0]! < 0.01);
   assertThrows(() => cropMasks(masks, 5, 5), /larger/);
 });
 
@@ -213,6 +178,7 @@ Deno.test("trainModel() leaks no tensors between iteration 10 and 100", async ()
   const data = tinyData(6, 3);
   const counts: Record<number, number> = {};
   const result = await trainModel(model, data, {
+    loss: crossEntropy,
     iters: 100,
     progress: { quiet: true },
     onIteration: (iteration) => {
@@ -229,7 +195,12 @@ Deno.test("trainModel() repeats its losses for the same seed", async () => {
   const data = tinyData(6, 1);
   const run = async (seed: number) => {
     const model = tinyModel(1, 7);
-    const result = await trainModel(model, data, { iters: 8, seed, progress: { quiet: true } });
+    const result = await trainModel(model, data, {
+      loss: crossEntropy,
+      iters: 8,
+      seed,
+      progress: { quiet: true },
+    });
     result.optimizer.dispose();
     model.dispose();
     return result.losses;
@@ -246,6 +217,7 @@ Deno.test("trainModel() lowers the loss and updates batch-norm statistics", asyn
   const movingMean = model.layers[2]!.getWeights()[2]!.arraySync() as number[];
   for (const optimizer of ["sgd", "adam"] as const) {
     const result = await trainModel(model, data, {
+      loss: crossEntropy,
       iters: 40,
       lr: optimizer === "adam" ? 0.01 : 0.05,
       optimizer,
@@ -268,6 +240,7 @@ Deno.test("trainModel() applies the augmentation to every minibatch", async () =
   const data = tinyData(4, 1);
   let calls = 0;
   const result = await trainModel(model, data, {
+    loss: crossEntropy,
     iters: 3,
     batchSize: 2,
     progress: { quiet: true },
@@ -288,16 +261,25 @@ Deno.test("trainModel() resumes with optimizer state as if never stopped", async
   const data = tinyData(6, 3);
   const straight = tinyModel(3, 11);
   const initial = straight.getWeights().map((weight) => weight.clone());
-  const full = await trainModel(straight, data, { iters: 6, progress: { quiet: true } });
+  const full = await trainModel(straight, data, {
+    loss: crossEntropy,
+    iters: 6,
+    progress: { quiet: true },
+  });
   full.optimizer.dispose();
 
   const resumed = tinyModel(3, 11);
   resumed.setWeights(initial);
-  const firstHalf = await trainModel(resumed, data, { iters: 3, progress: { quiet: true } });
+  const firstHalf = await trainModel(resumed, data, {
+    loss: crossEntropy,
+    iters: 3,
+    progress: { quiet: true },
+  });
   const state = await firstHalf.optimizer.getWeights();
   const saved = state.map(({ name, tensor }) => ({ name, tensor: tensor.clone() }));
   firstHalf.optimizer.dispose();
   const secondHalf = await trainModel(resumed, data, {
+    loss: crossEntropy,
     iters: 6,
     startIteration: 3,
     optimizerState: saved,

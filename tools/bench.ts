@@ -34,6 +34,7 @@ import {
 import { type FlagDefs, type FlagValues, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import {
   buildModel,
+  lessonsOf,
   MODEL_NAMES,
   type ModelName,
   NETWORKS,
@@ -492,7 +493,7 @@ export async function run(args: string[]): Promise<BenchReport> {
       lr: flags.lr ?? protocol.lr,
     };
     outputSize(name, settings.size);
-    const mode = name === "bin" ? "binary" : "classes";
+    const { mode } = lessonsOf(name);
     const train = await loadDataset(dataDir, {
       split: "train",
       size: settings.size,
@@ -552,6 +553,7 @@ async function benchOne(
     const iterMs: number[] = [];
     let last = performance.now();
     const trained = await trainModel(model, train, {
+      loss: lessonsOf(name).loss,
       iters: flags.iters,
       batchSize: flags.batchSize,
       lr: flags.lr,
@@ -569,6 +571,7 @@ async function benchOne(
       recomputeBatchNormStats(model, train.images, flags.batchSize);
     }
     const evaluation = await evaluateModel(model, test.images, test.masks, {
+      classify: lessonsOf(name).classify,
       classNames: test.classNames,
     });
     tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);

@@ -1,45 +1,55 @@
 /**
  * Every network of the exercises, by name, for the tools and tests that need
  * them all (the benchmark, the profiler, the PyTorch mirror, the shape
- * tests). Each network is defined in its exercise (`nearestNet` in
- * `exercises/nearest.ts`, ...); this file only lists them.
+ * tests). Each network is defined in its exercise (`Mynet` in
+ * `exercises/nearest.ts`, ...), as are the lessons that train and test it
+ * (the loss, the mask and prediction rules); this file only lists them.
  *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import { binNet, PROTOCOL as binProtocol } from "../exercises/bin_loss.ts";
+import { Mynet as binNet, PROTOCOL as binProtocol } from "../exercises/bin_loss.ts";
 import {
-  concatNet,
+  Mynet as concatNet,
   outputSize as concatOutputSize,
   PROTOCOL as concatProtocol,
 } from "../exercises/concat.ts";
 import {
-  nearestNet,
+  Mynet as nearestNet,
   outputSize as nearestOutputSize,
   PROTOCOL as nearestProtocol,
 } from "../exercises/nearest.ts";
 import {
+  Mynet as segnetNet,
   outputSize as segnetOutputSize,
   PROTOCOL as segnetProtocol,
-  segnetNet,
 } from "../exercises/segnet.ts";
-import { PROTOCOL as semasegProtocol, semasegNet } from "../exercises/semaseg_loss.ts";
+import { Mynet as semasegNet, PROTOCOL as semasegProtocol } from "../exercises/semaseg_loss.ts";
 import {
+  Mynet as transposeconvNet,
   outputSize as transposeconvOutputSize,
   PROTOCOL as transposeconvProtocol,
-  transposeconvNet,
 } from "../exercises/transposeconv.ts";
 import {
+  Mynet as unetNet,
   outputSize as unetOutputSize,
   PROTOCOL as unetProtocol,
-  unetNet,
 } from "../exercises/unet.ts";
 import {
+  Mynet as unetlikeNet,
   outputSize as unetlikeOutputSize,
   PROTOCOL as unetlikeProtocol,
-  unetlikeNet,
 } from "../exercises/unetlike.ts";
 import { checkSize, type NetOptions, type OutputSizeOf } from "../lib/network.ts";
+import type { MaskMode } from "../lib/dataset.ts";
+import type { Classify } from "../lib/evaluate.ts";
+import type { LogitsLoss } from "../lib/losses.ts";
+import { binLoss } from "../exercises/bin_loss.ts";
+import { BINARY } from "../exercises/bin_dataset.ts";
+import { threshold } from "../exercises/bin_test.ts";
+import { CLASSES } from "../exercises/semaseg_dataset.ts";
+import { semasegLoss } from "../exercises/semaseg_loss.ts";
+import { argmaxClasses } from "../exercises/semaseg_test.ts";
 
 /** Names of the networks, as the benchmark and the tests call them. */
 export type ModelName =
@@ -72,6 +82,35 @@ export interface Network {
   outputSize: OutputSizeOf;
   /** The protocol its exercise trains with by default (unet: that of `--full`). */
   protocol: Protocol;
+}
+
+/** The lessons of a one-channel network (bin) and of a three-class one (all others). */
+export interface Lessons {
+  /** The loss on the logits: `binLoss` or `semasegLoss`. */
+  loss: LogitsLoss;
+  /** How masks are read: `BINARY` or `CLASSES`. */
+  mode: MaskMode;
+  /** Probabilities to classes: `threshold` or `argmaxClasses`. */
+  classify: Classify;
+}
+
+/**
+ * The lessons a network trains and tests with.
+ *
+ * @param name The network.
+ * @returns Its loss, mask rule and prediction rule.
+ *
+ * @example
+ * ```ts
+ * import { lessonsOf } from "./networks.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * assertEquals(lessonsOf("bin").mode.classNames, ["background", "newt"]);
+ * ```
+ */
+export function lessonsOf(name: ModelName): Lessons {
+  return name === "bin"
+    ? { loss: binLoss, mode: BINARY, classify: (probabilities) => threshold(probabilities) }
+    : { loss: semasegLoss, mode: CLASSES, classify: argmaxClasses };
 }
 
 /** Every network, in the tutorial's order. */

@@ -90,7 +90,7 @@ import { type FlagDefs, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import { recomputeBatchNormStats } from "../lib/batch_norm_stats.ts";
 import { dirname } from "../lib/path.ts";
 import { trainModel } from "../lib/train.ts";
-import { MODEL_NAMES, type ModelName, NETWORKS, outputSize } from "./networks.ts";
+import { lessonsOf, MODEL_NAMES, type ModelName, NETWORKS, outputSize } from "./networks.ts";
 import {
   findPyTorch,
   type PyTorchLayer,
@@ -441,6 +441,7 @@ export async function checkParity(
     }
     const ours = new Map<number, PyTorchLayer[]>();
     const trained = await trainModel(model, train, {
+      loss: lessonsOf(name).loss,
       iters,
       batchSize,
       lr,
@@ -494,6 +495,7 @@ export async function checkParity(
       const test = options.test;
       recomputeBatchNormStats(model, train.images, batchSize);
       const evaluation = await evaluateModel(model, test.images, test.masks, {
+        classify: lessonsOf(name).classify,
         classNames: test.classNames,
       });
       tf.dispose([evaluation.probabilities, evaluation.classMap, evaluation.truth]);
@@ -835,7 +837,7 @@ export async function run(args: string[]): Promise<ParityResult[]> {
   for (const name of names as ModelName[]) {
     const size = flags.size ?? (name === "unet" ? UNET_PARITY_SIZE : NETWORKS[name].protocol.size);
     outputSize(name, size);
-    const mode = name === "bin" ? "binary" : "classes";
+    const { mode } = lessonsOf(name);
     const train = await loadDataset(dataDir, { split: "train", size, mode, flips: true });
     const test = flags.test ? await loadDataset(dataDir, { split: "test", size, mode }) : undefined;
     try {

@@ -22,7 +22,7 @@ import { BACKEND_NAMES, type BackendName, setupBackend } from "../engine/mod.ts"
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { trainingLoss } from "../lib/train.ts";
-import { buildModel, MODEL_NAMES, type ModelName, outputSize } from "./networks.ts";
+import { buildModel, lessonsOf, MODEL_NAMES, type ModelName, outputSize } from "./networks.ts";
 
 const FLAGS = {
   model: { type: "string", default: "bin", choices: MODEL_NAMES, help: "Network to profile" },
@@ -169,7 +169,7 @@ export async function run(args: string[]): Promise<void> {
   ) as tf.Tensor3D;
   const optimizer = tf.train.momentum(0.01, 0.9);
   // Reads with data(), not dataSync(): webgpu cannot read synchronously under Deno.
-  const lossOf = trainingLoss(model);
+  const lossOf = trainingLoss(model, lessonsOf(name).loss);
   const step = async () => {
     const loss = optimizer.minimize(() => lossOf(images, masks), true) as tf.Scalar;
     await loss.data();

@@ -17,7 +17,8 @@ import { setupBackend } from "../engine/mod.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { runMain, UserError } from "../lib/errors.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { toClassMap } from "../lib/evaluate.ts";
+import { threshold } from "../exercises/bin_test.ts";
+import { argmaxClasses } from "../exercises/semaseg_test.ts";
 import { writeFigure } from "../lib/figure.ts";
 import { type FlagDefs, kebab, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import { predictViewsAveraged } from "../lib/flip_average.ts";
@@ -35,8 +36,8 @@ import { coveringOutputSize } from "../lib/input_size.ts";
 import { checkSize } from "../lib/network.ts";
 import { claimOutputFile, noteInputs } from "../lib/output_files.ts";
 import { basename, dirname, extname, join, relative } from "../lib/path.ts";
+import { classesOf } from "../lib/classes.js";
 import {
-  classesOf,
   classMapToPhoto,
   classShares,
   formatShares,
@@ -420,7 +421,8 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
         const probabilities = flags.flipAverage
           ? predictViewsAveraged(model, input)
           : model.predict(input) as tf.Tensor4D; // [1, out, out, classes]
-        return toClassMap(probabilities); // [1, out, out]
+        // The lessons of bin_test (threshold at 0.5) and semaseg_test (argmax)
+        return channels === 1 ? threshold(probabilities) : argmaxClasses(probabilities); // [1, out, out]
       });
       const classes = classMapToPhoto(await classMap.data(), {
         outputSize: outputSize!,

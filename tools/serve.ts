@@ -7,8 +7,8 @@
  * Read-only and closed: GET and HEAD only; a path is served only when it
  * names a file inside `web/` or the checkpoints folder, after decoding and
  * after following symbolic links, or one of a few named files (TensorFlow.js
- * and its wasm backend, `lib/custom_layers.js`, `lib/segment_pixels.js`,
- * `lib/checkpoint_check.js`).
+ * and its wasm backend, `lib/custom_layers.js`, `lib/classes.js`,
+ * `lib/segment_pixels.js`, `lib/checkpoint_check.js`).
  * `..`, encoded or not, hidden names and links that lead outside get 404 or
  * 403. `/checkpoints/` lists the checkpoints as JSON for the page.
  *
@@ -50,6 +50,7 @@ function namedFiles(): Map<string, string> {
       npm(`${wasmDist}tfjs-backend-wasm${variant}.wasm`),
     ]),
     ["/lib/custom_layers.js", fileURLToPath(new URL("../lib/custom_layers.js", import.meta.url))],
+    ["/lib/classes.js", fileURLToPath(new URL("../lib/classes.js", import.meta.url))],
     ["/lib/segment_pixels.js", fileURLToPath(new URL("../lib/segment_pixels.js", import.meta.url))],
     [
       "/lib/checkpoint_check.js",

@@ -1,7 +1,8 @@
 /**
  * The page: loads a checkpoint with `tf.loadLayersModel` (the project's custom
  * layers registered by `lib/custom_layers.js`), and segments the photo the
- * user picks or drops. The pixel work is `lib/segment_pixels.js`, the same
+ * user picks or drops. The pixel work is `lib/segment_pixels.js` (the classes' names and
+ * colours `lib/classes.js`), the same
  * file `deno task segment` runs: the photo resized bilinearly to the model's
  * input and scaled to [0, 1], the class map brought back to the photo's size
  * with nearest-neighbour sampling and painted in the dataset's colours.
@@ -13,8 +14,8 @@
  */
 import { fetchCheckedCheckpoint } from "/lib/checkpoint_check.js";
 import { registerCustomLayers } from "/lib/custom_layers.js";
+import { classesOf } from "/lib/classes.js";
 import {
-  classesOf,
   classMapToPhoto,
   classShares,
   formatShares,

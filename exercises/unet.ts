@@ -175,7 +175,11 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   const backend = await setupBackend(flags.backend);
   const dataDir = await resolveDataDir(flags.data);
   const model = showModel(Mynet(flags.size, { seed: flags.seed }));
-  const train = await loadSplit(dataDir, "train", { mode: CLASSES, size: flags.size });
+  const train = await loadSplit(dataDir, "train", {
+    mode: CLASSES,
+    size: flags.size,
+    testAfter: flags.test, // an empty test split is refused before training
+  });
   const result: TrainTestRun = { model };
   try {
     console.log(`train: one iteration, batch ${flags.batchSize}, sgd lr ${flags.lr}`);

@@ -151,23 +151,28 @@ for (const configuration of CONFIGURATIONS) {
   });
 }
 
-Deno.test({
-  name: "checkParity() refuses a PyTorch reference run for another protocol",
-  ignore,
-  async fn() {
-    await setupBackend("wasm", { quiet: true });
-    const dir = await requireImori();
-    const train = await loadDataset(dir, { split: "train", size: 16, mode: BINARY, flips: true });
-    try {
-      const reference = await pytorchReference("bin", train, { size: 16, iters: 2, threads: 1 });
-      await assertRejects(
-        () => checkParity("bin", train, { size: 16, iters: 2, seed: 1, threads: 1, reference }),
-        /The PyTorch reference was run for/,
-      );
-    } finally {
-      tf.dispose([train.images, train.masks]);
-    }
-  },
+Deno.test("checkParity() refuses a PyTorch reference run for another protocol", async () => {
+  await setupBackend("cpu", { quiet: true });
+  const images = tf.zeros([4, 16, 16, 3]) as tf.Tensor4D;
+  const masks = tf.zeros([4, 16, 16], "int32") as tf.Tensor3D;
+  const train = { images, masks } as unknown as Dataset;
+  const other = JSON.stringify({
+    name: "bin",
+    size: 16,
+    batchSize: 4,
+    iters: 2,
+    lr: 0.01,
+    seed: 0,
+  });
+  const reference = { protocol: other, initial: [], exact: {}, torch32: {} } as never;
+  try {
+    await assertRejects(
+      () => checkParity("bin", train, { size: 16, iters: 2, seed: 1, reference }),
+      /The PyTorch reference was run for .*"seed":0.*, not .*"seed":1/,
+    );
+  } finally {
+    tf.dispose([images, masks]);
+  }
 });
 
 Deno.test({

@@ -130,6 +130,9 @@ const CASES: Case[] = [
   convCase("conv2d 3x3 same stride 2 on odd sizes", [2, 7, 9, 5], [3, 3, 5, 6], 2, "same"),
   convCase("conv2d 5x5 valid stride 2 on odd sizes", [3, 11, 8, 3], [5, 5, 3, 4], 2, "valid"),
   convCase("conv2d 1x3 same, one image", [1, 5, 7, 6], [1, 3, 6, 5], 1, "same"),
+  // Channels that fill no SIMD tile evenly (13 = 4 + 4 + 4 + 1 rows, 19 = 8 + 8 + 3 columns).
+  convCase("conv2d 3x3 same, 13 -> 19 channels", [2, 9, 11, 13], [3, 3, 13, 19], 1, "same"),
+  convCase("conv2d 5x3 same stride 2, 7 -> 12 channels", [3, 10, 13, 7], [5, 3, 7, 12], 2, "same"),
   {
     name: "conv2d 3x3 dilation 2 (forward only: tfjs has no dilated gradient)",
     run: () => [
@@ -827,15 +830,16 @@ const BACKENDS: {
       }
     },
   })),
-  {
-    name: "wasm without OpenBLAS",
+  ...[true, false].map((simd) => ({
+    // With SIMD: the engine's kernels (simd/kernels.c); without: the backend's XNNPACK and loops.
+    name: `wasm without OpenBLAS, ${simd ? "with" : "without"} the SIMD kernels`,
     firstMaximum: true,
     skip: () => Promise.resolve(null),
     setup: async () => {
-      const name = await setupBackend("wasm", { quiet: true, blas: false });
+      const name = await setupBackend("wasm", { quiet: true, blas: false, simd });
       assert(name === "wasm", `expected wasm, got ${name}`);
     },
-  },
+  })),
   {
     name: "webgpu",
     firstMaximum: false,

@@ -1,0 +1,215 @@
+/**
+ * The three directions of a 2-D convolution on the engine's WebAssembly SIMD
+ * kernels (`engine/simd/kernels.c`): the forward pass with bias and ReLU, the
+ * input gradient (also the transposed convolution) and the filter gradient,
+ * for NHWC activations and HWIO filters with any stride, padding and
+ * dilation. They run on the wasm backend's heap, where the tensors lie.
+ *
+ * @module
+ */
+import type { backend_util } from "@tensorflow/tfjs-core";
+import type { SimdKernels } from "./simd.ts";
+import { heapAlloc, heapFree, type WasmBackend } from "./wasm_heap.ts";
+
+/** Where a convolution's tensors lie on the heap (byte offsets). */
+export interface SimdConvBuffers {
+  /** The input, `[batch, inHeight, inWidth, inChannels]`. */
+  x: number;
+  /** The filter, `[filterHeight, filterWidth, inChannels, outChannels]`. */
+  w: number;
+  /** The output, `[batch, outHeight, outWidth, outChannels]`. */
+  y: number;
+}
+
+/**
+ * Writes a convolution's geometry into the kernels' geometry block, in the
+ * order `kernels.c` reads it.
+ *
+ * @param simd The SIMD kernels.
+ * @param info The convolution, as tfjs describes it (NHWC).
+ * @returns The block's byte offset.
+ */
+function writeGeometry(simd: SimdKernels, info: backend_util.Conv2DInfo): number {
+  const block = new Int32Array(simd.memory.buffer, simd.geometry, 15);
+  block.set([
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.outChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ]);
+  return simd.geometry;
+}
+
+/**
+ * Whether the SIMD kernels run a convolution: NHWC, and a filter that fits
+ * inside the padded input (true of every convolution tfjs builds).
+ *
+ * @param info The convolution, as tfjs describes it.
+ * @returns `true` when {@linkcode simdConvForward} and the gradients accept it.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { simdRuns } from "./conv_simd.ts";
+ * import { assert } from "../assert.ts";
+ * assert(simdRuns(tf.backend_util.computeConv2DInfo([1, 5, 5, 2], [3, 3, 2, 4], 2, 1, "same")));
+ * ```
+ */
+export function simdRuns(info: backend_util.Conv2DInfo): boolean {
+  return info.dataFormat === "channelsLast" && info.outHeight > 0 && info.outWidth > 0 &&
+    info.inChannels > 0 && info.outChannels > 0;
+}
+
+/**
+ * `y = act(conv(x, w) + bias)`.
+ *
+ * @param simd The SIMD kernels on the wasm backend's heap.
+ * @param info The convolution (NHWC; {@linkcode simdRuns} must accept it).
+ * @param buffers Input, filter and output.
+ * @param bias Byte offset of `outChannels` biases, or `null`.
+ * @param relu Apply a ReLU as the output is written.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { simdConvForward } from "./conv_simd.ts";
+ * import { loadSimdModule, simdKernels } from "./simd.ts";
+ * import { heapOffset, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const simd = simdKernels(backend, await loadSimdModule() as WebAssembly.Module);
+ * const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+ * const w = tf.tensor4d([1, 10, 100, 1000], [2, 2, 1, 1]);
+ * const y = tf.zeros([1, 1, 1, 1]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 2, 2, 1], [2, 2, 1, 1], 1, 1, "valid");
+ * const at = (t: tf.Tensor) => heapOffset(backend, t);
+ * simdConvForward(simd, info, { x: at(x), w: at(w), y: at(y) }, null, false);
+ * assertEquals([...y.dataSync()], [4321]);
+ * tf.dispose([x, w, y]);
+ * ```
+ */
+export function simdConvForward(
+  simd: SimdKernels,
+  info: backend_util.Conv2DInfo,
+  buffers: SimdConvBuffers,
+  bias: number | null,
+  relu: boolean,
+): void {
+  const geometry = writeGeometry(simd, info);
+  simd.exports.conv_forward(
+    geometry,
+    buffers.x,
+    buffers.w,
+    bias ?? 0,
+    buffers.y,
+    relu ? 1 : 0,
+    0,
+    info.batchSize * info.outHeight,
+  );
+}
+
+/**
+ * The gradient of a convolution's input, `dx` (written to `buffers.x`), from
+ * `dy` (`buffers.y`) and the filter (`buffers.w`): also the transposed
+ * convolution of `dy`.
+ *
+ * @param backend The wasm backend (for the transposed filter's scratch).
+ * @param simd The SIMD kernels on its heap.
+ * @param info The forward convolution (NHWC; {@linkcode simdRuns} must accept it).
+ * @param buffers `x` receives dx; `y` holds dy; `w` the filter.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { simdConvInputGrad } from "./conv_simd.ts";
+ * import { loadSimdModule, simdKernels } from "./simd.ts";
+ * import { heapOffset, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const simd = simdKernels(backend, await loadSimdModule() as WebAssembly.Module);
+ * const dy = tf.tensor4d([2], [1, 1, 1, 1]);
+ * const w = tf.tensor4d([1, 10, 100, 1000], [2, 2, 1, 1]);
+ * const dx = tf.zeros([1, 2, 2, 1]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 2, 2, 1], [2, 2, 1, 1], 1, 1, "valid");
+ * const at = (t: tf.Tensor) => heapOffset(backend, t);
+ * simdConvInputGrad(backend, simd, info, { x: at(dx), w: at(w), y: at(dy) });
+ * assertEquals([...dx.dataSync()], [2, 20, 200, 2000]);
+ * tf.dispose([dy, w, dx]);
+ * ```
+ */
+export function simdConvInputGrad(
+  backend: WasmBackend,
+  simd: SimdKernels,
+  info: backend_util.Conv2DInfo,
+  buffers: SimdConvBuffers,
+): void {
+  const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
+  const transposed = heapAlloc(backend, size);
+  // The allocation may grow the heap: the geometry is written after it.
+  const geometry = writeGeometry(simd, info);
+  simd.exports.transpose_taps(geometry, buffers.w, transposed);
+  simd.exports.conv_backward_input(geometry, buffers.y, transposed, buffers.x, 0, info.batchSize);
+  heapFree(backend, transposed);
+}
+
+/**
+ * The gradient of a convolution's filter, `dw` (written to `buffers.w`), from
+ * the input `x` and `dy` (`buffers.y`).
+ *
+ * @param simd The SIMD kernels on the wasm backend's heap.
+ * @param info The forward convolution (NHWC; {@linkcode simdRuns} must accept it).
+ * @param buffers `w` receives dw; `x` holds the input; `y` holds dy.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { simdConvFilterGrad } from "./conv_simd.ts";
+ * import { loadSimdModule, simdKernels } from "./simd.ts";
+ * import { heapOffset, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const simd = simdKernels(backend, await loadSimdModule() as WebAssembly.Module);
+ * const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+ * const dy = tf.tensor4d([10], [1, 1, 1, 1]);
+ * const dw = tf.zeros([2, 2, 1, 1]);
+ * const info = tf.backend_util.computeConv2DInfo([1, 2, 2, 1], [2, 2, 1, 1], 1, 1, "valid");
+ * const at = (t: tf.Tensor) => heapOffset(backend, t);
+ * simdConvFilterGrad(simd, info, { x: at(x), w: at(dw), y: at(dy) });
+ * assertEquals([...dw.dataSync()], [10, 20, 30, 40]);
+ * tf.dispose([x, dy, dw]);
+ * ```
+ */
+export function simdConvFilterGrad(
+  simd: SimdKernels,
+  info: backend_util.Conv2DInfo,
+  buffers: SimdConvBuffers,
+): void {
+  const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
+  new Float32Array(simd.memory.buffer, buffers.w, size).fill(0);
+  const geometry = writeGeometry(simd, info);
+  simd.exports.conv_backward_filter(
+    geometry,
+    buffers.x,
+    buffers.y,
+    buffers.w,
+    0,
+    info.batchSize * info.outHeight,
+  );
+}

@@ -1,0 +1,348 @@
+// Training kernels for tfjs-backend-wasm with 128-bit WebAssembly SIMD: the three directions of
+// a 2-D convolution (NHWC activations, HWIO filters, any stride, padding and dilation) and sums
+// of rows. Built by `deno task build_simd` (engine/simd/build.ts) into kernels.wasm, which
+// imports the wasm backend's own memory: every pointer here is a byte offset into the backend's
+// heap, so tensors are read and written where they lie, with no copies.
+//
+// The module must not touch memory the backend has not given it: no static data, no globals,
+// no C stack (build.ts rejects a build with a data section or a stack pointer).
+//
+// Every direction is a sequence of one small matrix product, gemm():
+//   C[i][n] += sum_k A[i * a_row + k * a_col] * B[k * ldb + n]
+// computed in tiles of 4 rows x 8 columns held in eight 4-float registers, over the whole k.
+//   forward        per output row and filter tap: C = the output pixels whose tap lies inside
+//                  the input, A = the input pixels they read, B = the tap's [cin, cout] weights;
+//   input grad     the same with dy as A, the tap's transposed weights [cout, cin] as B, and C
+//                  the input-gradient pixels (stride apart) the tap sends dy back to;
+//   filter grad    per output row and tap: C = the tap's [cin, cout] gradient, A = the input
+//                  pixels read by the row (transposed: a_row = 1, a_col = pixel stride), B = dy.
+#include <wasm_simd128.h>
+
+typedef float f32;
+
+// The geometry block the JavaScript side writes (int32 values, in this order).
+enum {
+  G_BATCH, G_IN_H, G_IN_W, G_IN_C, G_OUT_H, G_OUT_W, G_OUT_C,
+  G_FILTER_H, G_FILTER_W, G_STRIDE_H, G_STRIDE_W, G_DILATION_H, G_DILATION_W,
+  G_PAD_TOP, G_PAD_LEFT,
+};
+
+#define LOAD(p) wasm_v128_load(p)
+#define STORE(p, v) wasm_v128_store((p), (v))
+#define SPLAT(p) wasm_v128_load32_splat(p)
+#define MADD(c, a, b) c = wasm_f32x4_add(c, wasm_f32x4_mul(a, b))
+
+// 4 rows x 8 columns.
+static inline void tile_4x8(int k_count, const f32 *a, int a_row, int a_col, const f32 *b,
+                            int ldb, f32 *c, int ldc) {
+  f32 *c1 = c + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+  v128_t c00 = LOAD(c), c01 = LOAD(c + 4), c10 = LOAD(c1), c11 = LOAD(c1 + 4);
+  v128_t c20 = LOAD(c2), c21 = LOAD(c2 + 4), c30 = LOAD(c3), c31 = LOAD(c3 + 4);
+  const f32 *a0 = a, *a1 = a + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;
+  for (int k = 0; k < k_count; k++) {
+    v128_t b0 = LOAD(b), b1 = LOAD(b + 4);
+    v128_t x = SPLAT(a0);
+    MADD(c00, x, b0);
+    MADD(c01, x, b1);
+    x = SPLAT(a1);
+    MADD(c10, x, b0);
+    MADD(c11, x, b1);
+    x = SPLAT(a2);
+    MADD(c20, x, b0);
+    MADD(c21, x, b1);
+    x = SPLAT(a3);
+    MADD(c30, x, b0);
+    MADD(c31, x, b1);
+    a0 += a_col;
+    a1 += a_col;
+    a2 += a_col;
+    a3 += a_col;
+    b += ldb;
+  }
+  STORE(c, c00);
+  STORE(c + 4, c01);
+  STORE(c1, c10);
+  STORE(c1 + 4, c11);
+  STORE(c2, c20);
+  STORE(c2 + 4, c21);
+  STORE(c3, c30);
+  STORE(c3 + 4, c31);
+}
+
+// 4 rows x 4 columns.
+static inline void tile_4x4(int k_count, const f32 *a, int a_row, int a_col, const f32 *b,
+                            int ldb, f32 *c, int ldc) {
+  f32 *c1 = c + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+  v128_t c0 = LOAD(c), c1v = LOAD(c1), c2v = LOAD(c2), c3v = LOAD(c3);
+  const f32 *a0 = a, *a1 = a + a_row, *a2 = a1 + a_row, *a3 = a2 + a_row;
+  for (int k = 0; k < k_count; k++) {
+    v128_t b0 = LOAD(b);
+    MADD(c0, SPLAT(a0), b0);
+    MADD(c1v, SPLAT(a1), b0);
+    MADD(c2v, SPLAT(a2), b0);
+    MADD(c3v, SPLAT(a3), b0);
+    a0 += a_col;
+    a1 += a_col;
+    a2 += a_col;
+    a3 += a_col;
+    b += ldb;
+  }
+  STORE(c, c0);
+  STORE(c1, c1v);
+  STORE(c2, c2v);
+  STORE(c3, c3v);
+}
+
+// 1 row x 8 columns.
+static inline void tile_1x8(int k_count, const f32 *a, int a_col, const f32 *b, int ldb,
+                            f32 *c) {
+  v128_t c0 = LOAD(c), c1 = LOAD(c + 4), d0 = wasm_f32x4_splat(0), d1 = d0;
+  int k = 0;
+  for (; k + 2 <= k_count; k += 2) {
+    v128_t x = SPLAT(a), y = SPLAT(a + a_col);
+    MADD(c0, x, LOAD(b));
+    MADD(c1, x, LOAD(b + 4));
+    MADD(d0, y, LOAD(b + ldb));
+    MADD(d1, y, LOAD(b + ldb + 4));
+    a += 2 * a_col;
+    b += 2 * ldb;
+  }
+  if (k < k_count) {
+    v128_t x = SPLAT(a);
+    MADD(c0, x, LOAD(b));
+    MADD(c1, x, LOAD(b + 4));
+  }
+  STORE(c, wasm_f32x4_add(c0, d0));
+  STORE(c + 4, wasm_f32x4_add(c1, d1));
+}
+
+// 1 row x 4 columns.
+static inline void tile_1x4(int k_count, const f32 *a, int a_col, const f32 *b, int ldb,
+                            f32 *c) {
+  v128_t c0 = LOAD(c);
+  for (int k = 0; k < k_count; k++) {
+    MADD(c0, SPLAT(a), LOAD(b));
+    a += a_col;
+    b += ldb;
+  }
+  STORE(c, c0);
+}
+
+// 1 row x 1 column.
+static inline void tile_1x1(int k_count, const f32 *a, int a_col, const f32 *b, int ldb,
+                            f32 *c) {
+  f32 sum = *c;
+  for (int k = 0; k < k_count; k++) {
+    sum += *a * *b;
+    a += a_col;
+    b += ldb;
+  }
+  *c = sum;
+}
+
+// C[i][n] += sum_k A[i * a_row + k * a_col] * B[k * ldb + n], i < m, n < n_count, k < k_count.
+static void gemm(int m, int n_count, int k_count, const f32 *a, int a_row, int a_col,
+                 const f32 *b, int ldb, f32 *c, int ldc) {
+  if (m <= 0 || k_count <= 0) return;
+  int i = 0;
+  for (; i + 4 <= m; i += 4) {
+    const f32 *ai = a + i * a_row;
+    f32 *ci = c + i * ldc;
+    int n = 0;
+    for (; n + 8 <= n_count; n += 8) tile_4x8(k_count, ai, a_row, a_col, b + n, ldb, ci + n, ldc);
+    for (; n + 4 <= n_count; n += 4) tile_4x4(k_count, ai, a_row, a_col, b + n, ldb, ci + n, ldc);
+    for (; n < n_count; n++) {
+      for (int r = 0; r < 4; r++) {
+        tile_1x1(k_count, ai + r * a_row, a_col, b + n, ldb, ci + r * ldc + n);
+      }
+    }
+  }
+  for (; i < m; i++) {
+    const f32 *ai = a + i * a_row;
+    f32 *ci = c + i * ldc;
+    int n = 0;
+    for (; n + 8 <= n_count; n += 8) tile_1x8(k_count, ai, a_col, b + n, ldb, ci + n);
+    for (; n + 4 <= n_count; n += 4) tile_1x4(k_count, ai, a_col, b + n, ldb, ci + n);
+    for (; n < n_count; n++) tile_1x1(k_count, ai, a_col, b + n, ldb, ci + n);
+  }
+}
+
+static void fill(f32 *p, int count, f32 value) {
+  v128_t v = wasm_f32x4_splat(value);
+  int i = 0;
+  for (; i + 4 <= count; i += 4) STORE(p + i, v);
+  for (; i < count; i++) p[i] = value;
+}
+
+// The first output column `out` whose input column `out * stride - pad + tap` is >= 0, and one
+// past the last whose input column is < size; `*first >= *end` when none.
+static void valid_range(int size, int out_size, int stride, int pad, int tap, int *first,
+                        int *end) {
+  int shift = pad - tap;  // input column = out * stride - shift
+  int lo = shift > 0 ? (shift + stride - 1) / stride : 0;
+  int top = size - 1 + shift;  // out * stride <= top
+  int hi = top < 0 ? 0 : top / stride + 1;
+  if (hi > out_size) hi = out_size;
+  *first = lo;
+  *end = hi;
+}
+
+// Output rows [row_begin, row_end) of y = act(conv(x, w) + bias), over all images' rows counted
+// together (row = image * out_h + out_row). `bias` may be 0 (none); act: 0 none, 1 ReLU.
+__attribute__((export_name("conv_forward"))) void conv_forward(const int *g, const f32 *x,
+                                                                const f32 *w, const f32 *bias,
+                                                                f32 *y, int act, int row_begin,
+                                                                int row_end) {
+  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
+  const int fh = g[G_FILTER_H], fw = g[G_FILTER_W], sh = g[G_STRIDE_H], sw = g[G_STRIDE_W];
+  const int dh = g[G_DILATION_H], dw = g[G_DILATION_W], pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
+  for (int row = row_begin; row < row_end; row++) {
+    const int image = row / out_h, oy = row % out_h;
+    f32 *y_row = y + (long)row * out_w * cout;
+    if (bias) {
+      for (int ox = 0; ox < out_w; ox++) {
+        int n = 0;
+        for (; n + 4 <= cout; n += 4) STORE(y_row + ox * cout + n, LOAD(bias + n));
+        for (; n < cout; n++) y_row[ox * cout + n] = bias[n];
+      }
+    } else {
+      fill(y_row, out_w * cout, 0);
+    }
+    for (int ky = 0; ky < fh; ky++) {
+      const int iy = oy * sh - pt + ky * dh;
+      if (iy < 0 || iy >= in_h) continue;
+      const f32 *x_row = x + ((long)image * in_h + iy) * in_w * cin;
+      for (int kx = 0; kx < fw; kx++) {
+        int first, end;
+        valid_range(in_w, out_w, sw, pl, kx * dw, &first, &end);
+        if (first >= end) continue;
+        const int ix = first * sw - pl + kx * dw;
+        gemm(end - first, cout, cin, x_row + ix * cin, sw * cin, 1,
+             w + (ky * fw + kx) * cin * cout, cout, y_row + first * cout, cout);
+      }
+    }
+    if (act == 1) {
+      const v128_t zero = wasm_f32x4_splat(0);
+      const int count = out_w * cout;
+      int i = 0;
+      for (; i + 4 <= count; i += 4) STORE(y_row + i, wasm_f32x4_pmax(LOAD(y_row + i), zero));
+      for (; i < count; i++) y_row[i] = y_row[i] > 0 ? y_row[i] : 0;
+    }
+  }
+}
+
+// The filter's taps transposed, [fh * fw][cin][cout] -> [fh * fw][cout][cin], for the input
+// gradient's products.
+__attribute__((export_name("transpose_taps"))) void transpose_taps(const int *g, const f32 *w,
+                                                                    f32 *wt) {
+  const int taps = g[G_FILTER_H] * g[G_FILTER_W], cin = g[G_IN_C], cout = g[G_OUT_C];
+  for (int tap = 0; tap < taps; tap++) {
+    const f32 *src = w + tap * cin * cout;
+    f32 *dst = wt + tap * cin * cout;
+    for (int ci = 0; ci < cin; ci++) {
+      for (int co = 0; co < cout; co++) dst[co * cin + ci] = src[ci * cout + co];
+    }
+  }
+}
+
+// Images [image_begin, image_end) of dx = the gradient of a convolution's input, from dy and the
+// transposed taps of transpose_taps(). Each image's dx is zeroed first, then every output pixel
+// sends dy through each tap back to the input pixel that tap read.
+__attribute__((export_name("conv_backward_input"))) void conv_backward_input(
+    const int *g, const f32 *dy, const f32 *wt, f32 *dx, int image_begin, int image_end) {
+  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
+  const int fh = g[G_FILTER_H], fw = g[G_FILTER_W], sh = g[G_STRIDE_H], sw = g[G_STRIDE_W];
+  const int dh = g[G_DILATION_H], dw = g[G_DILATION_W], pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
+  for (int image = image_begin; image < image_end; image++) {
+    f32 *dx_image = dx + (long)image * in_h * in_w * cin;
+    fill(dx_image, in_h * in_w * cin, 0);
+    for (int oy = 0; oy < out_h; oy++) {
+      const f32 *dy_row = dy + ((long)image * out_h + oy) * out_w * cout;
+      for (int ky = 0; ky < fh; ky++) {
+        const int iy = oy * sh - pt + ky * dh;
+        if (iy < 0 || iy >= in_h) continue;
+        f32 *dx_row = dx_image + (long)iy * in_w * cin;
+        for (int kx = 0; kx < fw; kx++) {
+          int first, end;
+          valid_range(in_w, out_w, sw, pl, kx * dw, &first, &end);
+          if (first >= end) continue;
+          const int ix = first * sw - pl + kx * dw;
+          gemm(end - first, cin, cout, dy_row + first * cout, cout, 1,
+               wt + (ky * fw + kx) * cin * cout, cin, dx_row + ix * cin, sw * cin);
+        }
+      }
+    }
+  }
+}
+
+// dw += the gradient of a convolution's filter over output rows [row_begin, row_end) of all
+// images counted together (row = image * out_h + out_row). dw must hold zeros, or the sum of
+// other rows, before the first call.
+__attribute__((export_name("conv_backward_filter"))) void conv_backward_filter(
+    const int *g, const f32 *x, const f32 *dy, f32 *dw_out, int row_begin, int row_end) {
+  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
+  const int fh = g[G_FILTER_H], fw = g[G_FILTER_W], sh = g[G_STRIDE_H], sw = g[G_STRIDE_W];
+  const int dh = g[G_DILATION_H], dw = g[G_DILATION_W], pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
+  for (int row = row_begin; row < row_end; row++) {
+    const int image = row / out_h, oy = row % out_h;
+    const f32 *dy_row = dy + (long)row * out_w * cout;
+    for (int ky = 0; ky < fh; ky++) {
+      const int iy = oy * sh - pt + ky * dh;
+      if (iy < 0 || iy >= in_h) continue;
+      const f32 *x_row = x + ((long)image * in_h + iy) * in_w * cin;
+      for (int kx = 0; kx < fw; kx++) {
+        int first, end;
+        valid_range(in_w, out_w, sw, pl, kx * dw, &first, &end);
+        if (first >= end) continue;
+        const int ix = first * sw - pl + kx * dw;
+        gemm(cin, cout, end - first, x_row + ix * cin, 1, sw * cin, dy_row + first * cout, cout,
+             dw_out + (ky * fw + kx) * cin * cout, cout);
+      }
+    }
+  }
+}
+
+// Column sums of `rows` rows of `cols` floats, times `scale`, into out[cols]: blocks of 64 rows
+// are added in float32 (four running sums per column), the blocks' sums in float64 (`wide`,
+// cols doubles of scratch), so that a long sum does not drift as a float32 running sum does.
+__attribute__((export_name("column_sums"))) void column_sums(const f32 *x, int rows, int cols,
+                                                              f32 *out, double scale,
+                                                              double *wide) {
+  for (int col = 0; col < cols; col++) wide[col] = 0;
+  for (int first = 0; first < rows; first += 64) {
+    const int count = rows - first < 64 ? rows - first : 64;
+    const f32 *block = x + (long)first * cols;
+    int col = 0;
+    for (; col + 4 <= cols; col += 4) {
+      v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0;
+      const f32 *p = block + col;
+      int r = 0;
+      for (; r + 4 <= count; r += 4) {
+        s0 = wasm_f32x4_add(s0, LOAD(p));
+        s1 = wasm_f32x4_add(s1, LOAD(p + cols));
+        s2 = wasm_f32x4_add(s2, LOAD(p + 2 * cols));
+        s3 = wasm_f32x4_add(s3, LOAD(p + 3 * cols));
+        p += 4 * cols;
+      }
+      for (; r < count; r++) {
+        s0 = wasm_f32x4_add(s0, LOAD(p));
+        p += cols;
+      }
+      const v128_t s = wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3));
+      STORE(wide + col, wasm_f64x2_add(LOAD(wide + col), wasm_f64x2_promote_low_f32x4(s)));
+      STORE(wide + col + 2,
+            wasm_f64x2_add(LOAD(wide + col + 2),
+                           wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(s, s, 2, 3, 0, 1))));
+    }
+    for (; col < cols; col++) {
+      f32 sum = 0;
+      const f32 *p = block + col;
+      for (int r = 0; r < count; r++) sum += p[(long)r * cols];
+      wide[col] += sum;
+    }
+  }
+  for (int col = 0; col < cols; col++) out[col] = (f32)(wide[col] * scale);
+}

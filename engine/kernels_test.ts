@@ -133,6 +133,22 @@ const CASES: Case[] = [
   // Channels that fill no SIMD tile evenly (13 = 4 + 4 + 4 + 1 rows, 19 = 8 + 8 + 3 columns).
   convCase("conv2d 3x3 same, 13 -> 19 channels", [2, 9, 11, 13], [3, 3, 13, 19], 1, "same"),
   convCase("conv2d 5x3 same stride 2, 7 -> 12 channels", [3, 10, 13, 7], [5, 3, 7, 12], 2, "same"),
+  // Winograd's F(2x2, 3x3) on SIMD: 2x2 output tiles cut at odd sizes, no padding (the input
+  // gradient then pads 2), and 35 tiles across, more than one block of 32.
+  convCase(
+    "conv2d 3x3 valid on odd sizes, 8 -> 12 channels",
+    [2, 9, 7, 8],
+    [3, 3, 8, 12],
+    1,
+    "valid",
+  ),
+  convCase(
+    "conv2d 3x3 same, 70 pixels wide, 4 -> 4 channels",
+    [1, 5, 70, 4],
+    [3, 3, 4, 4],
+    1,
+    "same",
+  ),
   {
     name: "conv2d 3x3 dilation 2 (forward only: tfjs has no dilated gradient)",
     run: () => [
@@ -917,26 +933,32 @@ Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every 
   tf.dispose([dy, dx, blocks]);
 });
 
-for (const library of ["OpenBLAS", "oneDNN"] as const) {
+for (const library of ["OpenBLAS", "oneDNN", "SIMD"] as const) {
   Deno.test(`conv2d() on ${library} stays correct when the wasm heap grows inside the kernel`, async () => {
-    const found = library === "OpenBLAS" ? openBlas() : openDnnl();
-    if (typeof found === "string") {
-      console.log(`skipped: ${library} ${found}`);
-      return;
+    if (library !== "SIMD") {
+      const found = library === "OpenBLAS" ? openBlas() : openDnnl();
+      if (typeof found === "string") {
+        console.log(`skipped: ${library} ${found}`);
+        return;
+      }
+      found.close();
     }
-    found.close();
-    const options = library === "OpenBLAS" ? { blas: true, dnnl: false } : { dnnl: true };
+    const options = library === "OpenBLAS"
+      ? { blas: true, dnnl: false }
+      : library === "oneDNN"
+      ? { dnnl: true }
+      : { blas: false, simd: true };
     await setupBackend("wasm", { quiet: true, ...options });
     const heap = () =>
       (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
     // An input of a third of the heap: its padded copy and the output grid (OpenBLAS), or
-    // the output of four times its size (oneDNN), cannot fit.
+    // the output of four times its size (oneDNN, SIMD), cannot fit.
     const floats = Math.floor(heap().length / 3);
     const width = 64;
     const channels = 8;
     const height = Math.floor(floats / (width * channels));
     const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
-    const outChannels = library === "OpenBLAS" ? 4 : 32;
+    const outChannels = library === "OpenBLAS" ? 4 : 32; // SIMD: on Winograd's kernel
     const filter = tf.randomUniform(
       [3, 3, channels, outChannels],
       -1,
@@ -948,7 +970,7 @@ for (const library of ["OpenBLAS", "oneDNN"] as const) {
     const fast = tf.conv2d(x, filter, 1, "same");
     assert(heap().length > before, "the heap should have grown");
     const fastValues = await fast.data() as Float32Array;
-    await setupBackend("wasm", { quiet: true, blas: false });
+    await setupBackend("wasm", { quiet: true, blas: false, simd: false });
     const reference = tf.conv2d(x, filter, 1, "same");
     assert(relativeError(fastValues, await reference.data() as Float32Array) < 1e-5);
     tf.dispose([x, filter, fast, reference]);

@@ -64,6 +64,8 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
       "conv_backward_input",
       "conv_forward",
       "transpose_taps",
+      "winograd_conv",
+      "winograd_filter",
     ],
   );
   // Section 11 is data, 12 data count: initialised memory would overwrite the backend's heap.

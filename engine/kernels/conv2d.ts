@@ -178,6 +178,7 @@ export function conv2dSimdConfig(simd: SimdKernels, original: KernelConfig): Ker
       }
       const out = wasm.makeOutput(info.outShape, "float32");
       simdConvForward(
+        wasm,
         simd,
         info,
         {

@@ -21,6 +21,26 @@ export interface SimdConvBuffers {
   y: number;
 }
 
+/** The fields of a convolution `kernels.c` reads (a tfjs `Conv2DInfo` has them all). */
+type ConvShape =
+  & Pick<
+    backend_util.Conv2DInfo,
+    | "batchSize"
+    | "inHeight"
+    | "inWidth"
+    | "inChannels"
+    | "outHeight"
+    | "outWidth"
+    | "outChannels"
+    | "filterHeight"
+    | "filterWidth"
+    | "strideHeight"
+    | "strideWidth"
+    | "dilationHeight"
+    | "dilationWidth"
+  >
+  & { padInfo: { top: number; left: number } };
+
 /**
  * Writes a convolution's geometry into the kernels' geometry block, in the
  * order `kernels.c` reads it.
@@ -29,7 +49,7 @@ export interface SimdConvBuffers {
  * @param info The convolution, as tfjs describes it (NHWC).
  * @returns The block's byte offset.
  */
-function writeGeometry(simd: SimdKernels, info: backend_util.Conv2DInfo): number {
+function writeGeometry(simd: SimdKernels, info: ConvShape): number {
   const block = new Int32Array(simd.memory.buffer, simd.geometry, 15);
   block.set([
     info.batchSize,
@@ -49,6 +69,61 @@ function writeGeometry(simd: SimdKernels, info: backend_util.Conv2DInfo): number
     info.padInfo.left,
   ]);
   return simd.geometry;
+}
+
+/** Tiles per block of the Winograd kernel (`WINOGRAD_BLOCK` in kernels.c). */
+const WINOGRAD_BLOCK = 32;
+
+/**
+ * Whether a convolution runs as Winograd's F(2x2, 3x3) (`winograd_conv` in
+ * kernels.c): 3x3, stride 1, no dilation, channels in multiples of 4, and
+ * padding of at most 2 on the top and left.
+ */
+function winogradFits(info: ConvShape): boolean {
+  return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    info.inChannels % 4 === 0 && info.outChannels % 4 === 0 && info.padInfo.top >= 0 &&
+    info.padInfo.top <= 2 && info.padInfo.left >= 0 && info.padInfo.left <= 2;
+}
+
+/**
+ * Runs `act(conv(x, filter) + bias)` as Winograd's F(2x2, 3x3), the filter
+ * given as it is (`flip` 0) or as the forward filter of an input gradient
+ * (`flip` 1: turned by 180 degrees, channels swapped).
+ */
+function winogradConv(
+  backend: WasmBackend,
+  simd: SimdKernels,
+  shape: ConvShape,
+  buffers: SimdConvBuffers,
+  flip: boolean,
+  bias: number | null,
+  relu: boolean,
+): void {
+  const cin = shape.inChannels;
+  const cout = shape.outChannels;
+  const u = heapAlloc(backend, 16 * cin * cout);
+  const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin);
+  const m = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout);
+  // The allocations may grow the heap: the geometry is written after them.
+  const geometry = writeGeometry(simd, shape);
+  simd.exports.winograd_filter(geometry, buffers.w, u, flip ? 1 : 0);
+  const tileRows = shape.batchSize * Math.ceil(shape.outHeight / 2);
+  simd.exports.winograd_conv(
+    geometry,
+    buffers.x,
+    u,
+    bias ?? 0,
+    buffers.y,
+    relu ? 1 : 0,
+    v,
+    m,
+    0,
+    tileRows,
+  );
+  heapFree(backend, m);
+  heapFree(backend, v);
+  heapFree(backend, u);
 }
 
 /**
@@ -72,9 +147,11 @@ export function simdRuns(info: backend_util.Conv2DInfo): boolean {
 }
 
 /**
- * `y = act(conv(x, w) + bias)`.
+ * `y = act(conv(x, w) + bias)`: 3x3 convolutions of stride 1 as Winograd's
+ * F(2x2, 3x3) where the channels come in fours, the others directly.
  *
- * @param simd The SIMD kernels on the wasm backend's heap.
+ * @param backend The wasm backend (for scratch).
+ * @param simd The SIMD kernels on its heap.
  * @param info The convolution (NHWC; {@linkcode simdRuns} must accept it).
  * @param buffers Input, filter and output.
  * @param bias Byte offset of `outChannels` biases, or `null`.
@@ -96,18 +173,23 @@ export function simdRuns(info: backend_util.Conv2DInfo): boolean {
  * const y = tf.zeros([1, 1, 1, 1]);
  * const info = tf.backend_util.computeConv2DInfo([1, 2, 2, 1], [2, 2, 1, 1], 1, 1, "valid");
  * const at = (t: tf.Tensor) => heapOffset(backend, t);
- * simdConvForward(simd, info, { x: at(x), w: at(w), y: at(y) }, null, false);
+ * simdConvForward(backend, simd, info, { x: at(x), w: at(w), y: at(y) }, null, false);
  * assertEquals([...y.dataSync()], [4321]);
  * tf.dispose([x, w, y]);
  * ```
  */
 export function simdConvForward(
+  backend: WasmBackend,
   simd: SimdKernels,
   info: backend_util.Conv2DInfo,
   buffers: SimdConvBuffers,
   bias: number | null,
   relu: boolean,
 ): void {
+  if (winogradFits(info)) {
+    winogradConv(backend, simd, info, buffers, false, bias, relu);
+    return;
+  }
   const geometry = writeGeometry(simd, info);
   simd.exports.conv_forward(
     geometry,
@@ -124,7 +206,8 @@ export function simdConvForward(
 /**
  * The gradient of a convolution's input, `dx` (written to `buffers.x`), from
  * `dy` (`buffers.y`) and the filter (`buffers.w`): also the transposed
- * convolution of `dy`.
+ * convolution of `dy`. With a 3x3 filter of stride 1 and channels in fours,
+ * Winograd's F(2x2, 3x3) of `dy` with the filter turned by 180 degrees.
  *
  * @param backend The wasm backend (for the transposed filter's scratch).
  * @param simd The SIMD kernels on its heap.
@@ -158,6 +241,33 @@ export function simdConvInputGrad(
   info: backend_util.Conv2DInfo,
   buffers: SimdConvBuffers,
 ): void {
+  // With stride 1, dx is the forward convolution of dy with the turned filter, padded so that
+  // each dy pixel reaches every input pixel its taps read: kernel - 1 - pad.
+  const turned: ConvShape = {
+    ...info,
+    inHeight: info.outHeight,
+    inWidth: info.outWidth,
+    inChannels: info.outChannels,
+    outHeight: info.inHeight,
+    outWidth: info.inWidth,
+    outChannels: info.inChannels,
+    padInfo: {
+      top: info.filterHeight - 1 - info.padInfo.top,
+      left: info.filterWidth - 1 - info.padInfo.left,
+    },
+  };
+  if (winogradFits(turned)) {
+    winogradConv(
+      backend,
+      simd,
+      turned,
+      { x: buffers.y, w: buffers.w, y: buffers.x },
+      true,
+      null,
+      false,
+    );
+    return;
+  }
   const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   const transposed = heapAlloc(backend, size);
   // The allocation may grow the heap: the geometry is written after it.

@@ -214,6 +214,7 @@ export function fusedConv2dSimdConfig(simd: SimdKernels, fallback: KernelConfig)
       }
       const out = wasm.makeOutput(info.outShape, "float32");
       simdConvForward(
+        wasm,
         simd,
         info,
         { x: heapOffset(wasm, x!), w: heapOffset(wasm, filter!), y: heapOffset(wasm, out) },

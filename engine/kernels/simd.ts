@@ -48,6 +48,27 @@ export interface SimdExports {
     rowBegin: number,
     rowEnd: number,
   ): void;
+  /**
+   * Winograd F(2x2, 3x3): the filter's transform `[16][cin][cout]`; with `flip`, that of the
+   * input gradient (the forward filter turned by 180 degrees, its channels swapped).
+   */
+  winograd_filter(geometry: number, w: number, u: number, flip: number): void;
+  /**
+   * Winograd F(2x2, 3x3): rows of 2x2 tiles `[tileRowBegin, tileRowEnd)` of
+   * `act(conv(x, w) + bias)` from the filter's transform; `v` and `m` are scratch.
+   */
+  winograd_conv(
+    geometry: number,
+    x: number,
+    u: number,
+    bias: number,
+    y: number,
+    act: number,
+    v: number,
+    m: number,
+    tileRowBegin: number,
+    tileRowEnd: number,
+  ): void;
   /** Column sums of `rows x cols` floats times `scale`; `wide` is `cols` doubles of scratch. */
   column_sums(
     x: number,

@@ -66,6 +66,8 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
       "transpose_taps",
       "winograd_conv",
       "winograd_filter",
+      "winograd_filter_grad",
+      "winograd_filter_grad_finish",
     ],
   );
   // Section 11 is data, 12 data count: initialised memory would overwrite the backend's heap.

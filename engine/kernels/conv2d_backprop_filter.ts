@@ -99,7 +99,7 @@ export function conv2dBackpropFilterConfig(
       }
       if (simd !== null && simdRuns(info) && x.dtype === "float32") {
         const dw = wasm.makeOutput(filterShape, "float32");
-        simdConvFilterGrad(simd, info, {
+        simdConvFilterGrad(wasm, simd, info, {
           x: heapOffset(wasm, x),
           y: heapOffset(wasm, dy),
           w: heapOffset(wasm, dw),

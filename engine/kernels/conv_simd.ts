@@ -279,9 +279,12 @@ export function simdConvInputGrad(
 
 /**
  * The gradient of a convolution's filter, `dw` (written to `buffers.w`), from
- * the input `x` and `dy` (`buffers.y`).
+ * the input `x` and `dy` (`buffers.y`). With a 3x3 filter of stride 1 and
+ * channels in fours, as Winograd's F(2x2, 3x3): the sum over 2x2 output tiles
+ * of `G^T [(B^T d B) . (A dy A^T)] G`.
  *
- * @param simd The SIMD kernels on the wasm backend's heap.
+ * @param backend The wasm backend (for scratch).
+ * @param simd The SIMD kernels on its heap.
  * @param info The forward convolution (NHWC; {@linkcode simdRuns} must accept it).
  * @param buffers `w` receives dw; `x` holds the input; `y` holds dy.
  *
@@ -301,16 +304,31 @@ export function simdConvInputGrad(
  * const dw = tf.zeros([2, 2, 1, 1]);
  * const info = tf.backend_util.computeConv2DInfo([1, 2, 2, 1], [2, 2, 1, 1], 1, 1, "valid");
  * const at = (t: tf.Tensor) => heapOffset(backend, t);
- * simdConvFilterGrad(simd, info, { x: at(x), w: at(dw), y: at(dy) });
+ * simdConvFilterGrad(backend, simd, info, { x: at(x), w: at(dw), y: at(dy) });
  * assertEquals([...dw.dataSync()], [10, 20, 30, 40]);
  * tf.dispose([x, dy, dw]);
  * ```
  */
 export function simdConvFilterGrad(
+  backend: WasmBackend,
   simd: SimdKernels,
   info: backend_util.Conv2DInfo,
   buffers: SimdConvBuffers,
 ): void {
+  if (winogradFits(info)) {
+    const mg = heapAlloc(backend, 16 * info.inChannels * info.outChannels);
+    const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * info.inChannels);
+    const z = heapAlloc(backend, 16 * WINOGRAD_BLOCK * info.outChannels);
+    new Float32Array(simd.memory.buffer, mg, 16 * info.inChannels * info.outChannels).fill(0);
+    const geometry = writeGeometry(simd, info);
+    const tileRows = info.batchSize * Math.ceil(info.outHeight / 2);
+    simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tileRows);
+    simd.exports.winograd_filter_grad_finish(geometry, mg, buffers.w);
+    heapFree(backend, z);
+    heapFree(backend, v);
+    heapFree(backend, mg);
+    return;
+  }
   const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
   new Float32Array(simd.memory.buffer, buffers.w, size).fill(0);
   const geometry = writeGeometry(simd, info);

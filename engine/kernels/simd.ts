@@ -69,6 +69,22 @@ export interface SimdExports {
     tileRowBegin: number,
     tileRowEnd: number,
   ): void;
+  /**
+   * Winograd F(2x2, 3x3) filter gradient: adds the tiles of rows `[tileRowBegin, tileRowEnd)`
+   * to `mg` (`[16][cin][cout]`); `v` and `z` are scratch.
+   */
+  winograd_filter_grad(
+    geometry: number,
+    x: number,
+    dy: number,
+    mg: number,
+    v: number,
+    z: number,
+    tileRowBegin: number,
+    tileRowEnd: number,
+  ): void;
+  /** Winograd F(2x2, 3x3) filter gradient: `dw` from the sums `mg`. */
+  winograd_filter_grad_finish(geometry: number, mg: number, dw: number): void;
   /** Column sums of `rows x cols` floats times `scale`; `wide` is `cols` doubles of scratch. */
   column_sums(
     x: number,

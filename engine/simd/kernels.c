@@ -386,6 +386,43 @@ __attribute__((export_name("winograd_filter"))) void winograd_filter(const int *
   }
 }
 
+// V = B^T d B of the 4x4 input patches of `tiles` tiles side by side, the first at input row
+// `iy0`, column `ix0` (pixels outside the image read as zeros), stored [16][tiles][cin].
+static void input_transform(const f32 *x_image, int in_h, int in_w, int cin, int iy0, int ix0,
+                            int tiles, f32 *v) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  for (int t = 0; t < tiles; t++) {
+    const int left = ix0 + 2 * t;
+    for (int ci = 0; ci < cin; ci += 4) {
+      v128_t d[4][4];
+      for (int i = 0; i < 4; i++) {
+        const int iy = iy0 + i;
+        for (int j = 0; j < 4; j++) {
+          const int ix = left + j;
+          d[i][j] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
+                        ? LOAD(x_image + ((long)iy * in_w + ix) * cin + ci)
+                        : zero;
+        }
+      }
+      v128_t s[4][4];
+      for (int j = 0; j < 4; j++) {
+        s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
+        s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
+        s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
+        s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
+      }
+      f32 *out = v + t * cin + ci;
+      const int step = tiles * cin;
+      for (int i = 0; i < 4; i++) {
+        STORE(out + (i * 4 + 0) * step, wasm_f32x4_sub(s[i][0], s[i][2]));
+        STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(s[i][1], s[i][2]));
+        STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(s[i][2], s[i][1]));
+        STORE(out + (i * 4 + 3) * step, wasm_f32x4_sub(s[i][1], s[i][3]));
+      }
+    }
+  }
+}
+
 #define WINOGRAD_BLOCK 32
 
 // Output rows of tiles [tile_row_begin, tile_row_end) over all images counted together (two
@@ -407,37 +444,7 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
     f32 *y_image = y + (long)image * out_h * out_w * cout;
     for (int first = 0; first < tile_cols; first += WINOGRAD_BLOCK) {
       const int tiles = tile_cols - first < WINOGRAD_BLOCK ? tile_cols - first : WINOGRAD_BLOCK;
-      // V = B^T d B for each tile and 4 channels.
-      for (int t = 0; t < tiles; t++) {
-        const int iy0 = oy - pt, ix0 = (first + t) * 2 - pl;
-        for (int ci = 0; ci < cin; ci += 4) {
-          v128_t d[4][4];
-          for (int i = 0; i < 4; i++) {
-            const int iy = iy0 + i;
-            for (int j = 0; j < 4; j++) {
-              const int ix = ix0 + j;
-              d[i][j] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
-                            ? LOAD(x_image + ((long)iy * in_w + ix) * cin + ci)
-                            : zero;
-            }
-          }
-          v128_t s[4][4];
-          for (int j = 0; j < 4; j++) {
-            s[0][j] = wasm_f32x4_sub(d[0][j], d[2][j]);
-            s[1][j] = wasm_f32x4_add(d[1][j], d[2][j]);
-            s[2][j] = wasm_f32x4_sub(d[2][j], d[1][j]);
-            s[3][j] = wasm_f32x4_sub(d[1][j], d[3][j]);
-          }
-          f32 *out = v + t * cin + ci;
-          const int step = tiles * cin;
-          for (int i = 0; i < 4; i++) {
-            STORE(out + (i * 4 + 0) * step, wasm_f32x4_sub(s[i][0], s[i][2]));
-            STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(s[i][1], s[i][2]));
-            STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(s[i][2], s[i][1]));
-            STORE(out + (i * 4 + 3) * step, wasm_f32x4_sub(s[i][1], s[i][3]));
-          }
-        }
-      }
+      input_transform(x_image, in_h, in_w, cin, oy - pt, first * 2 - pl, tiles, v);
       // M[e] = V[e] U[e], e < 16.
       fill(m, 16 * tiles * cout, 0);
       for (int e = 0; e < 16; e++) {
@@ -472,6 +479,89 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
           }
         }
       }
+    }
+  }
+}
+
+// The filter gradient as Winograd's F(2x2, 3x3): dw = sum over tiles of G^T [V . Z] G, with
+// V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. This adds
+// the sums of V . Z of rows of tiles [tile_row_begin, tile_row_end) (all images counted
+// together) to mg [16][cin][cout]; winograd_filter_grad_finish() turns them into dw. Scratch:
+// v holds 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
+__attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
+    const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int tile_row_begin,
+    int tile_row_end) {
+  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
+  const int pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
+  const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
+  const v128_t zero = wasm_f32x4_splat(0);
+  for (int tile_row = tile_row_begin; tile_row < tile_row_end; tile_row++) {
+    const int image = tile_row / tile_rows, oy = (tile_row % tile_rows) * 2;
+    const f32 *x_image = x + (long)image * in_h * in_w * cin;
+    const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
+    for (int first = 0; first < tile_cols; first += WINOGRAD_BLOCK) {
+      const int tiles = tile_cols - first < WINOGRAD_BLOCK ? tile_cols - first : WINOGRAD_BLOCK;
+      input_transform(x_image, in_h, in_w, cin, oy - pt, first * 2 - pl, tiles, v);
+      // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
+      for (int t = 0; t < tiles; t++) {
+        const int ox = (first + t) * 2;
+        for (int co = 0; co < cout; co += 4) {
+          v128_t d[2][2];
+          for (int a = 0; a < 2; a++) {
+            for (int b = 0; b < 2; b++) {
+              d[a][b] = oy + a < out_h && ox + b < out_w
+                            ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
+                            : zero;
+            }
+          }
+          v128_t r[4][2];
+          for (int b = 0; b < 2; b++) {
+            r[0][b] = d[0][b];
+            r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
+            r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
+            r[3][b] = wasm_f32x4_neg(d[1][b]);
+          }
+          f32 *out = z + t * cout + co;
+          const int step = tiles * cout;
+          for (int i = 0; i < 4; i++) {
+            STORE(out + (i * 4 + 0) * step, r[i][0]);
+            STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
+            STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
+            STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
+          }
+        }
+      }
+      // mg[e] += V[e]^T Z[e], e < 16.
+      for (int e = 0; e < 16; e++) {
+        gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
+             mg + e * cin * cout, cout);
+      }
+    }
+  }
+}
+
+// dw [3][3][cin][cout] = G^T mg G for every channel pair, mg from winograd_filter_grad().
+__attribute__((export_name("winograd_filter_grad_finish"))) void winograd_filter_grad_finish(
+    const int *g, const f32 *mg, f32 *dw) {
+  const int plane = g[G_IN_C] * g[G_OUT_C];
+  for (int p = 0; p < plane; p += 4) {
+    v128_t m[4][4];
+    for (int e = 0; e < 16; e++) m[e / 4][e % 4] = LOAD(mg + e * plane + p);
+    const v128_t half = wasm_f32x4_splat(0.5f);
+    v128_t s[3][4];
+    for (int j = 0; j < 4; j++) {
+      const v128_t mid = wasm_f32x4_mul(half, wasm_f32x4_add(m[1][j], m[2][j]));
+      s[0][j] = wasm_f32x4_add(m[0][j], mid);
+      s[1][j] = wasm_f32x4_mul(half, wasm_f32x4_sub(m[1][j], m[2][j]));
+      s[2][j] = wasm_f32x4_add(mid, m[3][j]);
+    }
+    for (int ky = 0; ky < 3; ky++) {
+      const v128_t mid = wasm_f32x4_mul(half, wasm_f32x4_add(s[ky][1], s[ky][2]));
+      f32 *row = dw + ky * 3 * plane + p;
+      STORE(row, wasm_f32x4_add(s[ky][0], mid));
+      STORE(row + plane, wasm_f32x4_mul(half, wasm_f32x4_sub(s[ky][1], s[ky][2])));
+      STORE(row + 2 * plane, wasm_f32x4_add(mid, s[ky][3]));
     }
   }
 }

@@ -38,6 +38,7 @@ import {
 } from "./kernels/fused_conv2d.ts";
 import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import { SimdBatchNorm } from "./kernels/norm_simd.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
@@ -672,6 +673,12 @@ export function registerWasmKernels(
   tf.registerKernel(movingAveragesWasmConfig());
   // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
   tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
+  if (dnnl === null && simd !== null) {
+    // Training batch-norm layers with channels in fours take these (kernels/norm_simd.ts).
+    const norm = new SimdBatchNorm(simd);
+    tf.registerKernel(batchNormTrainingConfig(norm));
+    tf.registerKernel(batchNormTrainingGradConfig(norm));
+  }
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));

@@ -378,7 +378,7 @@ const CASES: Case[] = [
   },
   // At least 32768 values: smaller layers keep tfjs-layers' own code. More than 16384 rows
   // (16683): oneDNN's statistics block by block (981 and 982 rows), joined in float64.
-  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5]].map((shape, index) => ({
+  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5], [2, 35, 33, 16]].map((shape, index) => ({
     name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
     run: () => {
       const channels = shape[shape.length - 1]!;

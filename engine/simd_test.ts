@@ -59,6 +59,8 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
   assertEquals(
     WebAssembly.Module.exports(module).map((entry) => entry.name).sort(),
     [
+      "batch_norm_backward",
+      "batch_norm_training",
       "column_sums",
       "conv_backward_filter",
       "conv_backward_input",

@@ -85,6 +85,36 @@ export interface SimdExports {
   ): void;
   /** Winograd F(2x2, 3x3) filter gradient: `dw` from the sums `mg`. */
   winograd_filter_grad_finish(geometry: number, mg: number, dw: number): void;
+  /** A training batch norm: the rows' mean and biased variance, and the normalized output. */
+  batch_norm_training(
+    x: number,
+    rows: number,
+    channels: number,
+    scale: number,
+    offset: number,
+    epsilon: number,
+    y: number,
+    mean: number,
+    variance: number,
+    wide: number,
+    zero: number,
+  ): void;
+  /** The gradient of `batch_norm_training`: dx, dscale and doffset. */
+  batch_norm_backward(
+    dy: number,
+    x: number,
+    rows: number,
+    channels: number,
+    mean: number,
+    variance: number,
+    scale: number,
+    epsilon: number,
+    dx: number,
+    dscale: number,
+    doffset: number,
+    wide: number,
+    work: number,
+  ): void;
   /** Column sums of `rows x cols` floats times `scale`; `wide` is `cols` doubles of scratch. */
   column_sums(
     x: number,

@@ -565,3 +565,143 @@ __attribute__((export_name("winograd_filter_grad_finish"))) void winograd_filter
     }
   }
 }
+
+// Adds, for every channel, sum over rows of (a[r][c] - a_shift[c]) * (b[r][c] - b_shift[c]) to
+// wide[c] (float64): blocks of 64 rows in float32, their sums in float64. With `b` 0 it adds
+// the values (a - a_shift) themselves.
+static void channel_sums(const f32 *a, const f32 *a_shift, const f32 *b, const f32 *b_shift,
+                         int rows, int channels, double *wide) {
+  const int vector_channels = channels & ~3;
+  for (int first = 0; first < rows; first += 64) {
+    const int count = rows - first < 64 ? rows - first : 64;
+    for (int c = vector_channels; c < channels; c++) {
+      f32 sum = 0;
+      for (int r = first; r < first + count; r++) {
+        const f32 value = a[(long)r * channels + c] - a_shift[c];
+        sum += b ? value * (b[(long)r * channels + c] - b_shift[c]) : value;
+      }
+      wide[c] += sum;
+    }
+    for (int c = 0; c < vector_channels; c += 4) {
+      const v128_t sa = LOAD(a_shift + c);
+      const v128_t sb = b ? LOAD(b_shift + c) : sa;
+      v128_t s0 = wasm_f32x4_splat(0), s1 = s0;
+      const f32 *pa = a + (long)first * channels + c;
+      const f32 *pb = b ? b + (long)first * channels + c : pa;
+      int r = 0;
+      if (b) {
+        for (; r + 2 <= count; r += 2) {
+          s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_f32x4_sub(LOAD(pa), sa),
+                                                 wasm_f32x4_sub(LOAD(pb), sb)));
+          s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_f32x4_sub(LOAD(pa + channels), sa),
+                                                 wasm_f32x4_sub(LOAD(pb + channels), sb)));
+          pa += 2 * channels;
+          pb += 2 * channels;
+        }
+        for (; r < count; r++) {
+          s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_f32x4_sub(LOAD(pa), sa),
+                                                 wasm_f32x4_sub(LOAD(pb), sb)));
+          pa += channels;
+          pb += channels;
+        }
+      } else {
+        for (; r + 2 <= count; r += 2) {
+          s0 = wasm_f32x4_add(s0, wasm_f32x4_sub(LOAD(pa), sa));
+          s1 = wasm_f32x4_add(s1, wasm_f32x4_sub(LOAD(pa + channels), sa));
+          pa += 2 * channels;
+        }
+        for (; r < count; r++) {
+          s0 = wasm_f32x4_add(s0, wasm_f32x4_sub(LOAD(pa), sa));
+          pa += channels;
+        }
+      }
+      const v128_t s = wasm_f32x4_add(s0, s1);
+      STORE(wide + c, wasm_f64x2_add(LOAD(wide + c), wasm_f64x2_promote_low_f32x4(s)));
+      STORE(wide + c + 2,
+            wasm_f64x2_add(LOAD(wide + c + 2),
+                           wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(s, s, 2, 3, 0, 1))));
+    }
+  }
+}
+
+// A training batch norm of rows x channels: the rows' mean and
+// biased variance (sums in float64, the variance about the mean in a second pass), and
+// y = (x - mean) * scale / sqrt(variance + epsilon) + offset. Scratch: wide, 2 * channels
+// doubles; zero, channels floats of 0.
+__attribute__((export_name("batch_norm_training"))) void batch_norm_training(
+    const f32 *x, int rows, int channels, const f32 *scale, const f32 *offset, f32 epsilon,
+    f32 *y, f32 *mean, f32 *variance, double *wide, f32 *zero) {
+  for (int c = 0; c < channels; c++) {
+    wide[c] = 0;
+    zero[c] = 0;
+  }
+  channel_sums(x, zero, 0, 0, rows, channels, wide);
+  for (int c = 0; c < channels; c++) {
+    mean[c] = (f32)(wide[c] / rows);
+    wide[c] = 0;
+  }
+  // About the float32 mean: sum (x - m)^2 / n, less (mean - m)^2 for the rounding of m.
+  channel_sums(x, mean, x, mean, rows, channels, wide);
+  for (int c = 0; c < channels; c++) wide[channels + c] = 0;
+  channel_sums(x, mean, 0, 0, rows, channels, wide + channels);
+  for (int c = 0; c < channels; c++) {
+    const double shift = wide[channels + c] / rows;
+    const double v = wide[c] / rows - shift * shift;
+    variance[c] = (f32)(v > 0 ? v : 0);
+  }
+  // y = (x - mean) * a + offset, a = scale / sqrt(variance + epsilon) (kept in `zero`).
+  for (int c = 0; c < channels; c++) {
+    zero[c] = scale[c] / __builtin_sqrtf(variance[c] + epsilon);
+  }
+  const vector_channels = channels & ~3;
+  for (int r = 0; r < rows; r++) {
+    const f32 *px = x + (long)r * channels;
+    f32 *py = y + (long)r * channels;
+    for (int c = 0; c < vector_channels; c += 4) {
+      const v128_t t = wasm_f32x4_mul(wasm_f32x4_sub(LOAD(px + c), LOAD(mean + c)), LOAD(zero + c));
+      STORE(py + c, wasm_f32x4_add(t, LOAD(offset + c)));
+    }
+    for (int c = vector_channels; c < channels; c++) py[c] = (px[c] - mean[c]) * zero[c] + offset[c];
+  }
+}
+
+// The gradient of batch_norm_training(): doffset = sum dy, dscale = sum dy * xhat with
+// xhat = (x - mean) / sqrt(variance + epsilon), and
+// dx = scale / sqrt(variance + epsilon) * (dy - doffset / rows - xhat * dscale / rows).
+// Scratch: wide, channels doubles; work, 3 * channels floats.
+__attribute__((export_name("batch_norm_backward"))) void batch_norm_backward(
+    const f32 *dy, const f32 *x, int rows, int channels, const f32 *mean, const f32 *variance,
+    const f32 *scale, f32 epsilon, f32 *dx, f32 *dscale, f32 *doffset, double *wide, f32 *work) {
+  f32 *zero = work, *k1 = work + channels, *k2 = work + 2 * channels;
+  for (int c = 0; c < channels; c++) {
+    wide[c] = 0;
+    zero[c] = 0;
+  }
+  channel_sums(dy, zero, 0, 0, rows, channels, wide);
+  for (int c = 0; c < channels; c++) {
+    doffset[c] = (f32)wide[c];
+    wide[c] = 0;
+  }
+  channel_sums(dy, zero, x, mean, rows, channels, wide);
+  for (int c = 0; c < channels; c++) {
+    const f32 rstd = 1 / __builtin_sqrtf(variance[c] + epsilon);
+    dscale[c] = (f32)(wide[c] * rstd);
+    // dx = a * dy - k1 - (x - mean) * k2, per channel.
+    k1[c] = scale[c] * rstd * doffset[c] / rows;
+    k2[c] = (f32)(scale[c] * rstd * rstd * rstd * wide[c] / rows);
+    zero[c] = scale[c] * rstd;
+  }
+  const vector_channels = channels & ~3;
+  for (int r = 0; r < rows; r++) {
+    const f32 *pdy = dy + (long)r * channels, *px = x + (long)r * channels;
+    f32 *pdx = dx + (long)r * channels;
+    for (int c = 0; c < vector_channels; c += 4) {
+      const v128_t t = wasm_f32x4_sub(wasm_f32x4_mul(LOAD(zero + c), LOAD(pdy + c)), LOAD(k1 + c));
+      const v128_t centred = wasm_f32x4_sub(LOAD(px + c), LOAD(mean + c));
+      STORE(pdx + c, wasm_f32x4_sub(t, wasm_f32x4_mul(centred, LOAD(k2 + c))));
+    }
+    for (int c = vector_channels; c < channels; c++) {
+      pdx[c] = zero[c] * pdy[c] - k1[c] - (px[c] - mean[c]) * k2[c];
+    }
+  }
+}

@@ -87,7 +87,10 @@ export async function missingSimdTools(): Promise<string | null> {
  * }
  * ```
  */
-export async function buildSimd(source: string, output: string): Promise<Uint8Array> {
+export async function buildSimd(
+  source: string,
+  output: string,
+): Promise<Uint8Array<ArrayBuffer>> {
   const directory = await Deno.makeTempDir({ prefix: "segment-simd-" });
   try {
     const assembly = await run(SIMD_TOOLS.clang, [...CLANG_FLAGS, "-S", source, "-o", "-"]);

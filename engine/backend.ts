@@ -674,17 +674,18 @@ export function registerWasmKernels(
   // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
   tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
   if (dnnl === null && simd !== null) {
-    // Training batch-norm layers with channels in fours take these (kernels/norm_simd.ts).
+    // Training batch-norm layers take these (kernels/norm_simd.ts), ReLU's gradient this.
     const norm = new SimdBatchNorm(simd);
     tf.registerKernel(batchNormTrainingConfig(norm));
     tf.registerKernel(batchNormTrainingGradConfig(norm));
+    tf.registerKernel(reluGradWasmConfig(null, simd));
   }
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
     // ReLU's gradient takes it (kernels/relu_grad.ts).
-    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
+    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise, simd));
     // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
     tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
     // tf.losses.sigmoidCrossEntropy takes them (kernels/cross_entropy.ts).

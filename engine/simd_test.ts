@@ -65,6 +65,7 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
       "conv_backward_filter",
       "conv_backward_input",
       "conv_forward",
+      "relu_grad",
       "transpose_taps",
       "winograd_conv",
       "winograd_filter",

@@ -115,6 +115,8 @@ export interface SimdExports {
     wide: number,
     work: number,
   ): void;
+  /** ReLU's gradient: `dx = x > 0 ? dy : 0` over `count` floats. */
+  relu_grad(dy: number, x: number, dx: number, count: number): void;
   /** Column sums of `rows x cols` floats times `scale`; `wide` is `cols` doubles of scratch. */
   column_sums(
     x: number,

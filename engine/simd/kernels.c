@@ -705,3 +705,14 @@ __attribute__((export_name("batch_norm_backward"))) void batch_norm_backward(
     }
   }
 }
+
+// ReLU's gradient: dx = dy where x > 0, else 0, over `count` floats.
+__attribute__((export_name("relu_grad"))) void relu_grad(const f32 *dy, const f32 *x, f32 *dx,
+                                                          int count) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= count; i += 4) {
+    STORE(dx + i, wasm_v128_and(LOAD(dy + i), wasm_f32x4_gt(LOAD(x + i), zero)));
+  }
+  for (; i < count; i++) dx[i] = x[i] > 0 ? dy[i] : 0;
+}

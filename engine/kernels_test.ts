@@ -134,7 +134,8 @@ const CASES: Case[] = [
   convCase("conv2d 3x3 same, 13 -> 19 channels", [2, 9, 11, 13], [3, 3, 13, 19], 1, "same"),
   convCase("conv2d 5x3 same stride 2, 7 -> 12 channels", [3, 10, 13, 7], [5, 3, 7, 12], 2, "same"),
   // Winograd's F(2x2, 3x3) on SIMD: 2x2 output tiles cut at odd sizes, no padding (the input
-  // gradient then pads 2), and 35 tiles across, more than one block of 32.
+  // gradient then pads 2), 105 tiles (two blocks of 64, across rows), and a deep layer of few
+  // pixels whose blocks run across images.
   convCase(
     "conv2d 3x3 valid on odd sizes, 8 -> 12 channels",
     [2, 9, 7, 8],
@@ -146,6 +147,13 @@ const CASES: Case[] = [
     "conv2d 3x3 same, 70 pixels wide, 4 -> 4 channels",
     [1, 5, 70, 4],
     [3, 3, 4, 4],
+    1,
+    "same",
+  ),
+  convCase(
+    "conv2d 3x3 same, 3 images of 3x5, 64 -> 72 channels",
+    [3, 3, 5, 64],
+    [3, 3, 64, 72],
     1,
     "same",
   ),

@@ -72,7 +72,7 @@ function writeGeometry(simd: SimdKernels, info: ConvShape): number {
 }
 
 /** Tiles per block of the Winograd kernel (`WINOGRAD_BLOCK` in kernels.c). */
-const WINOGRAD_BLOCK = 32;
+const WINOGRAD_BLOCK = 64;
 
 /**
  * Whether a convolution runs as Winograd's F(2x2, 3x3) (`winograd_conv` in
@@ -108,7 +108,7 @@ function winogradConv(
   // The allocations may grow the heap: the geometry is written after them.
   const geometry = writeGeometry(simd, shape);
   simd.exports.winograd_filter(geometry, buffers.w, u, flip ? 1 : 0);
-  const tileRows = shape.batchSize * Math.ceil(shape.outHeight / 2);
+  const tiles = shape.batchSize * Math.ceil(shape.outHeight / 2) * Math.ceil(shape.outWidth / 2);
   simd.exports.winograd_conv(
     geometry,
     buffers.x,
@@ -119,7 +119,7 @@ function winogradConv(
     v,
     m,
     0,
-    tileRows,
+    tiles,
   );
   heapFree(backend, m);
   heapFree(backend, v);
@@ -321,8 +321,8 @@ export function simdConvFilterGrad(
     const z = heapAlloc(backend, 16 * WINOGRAD_BLOCK * info.outChannels);
     new Float32Array(simd.memory.buffer, mg, 16 * info.inChannels * info.outChannels).fill(0);
     const geometry = writeGeometry(simd, info);
-    const tileRows = info.batchSize * Math.ceil(info.outHeight / 2);
-    simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tileRows);
+    const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
+    simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tiles);
     simd.exports.winograd_filter_grad_finish(geometry, mg, buffers.w);
     heapFree(backend, z);
     heapFree(backend, v);

@@ -54,8 +54,8 @@ export interface SimdExports {
    */
   winograd_filter(geometry: number, w: number, u: number, flip: number): void;
   /**
-   * Winograd F(2x2, 3x3): rows of 2x2 tiles `[tileRowBegin, tileRowEnd)` of
-   * `act(conv(x, w) + bias)` from the filter's transform; `v` and `m` are scratch.
+   * Winograd F(2x2, 3x3): 2x2 tiles `[tileBegin, tileEnd)` (image after image, row after
+   * row) of `act(conv(x, w) + bias)` from the filter's transform; `v` and `m` are scratch.
    */
   winograd_conv(
     geometry: number,
@@ -66,11 +66,11 @@ export interface SimdExports {
     act: number,
     v: number,
     m: number,
-    tileRowBegin: number,
-    tileRowEnd: number,
+    tileBegin: number,
+    tileEnd: number,
   ): void;
   /**
-   * Winograd F(2x2, 3x3) filter gradient: adds the tiles of rows `[tileRowBegin, tileRowEnd)`
+   * Winograd F(2x2, 3x3) filter gradient: adds the 2x2 tiles `[tileBegin, tileEnd)`
    * to `mg` (`[16][cin][cout]`); `v` and `z` are scratch.
    */
   winograd_filter_grad(
@@ -80,8 +80,8 @@ export interface SimdExports {
     mg: number,
     v: number,
     z: number,
-    tileRowBegin: number,
-    tileRowEnd: number,
+    tileBegin: number,
+    tileEnd: number,
   ): void;
   /** Winograd F(2x2, 3x3) filter gradient: `dw` from the sums `mg`. */
   winograd_filter_grad_finish(geometry: number, mg: number, dw: number): void;

@@ -144,26 +144,28 @@ static inline void tile_1x1(int k_count, const f32 *a, int a_col, const f32 *b, 
 static void gemm(int m, int n_count, int k_count, const f32 *a, int a_row, int a_col,
                  const f32 *b, int ldb, f32 *c, int ldc) {
   if (m <= 0 || k_count <= 0) return;
-  int i = 0;
-  for (; i + 4 <= m; i += 4) {
-    const f32 *ai = a + i * a_row;
-    f32 *ci = c + i * ldc;
-    int n = 0;
-    for (; n + 8 <= n_count; n += 8) tile_4x8(k_count, ai, a_row, a_col, b + n, ldb, ci + n, ldc);
-    for (; n + 4 <= n_count; n += 4) tile_4x4(k_count, ai, a_row, a_col, b + n, ldb, ci + n, ldc);
-    for (; n < n_count; n++) {
-      for (int r = 0; r < 4; r++) {
-        tile_1x1(k_count, ai + r * a_row, a_col, b + n, ldb, ci + r * ldc + n);
-      }
+  const int full_rows = m & ~3;
+  // Column panels outside, rows inside: a panel of B (k x 8) stays in the first-level cache
+  // while every row of A passes it, however large B is.
+  int n = 0;
+  for (; n + 8 <= n_count; n += 8) {
+    for (int i = 0; i < full_rows; i += 4) {
+      tile_4x8(k_count, a + i * a_row, a_row, a_col, b + n, ldb, c + i * ldc + n, ldc);
+    }
+    for (int i = full_rows; i < m; i++) {
+      tile_1x8(k_count, a + i * a_row, a_col, b + n, ldb, c + i * ldc + n);
     }
   }
-  for (; i < m; i++) {
-    const f32 *ai = a + i * a_row;
-    f32 *ci = c + i * ldc;
-    int n = 0;
-    for (; n + 8 <= n_count; n += 8) tile_1x8(k_count, ai, a_col, b + n, ldb, ci + n);
-    for (; n + 4 <= n_count; n += 4) tile_1x4(k_count, ai, a_col, b + n, ldb, ci + n);
-    for (; n < n_count; n++) tile_1x1(k_count, ai, a_col, b + n, ldb, ci + n);
+  for (; n + 4 <= n_count; n += 4) {
+    for (int i = 0; i < full_rows; i += 4) {
+      tile_4x4(k_count, a + i * a_row, a_row, a_col, b + n, ldb, c + i * ldc + n, ldc);
+    }
+    for (int i = full_rows; i < m; i++) {
+      tile_1x4(k_count, a + i * a_row, a_col, b + n, ldb, c + i * ldc + n);
+    }
+  }
+  for (; n < n_count; n++) {
+    for (int i = 0; i < m; i++) tile_1x1(k_count, a + i * a_row, a_col, b + n, ldb, c + i * ldc + n);
   }
 }
 
@@ -386,19 +388,33 @@ __attribute__((export_name("winograd_filter"))) void winograd_filter(const int *
   }
 }
 
-// V = B^T d B of the 4x4 input patches of `tiles` tiles side by side, the first at input row
-// `iy0`, column `ix0` (pixels outside the image read as zeros), stored [16][tiles][cin].
-static void input_transform(const f32 *x_image, int in_h, int in_w, int cin, int iy0, int ix0,
-                            int tiles, f32 *v) {
+// The tile of flat index `tile` (image after image, row after row, 2x2 output pixels each):
+// its image and the output row and column of its top-left pixel.
+static inline void tile_at(int tile, int tile_rows, int tile_cols, int *image, int *oy, int *ox) {
+  const int per_image = tile_rows * tile_cols;
+  *image = tile / per_image;
+  const int in_image = tile % per_image;
+  *oy = (in_image / tile_cols) * 2;
+  *ox = (in_image % tile_cols) * 2;
+}
+
+// V = B^T d B of the 4x4 input patches of tiles [first, first + tiles) (pixels outside the
+// image read as zeros), stored [16][tiles][cin].
+static void input_transform(const int *g, const f32 *x, int first, int tiles, f32 *v) {
+  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+  const int tile_rows = (g[G_OUT_H] + 1) / 2, tile_cols = (g[G_OUT_W] + 1) / 2;
   const v128_t zero = wasm_f32x4_splat(0);
   for (int t = 0; t < tiles; t++) {
-    const int left = ix0 + 2 * t;
+    int image, oy, ox;
+    tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
+    const int iy0 = oy - g[G_PAD_TOP], ix0 = ox - g[G_PAD_LEFT];
+    const f32 *x_image = x + (long)image * in_h * in_w * cin;
     for (int ci = 0; ci < cin; ci += 4) {
       v128_t d[4][4];
       for (int i = 0; i < 4; i++) {
         const int iy = iy0 + i;
         for (int j = 0; j < 4; j++) {
-          const int ix = left + j;
+          const int ix = ix0 + j;
           d[i][j] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
                         ? LOAD(x_image + ((long)iy * in_w + ix) * cin + ci)
                         : zero;
@@ -423,60 +439,56 @@ static void input_transform(const f32 *x_image, int in_h, int in_w, int cin, int
   }
 }
 
-#define WINOGRAD_BLOCK 32
+#define WINOGRAD_BLOCK 64
 
-// Output rows of tiles [tile_row_begin, tile_row_end) over all images counted together (two
-// output rows per tile row) of act(conv(x, w) + bias), U from winograd_filter(). Scratch:
-// v holds 16 * WINOGRAD_BLOCK * cin floats, m 16 * WINOGRAD_BLOCK * cout.
+// Tiles [tile_begin, tile_end) (flat: image after image, row after row; 2x2 output pixels
+// each) of act(conv(x, w) + bias), U from winograd_filter(), in blocks of WINOGRAD_BLOCK tiles
+// that run across rows and images, so that deep layers of few pixels still make products of
+// many rows. Scratch: v holds 16 * WINOGRAD_BLOCK * cin floats, m 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, const f32 *x,
                                                                   const f32 *u, const f32 *bias,
                                                                   f32 *y, int act, f32 *v, f32 *m,
-                                                                  int tile_row_begin,
-                                                                  int tile_row_end) {
-  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+                                                                  int tile_begin, int tile_end) {
+  const int cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
-  const int pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
   const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
   const v128_t zero = wasm_f32x4_splat(0);
-  for (int tile_row = tile_row_begin; tile_row < tile_row_end; tile_row++) {
-    const int image = tile_row / tile_rows, oy = (tile_row % tile_rows) * 2;
-    const f32 *x_image = x + (long)image * in_h * in_w * cin;
-    f32 *y_image = y + (long)image * out_h * out_w * cout;
-    for (int first = 0; first < tile_cols; first += WINOGRAD_BLOCK) {
-      const int tiles = tile_cols - first < WINOGRAD_BLOCK ? tile_cols - first : WINOGRAD_BLOCK;
-      input_transform(x_image, in_h, in_w, cin, oy - pt, first * 2 - pl, tiles, v);
-      // M[e] = V[e] U[e], e < 16.
-      fill(m, 16 * tiles * cout, 0);
-      for (int e = 0; e < 16; e++) {
-        gemm(tiles, cout, cin, v + e * tiles * cin, cin, 1, u + e * cin * cout, cout,
-             m + e * tiles * cout, cout);
-      }
-      // Y = A^T M A, plus bias, then the activation, into the pixels inside the output.
-      for (int t = 0; t < tiles; t++) {
-        const int ox = (first + t) * 2;
-        for (int co = 0; co < cout; co += 4) {
-          const f32 *in = m + t * cout + co;
-          const int step = tiles * cout;
-          v128_t r[2][4];
-          for (int j = 0; j < 4; j++) {
-            const v128_t m0 = LOAD(in + (0 + j) * step), m1 = LOAD(in + (4 + j) * step);
-            const v128_t m2 = LOAD(in + (8 + j) * step), m3 = LOAD(in + (12 + j) * step);
-            r[0][j] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
-            r[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+  for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
+    const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
+    input_transform(g, x, first, tiles, v);
+    // M[e] = V[e] U[e], e < 16.
+    fill(m, 16 * tiles * cout, 0);
+    for (int e = 0; e < 16; e++) {
+      gemm(tiles, cout, cin, v + e * tiles * cin, cin, 1, u + e * cin * cout, cout,
+           m + e * tiles * cout, cout);
+    }
+    // Y = A^T M A, plus bias, then the activation, into the pixels inside the output.
+    for (int t = 0; t < tiles; t++) {
+      int image, oy, ox;
+      tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
+      f32 *y_image = y + (long)image * out_h * out_w * cout;
+      for (int co = 0; co < cout; co += 4) {
+        const f32 *in = m + t * cout + co;
+        const int step = tiles * cout;
+        v128_t r[2][4];
+        for (int j = 0; j < 4; j++) {
+          const v128_t m0 = LOAD(in + (0 + j) * step), m1 = LOAD(in + (4 + j) * step);
+          const v128_t m2 = LOAD(in + (8 + j) * step), m3 = LOAD(in + (12 + j) * step);
+          r[0][j] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+          r[1][j] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+        }
+        const v128_t b = bias ? LOAD(bias + co) : zero;
+        for (int i = 0; i < 2; i++) {
+          if (oy + i >= out_h) break;
+          v128_t p0 = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(r[i][0], r[i][1]), r[i][2]), b);
+          v128_t p1 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(r[i][1], r[i][2]), r[i][3]), b);
+          if (act == 1) {
+            p0 = wasm_f32x4_pmax(p0, zero);
+            p1 = wasm_f32x4_pmax(p1, zero);
           }
-          const v128_t b = bias ? LOAD(bias + co) : zero;
-          for (int i = 0; i < 2; i++) {
-            if (oy + i >= out_h) break;
-            v128_t p0 = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(r[i][0], r[i][1]), r[i][2]), b);
-            v128_t p1 = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_sub(r[i][1], r[i][2]), r[i][3]), b);
-            if (act == 1) {
-              p0 = wasm_f32x4_pmax(p0, zero);
-              p1 = wasm_f32x4_pmax(p1, zero);
-            }
-            f32 *row = y_image + ((long)(oy + i) * out_w + ox) * cout + co;
-            STORE(row, p0);
-            if (ox + 1 < out_w) STORE(row + cout, p1);
-          }
+          f32 *row = y_image + ((long)(oy + i) * out_w + ox) * cout + co;
+          STORE(row, p0);
+          if (ox + 1 < out_w) STORE(row + cout, p1);
         }
       }
     }
@@ -485,58 +497,54 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
 
 // The filter gradient as Winograd's F(2x2, 3x3): dw = sum over tiles of G^T [V . Z] G, with
 // V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. This adds
-// the sums of V . Z of rows of tiles [tile_row_begin, tile_row_end) (all images counted
-// together) to mg [16][cin][cout]; winograd_filter_grad_finish() turns them into dw. Scratch:
-// v holds 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
+// the sums of V . Z over tiles [tile_begin, tile_end) (flat, as winograd_conv's) to mg
+// [16][cin][cout]; winograd_filter_grad_finish() turns them into dw. Scratch: v holds
+// 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
-    const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int tile_row_begin,
-    int tile_row_end) {
-  const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
+    const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int tile_begin,
+    int tile_end) {
+  const int cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
-  const int pt = g[G_PAD_TOP], pl = g[G_PAD_LEFT];
   const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
   const v128_t zero = wasm_f32x4_splat(0);
-  for (int tile_row = tile_row_begin; tile_row < tile_row_end; tile_row++) {
-    const int image = tile_row / tile_rows, oy = (tile_row % tile_rows) * 2;
-    const f32 *x_image = x + (long)image * in_h * in_w * cin;
-    const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
-    for (int first = 0; first < tile_cols; first += WINOGRAD_BLOCK) {
-      const int tiles = tile_cols - first < WINOGRAD_BLOCK ? tile_cols - first : WINOGRAD_BLOCK;
-      input_transform(x_image, in_h, in_w, cin, oy - pt, first * 2 - pl, tiles, v);
-      // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
-      for (int t = 0; t < tiles; t++) {
-        const int ox = (first + t) * 2;
-        for (int co = 0; co < cout; co += 4) {
-          v128_t d[2][2];
-          for (int a = 0; a < 2; a++) {
-            for (int b = 0; b < 2; b++) {
-              d[a][b] = oy + a < out_h && ox + b < out_w
-                            ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
-                            : zero;
-            }
-          }
-          v128_t r[4][2];
+  for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
+    const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
+    input_transform(g, x, first, tiles, v);
+    // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
+    for (int t = 0; t < tiles; t++) {
+      int image, oy, ox;
+      tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
+      const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
+      for (int co = 0; co < cout; co += 4) {
+        v128_t d[2][2];
+        for (int a = 0; a < 2; a++) {
           for (int b = 0; b < 2; b++) {
-            r[0][b] = d[0][b];
-            r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
-            r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
-            r[3][b] = wasm_f32x4_neg(d[1][b]);
-          }
-          f32 *out = z + t * cout + co;
-          const int step = tiles * cout;
-          for (int i = 0; i < 4; i++) {
-            STORE(out + (i * 4 + 0) * step, r[i][0]);
-            STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
-            STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
-            STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
+            d[a][b] = oy + a < out_h && ox + b < out_w
+                          ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
+                          : zero;
           }
         }
+        v128_t r[4][2];
+        for (int b = 0; b < 2; b++) {
+          r[0][b] = d[0][b];
+          r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
+          r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
+          r[3][b] = wasm_f32x4_neg(d[1][b]);
+        }
+        f32 *out = z + t * cout + co;
+        const int step = tiles * cout;
+        for (int i = 0; i < 4; i++) {
+          STORE(out + (i * 4 + 0) * step, r[i][0]);
+          STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
+          STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
+          STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
+        }
       }
-      // mg[e] += V[e]^T Z[e], e < 16.
-      for (int e = 0; e < 16; e++) {
-        gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
-             mg + e * cin * cout, cout);
-      }
+    }
+    // mg[e] += V[e]^T Z[e], e < 16.
+    for (int e = 0; e < 16; e++) {
+      gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
+           mg + e * cin * cout, cout);
     }
   }
 }

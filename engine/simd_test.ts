@@ -94,7 +94,7 @@ Deno.test("setupBackend() runs pure wasm on the SIMD kernels unless SEGMENT_NO_S
     else Deno.env.set("SEGMENT_NO_SIMD", previous);
     await setupBackend("cpu", { quiet: true });
   }
-  assert(lines[0]!.includes("on the engine's wasm SIMD kernels"), lines[0]);
-  assert(lines[1]!.includes("without the SIMD kernels: SEGMENT_NO_SIMD is set"), lines[1]);
+  assert(lines[0]!.includes("on the engine's wasm SIMD kernels"), String(lines[0]));
+  assert(lines[1]!.includes("without the SIMD kernels: SEGMENT_NO_SIMD is set"), String(lines[1]));
   assertEquals(tf.getBackend(), "cpu");
 });

@@ -19,7 +19,7 @@ import { type Blas, blasThreads, openBlas } from "./blas.ts";
 import { BackendError } from "./errors.ts";
 import { type Dnnl, findUnusableDnnl, openDnnl } from "./dnnl.ts";
 import { detectSystem, nativeLibraryHint } from "./native_hint.ts";
-import { conv2dBlasConfig, conv2dDnnlConfig } from "./kernels/conv2d.ts";
+import { conv2dBlasConfig, conv2dDnnlConfig, conv2dSimdConfig } from "./kernels/conv2d.ts";
 import {
   conv2dBackpropFilterConfig,
   conv2dBackpropFilterDnnlConfig,
@@ -32,9 +32,14 @@ import {
 } from "./kernels/conv2d_backprop_input.ts";
 import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { fusedBatchNormGradConfig } from "./kernels/fused_batch_norm_grad.ts";
-import { fusedConv2dBlasConfig, fusedConv2dDnnlConfig } from "./kernels/fused_conv2d.ts";
+import {
+  fusedConv2dBlasConfig,
+  fusedConv2dDnnlConfig,
+  fusedConv2dSimdConfig,
+} from "./kernels/fused_conv2d.ts";
 import { fusedBatchNormConfig, fusedBatchNormDnnlConfig } from "./kernels/fused_batch_norm.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
+import { SimdBatchNorm } from "./kernels/norm_simd.ts";
 import {
   BATCH_NORM_TRAINING,
   BATCH_NORM_TRAINING_GRAD,
@@ -83,6 +88,7 @@ import {
   resizeNearestNeighborGradWasmConfig,
 } from "./kernels/resize_nearest_neighbor_grad.ts";
 import { guardHeap, type KernelOverride, type WasmBackend } from "./kernels/wasm_heap.ts";
+import { loadSimdModule, type SimdKernels, simdKernels } from "./kernels/simd.ts";
 
 /** A value of the `--backend` flag. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -116,6 +122,14 @@ export interface SetupBackendOptions {
    * @default the value of `blas`
    */
   dnnl?: boolean;
+  /**
+   * Run the pure wasm path's convolutions and sums on this engine's
+   * WebAssembly SIMD kernels (`simd/kernels.c`), which also take what oneDNN
+   * and OpenBLAS decline. `SEGMENT_NO_SIMD=1` in the environment also switches
+   * them off (the backend's own XNNPACK kernels and JavaScript loops run).
+   * @default true
+   */
+  simd?: boolean;
   /**
    * oneDNN's threads, fixed: for runs that repeat to the bit whatever else
    * the machine does (the thread count sets the order of oneDNN's sums).
@@ -228,7 +242,12 @@ function tryBackend(
     case "webgpu":
       return tryWebgpu(options.softwareGpu ?? !auto);
     case "wasm":
-      return tryWasm(options.blas ?? true, options.dnnl ?? options.blas ?? true, options.threads);
+      return tryWasm(
+        options.blas ?? true,
+        options.dnnl ?? options.blas ?? true,
+        options.simd ?? true,
+        options.threads,
+      );
     default:
       return tryCpu();
   }
@@ -398,6 +417,7 @@ async function tryWebgpu(acceptSoftware: boolean): Promise<Attempt> {
 async function tryWasm(
   useBlas: boolean,
   useDnnl: boolean,
+  useSimd: boolean,
   threads: number | undefined,
 ): Promise<Attempt> {
   if (!(await tf.setBackend("wasm"))) {
@@ -411,9 +431,19 @@ async function tryWasm(
     const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
     dnnl.library.pinThreads(Number.isInteger(asked) && asked >= 1 ? asked : null);
   }
+  const noSimd = envValue("SEGMENT_NO_SIMD");
+  const simdModule = !useSimd
+    ? "switched off"
+    : noSimd !== undefined && noSimd !== "" && noSimd !== "0"
+    ? "SEGMENT_NO_SIMD is set"
+    : await loadSimdModule();
+  const simd = typeof simdModule === "string"
+    ? null
+    : simdKernels(tf.backend() as WasmBackend, simdModule);
   registerWasmKernels(
     typeof blas === "string" ? null : blas,
     typeof dnnl === "string" ? null : dnnl,
+    simd,
   );
   if (typeof blas !== "string") {
     const asked = envValue("SEGMENT_BLAS_THREADS");
@@ -450,10 +480,15 @@ async function tryWasm(
       system: detectSystem(),
     })
     : "";
+  const simdNote = typeof simdModule === "string"
+    ? `; without the SIMD kernels: ${simdModule}`
+    : typeof blas === "string"
+    ? "; convolutions and sums on the engine's wasm SIMD kernels"
+    : "";
   return {
     ok: true,
     label: typeof blas === "string" ? "wasm" : "wasm+openblas",
-    note: `(without oneDNN: ${dnnl}; ${blasNote}${hint ? `; ${hint}` : ""})`,
+    note: `(without oneDNN: ${dnnl}; ${blasNote}${simdNote}${hint ? `; ${hint}` : ""})`,
   };
 }
 
@@ -557,6 +592,9 @@ function requireKernel(name: string): KernelConfig {
  *
  * @param blas OpenBLAS, or `null` for the pure wasm kernels.
  * @param dnnl oneDNN's kernels, or `null` for none.
+ * @param simd The engine's WebAssembly SIMD kernels on the backend's heap
+ *   (`kernels/simd.ts`), or `null`: the convolutions and the sums of the pure
+ *   wasm path, and what oneDNN and OpenBLAS decline.
  *
  * @example
  * ```ts
@@ -570,6 +608,7 @@ function requireKernel(name: string): KernelConfig {
 export function registerWasmKernels(
   blas: Blas | null,
   dnnl: Omit<DnnlKernels, "library"> | null = null,
+  simd: SimdKernels | null = null,
 ): void {
   const parts: WasmConvParts = {
     conv2d: requireKernel("Conv2D"),
@@ -580,7 +619,7 @@ export function registerWasmKernels(
   const conv2d = parts.conv2d;
   const fusedConv2d = requireKernel("FusedConv2D");
   const backpropInput = requireKernel("Conv2DBackpropInput");
-  const filterGrad = conv2dBackpropFilterConfig(blas, parts);
+  const filterGrad = conv2dBackpropFilterConfig(blas, parts, simd);
   replaceKernel(
     "Conv2DBackpropFilter",
     dnnl === null ? filterGrad : conv2dBackpropFilterDnnlConfig(dnnl.convolutions, filterGrad),
@@ -598,9 +637,9 @@ export function registerWasmKernels(
       resizeNearestNeighborGradDnnlConfig(dnnl.resize, resizeNearestNeighborGradWasmConfig),
     );
   }
-  const sum = leadingReductionConfig("Sum", requireKernel("Sum"), blas);
+  const sum = leadingReductionConfig("Sum", requireKernel("Sum"), blas, simd);
   replaceKernel("Sum", dnnl === null ? sum : blockSumDnnlConfig(dnnl.blockSum, sum));
-  replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas));
+  replaceKernel("Mean", leadingReductionConfig("Mean", requireKernel("Mean"), blas, simd));
   replaceKernel("Identity", identityConfig(requireKernel("Identity")));
   replaceKernel("Cast", castConfig(requireKernel("Cast")));
   replaceKernel("Tile", tileConfig(requireKernel("Tile")));
@@ -609,9 +648,11 @@ export function registerWasmKernels(
     "FusedBatchNorm",
     dnnl === null ? batchNorm : fusedBatchNormDnnlConfig(dnnl.batchNorm, batchNorm),
   );
-  const inputGrad = conv2dBackpropInputConfig(blas, parts, backpropInput);
-  const forward = blas === null ? conv2d : conv2dBlasConfig(blas, conv2d);
-  const fusedForward = blas === null ? fusedConv2d : fusedConv2dBlasConfig(blas, fusedConv2d);
+  const inputGrad = conv2dBackpropInputConfig(blas, parts, backpropInput, simd);
+  const simdForward = simd === null ? conv2d : conv2dSimdConfig(simd, conv2d);
+  const simdFused = simd === null ? fusedConv2d : fusedConv2dSimdConfig(simd, fusedConv2d);
+  const forward = blas === null ? simdForward : conv2dBlasConfig(blas, simdForward);
+  const fusedForward = blas === null ? simdFused : fusedConv2dBlasConfig(blas, simdFused);
   if (dnnl === null) {
     replaceKernel("Conv2DBackpropInput", inputGrad);
     replaceKernel("Conv2D", forward);
@@ -637,12 +678,19 @@ export function registerWasmKernels(
   tf.registerKernel(movingAveragesWasmConfig());
   // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
   tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
+  if (dnnl === null && simd !== null) {
+    // Training batch-norm layers take these (kernels/norm_simd.ts), ReLU's gradient this.
+    const norm = new SimdBatchNorm(simd);
+    tf.registerKernel(batchNormTrainingConfig(norm));
+    tf.registerKernel(batchNormTrainingGradConfig(norm));
+    tf.registerKernel(reluGradWasmConfig(null, simd));
+  }
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
     tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
     tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
     // ReLU's gradient takes it (kernels/relu_grad.ts).
-    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise));
+    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise, simd));
     // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
     tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
     // tf.losses.sigmoidCrossEntropy takes them (kernels/cross_entropy.ts).

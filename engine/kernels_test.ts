@@ -130,6 +130,33 @@ const CASES: Case[] = [
   convCase("conv2d 3x3 same stride 2 on odd sizes", [2, 7, 9, 5], [3, 3, 5, 6], 2, "same"),
   convCase("conv2d 5x5 valid stride 2 on odd sizes", [3, 11, 8, 3], [5, 5, 3, 4], 2, "valid"),
   convCase("conv2d 1x3 same, one image", [1, 5, 7, 6], [1, 3, 6, 5], 1, "same"),
+  // Channels that fill no SIMD tile evenly (13 = 4 + 4 + 4 + 1 rows, 19 = 8 + 8 + 3 columns).
+  convCase("conv2d 3x3 same, 13 -> 19 channels", [2, 9, 11, 13], [3, 3, 13, 19], 1, "same"),
+  convCase("conv2d 5x3 same stride 2, 7 -> 12 channels", [3, 10, 13, 7], [5, 3, 7, 12], 2, "same"),
+  // Winograd's F(2x2, 3x3) on SIMD: 2x2 output tiles cut at odd sizes, no padding (the input
+  // gradient then pads 2), 105 tiles (two blocks of 64, across rows), and a deep layer of few
+  // pixels whose blocks run across images.
+  convCase(
+    "conv2d 3x3 valid on odd sizes, 8 -> 12 channels",
+    [2, 9, 7, 8],
+    [3, 3, 8, 12],
+    1,
+    "valid",
+  ),
+  convCase(
+    "conv2d 3x3 same, 70 pixels wide, 4 -> 4 channels",
+    [1, 5, 70, 4],
+    [3, 3, 4, 4],
+    1,
+    "same",
+  ),
+  convCase(
+    "conv2d 3x3 same, 3 images of 3x5, 64 -> 72 channels",
+    [3, 3, 5, 64],
+    [3, 3, 64, 72],
+    1,
+    "same",
+  ),
   {
     name: "conv2d 3x3 dilation 2 (forward only: tfjs has no dilated gradient)",
     run: () => [
@@ -359,7 +386,7 @@ const CASES: Case[] = [
   },
   // At least 32768 values: smaller layers keep tfjs-layers' own code. More than 16384 rows
   // (16683): oneDNN's statistics block by block (981 and 982 rows), joined in float64.
-  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5]].map((shape, index) => ({
+  ...[[2, 32, 32, 17], [4097, 8], [3, 83, 67, 5], [2, 35, 33, 16]].map((shape, index) => ({
     name: `batch norm layer in training mode on [${shape}]: output, gradients, moving statistics`,
     run: () => {
       const channels = shape[shape.length - 1]!;
@@ -827,15 +854,16 @@ const BACKENDS: {
       }
     },
   })),
-  {
-    name: "wasm without OpenBLAS",
+  ...[true, false].map((simd) => ({
+    // With SIMD: the engine's kernels (simd/kernels.c); without: the backend's XNNPACK and loops.
+    name: `wasm without OpenBLAS, ${simd ? "with" : "without"} the SIMD kernels`,
     firstMaximum: true,
     skip: () => Promise.resolve(null),
     setup: async () => {
-      const name = await setupBackend("wasm", { quiet: true, blas: false });
+      const name = await setupBackend("wasm", { quiet: true, blas: false, simd });
       assert(name === "wasm", `expected wasm, got ${name}`);
     },
-  },
+  })),
   {
     name: "webgpu",
     firstMaximum: false,
@@ -913,26 +941,32 @@ Deno.test("resizeNearestNeighbor() gradient on cpu sums each 2x2 block of every 
   tf.dispose([dy, dx, blocks]);
 });
 
-for (const library of ["OpenBLAS", "oneDNN"] as const) {
+for (const library of ["OpenBLAS", "oneDNN", "SIMD"] as const) {
   Deno.test(`conv2d() on ${library} stays correct when the wasm heap grows inside the kernel`, async () => {
-    const found = library === "OpenBLAS" ? openBlas() : openDnnl();
-    if (typeof found === "string") {
-      console.log(`skipped: ${library} ${found}`);
-      return;
+    if (library !== "SIMD") {
+      const found = library === "OpenBLAS" ? openBlas() : openDnnl();
+      if (typeof found === "string") {
+        console.log(`skipped: ${library} ${found}`);
+        return;
+      }
+      found.close();
     }
-    found.close();
-    const options = library === "OpenBLAS" ? { blas: true, dnnl: false } : { dnnl: true };
+    const options = library === "OpenBLAS"
+      ? { blas: true, dnnl: false }
+      : library === "oneDNN"
+      ? { dnnl: true }
+      : { blas: false, simd: true };
     await setupBackend("wasm", { quiet: true, ...options });
     const heap = () =>
       (tf.backend() as unknown as { wasm: { HEAPF32: Float32Array } }).wasm.HEAPF32;
     // An input of a third of the heap: its padded copy and the output grid (OpenBLAS), or
-    // the output of four times its size (oneDNN), cannot fit.
+    // the output of four times its size (oneDNN, SIMD), cannot fit.
     const floats = Math.floor(heap().length / 3);
     const width = 64;
     const channels = 8;
     const height = Math.floor(floats / (width * channels));
     const x = tf.randomUniform([1, height, width, channels], -1, 1, "float32", 7) as tf.Tensor4D;
-    const outChannels = library === "OpenBLAS" ? 4 : 32;
+    const outChannels = library === "OpenBLAS" ? 4 : 32; // SIMD: on Winograd's kernel
     const filter = tf.randomUniform(
       [3, 3, channels, outChannels],
       -1,
@@ -944,7 +978,7 @@ for (const library of ["OpenBLAS", "oneDNN"] as const) {
     const fast = tf.conv2d(x, filter, 1, "same");
     assert(heap().length > before, "the heap should have grown");
     const fastValues = await fast.data() as Float32Array;
-    await setupBackend("wasm", { quiet: true, blas: false });
+    await setupBackend("wasm", { quiet: true, blas: false, simd: false });
     const reference = tf.conv2d(x, filter, 1, "same");
     assert(relativeError(fastValues, await reference.data() as Float32Array) < 1e-5);
     tf.dispose([x, filter, fast, reference]);

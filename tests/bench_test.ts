@@ -220,3 +220,10 @@ Deno.test("bench --pytorch without PyTorch stops before training, naming the fix
       error instanceof UserError && error.message.includes("apt-get install python3-torch"),
   );
 });
+
+Deno.test("formatTable() says what ours ran on when the results say it", () => {
+  const configuration = "wasm (SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1)";
+  const table = formatTable([{ ...CONCAT, backend: configuration }]);
+  assert(table.split("\n")[0]!.startsWith("| model | ours on | seed |"), table);
+  assertEquals(cells(table)[0]!.slice(0, 3), ["concat", configuration, "0"]);
+});

@@ -170,6 +170,11 @@ export interface PyTorchResult {
 export interface BenchResult {
   /** The network. */
   model: string;
+  /**
+   * What ours ran on, from {@linkcode backendConfiguration}, e.g.
+   * `wasm (SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1)`; the table's `ours on` column.
+   */
+  backend?: string;
   /** Seed of the weights and minibatch order. */
   seed: number;
   /** Training iterations. */
@@ -353,6 +358,54 @@ export function loadAverage(): number {
   }
 }
 
+/** The environment variables that choose what the engine runs on. */
+const ENGINE_SWITCHES = [
+  "SEGMENT_NO_DNNL",
+  "SEGMENT_NO_BLAS",
+  "SEGMENT_NO_SIMD",
+  "SEGMENT_THREADS",
+  "SEGMENT_BLAS_THREADS",
+  "OMP_NUM_THREADS",
+];
+
+/**
+ * The configuration ours ran on, for the table: the backend as
+ * `setupBackend` named it, and the engine's switches set in the environment
+ * (`SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1` gives the pure wasm path, on the
+ * engine's SIMD kernels unless `SEGMENT_NO_SIMD=1`).
+ *
+ * @param backend The backend's label, e.g. `wasm` or `wasm+onednn`.
+ * @param env Reads an environment variable (default `Deno.env.get`, `undefined` without permission).
+ * @returns E.g. `wasm (SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1)`, or the label alone.
+ *
+ * @example
+ * ```ts
+ * import { backendConfiguration } from "./bench.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const env = { SEGMENT_NO_DNNL: "1", SEGMENT_NO_BLAS: "1" } as Record<string, string>;
+ * assertEquals(backendConfiguration("wasm", (name) => env[name]), "wasm (SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1)");
+ * assertEquals(backendConfiguration("wasm+onednn", () => undefined), "wasm+onednn");
+ * ```
+ */
+export function backendConfiguration(
+  backend: string,
+  env: (name: string) => string | undefined = readEnv,
+): string {
+  const set = ENGINE_SWITCHES.flatMap((name) => {
+    const value = env(name);
+    return value === undefined || value === "" ? [] : [`${name}=${value}`];
+  });
+  return set.length === 0 ? backend : `${backend} (${set.join(" ")})`;
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `median (min-max)` of a timing, one decimal. */
 function timingCell(timing: WindowStats): string {
   return `${timing.median.toFixed(1)} (${timing.min.toFixed(1)}-${timing.max.toFixed(1)})`;
@@ -382,8 +435,10 @@ function timingCell(timing: WindowStats): string {
  * ```
  */
 export function formatTable(results: BenchResult[]): string {
+  const configured = results.some((result) => result.backend !== undefined);
   const header = [
     "model",
+    ...(configured ? ["ours on"] : []),
     "seed",
     "size",
     "batch",
@@ -409,6 +464,7 @@ export function formatTable(results: BenchResult[]): string {
     const single = group.length === 1;
     return [
       label,
+      ...(configured ? [first.backend ?? "-"] : []),
       seed,
       String(first.size),
       String(first.batch),
@@ -504,7 +560,15 @@ export async function run(args: string[]): Promise<BenchReport> {
     try {
       for (const seed of seeds) {
         report.results.push(
-          await benchOne(name, seed, train, test, { ...flags, ...settings }, python?.python),
+          await benchOne(
+            name,
+            seed,
+            train,
+            test,
+            { ...flags, ...settings },
+            python?.python,
+            backendConfiguration(detail),
+          ),
         );
       }
     } finally {
@@ -540,6 +604,7 @@ async function benchOne(
   test: Split,
   flags: Flags,
   python: string | undefined,
+  configuration: string,
 ): Promise<BenchResult> {
   const model = buildModel(name, { size: flags.size, seed });
   const initial = flags.pytorch && flags.shareWeights ? pytorchLayers(model) : undefined;
@@ -581,6 +646,7 @@ async function benchOne(
     );
     result = {
       model: name,
+      backend: configuration,
       seed,
       iters: flags.iters,
       batch: flags.batchSize,

@@ -26,6 +26,12 @@
 import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import type { DnnlBatchNorm } from "./norm_dnnl.ts";
+
+/**
+ * A training batch norm the kernels run on: oneDNN's ({@linkcode DnnlBatchNorm})
+ * or the SIMD kernels' (`norm_simd.ts`).
+ */
+export type TrainingBatchNorm = Pick<DnnlBatchNorm, "training" | "backward" | "reluWorkspaceBytes">;
 import { markReluApplied, reluFollows } from "./relu_fusion.ts";
 import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
@@ -46,7 +52,7 @@ export const BATCH_NORM_TRAINING_GRAD = "SegmentBatchNormTrainingGrad";
  * The batch norm of the registered kernels, asked whether a shape can fuse
  * its ReLU before a layer takes that path.
  */
-let registeredNorm: DnnlBatchNorm | null = null;
+let registeredNorm: TrainingBatchNorm | null = null;
 
 /**
  * Values from which a layer takes the fused kernel (128 KB). Smaller layers
@@ -119,9 +125,9 @@ function rowsAndChannels(shape: readonly number[]): [number, number] {
 }
 
 /**
- * The training batch norm kernel for the wasm backend on oneDNN.
+ * The training batch norm kernel for the wasm backend on oneDNN or on the SIMD kernels.
  *
- * @param norm oneDNN's batch normalization.
+ * @param norm oneDNN's batch normalization, or the SIMD kernels'.
  * @returns The kernel config to register.
  *
  * @example
@@ -131,7 +137,7 @@ function rowsAndChannels(shape: readonly number[]): [number, number] {
  * assertEquals(batchNormTrainingConfig({} as never).kernelName, "SegmentBatchNormTraining");
  * ```
  */
-export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
+export function batchNormTrainingConfig(norm: TrainingBatchNorm): KernelConfig {
   registeredNorm = norm;
   return {
     kernelName: BATCH_NORM_TRAINING,
@@ -143,7 +149,7 @@ export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
       const [rows, channels] = rowsAndChannels(x!.shape);
       const bytes = fuseRelu ? norm.reluWorkspaceBytes(rows, channels, varianceEpsilon) : 0;
       if (bytes === null) {
-        throw new Error(`oneDNN cannot fuse a ReLU into a batch norm of shape [${x!.shape}]`);
+        throw new Error(`Cannot fuse a ReLU into a batch norm of shape [${x!.shape}]`);
       }
       const y = wasm.makeOutput(x!.shape, "float32");
       const mean = wasm.makeOutput([channels], "float32");
@@ -158,16 +164,17 @@ export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
         variance: heapOffset(wasm, variance),
         ...(workspace === null ? {} : { workspace: heapOffset(wasm, workspace) }),
       }, varianceEpsilon);
-      if (!ran) throw new Error(`oneDNN cannot run a training batch norm of shape [${x!.shape}]`);
+      if (!ran) throw new Error(`Cannot run a training batch norm of shape [${x!.shape}]`);
       return workspace === null ? [y, mean, variance] : [y, mean, variance, workspace];
     },
   };
 }
 
 /**
- * The kernel of the training batch norm's gradient for the wasm backend on oneDNN.
+ * The kernel of the training batch norm's gradient for the wasm backend on oneDNN or on
+ * the SIMD kernels.
  *
- * @param norm oneDNN's batch normalization.
+ * @param norm oneDNN's batch normalization, or the SIMD kernels'.
  * @returns The kernel config to register.
  *
  * @example
@@ -177,7 +184,7 @@ export function batchNormTrainingConfig(norm: DnnlBatchNorm): KernelConfig {
  * assertEquals(batchNormTrainingGradConfig({} as never).kernelName, "SegmentBatchNormTrainingGrad");
  * ```
  */
-export function batchNormTrainingGradConfig(norm: DnnlBatchNorm): KernelConfig {
+export function batchNormTrainingGradConfig(norm: TrainingBatchNorm): KernelConfig {
   return {
     kernelName: BATCH_NORM_TRAINING_GRAD,
     backendName: "wasm",
@@ -203,7 +210,7 @@ export function batchNormTrainingGradConfig(norm: DnnlBatchNorm): KernelConfig {
         doffset: heapOffset(wasm, doffset),
         ...(workspace === undefined ? {} : { workspace: heapOffset(wasm, workspace) }),
       }, (attrs as unknown as Attrs).varianceEpsilon);
-      if (!ran) throw new Error(`oneDNN cannot run a batch norm gradient of shape [${x!.shape}]`);
+      if (!ran) throw new Error(`Cannot run a batch norm gradient of shape [${x!.shape}]`);
       return [dx, dscale, doffset];
     },
   };

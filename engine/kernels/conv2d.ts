@@ -1,8 +1,9 @@
 /**
  * `Conv2D` for the wasm backend: on oneDNN (any NHWC convolution), else on
  * OpenBLAS (stride 1 with any padding, and kernel-equals-stride convolutions,
- * as matrix products on both cores); every other convolution goes to the
- * backend's own kernel.
+ * as matrix products on both cores), else on the engine's WebAssembly SIMD
+ * kernels (any NHWC float convolution); the rest goes to the backend's own
+ * kernel.
  *
  * @module
  */
@@ -11,6 +12,8 @@ import type { Conv2DAttrs } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convForward, geometryOf } from "./conv_blas.ts";
 import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import { simdConvForward, simdRuns } from "./conv_simd.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   disposeInfo,
@@ -40,7 +43,8 @@ export function conv2dBlasConfig(blas: Blas, original: KernelConfig): KernelOver
   return {
     kernelName: "Conv2D",
     backendName: "wasm",
-    original,
+    // The root kernel, when the fallback is itself an override (the SIMD one).
+    original: (original as KernelOverride).original ?? original,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
@@ -127,6 +131,65 @@ export function conv2dDnnlConfig(
         disposeInfo(wasm, out);
       }
       return callKernel(fallback, wasm, { x, filter }, attrs ?? {});
+    },
+  };
+}
+
+/**
+ * The `Conv2D` kernel of the wasm backend on the engine's WebAssembly SIMD
+ * kernels ({@linkcode simdConvForward}): any NHWC float convolution.
+ *
+ * @param simd The SIMD kernels on the backend's heap.
+ * @param original The backend's own `Conv2D`, for other layouts and types.
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { conv2dSimdConfig } from "./conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * import type { KernelConfig } from "@tensorflow/tfjs-core";
+ * const original = { kernelName: "Conv2D", backendName: "wasm", kernelFunc: () => [] };
+ * const config = conv2dSimdConfig({} as never, original as unknown as KernelConfig);
+ * assertEquals(config.kernelName, "Conv2D");
+ * ```
+ */
+export function conv2dSimdConfig(simd: SimdKernels, original: KernelConfig): KernelOverride {
+  return {
+    kernelName: "Conv2D",
+    backendName: "wasm",
+    original,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
+      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
+        attrs as unknown as Conv2DAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x.shape as [number, number, number, number],
+        filter.shape as [number, number, number, number],
+        strides,
+        dilations,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      if (!simdRuns(info) || x.dtype !== "float32") {
+        return callKernel(original, wasm, { x, filter }, attrs ?? {});
+      }
+      const out = wasm.makeOutput(info.outShape, "float32");
+      simdConvForward(
+        wasm,
+        simd,
+        info,
+        {
+          x: heapOffset(wasm, x),
+          w: heapOffset(wasm, filter),
+          y: heapOffset(wasm, out),
+        },
+        null,
+        false,
+      );
+      return out;
     },
   };
 }

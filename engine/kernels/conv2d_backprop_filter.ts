@@ -2,8 +2,9 @@
  * `Conv2DBackpropFilter` for the wasm backend, which has none: the gradient
  * of a convolution's weights.
  *
- * With OpenBLAS it is {@linkcode convFilterGrad}. Without, it is the wasm
- * backend's own `Conv2D` on transposed tensors: with `x` as `[cin, h, w,
+ * With OpenBLAS it is {@linkcode convFilterGrad}; else, on the engine's
+ * WebAssembly SIMD kernels, {@linkcode simdConvFilterGrad}. Without either,
+ * it is the wasm backend's own `Conv2D` on transposed tensors: with `x` as `[cin, h, w,
  * batch]` (cin images of batch channels) and `dy` as the filter `[oh, ow,
  * batch, cout]` dilated by the stride,
  * `dw[ky, kx, ci, co] = sum x[n, ky + s*y - pt, kx + s*x - pl, ci] * dy[n, y, x, co]`
@@ -20,6 +21,8 @@ import {
 import type { Blas } from "../blas.ts";
 import { convFilterGrad, geometryOf } from "./conv_blas.ts";
 import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import { simdConvFilterGrad, simdRuns } from "./conv_simd.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   disposeInfo,
@@ -45,6 +48,7 @@ export interface WasmConvParts {
  *
  * @param blas OpenBLAS, or `null` for the pure wasm path.
  * @param parts The backend's own kernels this one is built from.
+ * @param simd The engine's SIMD kernels, or `null` (then what OpenBLAS declines runs on `parts`).
  * @returns The kernel config to register.
  *
  * @example
@@ -58,6 +62,7 @@ export interface WasmConvParts {
 export function conv2dBackpropFilterConfig(
   blas: Blas | null,
   parts: WasmConvParts,
+  simd: SimdKernels | null = null,
 ): KernelOverride {
   return {
     kernelName: "Conv2DBackpropFilter",
@@ -90,6 +95,15 @@ export function conv2dBackpropFilterConfig(
           heapOffset(wasm, dy),
           heapOffset(wasm, dw),
         );
+        return dw;
+      }
+      if (simd !== null && simdRuns(info) && x.dtype === "float32") {
+        const dw = wasm.makeOutput(filterShape, "float32");
+        simdConvFilterGrad(wasm, simd, info, {
+          x: heapOffset(wasm, x),
+          y: heapOffset(wasm, dy),
+          w: heapOffset(wasm, dw),
+        });
         return dw;
       }
       return filterGradByConv(wasm, parts, x, dy, info);

@@ -2,7 +2,8 @@
  * `Conv2DBackpropInput` for the wasm backend: the gradient of a
  * convolution's input, which is also the transposed convolution.
  *
- * With OpenBLAS it is {@linkcode convInputGrad}. Without, a stride-1
+ * With OpenBLAS it is {@linkcode convInputGrad}; else, on the engine's
+ * WebAssembly SIMD kernels, {@linkcode simdConvInputGrad}. Without either, a stride-1
  * gradient is the wasm backend's own (fast) `Conv2D` of `dy` with the
  * flipped, in/out-swapped filter and padding `kernel - 1 - pad`; other
  * strides use the backend's own `Conv2DBackpropInput`.
@@ -19,6 +20,8 @@ import type { Blas } from "../blas.ts";
 import { convInputGrad, geometryOf } from "./conv_blas.ts";
 import type { WasmConvParts } from "./conv2d_backprop_filter.ts";
 import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import { simdConvInputGrad, simdRuns } from "./conv_simd.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   disposeInfo,
@@ -33,6 +36,7 @@ import {
  * @param blas OpenBLAS, or `null` for the pure wasm path.
  * @param parts The backend's own kernels this one is built from.
  * @param original The backend's own `Conv2DBackpropInput`, for strides above 1 without BLAS.
+ * @param simd The engine's SIMD kernels, or `null` (then what OpenBLAS declines runs on `parts`).
  * @returns The kernel config to register.
  *
  * @example
@@ -47,6 +51,7 @@ export function conv2dBackpropInputConfig(
   blas: Blas | null,
   parts: WasmConvParts,
   original: KernelConfig,
+  simd: SimdKernels | null = null,
 ): KernelOverride {
   return {
     kernelName: "Conv2DBackpropInput",
@@ -78,6 +83,15 @@ export function conv2dBackpropInputConfig(
           heapOffset(wasm, filter),
           heapOffset(wasm, dx),
         );
+        return dx;
+      }
+      if (simd !== null && simdRuns(info) && dy.dtype === "float32") {
+        const dx = wasm.makeOutput(inputShape, "float32");
+        simdConvInputGrad(wasm, simd, info, {
+          x: heapOffset(wasm, dx),
+          y: heapOffset(wasm, dy),
+          w: heapOffset(wasm, filter),
+        });
         return dx;
       }
       if (geometry !== null && geometry.stride === 1) {

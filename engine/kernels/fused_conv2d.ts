@@ -1,9 +1,11 @@
 /**
  * `FusedConv2D` (convolution + bias + activation) for the wasm backend, on
- * oneDNN (bias and activation fused into the convolution) or on OpenBLAS (the
+ * oneDNN (bias and activation fused into the convolution), on OpenBLAS (the
  * convolution is {@linkcode convForward}; bias and activation are applied as
- * its rows are written). Unsupported cases (PReLU, and on OpenBLAS dilation
- * and other strides) go to the backend's own kernel.
+ * its rows are written) or on the engine's WebAssembly SIMD kernels (bias and
+ * ReLU applied as each output row is finished). Unsupported cases (PReLU,
+ * other activations on SIMD, and on OpenBLAS dilation and other strides) go
+ * to the backend's own kernel.
  *
  * @module
  */
@@ -12,6 +14,8 @@ import type { FusedConv2DAttrs } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convForward, geometryOf } from "./conv_blas.ts";
 import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import { simdConvForward, simdRuns } from "./conv_simd.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   disposeInfo,
@@ -43,7 +47,8 @@ export function fusedConv2dBlasConfig(blas: Blas, original: KernelConfig): Kerne
   return {
     kernelName: "FusedConv2D",
     backendName: "wasm",
-    original,
+    // The root kernel, when the fallback is itself an override (the SIMD one).
+    original: (original as KernelOverride).original ?? original,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, filter, bias, preluActivationWeights } = inputs as Record<
@@ -152,6 +157,71 @@ export function fusedConv2dDnnlConfig(
         disposeInfo(wasm, out);
       }
       return callKernel(fallback, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
+    },
+  };
+}
+
+/**
+ * The `FusedConv2D` kernel of the wasm backend on the engine's WebAssembly
+ * SIMD kernels ({@linkcode simdConvForward}): NHWC float convolutions with no
+ * activation or a ReLU, and a bias per output channel or none.
+ *
+ * @param simd The SIMD kernels on the backend's heap.
+ * @param fallback The kernel for the rest (other activations, PReLU, a broadcast bias).
+ * @returns The kernel config to register.
+ *
+ * @example
+ * ```ts
+ * import { fusedConv2dSimdConfig } from "./fused_conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * import type { KernelConfig } from "@tensorflow/tfjs-core";
+ * const fallback = { kernelName: "FusedConv2D", backendName: "wasm", kernelFunc: () => [] };
+ * const config = fusedConv2dSimdConfig({} as never, fallback as unknown as KernelConfig);
+ * assertEquals(config.kernelName, "FusedConv2D");
+ * ```
+ */
+export function fusedConv2dSimdConfig(simd: SimdKernels, fallback: KernelConfig): KernelOverride {
+  return {
+    kernelName: "FusedConv2D",
+    backendName: "wasm",
+    original: (fallback as KernelOverride).original ?? fallback,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as WasmBackend;
+      const { x, filter, bias, preluActivationWeights } = inputs as Record<
+        string,
+        TensorInfo | undefined
+      >;
+      const fusedAttrs = attrs as unknown as FusedConv2DAttrs;
+      const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = fusedAttrs;
+      const info = backend_util.computeConv2DInfo(
+        x!.shape as [number, number, number, number],
+        filter!.shape as [number, number, number, number],
+        strides,
+        dilations,
+        pad,
+        dimRoundingMode,
+        false,
+        backend_util.convertConv2DDataFormat(dataFormat),
+      );
+      const biasOk = bias == null ||
+        (bias.shape.length === 1 && bias.shape[0] === info.outChannels &&
+          bias.dtype === "float32");
+      if (
+        !simdRuns(info) || x!.dtype !== "float32" || preluActivationWeights != null || !biasOk ||
+        (activation !== "linear" && activation !== "relu")
+      ) {
+        return callKernel(fallback, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
+      }
+      const out = wasm.makeOutput(info.outShape, "float32");
+      simdConvForward(
+        wasm,
+        simd,
+        info,
+        { x: heapOffset(wasm, x!), w: heapOffset(wasm, filter!), y: heapOffset(wasm, out) },
+        bias == null ? null : heapOffset(wasm, bias),
+        activation === "relu",
+      );
+      return out;
     },
   };
 }

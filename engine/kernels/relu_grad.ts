@@ -1,6 +1,6 @@
 /**
  * The gradient of `Relu` as one kernel, `dx = x > 0 ? dy : 0`, where the
- * active backend has it (the wasm backend with oneDNN), instead of
+ * active backend has it (the wasm backend with oneDNN, or on the SIMD kernels), instead of
  * TensorFlow.js's three (`Step`, `Cast`, `Multiply`: two passes over the
  * activations and a temporary the size of the layer). Every conv block of
  * every exercise has a ReLU; on bin's six 4x64x64x32 layers the three kernels
@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { GradConfig, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL } from "../dnnl.ts";
 import { type DnnlEltwise, MIN_DNNL_ELTWISE_ELEMENTS } from "./eltwise_dnnl.ts";
+import type { SimdKernels } from "./simd.ts";
 import { heapFloats, heapOffset, type WasmBackend } from "./wasm_heap.ts";
 
 /** The kernel: inputs `dy` and `x` (the ReLU's input), output `dx`, all float32 of one shape. */
@@ -54,9 +55,11 @@ export const reluGrad: GradConfig = {
 
 /**
  * {@linkcode RELU_GRAD} for the wasm backend: oneDNN from
- * {@linkcode MIN_DNNL_ELTWISE_ELEMENTS} elements, a loop over the heap below.
+ * {@linkcode MIN_DNNL_ELTWISE_ELEMENTS} elements, else the SIMD kernel
+ * (`relu_grad` in simd/kernels.c), else a loop over the heap.
  *
- * @param eltwise oneDNN's element-wise primitives.
+ * @param eltwise oneDNN's element-wise primitives, or `null` (pure wasm).
+ * @param simd The engine's SIMD kernels, or `null`.
  * @returns The kernel config to register.
  *
  * @example
@@ -66,7 +69,10 @@ export const reluGrad: GradConfig = {
  * assertEquals(reluGradWasmConfig({} as never).kernelName, "SegmentReluGrad");
  * ```
  */
-export function reluGradWasmConfig(eltwise: DnnlEltwise): KernelConfig {
+export function reluGradWasmConfig(
+  eltwise: DnnlEltwise | null,
+  simd: SimdKernels | null = null,
+): KernelConfig {
   return {
     kernelName: RELU_GRAD,
     backendName: "wasm",
@@ -81,9 +87,13 @@ export function reluGradWasmConfig(eltwise: DnnlEltwise): KernelConfig {
         dx: heapOffset(wasm, dx),
       };
       if (
-        length >= MIN_DNNL_ELTWISE_ELEMENTS &&
+        eltwise !== null && length >= MIN_DNNL_ELTWISE_ELEMENTS &&
         eltwise.backward(wasm, DNNL.eltwiseRelu, length, offsets)
       ) return dx;
+      if (simd !== null) {
+        simd.exports.relu_grad(offsets.dy, offsets.x, offsets.dx, length);
+        return dx;
+      }
       const heap = heapFloats(wasm);
       const [dyStart, xStart, dxStart] = [offsets.dy / 4, offsets.x / 4, offsets.dx / 4];
       for (let i = 0; i < length; i++) {

@@ -19,6 +19,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   heapAlloc,
@@ -104,7 +105,9 @@ export function sumRows(
  *
  * @param kernelName `"Sum"` or `"Mean"`.
  * @param original The backend's own kernel, for other reductions.
- * @param blas OpenBLAS for the sums, or `null` for a JavaScript loop.
+ * @param blas OpenBLAS for the sums, or `null` for the SIMD kernel or a JavaScript loop.
+ * @param simd The engine's SIMD kernels (`column_sums`: blocks of 64 rows in float32, added in
+ *   float64), used without OpenBLAS; `null` for a JavaScript loop in float64.
  * @returns The kernel config to register.
  *
  * @example
@@ -118,6 +121,7 @@ export function leadingReductionConfig(
   kernelName: "Sum" | "Mean",
   original: KernelConfig,
   blas: Blas | null,
+  simd: SimdKernels | null = null,
 ): KernelOverride {
   return {
     kernelName,
@@ -147,6 +151,19 @@ export function leadingReductionConfig(
           out: heapOffset(wasm, out),
           scale,
         });
+        return out;
+      }
+      if (simd !== null) {
+        const wide = heapAlloc(wasm, 2 * cols);
+        simd.exports.column_sums(
+          heapOffset(wasm, x),
+          rows,
+          cols,
+          heapOffset(wasm, out),
+          scale,
+          wide,
+        );
+        heapFree(wasm, wide);
         return out;
       }
       const heap = heapFloats(wasm);

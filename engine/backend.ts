@@ -183,19 +183,7 @@ export async function setupBackend(
       `Unknown backend "${name}": use one of ${BACKEND_NAMES.join(", ")}`,
     );
   }
-  tf.registerGradient(fusedBatchNormGradConfig);
-  tf.registerGradient(meanGradConfig);
-  tf.registerGradient(batchNormTrainingGrad);
-  tf.registerGradient(reluGrad);
-  tf.registerGradient(maxPoolMaskGrad);
-  for (const grad of crossEntropyGrads) tf.registerGradient(grad);
-  useFusedTrainingBatchNorm();
-  useReluFusion();
-  useLightSavedTensors();
-  useFusedCrossEntropy();
-  useFusedMomentum();
-  tf.registerGradient(fusedConv2dGrad);
-  useDirectConvLayers();
+  registerTrainingGraph();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
@@ -219,6 +207,38 @@ export async function setupBackend(
     skipped.push(`${candidate} (${attempt.reason})`);
   }
   throw new BackendError(`No backend works: ${skipped.join(", ")}`);
+}
+
+/**
+ * Registers what every backend trains with: this project's gradients and the
+ * training forms of the layers (one batch-norm kernel, fused ReLU, lighter
+ * saved tensors, the fused cross-entropy and momentum, direct conv layers).
+ * Needs no Deno API: the page's training worker calls it through
+ * `browser.ts`.
+ *
+ * @example
+ * ```ts
+ * import { registerTrainingGraph } from "./backend.ts";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assert } from "./assert.ts";
+ * registerTrainingGraph();
+ * assert(tf.getGradient("FusedBatchNorm") !== undefined);
+ * ```
+ */
+export function registerTrainingGraph(): void {
+  tf.registerGradient(fusedBatchNormGradConfig);
+  tf.registerGradient(meanGradConfig);
+  tf.registerGradient(batchNormTrainingGrad);
+  tf.registerGradient(reluGrad);
+  tf.registerGradient(maxPoolMaskGrad);
+  for (const grad of crossEntropyGrads) tf.registerGradient(grad);
+  useFusedTrainingBatchNorm();
+  useReluFusion();
+  useLightSavedTensors();
+  useFusedCrossEntropy();
+  useFusedMomentum();
+  tf.registerGradient(fusedConv2dGrad);
+  useDirectConvLayers();
 }
 
 /**

@@ -18,8 +18,16 @@
  * @module
  */
 
-import os from "node:os";
-import process from "node:process";
+/**
+ * Node's `process` as Deno gives it globally. Reached through the global, not
+ * `import "node:os"`, so that this module, which oneDNN's kernels import, also
+ * loads in a browser (the page's training worker bundles the engine's wasm
+ * kernels; there the counters are never read).
+ */
+interface NodeProcess {
+  cpuUsage(): { user: number; system: number };
+  getBuiltinModule(name: "node:os"): { cpus(): { times: CoreTimes }[] };
+}
 
 /** Counters read at one moment, in milliseconds. */
 export interface CpuCounters {
@@ -90,7 +98,9 @@ export function readCpuCounters(): CpuCounters | null {
   try {
     // Asked first: os.cpus() without the permission would prompt in a terminal.
     if (Deno.permissions.querySync({ name: "sys", kind: "cpus" }).state !== "granted") return null;
-    const cores = os.cpus().map((cpu) => cpu.times);
+    const process = (globalThis as { process?: NodeProcess }).process;
+    if (!process) return null;
+    const cores = process.getBuiltinModule("node:os").cpus().map((cpu) => cpu.times);
     return cores.length === 0 ? null : cpuCounters(cores, process.cpuUsage());
   } catch {
     return null;

@@ -10,13 +10,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { BINARY_NAMES } from "../lib/classes.js";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { DATA_FLAGS } from "../lib/flag_defs.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
-import { showDataset } from "../lib/test_figures.ts";
 
 const NEXT = "deno task bin_loss  (train a network to predict these masks)";
 
@@ -75,12 +72,19 @@ export function paintBinary(classMap: tf.Tensor2D): tf.Tensor3D {
  * @returns A promise that resolves when every figure is written.
  */
 export async function run(args: string[]): Promise<void> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, DATA_FLAGS, {
     usage: "deno task bin_dataset [flags]",
     summary: "Loads the training photos, binarizes their masks (1 newt, 0 background) " +
       "and writes a figure per photo.",
   });
   tf.enableProdMode();
+  // The files and the figures, imported here: the page imports the lesson alone
+  const [{ resolveDataDir }, { loadSplit }, { showDataset }] = await Promise.all([
+    import("../lib/data_dir.ts"),
+    import("../lib/dataset.ts"),
+    import("../lib/test_figures.ts"),
+  ]);
   const dataDir = await resolveDataDir(flags.data);
   // Data: each mask binarized as it is read
   const data = await loadSplit(dataDir, "train", { mode: BINARY, size: flags.size, flips: false });

@@ -13,10 +13,8 @@ import * as tf from "@tensorflow/tfjs";
 import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
 import { runMain } from "../lib/errors.ts";
 import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
-import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
-import { trainThenTest } from "../lib/train_then_test.ts";
 import { BINARY, paintBinary } from "./bin_dataset.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
@@ -85,6 +83,7 @@ export function binLoss(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
  * @returns The trained model (the caller disposes it) and the training run.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, withDefaults(EXERCISE_FLAGS, PROTOCOL), {
     usage: "deno task bin_loss [flags]",
     summary: "Train the binarization network (6 x conv-ReLU-BN, sigmoid, binary cross-entropy).",
@@ -92,6 +91,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   // Data: each training photo four times (as is and flipped), masks binarized.
   // Train Mynet on binLoss (or --loss ce+dice), taken on the logits: training runs Mynet
   // without its final sigmoid. Save the checkpoint, the loss curve and the progress figure.
+  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
   return await trainThenTest(flags, {
     name: "bin_loss",
     network: "bin",

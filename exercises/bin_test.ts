@@ -8,13 +8,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
-import { type FlagDefs, parseFlags } from "../lib/flags.ts";
-import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
-import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
+import type { FlagDefs } from "../lib/flag_defs.ts";
+import type { TestedRun } from "../lib/test_figures.ts";
 import { BINARY, paintBinary } from "./bin_dataset.ts";
 import { Mynet } from "./bin_loss.ts";
 
@@ -64,10 +61,19 @@ export function threshold(probabilities: tf.Tensor4D, level = 0.5): tf.Tensor3D 
  * @returns The metrics and the figure paths.
  */
 export async function run(args: string[]): Promise<TestedRun> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, FLAGS, {
     usage: "deno task bin_test [flags]",
     summary: "Test the binarization network trained by `deno task bin_loss`: figures and IoU.",
   });
+  // The backend, the files and the figures, imported here: the page imports the lesson alone
+  const [{ setupBackend }, { resolveDataDir }, { testAndShow }, { loadTrained, trainCommand }] =
+    await Promise.all([
+      import("../engine/mod.ts"),
+      import("../lib/data_dir.ts"),
+      import("../lib/test_figures.ts"),
+      import("../lib/train_and_save.ts"),
+    ]);
   await setupBackend(flags.backend);
   const command = trainCommand("bin_loss", flags.checkpoint); // named in messages
   const dataDir = await resolveDataDir(flags.data);

@@ -21,10 +21,8 @@ import {
 } from "../lib/blocks.ts";
 import { runMain } from "../lib/errors.ts";
 import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
-import { parseFlags } from "../lib/flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
-import { trainThenTest } from "../lib/train_then_test.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { semasegLoss } from "./semaseg_loss.ts";
 import { argmaxClasses } from "./semaseg_test.ts";
@@ -88,6 +86,7 @@ export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, withDefaults(TRAIN_TEST_FLAGS, PROTOCOL), {
     usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test an encoder-decoder with a skip connection (concatenation).",
@@ -95,6 +94,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   // Data: each training photo four times (as is and flipped), masks as class indices.
   // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
   // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
+  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
   return await trainThenTest(flags, {
     name: EXERCISE,
     build: Mynet,

@@ -10,13 +10,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { CLASS_COLORS, CLASS_NAMES } from "../lib/classes.js";
-import { resolveDataDir } from "../lib/data_dir.ts";
-import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep } from "../lib/exercise_flags.ts";
-import { DATA_FLAGS, parseFlags } from "../lib/flags.ts";
+import { DATA_FLAGS } from "../lib/flag_defs.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
-import { showDataset } from "../lib/test_figures.ts";
 
 const NEXT = "deno task semaseg_loss  (train a network to predict these class maps)";
 
@@ -93,12 +90,19 @@ export function paintClasses(classMap: tf.Tensor2D): tf.Tensor3D {
  * @returns A promise that resolves when every figure is written.
  */
 export async function run(args: string[]): Promise<void> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, DATA_FLAGS, {
     usage: "deno task semaseg_dataset [flags]",
     summary: "Loads the training photos, maps their masks to class indices " +
       "(0 background, 1 akahara, 2 madara) and writes a figure per photo.",
   });
   tf.enableProdMode();
+  // The files and the figures, imported here: the page imports the lesson alone
+  const [{ resolveDataDir }, { loadSplit }, { showDataset }] = await Promise.all([
+    import("../lib/data_dir.ts"),
+    import("../lib/dataset.ts"),
+    import("../lib/test_figures.ts"),
+  ]);
   const dataDir = await resolveDataDir(flags.data);
   // Data: each mask colour mapped to its class as it is read
   const data = await loadSplit(dataDir, "train", { mode: CLASSES, size: flags.size, flips: false });

@@ -9,13 +9,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setupBackend } from "../engine/mod.ts";
-import { resolveDataDir } from "../lib/data_dir.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
-import { parseFlags } from "../lib/flags.ts";
-import { testAndShow, type TestedRun } from "../lib/test_figures.ts";
-import { loadTrained, trainCommand } from "../lib/train_and_save.ts";
+import type { TestedRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { Mynet } from "./semaseg_loss.ts";
 
@@ -50,10 +46,19 @@ export function argmaxClasses(probabilities: tf.Tensor4D): tf.Tensor3D {
  * @returns The metrics and the figure paths.
  */
 export async function run(args: string[]): Promise<TestedRun> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const flags = parseFlags(args, TEST_FLAGS, {
     usage: "deno task semaseg_test [flags]",
     summary: "Test the segmentation network trained by `deno task semaseg_loss`: figures and mIoU.",
   });
+  // The backend, the files and the figures, imported here: the page imports the lesson alone
+  const [{ setupBackend }, { resolveDataDir }, { testAndShow }, { loadTrained, trainCommand }] =
+    await Promise.all([
+      import("../engine/mod.ts"),
+      import("../lib/data_dir.ts"),
+      import("../lib/test_figures.ts"),
+      import("../lib/train_and_save.ts"),
+    ]);
   await setupBackend(flags.backend);
   const command = trainCommand("semaseg_loss", flags.checkpoint); // named in messages
   const dataDir = await resolveDataDir(flags.data);

@@ -25,11 +25,10 @@ import {
 } from "../lib/blocks.ts";
 import { runMain } from "../lib/errors.ts";
 import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
-import { type FlagDefs, parseFlags } from "../lib/flags.ts";
+import type { FlagDefs } from "../lib/flag_defs.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import { applyRecipe, RECIPE_NAMES } from "../lib/recipes.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
-import { trainThenTest } from "../lib/train_then_test.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { semasegLoss } from "./semaseg_loss.ts";
 import { argmaxClasses } from "./semaseg_test.ts";
@@ -115,6 +114,7 @@ const FLAGS = {
  * @returns The model (the caller disposes it), the training run and the test metrics.
  */
 export async function run(args: string[]): Promise<TrainTestRun> {
+  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
   const parsed = parseFlags(args, FLAGS, {
     usage: `deno task ${EXERCISE} [flags]`,
     summary: "Train and test the UNet-like network (padding same, 16 to 256 filters).",
@@ -125,6 +125,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   // Data: the four flips of the original answers, or the recipe's random crops.
   // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
   // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
+  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
   return await trainThenTest({ ...parsed, ...settings }, {
     name: EXERCISE,
     build: Mynet,

@@ -9,7 +9,8 @@ import { imoriFiles } from "./download.ts";
 import { UserError } from "./errors.ts";
 import { fileURLToPath } from "node:url";
 import { dirname, join, relative } from "./path.ts";
-import { SYNTHETIC_VERSION, writeSyntheticDataset } from "./synthetic_newts.ts";
+import { writeSyntheticDataset } from "./synthetic_files.ts";
+import { SYNTHETIC_VERSION } from "./synthetic_newts.ts";
 
 /** Where {@linkcode resolveDataDir} looks and what it says. */
 export interface ResolveDataDirOptions {

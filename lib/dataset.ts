@@ -15,13 +15,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { isDirectory } from "./data_dir.ts";
 import { UserError } from "./errors.ts";
-import { decodeImage, resizeBilinear, resizeNearest } from "./image_io.ts";
-import { type MaskMode, maskToClasses } from "./mask_classes.ts";
+import { type Dataset, DatasetAssembler } from "./dataset_pixels.ts";
+import { decodeImage } from "./image_io.ts";
+import type { MaskMode } from "./mask_classes.ts";
 import { noteInputs } from "./output_files.ts";
 import { basename, dirname, extname, join } from "./path.ts";
 import { isPhotoName, PHOTO_FORMATS } from "./photo_formats.ts";
+import type { RecipeSettings } from "./recipes.ts";
 
 export type { MaskMode } from "./mask_classes.ts";
+export type { Dataset } from "./dataset_pixels.ts";
 
 /** Which part of the dataset to load, and how. */
 export interface LoadDatasetOptions {
@@ -36,24 +39,6 @@ export interface LoadDatasetOptions {
   /** Called with a warning, such as a class with no pixel in the split.
    * @default {prints `warning: <message>` on stderr} */
   onWarning?: (message: string) => void;
-}
-
-/** A loaded split: photos, masks and names, in the same order. */
-export interface Dataset {
-  /** Photos, shape [n, size, size, 3], float32 in [0, 1]. */
-  images: tf.Tensor4D;
-  /** Class index per pixel, shape [n, size, size], int32. */
-  masks: tf.Tensor3D;
-  /** File stem per photo, e.g. "akahara_0011"; flipped copies end in "_lr", "_ud", "_lrud". */
-  names: string[];
-  /**
-   * The class folder of each photo, e.g. "akahara", in the order of `names`: with the name,
-   * what tells apart two photos of the same name in two class folders (figures are written
-   * under `<out>/<class folder>/`). Absent for data that comes from no folder.
-   */
-  folders?: string[];
-  /** Class names by index: ["background", "akahara", "madara"] or ["background", "newt"]. */
-  classNames: string[];
 }
 
 /** One photo and its mask found on disk. */
@@ -251,83 +236,32 @@ function warnUnused(
 export async function loadDataset(dir: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, size = 64, mode, flips = false } = options;
   const onWarning = options.onWarning ?? ((message) => console.warn(`warning: ${message}`));
-  const classNames = [...mode.classNames];
   const files = await listDataset(dir, split, onWarning);
-  const variants = flips ? ["", "_lr", "_ud", "_lrud"] : [""];
-  const count = files.length * variants.length;
-  const pixels = size * size;
-  const images = new Float32Array(count * pixels * 3);
-  const masks = new Int32Array(count * pixels);
-  const classPixels = new Array<number>(classNames.length).fill(0);
-  const names: string[] = [];
-  const folders: string[] = [];
+  // The pixel work is platform-neutral (dataset_pixels.ts): the page's worker runs it too.
+  const assembler = new DatasetAssembler({
+    split,
+    size,
+    mode,
+    flips,
+    count: files.length,
+    masksDir: join(dir, split, "seg_images"),
+    onWarning,
+  });
   for (const file of files) {
-    const [photo, mask] = await Promise.all([
+    const [image, mask] = await Promise.all([
       decodeImage(file.image, { what: "image" }),
       decodeImage(file.mask, { what: "mask", flattenOnBlack: true }),
     ]);
-    if (photo.width !== mask.width || photo.height !== mask.height) {
-      throw new UserError(
-        `Mask ${file.mask} is ${mask.width}x${mask.height} but its image ${file.image} is ` +
-          `${photo.width}x${photo.height}; make the mask the same size as the image`,
-      );
-    }
-    const resized = resizeBilinear(photo, size, size); // [size, size, 3]
-    const fullSize = maskToClasses(mask.data, {
-      width: mask.width,
-      height: mask.height,
-      mode,
-      file: file.mask,
-    }); // [height, width]
-    for (const index of fullSize) classPixels[index]!++;
-    const classes = resizeNearest(fullSize, {
-      width: mask.width,
-      height: mask.height,
-      toWidth: size,
-      toHeight: size,
-    }); // [size, size]
-    for (const variant of variants) {
-      const index = names.length;
-      names.push(file.name + variant);
-      folders.push(file.folder);
-      const flipX = variant.includes("lr"), flipY = variant.includes("ud");
-      for (let y = 0; y < size; y++) {
-        const fromY = flipY ? size - 1 - y : y;
-        for (let x = 0; x < size; x++) {
-          const from = fromY * size + (flipX ? size - 1 - x : x);
-          const to = index * pixels + y * size + x;
-          masks[to] = classes[from]!;
-          images[3 * to] = resized[3 * from]!;
-          images[3 * to + 1] = resized[3 * from + 1]!;
-          images[3 * to + 2] = resized[3 * from + 2]!;
-        }
-      }
-    }
+    assembler.add({
+      name: file.name,
+      image,
+      mask,
+      imageFile: file.image,
+      maskFile: file.mask,
+      folder: file.folder,
+    });
   }
-  const masksDir = join(dir, split, "seg_images");
-  const absent = classNames.filter((_, index) => classPixels[index] === 0);
-  const newts = classNames.slice(1);
-  if (split === "train" && newts.every((name) => absent.includes(name))) {
-    throw new UserError(
-      `Every mask in ${masksDir} is all background (${files.length} masks, no ` +
-        `${newts.join(" or ")} pixel), so there is nothing to learn; paint the newts akahara ` +
-        `red (128, 0, 0) or madara green (0, 128, 0), or store class indices 0, 1, 2`,
-    );
-  }
-  if (absent.length > 0) {
-    onWarning(
-      `no pixel of class ${absent.join(" or ")} in the ${files.length} ${split} masks in ` +
-        `${masksDir}; ${split === "train" ? "a model cannot learn" : "nothing can test"} ` +
-        `${absent.length > 1 ? "those classes" : "it"} there, check those masks`,
-    );
-  }
-  return {
-    images: tf.tensor4d(images, [count, size, size, 3], "float32"),
-    masks: tf.tensor3d(masks, [count, size, size], "int32"),
-    names,
-    folders,
-    classNames,
-  };
+  return assembler.finish();
 }
 
 /** The entries of a folder, sorted by name, hidden ones (".DS_Store", "._x.jpg") left out. */
@@ -455,7 +389,7 @@ export interface LoadSplitOptions {
  * ```ts
  * import "@tensorflow/tfjs-backend-cpu";
  * import { loadSplit } from "./dataset.ts";
- * import { writeSyntheticDataset } from "./synthetic_newts.ts";
+ * import { writeSyntheticDataset } from "./synthetic_files.ts";
  * import { assertEquals } from "./assert.ts";
  * const dir = (await Deno.makeTempDir()) + "/data";
  * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 1 });
@@ -486,6 +420,56 @@ export async function loadSplit(
     `data: ${data.names.length} ${split} images` +
       (flips ? ` (${photos} photos x 4 flips)` : "") +
       ` from ${dir} at ${size}x${size}, classes ${data.classNames.join(", ")}`,
+  );
+  return data;
+}
+
+/**
+ * Loads the training photos for a recipe: with the four flips at the model
+ * size for a recipe without augmentation, else once each at the larger
+ * `trainSize` that the random crops are cut from; prints one line.
+ *
+ * @param dataDir The dataset folder.
+ * @param mode Binarization or classes.
+ * @param settings Settings from {@linkcode applyRecipe}.
+ * @returns The training split; the caller disposes its tensors.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs"; // registers the cpu backend
+ * import { loadRecipeTrainSplit } from "./dataset.ts";
+ * import { recipe } from "./recipes.ts";
+ * import { writeSyntheticDataset } from "./synthetic_files.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = (await Deno.makeTempDir()) + "/data";
+ * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 0 });
+ * // The mask rule is an exercise's lesson (CLASSES of exercises/semaseg_dataset.ts); a short one:
+ * const mode = {
+ *   classNames: ["background", "akahara", "madara"],
+ *   ofColour: (red: number, green: number) => red > 64 ? 1 : green > 64 ? 2 : 0,
+ *   ofIndex: (index: number) => index,
+ * };
+ * const data = await loadRecipeTrainSplit(dir, mode, { ...recipe("tuned"), trainSize: 32 });
+ * assertEquals(data.images.shape, [2, 32, 32, 3]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function loadRecipeTrainSplit(
+  dataDir: string,
+  mode: MaskMode,
+  settings: RecipeSettings,
+): Promise<Dataset> {
+  const data = await loadDataset(dataDir, {
+    split: "train",
+    size: settings.trainSize,
+    mode,
+    flips: settings.flips,
+  });
+  const photos = settings.flips ? data.names.length / 4 : data.names.length;
+  console.log(
+    `data: ${photos} train photos from ${dataDir} at ${settings.trainSize}x${settings.trainSize}` +
+      (settings.flips ? " (x 4 flips)" : "") +
+      (settings.augment ? `, random crops resized to ${settings.size}x${settings.size}` : ""),
   );
   return data;
 }

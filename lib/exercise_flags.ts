@@ -11,7 +11,7 @@
  * @module
  */
 import { BATCH_NORM_STATS } from "./batch_norm_stats.ts";
-import { DATA_FLAGS, type FlagDef, type FlagDefs, TRAIN_FLAGS } from "./flags.ts";
+import { DATA_FLAGS, type FlagDef, type FlagDefs, TRAIN_FLAGS } from "./flag_defs.ts";
 import { LOSSES } from "./losses.ts";
 import { SCHEDULES } from "./schedule.ts";
 import { OPTIMIZERS } from "./train.ts";

@@ -19,10 +19,10 @@ export interface ProgressOptions {
    * @default {50} */
   every?: number;
   /** Whether to rewrite one line; by default, whether stdout is a terminal.
-   * @default {Deno.stdout.isTerminal()} */
+   * @default {Deno.stdout.isTerminal() in Deno, false elsewhere} */
   terminal?: boolean;
   /** Where the text goes.
-   * @default {text written to stdout} */
+   * @default {text written to stdout in Deno, console.log line by line elsewhere} */
   write?: (text: string) => void;
   /** Whether to write nothing at all (the history is still kept).
    * @default {false} */
@@ -83,9 +83,14 @@ export class Progress {
     this.#total = options.total ?? 500;
     this.#start = options.start ?? 0;
     this.#every = Math.max(1, options.every ?? 50);
-    this.#terminal = options.terminal ?? Deno.stdout.isTerminal();
+    // Platform-neutral: the page's training worker uses this class too, without Deno.
+    const stdout = (globalThis as { Deno?: typeof Deno }).Deno?.stdout;
+    this.#terminal = options.terminal ?? stdout?.isTerminal() ?? false;
     const encoder = new TextEncoder();
-    this.#write = options.write ?? ((text) => Deno.stdout.writeSync(encoder.encode(text)));
+    this.#write = options.write ??
+      (stdout
+        ? (text) => stdout.writeSync(encoder.encode(text))
+        : (text) => console.log(text.replace(/\n$/, "")));
     this.#quiet = options.quiet ?? false;
   }
 

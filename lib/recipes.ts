@@ -11,8 +11,7 @@
  */
 import type { AugmentOptions } from "./augment.ts";
 import type { BatchNormStats } from "./batch_norm_stats.ts";
-import { type Dataset, loadDataset, type MaskMode } from "./dataset.ts";
-import { kebab } from "./flags.ts";
+import { kebab } from "./flag_defs.ts";
 import type { LossName } from "./losses.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { OptimizerName } from "./train.ts";
@@ -186,53 +185,4 @@ export function applyRecipe(
   // A size typed without --test-size is also the size to test at.
   if (typed("size") && !typed("testSize")) settings.testSize = 0;
   return settings;
-}
-
-/**
- * Loads the training photos for a recipe: with the four flips at the model
- * size for a recipe without augmentation, else once each at the larger
- * `trainSize` that the random crops are cut from; prints one line.
- *
- * @param dataDir The dataset folder.
- * @param mode Binarization or classes.
- * @param settings Settings from {@linkcode applyRecipe}.
- * @returns The training split; the caller disposes its tensors.
- *
- * @example
- * ```ts
- * import "@tensorflow/tfjs"; // registers the cpu backend
- * import { loadRecipeTrainSplit, recipe } from "./recipes.ts";
- * import { writeSyntheticDataset } from "./synthetic_newts.ts";
- * import { assertEquals } from "./assert.ts";
- * const dir = (await Deno.makeTempDir()) + "/data";
- * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 0 });
- * // The mask rule is an exercise's lesson (CLASSES of exercises/semaseg_dataset.ts); a short one:
- * const mode = {
- *   classNames: ["background", "akahara", "madara"],
- *   ofColour: (red: number, green: number) => red > 64 ? 1 : green > 64 ? 2 : 0,
- *   ofIndex: (index: number) => index,
- * };
- * const data = await loadRecipeTrainSplit(dir, mode, { ...recipe("tuned"), trainSize: 32 });
- * assertEquals(data.images.shape, [2, 32, 32, 3]);
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function loadRecipeTrainSplit(
-  dataDir: string,
-  mode: MaskMode,
-  settings: RecipeSettings,
-): Promise<Dataset> {
-  const data = await loadDataset(dataDir, {
-    split: "train",
-    size: settings.trainSize,
-    mode,
-    flips: settings.flips,
-  });
-  const photos = settings.flips ? data.names.length / 4 : data.names.length;
-  console.log(
-    `data: ${photos} train photos from ${dataDir} at ${settings.trainSize}x${settings.trainSize}` +
-      (settings.flips ? " (x 4 flips)" : "") +
-      (settings.augment ? `, random crops resized to ${settings.size}x${settings.size}` : ""),
-  );
-  return data;
 }

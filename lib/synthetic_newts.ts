@@ -14,8 +14,7 @@
  *
  * @module
  */
-import { encodeImage, type RasterImage } from "./image_io.ts";
-import { join } from "./path.ts";
+import type { RasterImage } from "./raster.ts";
 import { createRng } from "./rng.ts";
 
 /** Version of the drawing code, stored with a generated set so that a stale one is redrawn. */
@@ -95,7 +94,7 @@ export function renderNewtPhoto(options: NewtPhotoOptions): NewtPhoto {
   };
 }
 
-/** How many photos {@linkcode writeSyntheticDataset} draws, and from which seed. */
+/** How many photos the synthetic set holds, and from which seed. */
 export interface SyntheticDatasetOptions {
   /** Seed of the whole set. @default 1 */
   seed?: number;
@@ -108,57 +107,75 @@ export interface SyntheticDatasetOptions {
 }
 
 /**
- * Draws the synthetic dataset into `dir` in the Imori layout
- * (`{train,test}/{images,seg_images}/{akahara,madara}/<kind>_0001.{jpg,png}`,
- * numbered on from train to test as in Imori) and writes `synthetic.json`
- * with the version and options. `dir` must not exist yet; callers that need
- * atomicity draw into a temporary folder and rename it.
+ * The photos and masks of one split of the synthetic set, drawn in memory in
+ * the order the dataset reader lists them (akahara then madara, by number),
+ * named as the files {@linkcode SyntheticDatasetOptions} describes: the page's
+ * training worker trains on these, and `writeSyntheticDataset`
+ * (`synthetic_files.ts`) stores the same drawings as files.
  *
- * @param dir The folder to create.
+ * @param split The training or the test photos (numbered on from train to test as in Imori).
  * @param options Seed and counts.
- * @returns A promise that resolves when every file is written.
+ * @returns The pairs, with the paths the files have in the Imori layout under `synthetic/`.
  *
  * @example
  * ```ts
- * import { writeSyntheticDataset } from "./synthetic_newts.ts";
- * import { assert } from "./assert.ts";
- * const dir = (await Deno.makeTempDir()) + "/synthetic";
- * await writeSyntheticDataset(dir, { trainPerClass: 1, testPerClass: 0 });
- * assert((await Deno.stat(`${dir}/train/seg_images/madara/madara_0001.png`)).isFile);
- * await Deno.remove(dir, { recursive: true });
+ * import { syntheticPairs } from "./synthetic_newts.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const pairs = syntheticPairs("test", { trainPerClass: 1, testPerClass: 1 });
+ * assertEquals(pairs.map((pair) => pair.name), ["akahara_0002", "madara_0002"]);
+ * assertEquals(pairs[0]!.maskFile, "synthetic/test/seg_images/akahara/akahara_0002.png");
  * ```
  */
-export async function writeSyntheticDataset(
-  dir: string,
+export function syntheticPairs(
+  split: "train" | "test",
   options: SyntheticDatasetOptions = {},
-): Promise<void> {
-  const { seed = 1, trainPerClass = 8, testPerClass = 3, quality = 90 } = options;
-  await Deno.mkdir(dir);
-  const kinds: NewtKind[] = ["akahara", "madara"];
-  for (const [kindIndex, kind] of kinds.entries()) {
-    for (let number = 1; number <= trainPerClass + testPerClass; number++) {
-      const split = number <= trainPerClass ? "train" : "test";
+): SyntheticPair[] {
+  const { seed = 1, trainPerClass = 8, testPerClass = 3 } = options;
+  const pairs: SyntheticPair[] = [];
+  const first = split === "train" ? 1 : trainPerClass + 1;
+  const last = split === "train" ? trainPerClass : trainPerClass + testPerClass;
+  for (const [kindIndex, kind] of NEWT_KINDS.entries()) {
+    for (let number = first; number <= last; number++) {
       const name = `${kind}_${String(number).padStart(4, "0")}`;
       const photo = renderNewtPhoto({ kind, seed: mixSeed(seed, kindIndex, number) });
-      const imageDir = join(dir, split, "images", kind);
-      const maskDir = join(dir, split, "seg_images", kind);
-      await Deno.mkdir(imageDir, { recursive: true });
-      await Deno.mkdir(maskDir, { recursive: true });
-      await Deno.writeFile(
-        join(imageDir, `${name}.jpg`),
-        await encodeImage(photo.image, { format: "jpeg", quality }),
-      );
-      await Deno.writeFile(join(maskDir, `${name}.png`), await encodeImage(photo.mask));
+      pairs.push({
+        ...photo,
+        name,
+        imageFile: `synthetic/${split}/images/${kind}/${name}.jpg`,
+        maskFile: `synthetic/${split}/seg_images/${kind}/${name}.png`,
+      });
     }
   }
-  await Deno.writeTextFile(
-    join(dir, "synthetic.json"),
-    JSON.stringify({ version: SYNTHETIC_VERSION, seed, trainPerClass, testPerClass, quality }) +
-      "\n",
-  );
+  return pairs;
 }
 
-function mixSeed(...values: number[]): number {
+/** One drawn photo of the synthetic set with its name and the paths of its files. */
+export interface SyntheticPair extends NewtPhoto {
+  /** File stem, e.g. `madara_0010`. */
+  name: string;
+  /** The photo's path in the Imori layout, under `synthetic/`. */
+  imageFile: string;
+  /** The mask's path in the Imori layout, under `synthetic/`. */
+  maskFile: string;
+}
+
+/** The two species, in the order the dataset reader lists their folders. */
+export const NEWT_KINDS: readonly NewtKind[] = ["akahara", "madara"];
+
+/**
+ * Mixes numbers into a 32-bit seed (FNV-1a and a murmur step): the seed of one photo.
+ *
+ * @param values The set's seed, the species index and the photo number.
+ * @returns An unsigned 32-bit seed.
+ *
+ * @example
+ * ```ts
+ * import { mixSeed } from "./synthetic_newts.ts";
+ * import { assert } from "./assert.ts";
+ * assert(mixSeed(1, 0, 1) !== mixSeed(1, 1, 1));
+ * ```
+ */
+export function mixSeed(...values: number[]): number {
   let hash = 0x811c9dc5;
   for (const value of values) {
     hash = Math.imul(hash ^ (value >>> 0), 0x01000193) >>> 0;

@@ -83,13 +83,17 @@ export interface TrainOptions {
   /** Called after each iteration, e.g. to save a checkpoint now and then.
    * @default {nothing} */
   onIteration?: (iteration: number, loss: number, optimizer: tf.Optimizer) => Promise<void> | void;
+  /** Stops training after the iteration during which it is aborted (the page's Stop button);
+   * the result then holds the iterations done.
+   * @default {never stops early} */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode trainModel} returns. */
 export interface TrainResult {
   /** Loss of each iteration of this run. */
   losses: number[];
-  /** The last iteration done (equals `iters`). */
+  /** The last iteration done (equals `iters` unless `signal` stopped training early). */
   iteration: number;
   /** Wall-clock seconds of the loop. */
   seconds: number;
@@ -347,7 +351,9 @@ export async function trainModel(
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
   const loopStart = performance.now();
   let timedStart = loopStart;
+  let last = startIteration;
   for (let iteration = startIteration + 1; iteration <= iters; iteration++) {
+    if (options.signal?.aborted) break;
     if (schedule !== "constant") {
       setLearningRate(optimizer, learningRateAt(iteration - 1, { schedule, lr, total: iters }));
     }
@@ -391,6 +397,7 @@ export async function trainModel(
       }
     }
     progress.update(iteration, loss);
+    last = iteration;
     await options.onIteration?.(iteration, loss, optimizer);
   }
   const end = performance.now();
@@ -398,15 +405,15 @@ export async function trainModel(
   if (broken !== undefined) {
     optimizer.dispose();
     throw new UserError(
-      `Training diverged by iteration ${iters}: weight ${broken} is not finite; lower the ` +
+      `Training diverged by iteration ${last}: weight ${broken} is not finite; lower the ` +
         `learning rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it is kept`,
     );
   }
-  const done = iters - startIteration;
+  const done = last - startIteration;
   const timed = done - warmup;
   return {
     losses: progress.finish(),
-    iteration: Math.max(iters, startIteration),
+    iteration: Math.max(last, startIteration),
     seconds: (end - loopStart) / 1000,
     msPerIter: timed > 0 ? (end - timedStart) / timed : 0,
     optimizer,

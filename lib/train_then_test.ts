@@ -13,14 +13,14 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../engine/mod.ts";
 import { createAugment } from "./augment.ts";
 import { resolveDataDir } from "./data_dir.ts";
-import { loadSplit, type MaskMode } from "./dataset.ts";
+import { loadRecipeTrainSplit, loadSplit, type MaskMode } from "./dataset.ts";
 import { UserError } from "./errors.ts";
 import type { Classify } from "./evaluate.ts";
 import { type EXERCISE_FLAGS, nextStep, type TRAIN_TEST_FLAGS } from "./exercise_flags.ts";
 import { DATA_FLAGS, type FlagValues } from "./flags.ts";
 import type { LogitsLoss } from "./losses.ts";
 import { checkSize, type NetOptions, type OutputSizeOf, showModel } from "./network.ts";
-import { loadRecipeTrainSplit, type RecipeName, type RecipeSettings } from "./recipes.ts";
+import type { RecipeName, RecipeSettings } from "./recipes.ts";
 import { type Paint, testAndShow, type TrainTestRun } from "./test_figures.ts";
 import { loadTrained, trainAndSave, trainCommand } from "./train_and_save.ts";
 

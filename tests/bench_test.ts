@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import {
   type BenchReport,
   type BenchResult,

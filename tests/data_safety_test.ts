@@ -11,7 +11,7 @@ import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { decodeImage, encodeImage } from "../lib/image_io.ts";
 import { join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { run as binDataset } from "../exercises/bin_dataset.ts";
 import { run as binLoss } from "../exercises/bin_loss.ts";
 import { run as binTest } from "../exercises/bin_test.ts";

@@ -3,7 +3,7 @@ import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../lib/
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { run as binLoss } from "../exercises/bin_loss.ts";
 import { run as binTest } from "../exercises/bin_test.ts";
 import { run as semasegLoss } from "../exercises/semaseg_loss.ts";

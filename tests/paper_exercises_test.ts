@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { UserError } from "../lib/errors.ts";
 import { join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { run as runSegnet } from "../exercises/segnet.ts";
 import { run as runUnet } from "../exercises/unet.ts";
 import { run as runUnetlike } from "../exercises/unetlike.ts";

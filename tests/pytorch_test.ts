@@ -11,7 +11,7 @@ import { setupBackend } from "../engine/mod.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { buildModel, type ModelName, outputSize } from "../tools/networks.ts";
 import { join } from "../lib/path.ts";
-import { writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { findPyTorch, runPyTorch } from "../tools/pytorch.ts";
 import { BINARY } from "../exercises/bin_dataset.ts";
 import { CLASSES } from "../exercises/semaseg_dataset.ts";

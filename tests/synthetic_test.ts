@@ -7,7 +7,8 @@ import { loadDataset } from "../lib/dataset.ts";
 import { imoriFiles } from "../lib/download.ts";
 import { join } from "../lib/path.ts";
 import { createRng } from "../lib/rng.ts";
-import { renderNewtPhoto, writeSyntheticDataset } from "../lib/synthetic_newts.ts";
+import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
+import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { CLASSES } from "../exercises/semaseg_dataset.ts";
 
 Deno.test("createRng() is repeatable and spreads over [0, 1)", () => {

@@ -323,7 +323,7 @@ export async function run(args: string[]): Promise<RunningServer> {
   if (flags.host !== "127.0.0.1" && flags.host !== "localhost") {
     console.log(`serve: listening on ${flags.host}: other machines can fetch the checkpoints`);
   }
-  console.log(`open ${server.url}  (Ctrl-C stops)`);
+  console.log(`open ${server.url}  (Ctrl-C stops); ${server.url}train.html trains an exercise`);
   return server;
 }
 

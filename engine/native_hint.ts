@@ -3,9 +3,11 @@
  * install for the biggest gain on this system, and a plain word when a
  * oneDNN was found that the engine cannot use.
  *
- * The gains are bin's training step on 2 cores (engine/README.md, docs/results.md):
- * pure wasm 191 ms, with OpenBLAS 74 ms (about 2.5x), with oneDNN 2.x 17 ms
- * (about 10x).
+ * The gains are bin's training step (64 px, batch 4) on 2 cores, the three
+ * configurations alternated in one process while other work loaded the
+ * machine: pure wasm on the engine's SIMD kernels 263-327 ms, with OpenBLAS
+ * 183-193 ms (about 1.5x), with oneDNN 2.x 88 ms (about 3x; on an idle
+ * machine 17 ms, about 10x, as oneDNN then runs on both cores).
  *
  * @module
  */
@@ -31,7 +33,7 @@ export interface NativeLibraries {
  *
  * @param found What was opened and what this system is.
  * @returns One clause without a leading separator, e.g. "`sudo apt-get install
- * libdnnl2 libopenblas0-pthread` makes training about 10x faster".
+ * libdnnl2 libopenblas0-pthread` makes training 3-10x faster".
  *
  * @example
  * ```ts
@@ -61,21 +63,21 @@ export function nativeLibraryHint(found: NativeLibraries): string {
     case "debian":
       parts.push(
         found.blas
-          ? "`sudo apt-get install libdnnl2` (oneDNN 2.x) makes training about 4x faster"
+          ? "`sudo apt-get install libdnnl2` (oneDNN 2.x) makes training 2-5x faster"
           : "`sudo apt-get install libdnnl2 libopenblas0-pthread` (oneDNN 2.x and OpenBLAS) " +
-            "makes training about 10x faster",
+            "makes training 3-10x faster",
       );
       break;
     case "fedora":
       if (openBlas) {
-        parts.push("`sudo dnf install openblas-threads` makes training about 2.5x faster");
+        parts.push("`sudo dnf install openblas-threads` makes training about 1.5x faster");
       }
       break;
     case "arch":
-      if (openBlas) parts.push("`sudo pacman -S openblas` makes training about 2.5x faster");
+      if (openBlas) parts.push("`sudo pacman -S openblas` makes training about 1.5x faster");
       break;
     case "macos":
-      if (openBlas) parts.push("`brew install openblas` makes training about 2.5x faster");
+      if (openBlas) parts.push("`brew install openblas` makes training about 1.5x faster");
       break;
     case "windows":
       if (openBlas) parts.push("no native library is used on Windows: this is the wasm path");
@@ -83,9 +85,9 @@ export function nativeLibraryHint(found: NativeLibraries): string {
     default:
       parts.push(
         openBlas
-          ? "OpenBLAS (libopenblas.so.0) makes training about 2.5x faster, oneDNN 2.x " +
-            "(libdnnl.so.2) about 10x"
-          : "oneDNN 2.x (libdnnl.so.2) makes training about 4x faster",
+          ? "OpenBLAS (libopenblas.so.0) makes training about 1.5x faster, oneDNN 2.x " +
+            "(libdnnl.so.2) 3-10x"
+          : "oneDNN 2.x (libdnnl.so.2) makes training 2-5x faster",
       );
   }
   return parts.join("; ");

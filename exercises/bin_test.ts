@@ -82,6 +82,7 @@ export async function run(args: string[]): Promise<TestedRun> {
     network: "bin",
     size: flags.size,
     command,
+    dataDir,
   });
   // Test: probability, binarization at --threshold, a figure per photo, then IoU
   try {

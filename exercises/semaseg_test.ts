@@ -67,6 +67,7 @@ export async function run(args: string[]): Promise<TestedRun> {
     network: "semaseg",
     size: flags.size,
     command,
+    dataDir,
   });
   // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
   try {

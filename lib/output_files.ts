@@ -19,7 +19,7 @@
  * @module
  */
 import { UserError } from "./errors.ts";
-import { dirname, join, resolve } from "./path.ts";
+import { dirname, join, relative, resolve } from "./path.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
 export const PROJECT_MARK = "imori-semaseg";
@@ -146,11 +146,13 @@ export async function claimCheckpoint(
       );
     }
     if (!options.replace) {
-      const iteration = await Deno.readTextFile(join(dir, "training_state.json"))
-        .then((text) => JSON.parse(text).iteration, () => undefined);
-      const what = typeof iteration === "number"
+      const state = await Deno.readTextFile(join(dir, "training_state.json"))
+        .then((text) => JSON.parse(text), () => ({}));
+      const iteration = state?.iteration, data = state?.settings?.data;
+      const what = (typeof iteration === "number"
         ? `a checkpoint of ${iteration} iterations`
-        : "a checkpoint";
+        : "a checkpoint") +
+        (typeof data === "string" ? ` trained on ${relative(Deno.cwd(), data) || "."}` : "");
       throw new UserError(
         `${dir} already holds ${what}; pass --resume to continue it, --checkpoint ` +
           `<new folder> to train another, or --overwrite to replace it`,

@@ -15,7 +15,7 @@ import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
 import { claimCheckpoint } from "./output_files.ts";
-import { join } from "./path.ts";
+import { join, relative, resolve } from "./path.ts";
 import { formatDuration } from "./progress.ts";
 import { ProgressFigure, type WatchedPhoto, watchPoints } from "./progress_figure.ts";
 import type { ScheduleName } from "./schedule.ts";
@@ -32,6 +32,9 @@ export interface TrainAndSaveOptions {
   checkpoint: string;
   /** The command that trains it, named in messages, e.g. `deno task nearest`. */
   command: string;
+  /** The dataset folder trained on, recorded in the checkpoint (`settings.data`), so that a
+   * test on other photos can say so. @default {not recorded} */
+  dataDir?: string;
   /** Folder of the loss figure. */
   out: string;
   /** Input height and width, recorded in the checkpoint. */
@@ -182,6 +185,7 @@ export async function trainAndSave(
     optimizer,
     settings: {
       ...(options.recipe ? { recipe: options.recipe } : {}),
+      ...(options.dataDir ? { data: resolve(options.dataDir) } : {}),
       lr: options.lr,
       batchSize: options.batchSize,
       seed: options.seed,
@@ -254,6 +258,10 @@ export interface LoadTrainedOptions {
   size: number;
   /** The command that trains it, named when it is missing. */
   command: string;
+  /** The dataset folder it will be tested on: a checkpoint that recorded another one is
+   * named in a warning (a network trained on the synthetic newts tested on Imori's, say).
+   * @default {not checked} */
+  dataDir?: string;
 }
 
 /**
@@ -288,6 +296,17 @@ export async function loadTrained(
   console.log(
     `model: ${options.network} from ${loaded.path}, trained ${loaded.state.iteration} iterations`,
   );
+  const trainedOn = loaded.state.settings?.data;
+  if (
+    options.dataDir !== undefined && typeof trainedOn === "string" &&
+    trainedOn !== resolve(options.dataDir)
+  ) {
+    console.warn(
+      `warning: ${dir} was trained on ${shownPath(trainedOn)} and is tested on ` +
+        `${shownPath(options.dataDir)}; to test on the photos it learnt from, pass --data ` +
+        `${shownPath(trainedOn)}`,
+    );
+  }
   return loaded.model;
 }
 
@@ -309,4 +328,10 @@ export async function loadTrained(
  */
 export function trainCommand(task: string, checkpoint: string | undefined): string {
   return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
+}
+
+/** A path as messages show it: relative to the working folder, unless that climbs more than twice. */
+function shownPath(path: string): string {
+  const near = relative(Deno.cwd(), resolve(path)) || ".";
+  return near.startsWith("../../../") ? resolve(path) : near;
 }

@@ -127,6 +127,7 @@ export async function trainThenTest(
         network,
         checkpoint,
         command,
+        dataDir,
         crossEntropy: lesson.loss,
         augment: augment ? createAugment({ size: flags.size, ...augment }) : undefined,
         recipe: recipe?.name,
@@ -141,7 +142,12 @@ export async function trainThenTest(
     console.log(`next: ${next}`);
     return result;
   }
-  result.model ??= await loadTrained(checkpoint, { network, size: flags.size, command });
+  result.model ??= await loadTrained(checkpoint, {
+    network,
+    size: flags.size,
+    command,
+    dataDir,
+  });
   if (!lesson.classify) throw new Error(`${name} tests, so its lesson needs classify`);
   result.tested = await testAndShow(result.model, dataDir, {
     ...flags,

@@ -69,7 +69,7 @@ Deno.test("a fresh training run into a folder holding a checkpoint refuses; --re
     .value.model?.dispose();
   await assertOneLine(
     () => nearest([...flags("nearest"), "--no-test", "--iters", "1"]),
-    /already holds a checkpoint of 3 iterations; pass --resume to continue it, --checkpoint <new folder> to train another, or --overwrite to replace it$/,
+    /already holds a checkpoint of 3 iterations trained on [^;]*data; pass --resume to continue it, --checkpoint <new folder> to train another, or --overwrite to replace it$/,
   );
   assertEquals(await iterationOf(dir), 3, "the checkpoint is kept");
   (await quietly(() => nearest([...flags("nearest"), "--no-test", "--iters", "1", "--overwrite"])))
@@ -291,3 +291,28 @@ function crc32(bytes: Uint8Array): number {
   }
   return (crc ^ 0xffffffff) >>> 0;
 }
+
+Deno.test("a checkpoint records the photos it was trained on: tested or retrained on others, it says so", async () => {
+  const { root, flags, testFlags } = await tinySetup();
+  const other = join(root, "other");
+  await writeSyntheticDataset(other, { trainPerClass: 2, testPerClass: 1, seed: 5 });
+  const onOther = (args: string[]) => args.map((arg, i) => args[i - 1] === "--data" ? other : arg);
+  try {
+    (await quietly(() => binLoss(flags("bin")))).value.model?.dispose();
+    // Tested on the photos it learnt from: no warning; on others: one line naming both folders.
+    const same = await quietly(() => binTest(testFlags("bin")));
+    assert(!same.lines.some((line) => line.startsWith("warning: ")), same.lines.join("\n"));
+    const tested = await quietly(() => binTest(onOther(testFlags("bin"))));
+    const warning = tested.lines.find((line) => line.includes(" was trained on "));
+    assert(warning !== undefined, tested.lines.join("\n"));
+    assert(warning.includes(join(root, "data")) || warning.includes("data"), warning);
+    assert(warning.includes("other") && warning.includes("--data"), warning);
+    // A fresh run on the other photos into the same folder is refused, naming what it holds.
+    await assertOneLine(
+      () => binLoss(onOther(flags("bin"))),
+      /already holds a checkpoint of 2 iterations trained on .*data; pass --resume/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

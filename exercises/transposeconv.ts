@@ -48,7 +48,7 @@ export function outputSize(size: number): number | undefined {
  * @param options Classes (3) and the seed of the initial weights.
  * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
  *   `[batch, size, size, classes]`.
- * @throws {UserError} For an odd size, naming the nearest sizes that work.
+ * @throws {UserError} For an odd size, naming the closest sizes that work.
  *
  * @example
  * ```ts

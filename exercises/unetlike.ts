@@ -58,7 +58,7 @@ export function outputSize(size: number): number | undefined {
  * @param options Classes (3) and the seed of the initial weights.
  * @returns The model: `[batch, size, size, 3]` in [0, 1] to class probabilities
  *   `[batch, size, size, classes]`.
- * @throws {UserError} For a size that cannot work, naming the nearest sizes that do.
+ * @throws {UserError} For a size that cannot work, naming the closest sizes that do.
  *
  * @example
  * ```ts

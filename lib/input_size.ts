@@ -4,7 +4,7 @@
  * was trained at (none for a network with padding, UNet's border for one
  * without). A size where pooling drops a row (nearest at 33 pools to 16 and
  * returns 32) does not, and is refused with {@linkcode checkSize}, naming
- * the nearest sizes that work.
+ * the closest sizes that work.
  *
  * @module
  */
@@ -31,7 +31,7 @@ import type { OutputSizeOf } from "./network.ts";
  * const outputOf = coveringOutputSize(tf.model({ inputs: input, outputs: up }));
  * assertEquals(outputOf(32), 32);
  * assertEquals(outputOf(33), undefined); // pools to 16, returns 32
- * assertThrows(() => checkSize("net", 33, outputOf), Error, "nearest sizes that work: 32 (output 32), 34");
+ * assertThrows(() => checkSize("net", 33, outputOf), Error, "closest sizes that work: 32 (output 32), 34");
  * ```
  */
 export function coveringOutputSize(model: tf.LayersModel): OutputSizeOf {

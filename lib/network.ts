@@ -1,6 +1,6 @@
 /**
  * Helpers around a network that every exercise uses: its summary (one line
- * per layer), the check that an input size works (with the nearest sizes
+ * per layer), the check that an input size works (with the closest sizes
  * that do), and the same weights at another input size.
  *
  * The networks themselves are defined in their exercises
@@ -31,7 +31,7 @@ export type OutputSizeOf = (size: number) => number | undefined;
  * @param outputOf The network's output size for an input size.
  * @param flag The flag the size came from, for the message.
  * @returns The output height and width.
- * @throws {UserError} When the size cannot work, naming the nearest sizes that do.
+ * @throws {UserError} When the size cannot work, naming the closest sizes that do.
  *
  * @example
  * ```ts
@@ -39,7 +39,7 @@ export type OutputSizeOf = (size: number) => number | undefined;
  * import { assertEquals, assertThrows } from "./assert.ts";
  * const even = (size: number) => (size % 2 === 0 ? size : undefined);
  * assertEquals(checkSize("nearest", 64, even), 64);
- * assertThrows(() => checkSize("nearest", 63, even), /nearest sizes that work: 62 \(output 62\), 64/);
+ * assertThrows(() => checkSize("nearest", 63, even), /closest sizes that work: 62 \(output 62\), 64/);
  * ```
  */
 export function checkSize(
@@ -54,7 +54,7 @@ export function checkSize(
     `${valid} (output ${outputOf(valid)})`
   );
   throw new UserError(
-    `Input size ${size} does not work for ${network}; nearest sizes that work: ` +
+    `Input size ${size} does not work for ${network}; closest sizes that work: ` +
       `${listed.join(", ")}; pass one with ${flag}`,
   );
 }

@@ -202,7 +202,7 @@ Deno.test("segment --size refuses a size the network cannot map back to the phot
   const photo = join(root, "data", "test", "images", "madara", "madara_0003.jpg");
   await assertOneLine(
     () => segment(["--checkpoint", checkpoint, "--size", "33", "--out", join(root, "s"), photo]),
-    /Input size 33 does not work for network nearest of .*; nearest sizes that work: 32 \(output 32\), 34 \(output 34\); pass one with --size$/,
+    /Input size 33 does not work for network nearest of .*; closest sizes that work: 32 \(output 32\), 34 \(output 34\); pass one with --size$/,
   );
   await Deno.remove(root, { recursive: true });
 });

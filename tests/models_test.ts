@@ -186,7 +186,7 @@ Deno.test("outputSize() refuses a size that cannot work, naming the nearest that
       error instanceof UserError && /240 does not work for unet/.test(error.message) &&
       /236 \(output 52\), 252 \(output 68\)/.test(error.message),
   );
-  assertThrows(() => buildModel("unet", { size: 100 }), /nearest sizes that work: 188 /);
+  assertThrows(() => buildModel("unet", { size: 100 }), /closest sizes that work: 188 /);
   assertThrows(() => outputSize("segnet", 48), /32 \(output 32\), 64 \(output 64\)/);
   assertThrows(() => outputSize("unetlike", 60), /48 \(output 48\), 64 \(output 64\)/);
   assertThrows(() => outputSize("nearest", 63), /62 \(output 62\), 64 \(output 64\)/);

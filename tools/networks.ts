@@ -167,7 +167,7 @@ export function buildModel(name: ModelName, options: ModelOptions = {}): tf.Laye
  * @param size Input height and width.
  * @param flag The flag the size came from, for the error.
  * @returns The output size.
- * @throws {UserError} When the size cannot work, naming the nearest sizes that do.
+ * @throws {UserError} When the size cannot work, naming the closest sizes that do.
  *
  * @example
  * ```ts
@@ -176,7 +176,7 @@ export function buildModel(name: ModelName, options: ModelOptions = {}): tf.Laye
  * import { assertEquals, assertThrows } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
  * assertEquals(outputSize("unet", 572), 388);
- * assertThrows(() => outputSize("unet", 64), /nearest sizes that work: 188/);
+ * assertThrows(() => outputSize("unet", 64), /closest sizes that work: 188/);
  * ```
  */
 export function outputSize(name: ModelName, size: number, flag = "--size"): number {

@@ -10,9 +10,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { BINARY_NAMES } from "../lib/classes.js";
+import { runShowDataset } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep } from "../lib/exercise_flags.ts";
-import { DATA_FLAGS } from "../lib/flag_defs.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
 
 const NEXT = "deno task bin_loss  (train a network to predict these masks)";
@@ -64,41 +63,16 @@ export function paintBinary(classMap: tf.Tensor2D): tf.Tensor3D {
   return tf.tidy(() => tf.expandDims(tf.cast(classMap, "float32"), 2) as tf.Tensor3D); // [h, w, 1]
 }
 
-/**
- * Writes `<out>/<class>/bin_dataset_<image>.png` for every training photo (input
- * beside its mask, newt white and background black) and prints a summary.
- *
- * @param args Command-line arguments.
- * @returns A promise that resolves when every figure is written.
- */
-export async function run(args: string[]): Promise<void> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, DATA_FLAGS, {
-    usage: "deno task bin_dataset [flags]",
+/** Writes a figure per training photo: `deno task bin_dataset --help` lists the flags. */
+export const run = (args: string[]): Promise<string[]> =>
+  runShowDataset(args, {
+    name: "bin_dataset",
     summary: "Loads the training photos, binarizes their masks (1 newt, 0 background) " +
       "and writes a figure per photo.",
+    mode: BINARY, // each mask binarized as it is read
+    title: "mask (newt = 1)",
+    paint: paintBinary,
+    next: NEXT,
   });
-  tf.enableProdMode();
-  // The files and the figures, imported here: the page imports the lesson alone
-  const [{ resolveDataDir }, { loadSplit }, { showDataset }] = await Promise.all([
-    import("../lib/data_dir.ts"),
-    import("../lib/dataset.ts"),
-    import("../lib/test_figures.ts"),
-  ]);
-  const dataDir = await resolveDataDir(flags.data);
-  // Data: each mask binarized as it is read
-  const data = await loadSplit(dataDir, "train", { mode: BINARY, size: flags.size, flips: false });
-  try {
-    await showDataset(data, {
-      ...flags,
-      name: "bin_dataset",
-      title: "mask (newt = 1)",
-      paint: paintBinary,
-    });
-  } finally {
-    tf.dispose([data.images, data.masks]);
-  }
-  console.log(`next: ${nextStep(NEXT, flags.data)}`);
-}
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -11,8 +11,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
+import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { BINARY, paintBinary } from "./bin_dataset.ts";
@@ -76,32 +76,22 @@ export function binLoss(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar {
   });
 }
 
-/**
- * Trains the binarization network and saves it.
- *
- * @param args Command-line arguments.
- * @returns The trained model (the caller disposes it) and the training run.
- */
-export async function run(args: string[]): Promise<TrainTestRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, withDefaults(EXERCISE_FLAGS, PROTOCOL), {
-    usage: "deno task bin_loss [flags]",
-    summary: "Train the binarization network (6 x conv-ReLU-BN, sigmoid, binary cross-entropy).",
-  });
-  // Data: each training photo four times (as is and flipped), masks binarized.
-  // Train Mynet on binLoss (or --loss ce+dice), taken on the logits: training runs Mynet
-  // without its final sigmoid. Save the checkpoint, the loss curve and the progress figure.
-  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
-  return await trainThenTest(flags, {
+/** Trains Mynet and saves it: `deno task bin_loss --help` lists the flags. */
+export const run = (args: string[]): Promise<TrainTestRun> =>
+  runTrainTest(args, {
     name: "bin_loss",
     network: "bin",
+    summary: "Train the binarization network (6 x conv-ReLU-BN, sigmoid, binary cross-entropy).",
+    protocol: PROTOCOL, // data: each training photo four times (as is and flipped)
+    trainsOnly: true,
     build: Mynet,
     outputSize: (size) => size,
-    mode: BINARY,
+    mode: BINARY, // masks binarized
+    // binLoss (or --loss ce+dice) is taken on the logits: training runs Mynet without its
+    // final sigmoid
     loss: binLoss,
-    paint: paintBinary,
+    paint: paintBinary, // the progress figure's picture of a prediction
     next: NEXT,
   });
-}
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -8,8 +8,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { runTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
 import type { FlagDefs } from "../lib/flag_defs.ts";
 import type { TestedRun } from "../lib/test_figures.ts";
 import { BINARY, paintBinary } from "./bin_dataset.ts";
@@ -17,8 +17,8 @@ import { Mynet } from "./bin_loss.ts";
 
 const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, madara)";
 
+/** The flag of this exercise, beside the flags of every test. */
 const FLAGS = {
-  ...TEST_FLAGS,
   threshold: {
     type: "number",
     default: 0.5,
@@ -54,50 +54,20 @@ export function threshold(probabilities: tf.Tensor4D, level = 0.5): tf.Tensor3D 
   });
 }
 
-/**
- * Tests the binarization network on the test photos.
- *
- * @param args Command-line arguments.
- * @returns The metrics and the figure paths.
- */
-export async function run(args: string[]): Promise<TestedRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, FLAGS, {
-    usage: "deno task bin_test [flags]",
+/** Tests the checkpoint bin_loss saved: `deno task bin_test --help` lists the flags. */
+export const run = (args: string[]): Promise<TestedRun> =>
+  runTest(args, {
+    name: "bin_test",
     summary: "Test the binarization network trained by `deno task bin_loss`: figures and IoU.",
-  });
-  // The backend, the files and the figures, imported here: the page imports the lesson alone
-  const [{ setupBackend }, { resolveDataDir }, { testAndShow }, { loadTrained, trainCommand }] =
-    await Promise.all([
-      import("../engine/mod.ts"),
-      import("../lib/data_dir.ts"),
-      import("../lib/test_figures.ts"),
-      import("../lib/train_and_save.ts"),
-    ]);
-  await setupBackend(flags.backend);
-  const command = trainCommand("bin_loss", flags.checkpoint); // named in messages
-  const dataDir = await resolveDataDir(flags.data);
-  // Network: the checkpoint bin_loss saved
-  const model = await loadTrained(flags.checkpoint ?? "checkpoints/bin_loss", {
+    trainer: "bin_loss",
     network: "bin",
-    size: flags.size,
-    command,
-    dataDir,
+    flags: FLAGS,
+    build: (size) => Mynet(size),
+    mode: BINARY, // masks binarized
+    // Test: the probability, binarized at --threshold, a figure per photo, then the IoU
+    classify: (flags) => (probabilities) => threshold(probabilities, flags.threshold),
+    paint: paintBinary,
+    next: NEXT,
   });
-  // Test: probability, binarization at --threshold, a figure per photo, then IoU
-  try {
-    return await testAndShow(model, dataDir, {
-      ...flags,
-      name: "bin_test",
-      mode: BINARY,
-      classify: (probabilities) => threshold(probabilities, flags.threshold),
-      paint: paintBinary,
-      build: (size) => Mynet(size),
-      next: nextStep(NEXT, flags.data),
-    });
-  } finally {
-    model.dispose();
-  }
-}
 
 if (import.meta.main) await runMain(async () => void await run(Deno.args));

@@ -17,8 +17,8 @@ import {
   segmentationHead,
   upsampleNearest,
 } from "../lib/blocks.ts";
+import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
@@ -30,15 +30,8 @@ const EXERCISE = "nearest";
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
 const NEXT = "deno task transposeconv  (learn the upsampling instead)";
 
-/**
- * The output size of the network for an input size: one 2x2 pooling needs an even size.
- *
- * @param size Input height and width in pixels.
- * @returns The output size (the input size), or `undefined` for an odd size.
- */
-export function outputSize(size: number): number | undefined {
-  return size % 2 === 0 ? size : undefined;
-}
+/** The output size for an input size (pixels): one 2x2 pooling needs it even. */
+export const outputSize = (size: number): number | undefined => size % 2 ? undefined : size;
 
 /**
  * The network of this exercise (see the module comment), called `Mynet` in
@@ -56,7 +49,9 @@ export function outputSize(size: number): number | undefined {
  * import { Mynet } from "./nearest.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * assertEquals(Mynet(8).outputs[0]!.shape, [null, 8, 8, 3]);
+ * const net = Mynet(8);
+ * assertEquals(net.outputs[0]!.shape, [null, 8, 8, 3]);
+ * assertEquals(net.getLayer("up").countParams(), 0); // it copies pixels: nothing to learn
  * ```
  */
 export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf.LayersModel {
@@ -74,32 +69,21 @@ export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf
   return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
 }
 
-/**
- * Trains the network, then tests it on the test photos.
- *
- * @param args Command-line arguments.
- * @returns The model (the caller disposes it), the training run and the test metrics.
- */
-export async function run(args: string[]): Promise<TrainTestRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, withDefaults(TRAIN_TEST_FLAGS, PROTOCOL), {
-    usage: `deno task ${EXERCISE} [flags]`,
-    summary: "Train and test an encoder-decoder that upsamples by nearest neighbour.",
-  });
-  // Data: each training photo four times (as is and flipped), masks as class indices.
-  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
-  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
-  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
-  return await trainThenTest(flags, {
+/** Trains Mynet, then tests it (`--help` lists the flags). */
+export const run = (args: string[]): Promise<TrainTestRun> =>
+  runTrainTest(args, {
     name: EXERCISE,
+    summary: "Train and test an encoder-decoder that upsamples by nearest neighbour.",
+    protocol: PROTOCOL, // data: each training photo four times (as is and flipped)
     build: Mynet,
     outputSize,
-    mode: CLASSES,
+    mode: CLASSES, // masks as class indices
+    // semasegLoss, the softmax cross-entropy of every pixel, is taken on the logits:
+    // training runs Mynet without its final softmax
     loss: semasegLoss,
-    classify: argmaxClasses,
+    classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
     next: NEXT,
   });
-}
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

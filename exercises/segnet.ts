@@ -22,11 +22,10 @@ import {
   segmentationHead,
   unpool,
 } from "../lib/blocks.ts";
+import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { shellWord, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
-import type { FlagDefs } from "../lib/flag_defs.ts";
+import { shellWord } from "../lib/exercise_flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
-import { applyRecipe, RECIPE_NAMES } from "../lib/recipes.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { semasegLoss } from "./semaseg_loss.ts";
@@ -35,20 +34,13 @@ import { argmaxClasses } from "./semaseg_test.ts";
 const EXERCISE = "segnet";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 16, iters: 1000, lr: 0.01 };
-/** The next step: the checkpoint just written, on your own photos (segment takes no --data). */
-const next = (checkpoint: string) =>
+/** The next step: the checkpoint just written, on your own photos. */
+const NEXT = (checkpoint: string) =>
   `deno task segment --checkpoint ${shellWord(checkpoint)} PHOTO  ` +
   "(use the trained SegNet on your own photos)";
 
-/**
- * The output size for an input size: five poolings need a multiple of 32.
- *
- * @param size Input height and width in pixels.
- * @returns The output size (the input size), or `undefined` when the size cannot work.
- */
-export function outputSize(size: number): number | undefined {
-  return size % 32 === 0 ? size : undefined;
-}
+/** The output size for an input size (pixels): five poolings need a multiple of 32. */
+export const outputSize = (size: number): number | undefined => size % 32 ? undefined : size;
 
 /**
  * SegNet. The shape comments are for the default input, 64.
@@ -96,49 +88,23 @@ export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf
   return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
 }
 
-const FLAGS = {
-  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
-  recipe: {
-    type: "string",
-    default: "default",
-    choices: RECIPE_NAMES,
-    help: "Training recipe: default (the tutorial's protocol) or tuned (see docs/results.md); " +
-      "flags you type override it",
-  },
-} as const satisfies FlagDefs;
-
-/**
- * Trains SegNet with a recipe, then tests it on the test photos.
- *
- * @param args Command-line arguments.
- * @returns The model (the caller disposes it), the training run and the test metrics.
- */
-export async function run(args: string[]): Promise<TrainTestRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const parsed = parseFlags(args, FLAGS, {
-    usage: `deno task ${EXERCISE} [flags]`,
-    summary: "Train and test SegNet (VGG16 encoder, unpooling with the max-pool positions).",
-  });
-  // The recipe, with the flags typed on the command line
-  const settings = applyRecipe(parsed.recipe, parsed, args, PROTOCOL);
-  console.log(`recipe: ${parsed.recipe}, ${settings.summary}`);
-  const run = parsed.recipe === "default" ? EXERCISE : `${EXERCISE}_${parsed.recipe}`;
-  // Data: the four flips of the original answers, or the recipe's random crops.
-  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
-  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
-  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
-  return await trainThenTest({ ...parsed, ...settings }, {
+/** Trains Mynet, then tests it (`--help` lists the flags). */
+export const run = (args: string[]): Promise<TrainTestRun> =>
+  runTrainTest(args, {
     name: EXERCISE,
+    summary: "Train and test SegNet (VGG16 encoder, unpooling with the max-pool positions).",
+    protocol: PROTOCOL, // data: the four flips of the answers, or the recipe's random crops
     build: Mynet,
     outputSize,
-    mode: CLASSES,
+    mode: CLASSES, // masks as class indices
+    // semasegLoss, the softmax cross-entropy of every pixel, is taken on the logits:
+    // training runs Mynet without its final softmax
     loss: semasegLoss,
-    classify: argmaxClasses,
+    classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
-    next: next(parsed.checkpoint ?? `checkpoints/${run}`),
-    recipe: { name: parsed.recipe, settings },
+    next: NEXT,
     carryData: false, // segment takes no --data
+    recipes: true, // --recipe tuned: see docs/results.md
   });
-}
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -10,9 +10,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { CLASS_COLORS, CLASS_NAMES } from "../lib/classes.js";
+import { runShowDataset } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep } from "../lib/exercise_flags.ts";
-import { DATA_FLAGS } from "../lib/flag_defs.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
 
 const NEXT = "deno task semaseg_loss  (train a network to predict these class maps)";
@@ -81,42 +80,16 @@ export function paintClasses(classMap: tf.Tensor2D): tf.Tensor3D {
   });
 }
 
-/**
- * Writes `<out>/<class>/semaseg_dataset_<image>.png` for every training photo (input
- * beside its class map: background black, akahara (128, 0, 0), madara
- * (0, 128, 0)) and prints a summary per class.
- *
- * @param args Command-line arguments.
- * @returns A promise that resolves when every figure is written.
- */
-export async function run(args: string[]): Promise<void> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, DATA_FLAGS, {
-    usage: "deno task semaseg_dataset [flags]",
+/** Writes a figure per training photo: `deno task semaseg_dataset --help` lists the flags. */
+export const run = (args: string[]): Promise<string[]> =>
+  runShowDataset(args, {
+    name: "semaseg_dataset",
     summary: "Loads the training photos, maps their masks to class indices " +
       "(0 background, 1 akahara, 2 madara) and writes a figure per photo.",
+    mode: CLASSES, // each mask colour mapped to its class as it is read
+    title: "class map",
+    paint: paintClasses,
+    next: NEXT,
   });
-  tf.enableProdMode();
-  // The files and the figures, imported here: the page imports the lesson alone
-  const [{ resolveDataDir }, { loadSplit }, { showDataset }] = await Promise.all([
-    import("../lib/data_dir.ts"),
-    import("../lib/dataset.ts"),
-    import("../lib/test_figures.ts"),
-  ]);
-  const dataDir = await resolveDataDir(flags.data);
-  // Data: each mask colour mapped to its class as it is read
-  const data = await loadSplit(dataDir, "train", { mode: CLASSES, size: flags.size, flips: false });
-  try {
-    await showDataset(data, {
-      ...flags,
-      name: "semaseg_dataset",
-      title: "class map",
-      paint: paintClasses,
-    });
-  } finally {
-    tf.dispose([data.images, data.masks]);
-  }
-  console.log(`next: ${nextStep(NEXT, flags.data)}`);
-}
 
 if (import.meta.main) await runMain(() => run(Deno.args));

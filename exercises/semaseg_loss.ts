@@ -11,8 +11,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { convBlock, SeedSequence, segmentationHead } from "../lib/blocks.ts";
+import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { EXERCISE_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
@@ -79,32 +79,22 @@ export function semasegLoss(logits: tf.Tensor4D, masks: tf.Tensor3D): tf.Scalar 
   });
 }
 
-/**
- * Trains the segmentation network and saves it.
- *
- * @param args Command-line arguments.
- * @returns The trained model (the caller disposes it) and the training run.
- */
-export async function run(args: string[]): Promise<TrainTestRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, withDefaults(EXERCISE_FLAGS, PROTOCOL), {
-    usage: "deno task semaseg_loss [flags]",
-    summary: "Train the segmentation network (6 x conv-ReLU-BN, softmax over 3 classes).",
-  });
-  // Data: each training photo four times (as is and flipped), masks as class indices.
-  // Train Mynet on semasegLoss (or --loss ce+dice), taken on the logits: training runs Mynet
-  // without its final softmax. Save the checkpoint, the loss curve and the progress figure.
-  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
-  return await trainThenTest(flags, {
+/** Trains Mynet and saves it: `deno task semaseg_loss --help` lists the flags. */
+export const run = (args: string[]): Promise<TrainTestRun> =>
+  runTrainTest(args, {
     name: "semaseg_loss",
     network: "semaseg",
+    summary: "Train the segmentation network (6 x conv-ReLU-BN, softmax over 3 classes).",
+    protocol: PROTOCOL, // data: each training photo four times (as is and flipped)
+    trainsOnly: true,
     build: Mynet,
     outputSize: (size) => size,
-    mode: CLASSES,
+    mode: CLASSES, // masks as class indices
+    // semasegLoss (or --loss ce+dice) is taken on the logits: training runs Mynet without its
+    // final softmax
     loss: semasegLoss,
-    paint: paintClasses,
+    paint: paintClasses, // the progress figure's picture of a prediction
     next: NEXT,
   });
-}
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -9,8 +9,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { runTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep, TEST_FLAGS } from "../lib/exercise_flags.ts";
 import type { TestedRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { Mynet } from "./semaseg_loss.ts";
@@ -39,50 +39,19 @@ export function argmaxClasses(probabilities: tf.Tensor4D): tf.Tensor3D {
   return tf.argMax(probabilities, 3); // [n, height, width]
 }
 
-/**
- * Tests the segmentation network on the test photos.
- *
- * @param args Command-line arguments.
- * @returns The metrics and the figure paths.
- */
-export async function run(args: string[]): Promise<TestedRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const flags = parseFlags(args, TEST_FLAGS, {
-    usage: "deno task semaseg_test [flags]",
+/** Tests the checkpoint semaseg_loss saved: `deno task semaseg_test --help` lists the flags. */
+export const run = (args: string[]): Promise<TestedRun> =>
+  runTest(args, {
+    name: "semaseg_test",
     summary: "Test the segmentation network trained by `deno task semaseg_loss`: figures and mIoU.",
-  });
-  // The backend, the files and the figures, imported here: the page imports the lesson alone
-  const [{ setupBackend }, { resolveDataDir }, { testAndShow }, { loadTrained, trainCommand }] =
-    await Promise.all([
-      import("../engine/mod.ts"),
-      import("../lib/data_dir.ts"),
-      import("../lib/test_figures.ts"),
-      import("../lib/train_and_save.ts"),
-    ]);
-  await setupBackend(flags.backend);
-  const command = trainCommand("semaseg_loss", flags.checkpoint); // named in messages
-  const dataDir = await resolveDataDir(flags.data);
-  // Network: the checkpoint semaseg_loss saved
-  const model = await loadTrained(flags.checkpoint ?? "checkpoints/semaseg_loss", {
+    trainer: "semaseg_loss",
     network: "semaseg",
-    size: flags.size,
-    command,
-    dataDir,
+    build: (size) => Mynet(size),
+    mode: CLASSES, // masks as class indices
+    // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
+    classify: () => argmaxClasses,
+    paint: paintClasses,
+    next: NEXT,
   });
-  // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
-  try {
-    return await testAndShow(model, dataDir, {
-      ...flags,
-      name: "semaseg_test",
-      mode: CLASSES,
-      classify: argmaxClasses,
-      paint: paintClasses,
-      build: (size) => Mynet(size),
-      next: nextStep(NEXT, flags.data),
-    });
-  } finally {
-    model.dispose();
-  }
-}
 
 if (import.meta.main) await runMain(async () => void await run(Deno.args));

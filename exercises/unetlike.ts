@@ -23,11 +23,9 @@ import {
   segmentationHead,
   upsampleTransposed,
 } from "../lib/blocks.ts";
+import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
-import type { FlagDefs } from "../lib/flag_defs.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
-import { applyRecipe, RECIPE_NAMES } from "../lib/recipes.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { semasegLoss } from "./semaseg_loss.ts";
@@ -96,47 +94,22 @@ export function Mynet(size = 64, { classes = 3, seed = 0 }: NetOptions = {}): tf
   return tf.model({ inputs: input, outputs: probabilities, name: EXERCISE });
 }
 
-const FLAGS = {
-  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
-  recipe: {
-    type: "string",
-    default: "default",
-    choices: RECIPE_NAMES,
-    help: "Training recipe: default (the tutorial's protocol) or tuned (see docs/results.md); " +
-      "flags you type override it",
-  },
-} as const satisfies FlagDefs;
-
-/**
- * Trains the UNet-like network with a recipe, then tests it on the test photos.
- *
- * @param args Command-line arguments.
- * @returns The model (the caller disposes it), the training run and the test metrics.
- */
-export async function run(args: string[]): Promise<TrainTestRun> {
-  const { parseFlags } = await import("../lib/flags.ts"); // the command line: not in the page
-  const parsed = parseFlags(args, FLAGS, {
-    usage: `deno task ${EXERCISE} [flags]`,
-    summary: "Train and test the UNet-like network (padding same, 16 to 256 filters).",
-  });
-  // The recipe, with the flags typed on the command line
-  const settings = applyRecipe(parsed.recipe, parsed, args, PROTOCOL);
-  console.log(`recipe: ${parsed.recipe}, ${settings.summary}`);
-  // Data: the four flips of the original answers, or the recipe's random crops.
-  // Train Mynet on semasegLoss, the softmax cross-entropy of every pixel, taken on the logits:
-  // training runs Mynet without its final softmax. Test: argmax, painted, and the mIoU.
-  const { trainThenTest } = await import("../lib/train_then_test.ts"); // files: not in the page
-  return await trainThenTest({ ...parsed, ...settings }, {
+/** Trains Mynet, then tests it (`--help` lists the flags). */
+export const run = (args: string[]): Promise<TrainTestRun> =>
+  runTrainTest(args, {
     name: EXERCISE,
+    summary: "Train and test the UNet-like network (padding same, 16 to 256 filters).",
+    protocol: PROTOCOL, // data: the four flips of the answers, or the recipe's random crops
     build: Mynet,
     outputSize,
-    mode: CLASSES,
+    mode: CLASSES, // masks as class indices
+    // semasegLoss, the softmax cross-entropy of every pixel, is taken on the logits:
+    // training runs Mynet without its final softmax
     loss: semasegLoss,
-    classify: argmaxClasses,
+    classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
     next: NEXT,
-    recipe: { name: parsed.recipe, settings },
+    recipes: true, // --recipe tuned: see docs/results.md
   });
-}
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -75,7 +75,7 @@ export function systemErrorLine(error: unknown): string | undefined {
  * line on stderr and exit status 1, and so does an error of the machine
  * ({@linkcode systemErrorLine}: out of space, permission, out of memory).
  *
- * @param run The script's work.
+ * @param run The script's work; what it resolves to is not used.
  * @returns A promise that resolves when `run` has finished.
  *
  * @example
@@ -84,7 +84,7 @@ export function systemErrorLine(error: unknown): string | undefined {
  * await runMain(() => Promise.resolve());
  * ```
  */
-export async function runMain(run: () => Promise<void>): Promise<void> {
+export async function runMain(run: () => Promise<unknown>): Promise<void> {
   try {
     await run();
   } catch (error) {

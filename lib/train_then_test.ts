@@ -41,10 +41,11 @@ export interface Lesson {
   /** Classes to a picture: `paintClasses` of semaseg_dataset. */
   paint: Paint;
   /**
-   * What to run next and why, printed at the end. For an exercise that only trains, the test
-   * of its checkpoint: this run's `--checkpoint` and `--size` are carried into it.
+   * What to run next and why, printed at the end, or a function of the checkpoint folder that
+   * gives it. For an exercise that only trains, the test of its checkpoint: this run's
+   * `--checkpoint` and `--size` are carried into it.
    */
-  next: string;
+  next: string | ((checkpoint: string) => string);
   /** Carry `--data` into `next` (not for a tool that takes no `--data`). @default true */
   carryData?: boolean;
   /** The network's name in the checkpoint, when it is not the exercise's. @default name */
@@ -96,7 +97,8 @@ export async function trainThenTest(
       size: flags.size === DATA_FLAGS.size.default ? undefined : flags.size,
     }
     : {};
-  const next = nextStep(lesson.next, lesson.carryData === false ? undefined : flags.data, carry);
+  const nextCommand = typeof lesson.next === "string" ? lesson.next : lesson.next(checkpoint);
+  const next = nextStep(nextCommand, lesson.carryData === false ? undefined : flags.data, carry);
   if (tuned && flags.resume) {
     throw new UserError(
       "--resume works with --recipe default only; train the tuned recipe again without --resume",

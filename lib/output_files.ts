@@ -19,7 +19,7 @@
  * @module
  */
 import { UserError } from "./errors.ts";
-import { dirname, join, relative, resolve } from "./path.ts";
+import { dirname, join, resolve, shownPath } from "./path.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
 export const PROJECT_MARK = "imori-semaseg";
@@ -152,7 +152,7 @@ export async function claimCheckpoint(
       const what = (typeof iteration === "number"
         ? `a checkpoint of ${iteration} iterations`
         : "a checkpoint") +
-        (typeof data === "string" ? ` trained on ${relative(Deno.cwd(), data) || "."}` : "");
+        (typeof data === "string" ? ` trained on ${shownPath(data)}` : "");
       throw new UserError(
         `${dir} already holds ${what}; pass --resume to continue it, --checkpoint ` +
           `<new folder> to train another, or --overwrite to replace it`,

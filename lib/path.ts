@@ -4,4 +4,28 @@
  *
  * @module
  */
+import { relative, resolve } from "node:path";
+
 export { basename, dirname, extname, join, relative, resolve } from "node:path";
+
+/**
+ * A path as messages show it: relative to the working folder (`.` for the
+ * folder itself), or absolute when the relative path would climb more than
+ * two folders.
+ *
+ * @param path A path, relative to the working folder or absolute.
+ * @returns The path to print.
+ *
+ * @example
+ * ```ts
+ * import { resolve, shownPath } from "./path.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(shownPath(Deno.cwd()), ".");
+ * assertEquals(shownPath("data/imori"), "data/imori");
+ * assertEquals(shownPath(resolve("data/imori")), "data/imori"); // an absolute path too
+ * ```
+ */
+export function shownPath(path: string): string {
+  const near = relative(Deno.cwd(), resolve(path)) || ".";
+  return near.startsWith("../../../") ? resolve(path) : near;
+}

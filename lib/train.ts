@@ -349,6 +349,16 @@ export async function trainModel(
   const batches = minibatchIndices(count, batchSize, seed);
   const lossOf = trainingLoss(model, loss);
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
+  /** Throws when a weight is not finite, naming it, with `when` ("at iteration 10"). */
+  const refuseBrokenWeights = (when: string) => {
+    const broken = firstNonFiniteWeight(model);
+    if (broken === undefined) return;
+    optimizer.dispose();
+    throw new UserError(
+      `Training diverged ${when}: weight ${broken} is not finite; lower the learning rate ` +
+        `(--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it is kept`,
+    );
+  };
   const loopStart = performance.now();
   let timedStart = loopStart;
   let last = startIteration;
@@ -386,29 +396,14 @@ export async function trainModel(
     // A weight can turn non-finite while the loss still looks fine (a kernel that reads stale
     // weights did): check them every few iterations, before anything is saved, and at the end.
     if (iteration % WEIGHT_CHECK_EVERY === 0 || iteration === iters) {
-      const broken = firstNonFiniteWeight(model);
-      if (broken !== undefined) {
-        optimizer.dispose();
-        throw new UserError(
-          `Training diverged at iteration ${iteration}: weight ${broken} is not finite; lower ` +
-            `the learning rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it ` +
-            "is kept",
-        );
-      }
+      refuseBrokenWeights(`at iteration ${iteration}`);
     }
     progress.update(iteration, loss);
     last = iteration;
     await options.onIteration?.(iteration, loss, optimizer);
   }
   const end = performance.now();
-  const broken = firstNonFiniteWeight(model);
-  if (broken !== undefined) {
-    optimizer.dispose();
-    throw new UserError(
-      `Training diverged by iteration ${last}: weight ${broken} is not finite; lower the ` +
-        `learning rate (--lr ${lr} now, ${lowerLr(lr)}); any checkpoint saved before it is kept`,
-    );
-  }
+  if (last !== iters) refuseBrokenWeights(`by iteration ${last}`); // stopped before its last check
   const done = last - startIteration;
   const timed = done - warmup;
   return {

@@ -15,7 +15,7 @@ import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
 import { claimCheckpoint } from "./output_files.ts";
-import { join, relative, resolve } from "./path.ts";
+import { join, resolve, shownPath } from "./path.ts";
 import { formatDuration } from "./progress.ts";
 import { ProgressFigure, type WatchedPhoto, watchPoints } from "./progress_figure.ts";
 import type { ScheduleName } from "./schedule.ts";
@@ -328,10 +328,4 @@ export async function loadTrained(
  */
 export function trainCommand(task: string, checkpoint: string | undefined): string {
   return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
-}
-
-/** A path as messages show it: relative to the working folder, unless that climbs more than twice. */
-function shownPath(path: string): string {
-  const near = relative(Deno.cwd(), resolve(path)) || ".";
-  return near.startsWith("../../../") ? resolve(path) : near;
 }

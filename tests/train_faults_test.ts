@@ -151,6 +151,30 @@ Deno.test("trainModel() stops within WEIGHT_CHECK_EVERY iterations of a weight t
   model.dispose();
 });
 
+Deno.test("trainModel() checks the weights of a run stopped between two checks", async () => {
+  const model = tinyModel(3);
+  const data = tinyData(4);
+  const movingMean = model.weights.find((weight) => weight.originalName.endsWith("moving_mean"))!;
+  const stop = new AbortController();
+  await assertOneLine(
+    trainModel(model, data, {
+      loss: crossEntropy,
+      iters: 40,
+      lr: 0.01,
+      progress: { quiet: true },
+      signal: stop.signal,
+      onIteration: (iteration) => {
+        if (iteration === 3) movingMean.write(tf.fill(movingMean.shape as number[], NaN));
+        if (iteration === 4) stop.abort(); // as Ctrl+C does, before the check at 10
+      },
+    }),
+    `Training diverged by iteration 4: weight ${movingMean.originalName} is not finite; lower ` +
+      "the learning rate (--lr 0.01 now, try --lr 0.001); any checkpoint saved before it is kept",
+  );
+  tf.dispose([data.images, data.masks]);
+  model.dispose();
+});
+
 Deno.test("trainModel() refuses masks that are all background", async () => {
   const model = tinyModel(3);
   const data = tinyData(4);

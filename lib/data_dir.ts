@@ -8,7 +8,7 @@
 import { imoriFiles } from "./download.ts";
 import { UserError } from "./errors.ts";
 import { fileURLToPath } from "node:url";
-import { dirname, join, relative } from "./path.ts";
+import { dirname, join, shownPath } from "./path.ts";
 import { writeSyntheticDataset } from "./synthetic_files.ts";
 import { SYNTHETIC_VERSION } from "./synthetic_newts.ts";
 
@@ -69,7 +69,7 @@ export async function resolveDataDir(
     }
     if (missing.length > 0) {
       throw new UserError(
-        `${relative(Deno.cwd(), imori) || "."} is incomplete (${missing.length} of ` +
+        `${shownPath(imori)} is incomplete (${missing.length} of ` +
           `${imoriFiles().length} files missing, e.g. ${missing[0]}); run \`deno task download\` ` +
           "again to finish it, or pass --data <folder> for a dataset of your own",
       );
@@ -77,7 +77,7 @@ export async function resolveDataDir(
     return imori;
   }
   const synthetic = join(root, "data", "synthetic");
-  const shown = relative(Deno.cwd(), synthetic) || ".";
+  const shown = shownPath(synthetic);
   if (await isCurrentSynthetic(synthetic)) {
     say(
       `Using the built-in synthetic newt dataset in ${shown} ` +

@@ -15,6 +15,7 @@ import { DATA_FLAGS, type FlagDef, type FlagDefs, TRAIN_FLAGS } from "./flag_def
 import { LOSSES } from "./losses.ts";
 import { SCHEDULES } from "./schedule.ts";
 import { OPTIMIZERS } from "./train.ts";
+import { shellWord } from "./path.ts";
 
 /** Flags of every exercise that trains: the data and training flags, and a few more. */
 export const EXERCISE_FLAGS = {
@@ -170,23 +171,4 @@ export function nextStep(
   const cut = next.indexOf("  (");
   const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut)];
   return `${command}${flags}${note}`;
-}
-
-/**
- * A path or value as one word of a shell command: as it is when it holds only
- * safe characters, else in single quotes.
- *
- * @param text The word.
- * @returns It, quoted where a shell needs it.
- *
- * @example
- * ```ts
- * import { shellWord } from "./exercise_flags.ts";
- * import { assertEquals } from "./assert.ts";
- * assertEquals(shellWord("checkpoints/segnet"), "checkpoints/segnet");
- * assertEquals(shellWord("it's mine"), "'it'\\''s mine'");
- * ```
- */
-export function shellWord(text: string): string {
-  return /^[\w./:@+-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }

@@ -19,7 +19,7 @@
  * @module
  */
 import { UserError } from "./errors.ts";
-import { dirname, join, resolve, shownPath } from "./path.ts";
+import { basename, dirname, join, resolve, shellWord, shownPath } from "./path.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
 export const PROJECT_MARK = "imori-semaseg";
@@ -98,6 +98,9 @@ export interface ClaimCheckpointOptions {
   /** Replace a checkpoint that is there (`--resume` continues it, `--overwrite` replaces it).
    * @default {false} */
   replace?: boolean;
+  /** The dataset folder this run trains on: a checkpoint trained on another gets a refusal
+   * that names both and a folder that keeps both. */
+  data?: string;
   /** The start of a training run: claims made by earlier runs in this process (a test
    * that trains twice) do not count, only what is on disk.
    * @default {false} */
@@ -153,6 +156,14 @@ export async function claimCheckpoint(
         ? `a checkpoint of ${iteration} iterations`
         : "a checkpoint") +
         (typeof data === "string" ? ` trained on ${shownPath(data)}` : "");
+      if (typeof data === "string" && options.data && resolve(data) !== resolve(options.data)) {
+        const both = `${dir.replace(/[\\/]+$/, "")}_${basename(resolve(options.data))}`;
+        throw new UserError(
+          `${dir} already holds ${what}, and this run trains on ${shownPath(options.data)}; ` +
+            `pass --checkpoint ${shellWord(both)} to keep both, --overwrite to replace it, or ` +
+            "--resume to continue it on these photos",
+        );
+      }
       throw new UserError(
         `${dir} already holds ${what}; pass --resume to continue it, --checkpoint ` +
           `<new folder> to train another, or --overwrite to replace it`,
@@ -333,8 +344,30 @@ export function markPng(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Whether the file at `path` is a PNG carrying the project's mark. */
-async function isProjectFile(path: string): Promise<boolean> {
+/**
+ * Whether the file at `path` is a PNG carrying the project's mark (a mask or
+ * figure this project wrote): `false` for any other file and for one that
+ * cannot be read.
+ *
+ * @param path The file.
+ * @returns Whether this project wrote it.
+ *
+ * @example
+ * ```ts
+ * import { isProjectFile, markPng } from "./output_files.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * const png = Uint8Array.from(atob(
+ *   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB4iG8MwAAAABJRU5ErkJggg==",
+ * ), (c) => c.charCodeAt(0)); // a 1x1 grey PNG
+ * await Deno.writeFile(`${dir}/photo.png`, png);
+ * await Deno.writeFile(`${dir}/photo_mask.png`, markPng(png));
+ * assertEquals(await isProjectFile(`${dir}/photo.png`), false);
+ * assertEquals(await isProjectFile(`${dir}/photo_mask.png`), true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function isProjectFile(path: string): Promise<boolean> {
   try {
     const file = await Deno.open(path);
     try {

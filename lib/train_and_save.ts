@@ -172,7 +172,11 @@ export async function trainAndSave(
     console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
   }
   // Before any iteration: the folder may take this run's checkpoint, and a minibatch fits.
-  await claimCheckpoint(dir, { replace: options.resume || options.overwrite, start: true });
+  await claimCheckpoint(dir, {
+    replace: options.resume || options.overwrite,
+    data: options.dataDir,
+    start: true,
+  });
   checkBatchFits(model, options.batchSize);
   if (startIteration >= options.iters) {
     console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);

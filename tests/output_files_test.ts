@@ -19,7 +19,7 @@ import {
   guardWrite,
   noteInputs,
 } from "../lib/output_files.ts";
-import { join } from "../lib/path.ts";
+import { join, shownPath } from "../lib/path.ts";
 import { startServer } from "../tools/serve.ts";
 
 await tf.setBackend("cpu");
@@ -83,6 +83,36 @@ Deno.test("claimCheckpoint() refuses another run's checkpoint, a folder of other
   );
   model.dispose();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("claimCheckpoint() refusing a checkpoint trained on other photos names both and a folder that keeps both", async () => {
+  const root = await Deno.makeTempDir();
+  const dir = join(root, "nearest");
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(join(dir, "model.json"), "{}");
+  await Deno.writeTextFile(
+    join(dir, "training_state.json"),
+    JSON.stringify({ iteration: 500, settings: { data: join(root, "synthetic") } }),
+  );
+  const message = await claimCheckpoint(dir, { data: join(root, "imori") }).then(
+    () => "",
+    (error: Error) => error.message,
+  );
+  assertEquals(
+    message,
+    `${dir} already holds a checkpoint of 500 iterations trained on ${
+      shownPath(join(root, "synthetic"))
+    }, and this run trains on ${
+      shownPath(join(root, "imori"))
+    }; pass --checkpoint ${dir}_imori to keep ` +
+      "both, --overwrite to replace it, or --resume to continue it on these photos",
+  );
+  // The same photos: the plain refusal
+  await assertRejects(
+    () => claimCheckpoint(dir, { data: join(root, "synthetic") }),
+    /pass --resume to continue it, --checkpoint <new folder> to train another/,
+  );
+  await Deno.remove(root, { recursive: true });
 });
 
 Deno.test("guardWrite() makes a full disk one line naming the path; a read-only --out is refused up front", async () => {

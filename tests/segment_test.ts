@@ -135,6 +135,21 @@ Deno.test("segment writes a mask at each photo's size, readable as a training ma
   });
 });
 
+Deno.test("segment run again on a folder it wrote into leaves its own masks and figures out", async () => {
+  await withFixture(async (dir) => {
+    const photos = join(dir, "photos");
+    const args = ["--checkpoint", join(dir, "checkpoints", "bin"), "--out", photos, photos];
+    const first = await segment(args);
+    const again = await segment(args);
+    // The same two photos, not their masks and figures as four more
+    assertEquals(again.map((one) => one.photo), first.map((one) => one.photo));
+    assertEquals(again.map((one) => one.photo), [
+      join(photos, "a.JPG"),
+      join(photos, "sub", "b.png"),
+    ]);
+  });
+});
+
 Deno.test("segment of a binarization model writes black and white", async () => {
   await withFixture(async (dir) => {
     const [done] = await segment([

@@ -34,7 +34,7 @@ import { registerCustomLayers } from "../lib/custom_layers.js";
 import { isPhotoName, PHOTO_FORMATS } from "../lib/photo_formats.ts";
 import { coveringOutputSize } from "../lib/input_size.ts";
 import { checkSize } from "../lib/network.ts";
-import { claimOutputFile, noteInputs } from "../lib/output_files.ts";
+import { claimOutputFile, isProjectFile, noteInputs } from "../lib/output_files.ts";
 import { basename, dirname, extname, join, relative } from "../lib/path.ts";
 import { classesOf } from "../lib/classes.js";
 import {
@@ -150,9 +150,12 @@ export function splitArguments(
 /**
  * The photos of a folder and its subfolders, as the dataset reader takes
  * them: JPEG, PNG or WebP by extension in any case, hidden files and folders (names
- * starting with ".") skipped, symbolic links followed (each folder once).
+ * starting with ".") skipped, symbolic links followed (each folder once). PNGs
+ * this project wrote (masks and figures of an earlier run into this folder,
+ * marked `Software: imori-semaseg`) are not photos and are left out.
  *
  * @param dir The folder.
+ * @param skipped Receives each left-out file this project wrote.
  * @returns Paths, sorted.
  *
  * @example
@@ -167,7 +170,10 @@ export function splitArguments(
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function listPhotos(dir: string): Promise<string[]> {
+export async function listPhotos(
+  dir: string,
+  skipped: (path: string) => void = () => {},
+): Promise<string[]> {
   const found: string[] = [];
   const seen = new Set<string>();
   const walk = async (folder: string) => {
@@ -183,7 +189,8 @@ export async function listPhotos(dir: string): Promise<string[]> {
       const info = await Deno.stat(path).catch(() => undefined); // a broken link is skipped
       if (info?.isDirectory) await walk(path);
       else if (info?.isFile && isPhotoName(name)) {
-        found.push(path);
+        if (await isProjectFile(path)) skipped(path);
+        else found.push(path);
       }
     }
   };
@@ -229,11 +236,15 @@ export async function planJobs(paths: string[], out: string): Promise<PhotoJob[]
         : (error instanceof Error ? error.message.split("\n")[0] : String(error));
       throw new UserError(`Cannot read photo ${path}: ${reason}; check the path`);
     }
-    const photos = info.isDirectory ? await listPhotos(path) : [path];
+    let ours = 0; // masks and figures an earlier run wrote into this folder
+    const photos = info.isDirectory ? await listPhotos(path, () => ours++) : [path];
+    if (ours > 0) {
+      console.log(`segment: ${path}: left out ${ours} masks and figures written by this project`);
+    }
     if (photos.length === 0) {
       throw new UserError(
         `No photos in folder ${path}: expected ${PHOTO_FORMATS} files (.jpg, .jpeg, .png, .webp ` +
-          `in any case; hidden files are skipped)`,
+          `in any case; hidden files and this project's masks and figures are skipped)`,
       );
     }
     for (const photo of photos) {

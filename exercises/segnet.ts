@@ -24,7 +24,7 @@ import {
 } from "../lib/blocks.ts";
 import { runTrainTest } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
-import { shellWord } from "../lib/path.ts";
+import { shellWord } from "../lib/flag_defs.ts";
 import { checkSize, type NetOptions } from "../lib/network.ts";
 import type { TrainTestRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";

@@ -11,11 +11,10 @@
  * @module
  */
 import { BATCH_NORM_STATS } from "./batch_norm_stats.ts";
-import { DATA_FLAGS, type FlagDef, type FlagDefs, TRAIN_FLAGS } from "./flag_defs.ts";
+import { DATA_FLAGS, type FlagDef, type FlagDefs, shellWord, TRAIN_FLAGS } from "./flag_defs.ts";
 import { LOSSES } from "./losses.ts";
 import { SCHEDULES } from "./schedule.ts";
 import { OPTIMIZERS } from "./train.ts";
-import { shellWord } from "./path.ts";
 
 /** Flags of every exercise that trains: the data and training flags, and a few more. */
 export const EXERCISE_FLAGS = {

@@ -24,6 +24,56 @@ export interface FigureOptions {
   scale?: number;
   /** A title line above the whole figure. @default none */
   title?: string;
+  /** A key under the panels: a colour swatch and its name per class. @default none */
+  legend?: LegendEntry[];
+}
+
+/** One entry of a figure's key: a class name and its colour in the class maps. */
+export interface LegendEntry {
+  /** The class name. */
+  label: string;
+  /** Its colour, RGB 0 to 255. */
+  color: [number, number, number];
+}
+
+/**
+ * The key of a class map: each class painted as the exercise paints it.
+ *
+ * @param classNames The class names, by index.
+ * @param paint The exercise's painting of a class map `[h, w]` into `[h, w, 3]` or `[h, w, 1]`
+ *   in [0, 1] (`paintClasses`, `paintBinary`).
+ * @returns One entry per class, its colour in 0 to 255.
+ *
+ * @example
+ * ```ts
+ * import "@tensorflow/tfjs-backend-cpu";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import { classLegend } from "./figure.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const grey = (map: tf.Tensor2D) => tf.expandDims(tf.cast(map, "float32"), 2) as tf.Tensor3D;
+ * assertEquals(classLegend(["background", "newt"], grey), [
+ *   { label: "background", color: [0, 0, 0] },
+ *   { label: "newt", color: [255, 255, 255] },
+ * ]);
+ * ```
+ */
+export function classLegend(
+  classNames: readonly string[],
+  paint: (classMap: tf.Tensor2D) => tf.Tensor3D,
+): LegendEntry[] {
+  const painted = tf.tidy(() => {
+    const indices = tf.tensor2d([classNames.map((_, index) => index)], undefined, "int32");
+    return paint(indices); // [1, classes, 1 or 3]
+  });
+  const values = painted.dataSync();
+  const channels = painted.shape[2];
+  painted.dispose();
+  return classNames.map((label, index) => {
+    const rgb = [0, 1, 2].map((channel) =>
+      Math.round(values[index * channels + (channels === 1 ? 0 : channel)]! * 255)
+    );
+    return { label, color: rgb as [number, number, number] };
+  });
 }
 
 const MARGIN = 12;
@@ -34,7 +84,7 @@ const TITLE_STRIP = GLYPH_HEIGHT * FONT_SCALE + 10;
  * Composes panels into one RGB image (see {@linkcode writeFigure}).
  *
  * @param panels The panels, left to right.
- * @param options Upscale factor and figure title.
+ * @param options Upscale factor, figure title and key.
  * @returns The figure's pixels.
  *
  * @example
@@ -64,11 +114,18 @@ export async function composeFigure(
     Math.max(size.width, textWidth(panels[index]!.title, FONT_SCALE))
   );
   const top = MARGIN + (options.title ? TITLE_STRIP : 0);
+  const legend = options.legend ?? [];
+  const legendWidth = legend.reduce(
+    (sum, entry) => sum + SWATCH + 6 + textWidth(entry.label, FONT_SCALE) + 18,
+    0,
+  );
   const width = Math.max(
     MARGIN + columns.reduce((sum, column) => sum + column + MARGIN, 0),
     2 * MARGIN + textWidth(options.title ?? "", FONT_SCALE),
+    2 * MARGIN + legendWidth,
   );
-  const height = top + TITLE_STRIP + Math.max(...sizes.map((size) => size.height)) + MARGIN;
+  const panelsBottom = top + TITLE_STRIP + Math.max(...sizes.map((size) => size.height));
+  const height = panelsBottom + (legend.length ? LEGEND_STRIP : 0) + MARGIN;
   const figure: RasterImage = {
     data: new Uint8Array(width * height * 3).fill(255),
     width,
@@ -97,7 +154,27 @@ export async function composeFigure(
     }
     left += column + MARGIN;
   }
+  drawLegend(figure, legend, panelsBottom + 10);
   return figure;
+}
+
+const SWATCH = GLYPH_HEIGHT * FONT_SCALE;
+const LEGEND_STRIP = SWATCH + 10;
+
+/** Draws the key in one row from the left margin: a bordered swatch, then the name. */
+function drawLegend(figure: RasterImage, legend: LegendEntry[], top: number): void {
+  let x = MARGIN;
+  for (const { label, color } of legend) {
+    for (let y = 0; y < SWATCH; y++) {
+      for (let dx = 0; dx < SWATCH; dx++) {
+        const border = y === 0 || dx === 0 || y === SWATCH - 1 || dx === SWATCH - 1;
+        const at = ((top + y) * figure.width + x + dx) * 3;
+        figure.data.set(border ? [96, 96, 96] : color, at);
+      }
+    }
+    drawText(figure, label, { x: x + SWATCH + 6, y: top, scale: FONT_SCALE });
+    x += SWATCH + 6 + textWidth(label, FONT_SCALE) + 18;
+  }
 }
 
 /**

@@ -114,3 +114,22 @@ export const TRAIN_FLAGS = {
     help: "Checkpoint folder; default checkpoints/<exercise>",
   },
 } as const satisfies FlagDefs;
+
+/**
+ * A path or value as one word of a shell command: as it is when it holds only
+ * safe characters, else in single quotes.
+ *
+ * @param text The word.
+ * @returns It, quoted where a shell needs it.
+ *
+ * @example
+ * ```ts
+ * import { shellWord } from "./flag_defs.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(shellWord("checkpoints/segnet"), "checkpoints/segnet");
+ * assertEquals(shellWord("it's mine"), "'it'\\''s mine'");
+ * ```
+ */
+export function shellWord(text: string): string {
+  return /^[\w./:@+-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}

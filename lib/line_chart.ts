@@ -16,8 +16,10 @@ export interface LineChartOptions {
   xLabel: string;
   /** Label above the y axis. */
   yLabel: string;
-  /** The lines; non-finite values are skipped. */
+  /** The lines, drawn in order (the last on top); non-finite values are skipped. */
   series: { label: string; values: number[] }[];
+  /** Start the y axis at 0 when no value is below it (a loss). @default false */
+  yFromZero?: boolean;
 }
 
 const WIDTH = 720, HEIGHT = 440;
@@ -81,6 +83,7 @@ export function renderLineChart(options: LineChartOptions): RasterImage {
   const finite = options.series.flatMap((series) => series.values.filter(Number.isFinite));
   const length = Math.max(1, ...options.series.map((series) => series.values.length));
   let low = finite.length ? Math.min(...finite) : 0, high = finite.length ? Math.max(...finite) : 1;
+  if (options.yFromZero && low >= 0) low = 0;
   if (high - low < 1e-12) [low, high] = [low - 0.5, high + 0.5];
   const yTicks = niceTicks(low, high, 5);
   const xTicks = niceTicks(1, Math.max(2, length), 6).filter((tick) => Number.isInteger(tick));

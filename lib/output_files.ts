@@ -19,7 +19,8 @@
  * @module
  */
 import { UserError } from "./errors.ts";
-import { basename, dirname, join, resolve, shellWord, shownPath } from "./path.ts";
+import { shellWord } from "./flag_defs.ts";
+import { basename, dirname, join, resolve, shownPath } from "./path.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
 export const PROJECT_MARK = "imori-semaseg";

@@ -29,22 +29,3 @@ export function shownPath(path: string): string {
   const near = relative(Deno.cwd(), resolve(path)) || ".";
   return near.startsWith("../../../") ? resolve(path) : near;
 }
-
-/**
- * A path or value as one word of a shell command: as it is when it holds only
- * safe characters, else in single quotes.
- *
- * @param text The word.
- * @returns It, quoted where a shell needs it.
- *
- * @example
- * ```ts
- * import { shellWord } from "./path.ts";
- * import { assertEquals } from "./assert.ts";
- * assertEquals(shellWord("checkpoints/segnet"), "checkpoints/segnet");
- * assertEquals(shellWord("it's mine"), "'it'\\''s mine'");
- * ```
- */
-export function shellWord(text: string): string {
-  return /^[\w./:@+-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
-}

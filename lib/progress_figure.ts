@@ -9,7 +9,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { classesOf } from "./classes.js";
 import type { Classify } from "./evaluate.ts";
-import { writeFigure } from "./figure.ts";
+import type { MaskMode } from "./mask_classes.ts";
+import { classLegend, writeFigure } from "./figure.ts";
 import { cropMasks } from "./losses.ts";
 import type { Paint } from "./test_figures.ts";
 
@@ -29,6 +30,8 @@ export interface WatchedPhoto {
   classify?: Classify;
   /** Classes to a picture: the exercise's lesson. */
   paint: Paint;
+  /** How the masks are read: its class names label the figure's key. */
+  mode: Pick<MaskMode, "classNames">;
 }
 
 /**
@@ -131,6 +134,7 @@ export class ProgressFigure {
     try {
       await writeFigure(path, [...context, ...this.#panels], {
         title: `${title}: prediction for ${this.#photo.name} during training`,
+        legend: classLegend(this.#photo.mode.classNames, this.#photo.paint),
       });
     } finally {
       tf.dispose([...context, ...this.#panels].map((panel) => panel.image));

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { countClasses, type Dataset, loadSplit, type MaskMode } from "./dataset.ts";
 import { type Classify, evaluateModel, formatMetricsLine, type Metrics } from "./evaluate.ts";
-import { writeFigure } from "./figure.ts";
+import { classLegend, writeFigure } from "./figure.ts";
 import { inputSize, rebuildAtSize } from "./network.ts";
 import { photoFigurePath } from "./output_files.ts";
 import type { TrainedRun } from "./train_and_save.ts";
@@ -54,7 +54,9 @@ export async function showDataset(data: Dataset, options: ShowDatasetOptions): P
     ]);
     const path = photoFigurePath(options.out, options.name, photo, data.folders?.[index]);
     try {
-      await writeFigure(path, [{ title: "input", image }, { title: options.title, image: mask }]);
+      await writeFigure(path, [{ title: "input", image }, { title: options.title, image: mask }], {
+        legend: classLegend(data.classNames, options.paint),
+      });
     } finally {
       tf.dispose([image, mask]);
     }
@@ -205,7 +207,10 @@ async function showTest(
         ];
       });
       try {
-        await writeFigure(path, panels, { title: `${options.name}: ${data.names[index]}` });
+        await writeFigure(path, panels, {
+          title: `${options.name}: ${data.names[index]}`,
+          legend: classLegend(options.mode.classNames, options.paint),
+        });
       } finally {
         tf.dispose(panels.map((panel) => panel.image));
       }

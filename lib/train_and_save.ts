@@ -241,7 +241,11 @@ export async function trainAndSave(
       title: `${name}: training loss` + (options.recipe ? ` (${options.recipe} recipe)` : ""),
       xLabel: "iteration",
       yLabel: "loss",
-      series: [{ label: network, values: result.losses }],
+      series: [
+        { label: "each iteration", values: result.losses },
+        { label: `mean of ${LOSS_WINDOW}`, values: trailingMean(result.losses, LOSS_WINDOW) },
+      ],
+      yFromZero: true,
     });
     console.log(`loss curve: ${lossFigure}`);
   }
@@ -332,4 +336,31 @@ export async function loadTrained(
  */
 export function trainCommand(task: string, checkpoint: string | undefined): string {
   return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
+}
+
+/** Iterations averaged by the loss figure's second line. */
+const LOSS_WINDOW = 20;
+
+/**
+ * The mean of each value and the ones before it, `window` in all (fewer at the start): the
+ * loss figure's smooth line through the noise of single minibatches.
+ *
+ * @param values The series.
+ * @param window How many values each mean covers, at least 1.
+ * @returns One mean per value.
+ *
+ * @example
+ * ```ts
+ * import { trailingMean } from "./train_and_save.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(trailingMean([4, 2, 6, 0], 2), [4, 3, 4, 3]);
+ * ```
+ */
+export function trailingMean(values: readonly number[], window: number): number[] {
+  let sum = 0;
+  return values.map((value, index) => {
+    sum += value;
+    if (index >= window) sum -= values[index - window]!;
+    return sum / Math.min(index + 1, window);
+  });
 }

@@ -457,6 +457,10 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
       try {
         await writeFigure(job.figure, panels, {
           title: `segment: ${basename(job.photo)} (${network})`,
+          legend: names.map((label, index) => ({
+            label,
+            color: [...colors[index]!] as [number, number, number],
+          })),
         });
       } finally {
         tf.dispose(panels.map((one) => one.image));

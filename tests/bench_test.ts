@@ -11,6 +11,9 @@ import {
   run,
   windowStats,
 } from "../tools/bench.ts";
+import { floorMs, stepWork } from "../tools/floor.ts";
+import { buildModel, type ModelName, NETWORKS } from "../tools/networks.ts";
+import * as tf from "@tensorflow/tfjs";
 
 Deno.test("bench trains and tests each model and writes the JSON report", async () => {
   const root = await Deno.makeTempDir({ prefix: "bench_test_" });
@@ -226,4 +229,29 @@ Deno.test("formatTable() says what ours ran on when the results say it", () => {
   const table = formatTable([{ ...CONCAT, backend: configuration }]);
   assert(table.split("\n")[0]!.startsWith("| model | ours on | seed |"), table);
   assertEquals(cells(table)[0]!.slice(0, 3), ["concat", configuration, "0"]);
+});
+
+Deno.test("stepWork() gives the floors of an independent hand count of each network's step", async () => {
+  await tf.setBackend("cpu");
+  // A count of every convolution's three directions at 420 GFLOP/s and the other layers' and
+  // the optimizer's traffic at 40 GB/s, made by hand from the networks' shapes (issue 23).
+  const handCount: Partial<Record<ModelName, number>> = {
+    bin: 15.1,
+    semaseg: 15.1,
+    nearest: 11.2,
+    transposeconv: 11.9,
+    concat: 13.7,
+    unetlike: 15.8,
+    segnet: 536,
+  };
+  for (const [name, expected] of Object.entries(handCount) as [ModelName, number][]) {
+    const { size, batchSize } = NETWORKS[name].protocol;
+    const model = buildModel(name, { size });
+    const floor = floorMs(stepWork(model, batchSize), { gflops: 420, gbs: 40 });
+    model.dispose();
+    assert(
+      Math.abs(floor / expected - 1) < 0.03,
+      `${name}: floor ${floor} ms, hand count ${expected}`,
+    );
+  }
 });

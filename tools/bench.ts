@@ -49,6 +49,13 @@ import {
   recomputeBatchNormStats,
 } from "../lib/batch_norm_stats.ts";
 import { findPyTorch, pytorchLayers, runPyTorch } from "./pytorch.ts";
+import {
+  floorMs,
+  type Machine,
+  measurePeakGflops,
+  STATED_BANDWIDTH_GBS,
+  stepWork,
+} from "./floor.ts";
 
 /** PyTorch 1.13 on this project's kind of machine, measured earlier for the tutorial's answers (500 iterations, batch 4): ms per iteration, test mIoU. */
 export const PYTORCH: Partial<Record<ModelName, { msPerIter: number; miou: number }>> = {
@@ -124,6 +131,19 @@ const FLAGS = {
     min: 0,
     help: "Threads for PyTorch; 0: one per core, as OpenBLAS gets",
   },
+  peakGflops: {
+    type: "number",
+    default: 0,
+    min: 0,
+    help: "Peak GFLOP/s for each step's floor; 0: measured (the best rate of a large " +
+      "convolution on the backend in use)",
+  },
+  bandwidthGbs: {
+    type: "number",
+    default: STATED_BANDWIDTH_GBS,
+    min: 0.001,
+    help: "Memory bandwidth, GB/s, for each step's floor",
+  },
   json: { type: "string", help: "Write the results to this JSON file" },
 } as const satisfies FlagDefs;
 
@@ -187,6 +207,8 @@ export interface BenchResult {
   lr: number;
   /** Mean ms per iteration, the first 5 left out. */
   ms_per_iter: number;
+  /** The step's floor, ms: its work on the report's machine (tools/floor.ts). */
+  floor_ms?: number;
   /** ms per iteration over windows. */
   timing: WindowStats;
   /** Peak resident set of this process while the network trained and was tested, MiB. */
@@ -207,6 +229,8 @@ export interface BenchReport {
   backend: string;
   /** What `setupBackend` said of it, e.g. `wasm+openblas (OpenBLAS on 2 threads)`. */
   backend_detail: string;
+  /** The machine the floors assume: peak GFLOP/s (measured or stated) and bandwidth GB/s. */
+  machine?: Machine & { peak_measured: boolean };
   /** Batch-norm statistics of the test: `recompute` or `moving`. */
   bn_stats: string;
   /** Iterations per timing window. */
@@ -418,7 +442,8 @@ function timingCell(timing: WindowStats): string {
  * peak resident set of each process, and the test mIoU of each. PyTorch's
  * figures are those measured in the same run where there are some (source
  * `this run`, `shared init` when it started from our weights), else
- * the earlier measurement's (no spread or memory). A network run with several seeds gets a
+ * the earlier measurement's (no spread or memory). With floors (tools/floor.ts), the
+ * step's floor and ours over it. A network run with several seeds gets a
  * `mean` row after its seeds (means of the medians).
  *
  * @param results The results.
@@ -436,6 +461,7 @@ function timingCell(timing: WindowStats): string {
  */
 export function formatTable(results: BenchResult[]): string {
   const configured = results.some((result) => result.backend !== undefined);
+  const floored = results.some((result) => result.floor_ms !== undefined);
   const header = [
     "model",
     ...(configured ? ["ours on"] : []),
@@ -446,6 +472,7 @@ export function formatTable(results: BenchResult[]): string {
     "ms/iter median (min-max)",
     "PyTorch ms/iter median (min-max)",
     "ratio",
+    ...(floored ? ["floor ms", "ours / floor"] : []),
     "peak RSS MiB",
     "PyTorch peak RSS MiB",
     "test mIoU",
@@ -476,6 +503,11 @@ export function formatTable(results: BenchResult[]): string {
         ? referenceMs.toFixed(0)
         : "-",
       referenceMs ? `${(ms / referenceMs).toFixed(2)}x` : "-",
+      ...(floored
+        ? first.floor_ms
+          ? [first.floor_ms.toFixed(1), `${(ms / first.floor_ms).toFixed(2)}x`]
+          : ["-", "-"]
+        : []),
       Math.max(...group.map((result) => result.peak_rss_mb)).toFixed(0),
       measured ? Math.max(...measured.map((r) => r.peak_rss_mb)).toFixed(0) : "-",
       mean(group.map((result) => result.test_miou)).toFixed(3),
@@ -532,9 +564,21 @@ export async function run(args: string[]): Promise<BenchReport> {
   if (python) console.log(`pytorch: ${python.version} via ${python.python}`);
   const detail = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
   const dataDir = await resolveDataDir(flags.data);
+  const machine: Machine = {
+    gflops: flags.peakGflops || await measurePeakGflops(),
+    gbs: flags.bandwidthGbs,
+  };
+  console.log(
+    `floor: ${machine.gflops.toFixed(0)} GFLOP/s ` +
+      (flags.peakGflops ? "(--peak-gflops)" : "(measured: a large convolution on this backend)") +
+      `, ${machine.gbs} GB/s (${
+        flags.bandwidthGbs === STATED_BANDWIDTH_GBS ? "stated" : "--bandwidth-gbs"
+      })`,
+  );
   const report: BenchReport = {
     backend: tf.getBackend(),
     backend_detail: detail,
+    machine: { ...machine, peak_measured: !flags.peakGflops },
     bn_stats: flags.bnStats,
     window: flags.window,
     load: { start: loadAverage(), end: -1, cores: navigator.hardwareConcurrency },
@@ -568,6 +612,7 @@ export async function run(args: string[]): Promise<BenchReport> {
             { ...flags, ...settings },
             python?.python,
             backendConfiguration(detail),
+            machine,
           ),
         );
       }
@@ -605,8 +650,10 @@ async function benchOne(
   flags: Flags,
   python: string | undefined,
   configuration: string,
+  machine: Machine,
 ): Promise<BenchResult> {
   const model = buildModel(name, { size: flags.size, seed });
+  const floor = floorMs(stepWork(model, flags.batchSize), machine);
   const initial = flags.pytorch && flags.shareWeights ? pytorchLayers(model) : undefined;
   let result: BenchResult;
   try {
@@ -653,6 +700,7 @@ async function benchOne(
       size: flags.size,
       lr: flags.lr,
       ms_per_iter: trained.msPerIter,
+      floor_ms: floor,
       timing: windowStats(iterMs, flags.window),
       peak_rss_mb: peakRssMb(),
       train_s: trained.seconds,

@@ -307,10 +307,11 @@ Deno.test("a checkpoint records the photos it was trained on: tested or retraine
     assert(warning !== undefined, tested.lines.join("\n"));
     assert(warning.includes(join(root, "data")) || warning.includes("data"), warning);
     assert(warning.includes("other") && warning.includes("--data"), warning);
-    // A fresh run on the other photos into the same folder is refused, naming what it holds.
+    // A fresh run on the other photos into the same folder is refused, naming what it holds,
+    // what this run trains on, and a folder that keeps both.
     await assertOneLine(
       () => binLoss(onOther(flags("bin"))),
-      /already holds a checkpoint of 2 iterations trained on .*data; pass --resume/,
+      /already holds a checkpoint of 2 iterations trained on .*data, and this run trains on .*other; pass --checkpoint .*_other to keep both, --overwrite to replace it, or --resume/,
     );
   } finally {
     await Deno.remove(root, { recursive: true });

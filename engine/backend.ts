@@ -134,6 +134,8 @@ export interface SetupBackendOptions {
   /**
    * oneDNN's threads, fixed: for runs that repeat to the bit whatever else
    * the machine does (the thread count sets the order of oneDNN's sums).
+   * On the pure wasm path, the SIMD kernels' threads (at most 2; 1 keeps the
+   * heap unshared; their splits give the same floats on any count).
    * `SEGMENT_THREADS=N` in the environment does the same.
    * @default as many as other processes leave cores free (engine/free_cores.ts)
    */

@@ -88,7 +88,8 @@ import {
   resizeNearestNeighborGradWasmConfig,
 } from "./kernels/resize_nearest_neighbor_grad.ts";
 import { guardHeap, type KernelOverride, type WasmBackend } from "./kernels/wasm_heap.ts";
-import { loadSimdModule, type SimdKernels, simdKernels } from "./kernels/simd.ts";
+import { loadSimdModule, sharedHeap, type SimdKernels, simdKernels } from "./kernels/simd.ts";
+import { startSharedHeap } from "./kernels/simd_threads.ts";
 
 /** A value of the `--backend` flag. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
@@ -133,6 +134,9 @@ export interface SetupBackendOptions {
   /**
    * oneDNN's threads, fixed: for runs that repeat to the bit whatever else
    * the machine does (the thread count sets the order of oneDNN's sums).
+   * On the pure wasm path, the SIMD kernels' threads: 2 starts the backend on
+   * a shared heap with a helper thread (their splits give the same floats on
+   * any count); by default one, on an unshared heap.
    * `SEGMENT_THREADS=N` in the environment does the same.
    * @default as many as other processes leave cores free (engine/free_cores.ts)
    */
@@ -440,26 +444,38 @@ async function tryWasm(
   useSimd: boolean,
   threads: number | undefined,
 ): Promise<Attempt> {
-  if (!(await tf.setBackend("wasm"))) {
-    return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
-  }
-  // Past 4 GB, one line that says what to do instead of a trap inside the wasm module.
-  guardHeap(tf.backend() as WasmBackend, (message) => new BackendError(message));
   const blas = useBlas ? openBlas() : "switched off";
   const dnnl = useDnnl ? sharedDnnl() : "switched off";
-  if (typeof dnnl !== "string") {
-    const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
-    dnnl.library.pinThreads(Number.isInteger(asked) && asked >= 1 ? asked : null);
-  }
   const noSimd = envValue("SEGMENT_NO_SIMD");
-  const simdModule = !useSimd
+  const simdOff = !useSimd
     ? "switched off"
     : noSimd !== undefined && noSimd !== "" && noSimd !== "0"
     ? "SEGMENT_NO_SIMD is set"
-    : await loadSimdModule();
+    : null;
+  const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
+  const pinned = Number.isInteger(asked) && asked >= 1 ? asked : null;
+  // Asked for (SEGMENT_THREADS=2), the pure wasm path runs its SIMD kernels on two threads,
+  // which needs the backend's heap shared: it is made so as the backend starts (the first time
+  // only; it keeps its heap). Not by default: on a shared heap V8 runs the same kernels 17%
+  // slower (bin's forward layer, best of 60: 8.7-9.0 ms against 7.5-7.6), and on this machine,
+  // never idle while it was measured, two threads did not beat one (engine/README.md).
+  const simdThreads = simdOff === null && typeof blas === "string" && typeof dnnl === "string"
+    ? Math.min(2, pinned ?? 1)
+    : 1;
+  const started = simdThreads >= 2
+    ? (await startSharedHeap(() => tf.setBackend("wasm"))).result
+    : await tf.setBackend("wasm");
+  if (!started) {
+    return { ok: false, reason: "failed to start", fix: "reinstall @tensorflow/tfjs-backend-wasm" };
+  }
+  const backend = tf.backend() as WasmBackend;
+  // Past 4 GB, one line that says what to do instead of a trap inside the wasm module.
+  guardHeap(backend, (message) => new BackendError(message));
+  if (typeof dnnl !== "string") dnnl.library.pinThreads(pinned);
+  const simdModule = simdOff ?? await loadSimdModule(undefined, { shared: sharedHeap(backend) });
   const simd = typeof simdModule === "string"
     ? null
-    : simdKernels(tf.backend() as WasmBackend, simdModule);
+    : simdKernels(backend, simdModule, simdThreads, pinned !== null);
   registerWasmKernels(
     typeof blas === "string" ? null : blas,
     typeof dnnl === "string" ? null : dnnl,
@@ -503,7 +519,9 @@ async function tryWasm(
   const simdNote = typeof simdModule === "string"
     ? `; without the SIMD kernels: ${simdModule}`
     : typeof blas === "string"
-    ? "; convolutions and sums on the engine's wasm SIMD kernels"
+    ? `; convolutions and sums on the engine's wasm SIMD kernels, ${
+      simd?.threads ? "2 threads" : "1 thread"
+    }`
     : "";
   return {
     ok: true,

@@ -1,6 +1,7 @@
 /**
- * The engine's WebAssembly SIMD kernels: the committed `simd/kernels.wasm` is
- * what `deno task build_simd` makes from `simd/kernels.c` (skipped, saying
+ * The engine's WebAssembly SIMD kernels: the committed `simd/kernels.wasm` and
+ * `simd/kernels_shared.wasm` are what `deno task build_simd` makes from
+ * `simd/kernels.c` (skipped, saying
  * why, without clang-14 and wasm-ld-14; CI installs them), it imports only the
  * backend's memory and writes nothing of its own there, and the pure wasm
  * path runs on it unless switched off. Its kernels are checked against the
@@ -39,12 +40,15 @@ Deno.test("kernels.wasm is what deno task build_simd makes from kernels.c", asyn
   }
   const output = await Deno.makeTempFile({ suffix: ".wasm" });
   try {
-    const rebuilt = await buildSimd(`${here}kernels.c`, output);
-    const committed = await Deno.readFile(`${here}kernels.wasm`);
-    assert(
-      rebuilt.length === committed.length && rebuilt.every((byte, i) => byte === committed[i]),
-      "engine/simd/kernels.wasm differs from a build of kernels.c: run `deno task build_simd`",
-    );
+    for (const shared of [false, true]) {
+      const file = shared ? "kernels_shared.wasm" : "kernels.wasm";
+      const rebuilt = await buildSimd(`${here}kernels.c`, output, { shared });
+      const committed = await Deno.readFile(`${here}${file}`);
+      assert(
+        rebuilt.length === committed.length && rebuilt.every((byte, i) => byte === committed[i]),
+        `engine/simd/${file} differs from a build of kernels.c: run \`deno task build_simd\``,
+      );
+    }
   } finally {
     await Deno.remove(output);
   }
@@ -56,6 +60,14 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
   assertEquals(WebAssembly.Module.imports(module), [
     { module: "env", name: "memory", kind: "memory" },
   ]);
+  // The shared flavour takes a shared memory only (and the unshared one an unshared only).
+  const shared = await WebAssembly.compile(await Deno.readFile(`${here}kernels_shared.wasm`));
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: 4, shared: true });
+  new WebAssembly.Instance(shared, { env: { memory } });
+  assertEquals(
+    WebAssembly.Module.exports(shared).map((entry) => entry.name),
+    WebAssembly.Module.exports(module).map((entry) => entry.name),
+  );
   assertEquals(
     WebAssembly.Module.exports(module).map((entry) => entry.name).sort(),
     [

@@ -24,11 +24,11 @@ const PROTOCOL = { size: 32, batchSize: 4, iters: 30, lr: 0.01, seed: 0 };
 /**
  * Largest difference allowed between a loss of the page and of Deno at the
  * same iteration on wasm. Both run tfjs-backend-wasm's module with the
- * engine's pure-wasm kernels without the SIMD ones (the page does not load
- * `engine/simd/kernels.wasm` yet; with them Deno's losses part from the
- * page's by 1.3e-3 after 29 iterations) on the same data and minibatches: the losses are
- * equal to the bit here; the margin allows a last-bit difference another V8
- * might make, grown over 30 steps of SGD with momentum.
+ * engine's pure-wasm kernels on its SIMD kernels (`engine/simd/kernels.wasm`,
+ * which the page fetches from `/vendor/`; Deno runs the same code on two
+ * threads, which give the floats of one) on the same data and minibatches:
+ * the losses are equal to the bit here; the margin allows a last-bit
+ * difference another V8 might make, grown over 30 steps of SGD with momentum.
  */
 const WASM_TOLERANCE = 1e-5;
 /**
@@ -140,9 +140,8 @@ Deno.test({
   fn: async () => {
     const found = await Deno.stat(CHROMIUM).then(() => true, () => false);
     assert(found, `No Chromium at ${CHROMIUM}: install it (apt-get install chromium)`);
-    // Deno: the same run on the engine's pure wasm kernels the page registers (not yet the SIMD
-    // kernels, which Deno's pure wasm path runs by default and which round otherwise)
-    await setupBackend("wasm", { quiet: true, blas: false, dnnl: false, simd: false });
+    // Deno: the same run on the engine's pure wasm kernels the page registers, SIMD ones included
+    await setupBackend("wasm", { quiet: true, blas: false, dnnl: false, simd: true });
     const reference = await trainLesson(lessonNamed("nearest"), PROTOCOL);
     reference.model.dispose();
     // Deno's own speed on this machine's best wasm path (oneDNN or OpenBLAS when installed)

@@ -2,12 +2,14 @@
  * `deno task serve`: serves the page in `web/` and the checkpoints folder, so
  * that a browser segments photos with the same checkpoints as
  * `deno task segment`. Everything the page needs comes from this server
- * (TensorFlow.js from `node_modules`), so it works with no network.
+ * (TensorFlow.js from `node_modules`, the engine's SIMD kernels from
+ * `engine/simd/`), so it works with no network.
  *
  * Read-only and closed: GET and HEAD only; a path is served only when it
  * names a file inside `web/` or the checkpoints folder, after decoding and
  * after following symbolic links, or one of a few named files (TensorFlow.js
- * and its wasm backend, `lib/custom_layers.js`, `lib/classes.js`,
+ * and its wasm backend, the engine's `kernels.wasm` and `kernels_shared.wasm`,
+ * `lib/custom_layers.js`, `lib/classes.js`,
  * `lib/segment_pixels.js`, `lib/checkpoint_check.js`).
  * `..`, encoded or not, hidden names and links that lead outside get 404 or
  * 403. `/checkpoints/` lists the checkpoints as JSON for the page.
@@ -48,6 +50,11 @@ function namedFiles(): Map<string, string> {
     ...["", "-simd", "-threaded-simd"].map((variant): [string, string] => [
       `/vendor/tfjs-backend-wasm${variant}.wasm`,
       npm(`${wasmDist}tfjs-backend-wasm${variant}.wasm`),
+    ]),
+    // The engine's SIMD kernels, which the training worker loads (engine/browser.ts).
+    ...["kernels.wasm", "kernels_shared.wasm"].map((file): [string, string] => [
+      `/vendor/${file}`,
+      fileURLToPath(new URL(`../engine/simd/${file}`, import.meta.url)),
     ]),
     ["/lib/custom_layers.js", fileURLToPath(new URL("../lib/custom_layers.js", import.meta.url))],
     ["/lib/classes.js", fileURLToPath(new URL("../lib/classes.js", import.meta.url))],

@@ -102,25 +102,45 @@ function winogradConv(
 ): void {
   const cin = shape.inChannels;
   const cout = shape.outChannels;
+  const tiles = shape.batchSize * Math.ceil(shape.outHeight / 2) * Math.ceil(shape.outWidth / 2);
+  const blocks = Math.ceil(tiles / WINOGRAD_BLOCK);
+  // Two threads take whole blocks each: a tile's floats depend on its place in its block.
+  const split = simd.threads !== null && blocks >= 2
+    ? Math.ceil(blocks / 2) * WINOGRAD_BLOCK
+    : tiles;
   const u = heapAlloc(backend, 16 * cin * cout);
   const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin);
   const m = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout);
+  const v2 = split < tiles ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin) : 0;
+  const m2 = split < tiles ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout) : 0;
   // The allocations may grow the heap: the geometry is written after them.
   const geometry = writeGeometry(simd, shape);
   simd.exports.winograd_filter(geometry, buffers.w, u, flip ? 1 : 0);
-  const tiles = shape.batchSize * Math.ceil(shape.outHeight / 2) * Math.ceil(shape.outWidth / 2);
-  simd.exports.winograd_conv(
-    geometry,
-    buffers.x,
-    u,
-    bias ?? 0,
-    buffers.y,
-    relu ? 1 : 0,
-    v,
-    m,
-    0,
-    tiles,
-  );
+  const args = [geometry, buffers.x, u, bias ?? 0, buffers.y, relu ? 1 : 0];
+  if (split < tiles) {
+    simd.threads!.run("winograd_conv", [...args, v, m, 0, split], [
+      ...args,
+      v2,
+      m2,
+      split,
+      tiles,
+    ]);
+    heapFree(backend, m2);
+    heapFree(backend, v2);
+  } else {
+    simd.exports.winograd_conv(
+      geometry,
+      buffers.x,
+      u,
+      bias ?? 0,
+      buffers.y,
+      relu ? 1 : 0,
+      v,
+      m,
+      0,
+      tiles,
+    );
+  }
   heapFree(backend, m);
   heapFree(backend, v);
   heapFree(backend, u);
@@ -191,16 +211,24 @@ export function simdConvForward(
     return;
   }
   const geometry = writeGeometry(simd, info);
-  simd.exports.conv_forward(
-    geometry,
-    buffers.x,
-    buffers.w,
-    bias ?? 0,
-    buffers.y,
-    relu ? 1 : 0,
-    0,
-    info.batchSize * info.outHeight,
-  );
+  const rows = info.batchSize * info.outHeight;
+  const args = [geometry, buffers.x, buffers.w, bias ?? 0, buffers.y, relu ? 1 : 0];
+  if (simd.threads !== null && rows >= 2) {
+    // Each output row is its own product: any split gives the same floats.
+    const split = Math.ceil(rows / 2);
+    simd.threads.run("conv_forward", [...args, 0, split], [...args, split, rows]);
+  } else {
+    simd.exports.conv_forward(
+      geometry,
+      buffers.x,
+      buffers.w,
+      bias ?? 0,
+      buffers.y,
+      relu ? 1 : 0,
+      0,
+      rows,
+    );
+  }
 }
 
 /**
@@ -273,7 +301,14 @@ export function simdConvInputGrad(
   // The allocation may grow the heap: the geometry is written after it.
   const geometry = writeGeometry(simd, info);
   simd.exports.transpose_taps(geometry, buffers.w, transposed);
-  simd.exports.conv_backward_input(geometry, buffers.y, transposed, buffers.x, 0, info.batchSize);
+  const images = info.batchSize;
+  if (simd.threads !== null && images >= 2) {
+    const split = Math.ceil(images / 2);
+    const args = [geometry, buffers.y, transposed, buffers.x];
+    simd.threads.run("conv_backward_input", [...args, 0, split], [...args, split, images]);
+  } else {
+    simd.exports.conv_backward_input(geometry, buffers.y, transposed, buffers.x, 0, images);
+  }
   heapFree(backend, transposed);
 }
 
@@ -316,28 +351,51 @@ export function simdConvFilterGrad(
   buffers: SimdConvBuffers,
 ): void {
   if (winogradFits(info)) {
-    const mg = heapAlloc(backend, 16 * info.inChannels * info.outChannels);
-    const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * info.inChannels);
-    const z = heapAlloc(backend, 16 * WINOGRAD_BLOCK * info.outChannels);
-    new Float32Array(simd.memory.buffer, mg, 16 * info.inChannels * info.outChannels).fill(0);
+    const cin = info.inChannels;
+    const cout = info.outChannels;
+    const two = simd.threads !== null;
+    const mg = heapAlloc(backend, 16 * cin * cout);
+    const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin);
+    const z = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout);
+    const v2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin) : 0;
+    const z2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout) : 0;
+    new Float32Array(simd.memory.buffer, mg, 16 * cin * cout).fill(0);
     const geometry = writeGeometry(simd, info);
     const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
-    simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tiles);
+    const args = [geometry, buffers.x, buffers.y, mg];
+    if (two) {
+      // Each thread sums every tile into its own 8 of the 16 planes: the floats of one thread.
+      simd.threads!.run("winograd_filter_grad", [...args, v, z, 0, tiles, 0, 8], [
+        ...args,
+        v2,
+        z2,
+        0,
+        tiles,
+        8,
+        16,
+      ]);
+      heapFree(backend, z2);
+      heapFree(backend, v2);
+    } else {
+      simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tiles, 0, 16);
+    }
     simd.exports.winograd_filter_grad_finish(geometry, mg, buffers.w);
     heapFree(backend, z);
     heapFree(backend, v);
     heapFree(backend, mg);
     return;
   }
-  const size = info.filterHeight * info.filterWidth * info.inChannels * info.outChannels;
+  const taps = info.filterHeight * info.filterWidth;
+  const size = taps * info.inChannels * info.outChannels;
   new Float32Array(simd.memory.buffer, buffers.w, size).fill(0);
   const geometry = writeGeometry(simd, info);
-  simd.exports.conv_backward_filter(
-    geometry,
-    buffers.x,
-    buffers.y,
-    buffers.w,
-    0,
-    info.batchSize * info.outHeight,
-  );
+  const rows = info.batchSize * info.outHeight;
+  if (simd.threads !== null && taps >= 2) {
+    // Each tap's gradient is its own sum: two threads take different taps.
+    const split = Math.ceil(taps / 2);
+    const args = [geometry, buffers.x, buffers.y, buffers.w, 0, rows];
+    simd.threads.run("conv_backward_filter", [...args, 0, split], [...args, split, taps]);
+  } else {
+    simd.exports.conv_backward_filter(geometry, buffers.x, buffers.y, buffers.w, 0, rows, 0, taps);
+  }
 }

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { type SimdThreads, startSimdThreads } from "./simd_threads.ts";
 import type { WasmBackend } from "./wasm_heap.ts";
 
 /** The exports of `kernels.wasm`: pointers are byte offsets into the backend's heap. */
@@ -39,7 +40,10 @@ export interface SimdExports {
     imageBegin: number,
     imageEnd: number,
   ): void;
-  /** Adds output rows `[rowBegin, rowEnd)`'s share of the filter gradient to `dw`. */
+  /**
+   * Adds output rows `[rowBegin, rowEnd)`'s share of the filter gradient to `dw`, for the
+   * taps `[tapBegin, tapEnd)` (`tap = ky * filterWidth + kx`).
+   */
   conv_backward_filter(
     geometry: number,
     x: number,
@@ -47,6 +51,8 @@ export interface SimdExports {
     dw: number,
     rowBegin: number,
     rowEnd: number,
+    tapBegin: number,
+    tapEnd: number,
   ): void;
   /**
    * Winograd F(2x2, 3x3): the filter's transform `[16][cin][cout]`; with `flip`, that of the
@@ -71,7 +77,7 @@ export interface SimdExports {
   ): void;
   /**
    * Winograd F(2x2, 3x3) filter gradient: adds the 2x2 tiles `[tileBegin, tileEnd)`
-   * to `mg` (`[16][cin][cout]`); `v` and `z` are scratch.
+   * to the planes `[eBegin, eEnd)` of `mg` (`[16][cin][cout]`); `v` and `z` are scratch.
    */
   winograd_filter_grad(
     geometry: number,
@@ -82,6 +88,8 @@ export interface SimdExports {
     z: number,
     tileBegin: number,
     tileEnd: number,
+    eBegin: number,
+    eEnd: number,
   ): void;
   /** Winograd F(2x2, 3x3) filter gradient: `dw` from the sums `mg`. */
   winograd_filter_grad_finish(geometry: number, mg: number, dw: number): void;
@@ -128,14 +136,25 @@ export interface SimdExports {
   ): void;
 }
 
-/** The compiled module, or why it is not there. */
-let compiled: Promise<WebAssembly.Module | string> | null = null;
+/** The compiled modules (unshared and shared flavour), or why they are not there. */
+const compiled = new Map<boolean, Promise<WebAssembly.Module | string>>();
+
+/** Options of {@linkcode loadSimdModule}. */
+export interface LoadSimdOptions {
+  /**
+   * The flavour for a shared heap (`kernels_shared.wasm`), which two threads
+   * can run on; a heap's memory takes only its own flavour.
+   * @default false
+   */
+  shared?: boolean;
+}
 
 /**
- * Compiles `kernels.wasm` once per process: from `bytes` when given, else
- * fetched from beside this module.
+ * Compiles `kernels.wasm` (or `kernels_shared.wasm`) once per process: from
+ * `bytes` when given, else fetched from beside this module.
  *
  * @param bytes The module's bytes, read by the caller (e.g. a page that bundles them).
+ * @param options Which flavour.
  * @returns The compiled module, or the reason it cannot be loaded (no read permission, no
  *   WebAssembly SIMD in this runtime).
  *
@@ -146,29 +165,39 @@ let compiled: Promise<WebAssembly.Module | string> | null = null;
  * assert((await loadSimdModule()) instanceof WebAssembly.Module);
  * ```
  */
-export function loadSimdModule(bytes?: BufferSource): Promise<WebAssembly.Module | string> {
+export function loadSimdModule(
+  bytes?: BufferSource,
+  options: LoadSimdOptions = {},
+): Promise<WebAssembly.Module | string> {
+  const shared = options.shared ?? false;
+  const file = shared ? "kernels_shared.wasm" : "kernels.wasm";
   if (bytes !== undefined) {
-    compiled = WebAssembly.compile(bytes).catch((error) => describe(error));
-    return compiled;
+    const module = WebAssembly.compile(bytes).catch((error) => describe(error, file));
+    compiled.set(shared, module);
+    return module;
   }
-  compiled ??= (async () => {
-    try {
-      const response = await fetch(new URL("../simd/kernels.wasm", import.meta.url));
-      if (!response.ok) return `kernels.wasm not found (${response.status})`;
-      return await WebAssembly.compile(await response.arrayBuffer());
-    } catch (error) {
-      return describe(error);
-    }
-  })();
-  return compiled;
+  let module = compiled.get(shared);
+  if (module === undefined) {
+    module = (async () => {
+      try {
+        const response = await fetch(new URL(`../simd/${file}`, import.meta.url));
+        if (!response.ok) return `${file} not found (${response.status})`;
+        return await WebAssembly.compile(await response.arrayBuffer());
+      } catch (error) {
+        return describe(error, file);
+      }
+    })();
+    compiled.set(shared, module);
+  }
+  return module;
 }
 
-function describe(error: unknown): string {
+function describe(error: unknown, file: string): string {
   const message = error instanceof Error ? error.message : String(error);
   if (/read access|NotCapable|PermissionDenied/i.test(message)) {
-    return "--allow-read not granted for engine/simd/kernels.wasm";
+    return `--allow-read not granted for engine/simd/${file}`;
   }
-  return `cannot load engine/simd/kernels.wasm: ${message.split("\n")[0]}`;
+  return `cannot load engine/simd/${file}: ${message.split("\n")[0]}`;
 }
 
 /** The module's instance on a backend's memory, with its scratch block for geometries. */
@@ -179,6 +208,21 @@ export interface SimdKernels {
   memory: WebAssembly.Memory;
   /** Byte offset of 32 int32s of scratch on the heap, for geometry blocks. */
   geometry: number;
+  /** The helper thread on a shared heap, or `null` (one thread). */
+  threads: SimdThreads | null;
+}
+
+/**
+ * Whether a backend's heap is a shared memory, which takes `kernels_shared.wasm`
+ * (`loadSimdModule(undefined, { shared: true })`) and can run two threads.
+ *
+ * @param backend The wasm backend.
+ * @returns `true` for a shared heap.
+ */
+export function sharedHeap(backend: WasmBackend): boolean {
+  const memory = (backend.wasm as unknown as EmscriptenModule).asm?.memory;
+  return typeof SharedArrayBuffer !== "undefined" && memory instanceof WebAssembly.Memory &&
+    memory.buffer instanceof SharedArrayBuffer;
 }
 
 /** Instances by backend memory: the backend's memory object stays the same when it grows. */
@@ -195,7 +239,11 @@ interface EmscriptenModule {
  * {@linkcode loadSimdModule}, instantiated once per backend memory.
  *
  * @param backend The wasm backend.
- * @param module The compiled module.
+ * @param module The compiled module, of the heap's flavour ({@linkcode sharedHeap}).
+ * @param threads Threads to run on where the heap is shared: 2 starts a helper
+ *   thread ({@linkcode startSimdThreads}); read when the heap's instance is made.
+ * @param pinned Use both threads whatever other processes do; else two only while
+ *   two cores are free.
  * @returns The kernels.
  * @throws {Error} When the backend exposes no memory to import.
  *
@@ -220,7 +268,12 @@ interface EmscriptenModule {
  * tf.dispose([x, out]);
  * ```
  */
-export function simdKernels(backend: WasmBackend, module: WebAssembly.Module): SimdKernels {
+export function simdKernels(
+  backend: WasmBackend,
+  module: WebAssembly.Module,
+  threads = 1,
+  pinned = false,
+): SimdKernels {
   const emscripten = backend.wasm as unknown as EmscriptenModule;
   const memory = emscripten.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
@@ -229,10 +282,13 @@ export function simdKernels(backend: WasmBackend, module: WebAssembly.Module): S
   let kernels = instances.get(memory);
   if (kernels === undefined) {
     const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const exports = instance.exports as unknown as SimdExports;
+    const helper = startSimdThreads(memory, module, exports, emscripten, threads, pinned);
     kernels = {
-      exports: instance.exports as unknown as SimdExports,
+      exports,
       memory,
       geometry: emscripten._malloc(32 * 4) >>> 0,
+      threads: typeof helper === "string" ? null : helper,
     };
     instances.set(memory, kernels);
   }

@@ -7,6 +7,12 @@
  * wasm-ld-14 --no-entry --import-memory --strip-all kernels.o -o kernels.wasm
  * ```
  *
+ * and the same source into `kernels_shared.wasm`, which imports a shared
+ * memory (`-matomics -mbulk-memory`, linked with `--shared-memory
+ * --max-memory=4294967296`): the flavour that two threads run on one heap
+ * (`kernels/simd_threads.ts`). A module that imports a shared memory cannot
+ * import an unshared one, and the reverse, so both are committed.
+ *
  * The module imports the wasm backend's memory, so it must not place anything
  * in it: the build fails when the compiled code uses the C stack
  * (`__stack_pointer`) or holds static data. `engine/simd_test.ts` checks that
@@ -22,6 +28,18 @@ export const SIMD_TOOLS = { clang: "clang-14", wasmLd: "wasm-ld-14" } as const;
 /** The flags of the build, in order: compile, then link. */
 const CLANG_FLAGS = ["--target=wasm32", "-msimd128", "-O3", "-nostdlib", "-ffreestanding"];
 const LINK_FLAGS = ["--no-entry", "--import-memory", "--strip-all"];
+/** What the shared-memory flavour adds to each (4 GiB: any backend heap's maximum fits). */
+const SHARED_CLANG_FLAGS = ["-matomics", "-mbulk-memory"];
+const SHARED_LINK_FLAGS = ["--shared-memory", "--max-memory=4294967296"];
+
+/** Options of {@linkcode buildSimd}. */
+export interface BuildSimdOptions {
+  /**
+   * Build the flavour that imports a shared memory (`kernels_shared.wasm`).
+   * @default false
+   */
+  shared?: boolean;
+}
 
 async function run(command: string, args: string[]): Promise<string> {
   let output: Deno.CommandOutput;
@@ -72,6 +90,7 @@ export async function missingSimdTools(): Promise<string | null> {
  *
  * @param source Path of the C source.
  * @param output Path of the `.wasm` to write.
+ * @param options Which flavour.
  * @returns The module's bytes (also written to `output`).
  * @throws {Error} When a tool is missing or fails, or the code uses the C stack or static data.
  *
@@ -90,10 +109,13 @@ export async function missingSimdTools(): Promise<string | null> {
 export async function buildSimd(
   source: string,
   output: string,
+  options: BuildSimdOptions = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
+  const clangFlags = options.shared ? [...CLANG_FLAGS, ...SHARED_CLANG_FLAGS] : CLANG_FLAGS;
+  const linkFlags = options.shared ? [...LINK_FLAGS, ...SHARED_LINK_FLAGS] : LINK_FLAGS;
   const directory = await Deno.makeTempDir({ prefix: "segment-simd-" });
   try {
-    const assembly = await run(SIMD_TOOLS.clang, [...CLANG_FLAGS, "-S", source, "-o", "-"]);
+    const assembly = await run(SIMD_TOOLS.clang, [...clangFlags, "-S", source, "-o", "-"]);
     if (assembly.includes("__stack_pointer")) {
       throw new Error(
         "kernels.c uses the C stack (__stack_pointer): the module shares the backend's memory " +
@@ -106,8 +128,8 @@ export async function buildSimd(
       );
     }
     const object = `${directory}/kernels.o`;
-    await run(SIMD_TOOLS.clang, [...CLANG_FLAGS, "-c", source, "-o", object]);
-    await run(SIMD_TOOLS.wasmLd, [...LINK_FLAGS, object, "-o", output]);
+    await run(SIMD_TOOLS.clang, [...clangFlags, "-c", source, "-o", object]);
+    await run(SIMD_TOOLS.wasmLd, [...linkFlags, object, "-o", output]);
     return await Deno.readFile(output);
   } finally {
     await Deno.remove(directory, { recursive: true });
@@ -118,4 +140,8 @@ if (import.meta.main) {
   const here = new URL(".", import.meta.url).pathname;
   const bytes = await buildSimd(`${here}kernels.c`, `${here}kernels.wasm`);
   console.log(`wrote ${here}kernels.wasm (${bytes.length} bytes)`);
+  const shared = await buildSimd(`${here}kernels.c`, `${here}kernels_shared.wasm`, {
+    shared: true,
+  });
+  console.log(`wrote ${here}kernels_shared.wasm (${shared.length} bytes)`);
 }

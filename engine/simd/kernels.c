@@ -280,10 +280,13 @@ __attribute__((export_name("conv_backward_input"))) void conv_backward_input(
 }
 
 // dw += the gradient of a convolution's filter over output rows [row_begin, row_end) of all
-// images counted together (row = image * out_h + out_row). dw must hold zeros, or the sum of
-// other rows, before the first call.
+// images counted together (row = image * out_h + out_row), for the taps [tap_begin, tap_end)
+// (tap = ky * fw + kx) only. dw must hold zeros, or the sum of other rows, before the first
+// call. Each tap's sum is its own, so two threads that take different taps write disjoint parts
+// of dw and give the same floats as one thread that takes them all.
 __attribute__((export_name("conv_backward_filter"))) void conv_backward_filter(
-    const int *g, const f32 *x, const f32 *dy, f32 *dw_out, int row_begin, int row_end) {
+    const int *g, const f32 *x, const f32 *dy, f32 *dw_out, int row_begin, int row_end,
+    int tap_begin, int tap_end) {
   const int in_h = g[G_IN_H], in_w = g[G_IN_W], cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
   const int fh = g[G_FILTER_H], fw = g[G_FILTER_W], sh = g[G_STRIDE_H], sw = g[G_STRIDE_W];
@@ -296,6 +299,8 @@ __attribute__((export_name("conv_backward_filter"))) void conv_backward_filter(
       if (iy < 0 || iy >= in_h) continue;
       const f32 *x_row = x + ((long)image * in_h + iy) * in_w * cin;
       for (int kx = 0; kx < fw; kx++) {
+        const int tap = ky * fw + kx;
+        if (tap < tap_begin || tap >= tap_end) continue;
         int first, end;
         valid_range(in_w, out_w, sw, pl, kx * dw, &first, &end);
         if (first >= end) continue;
@@ -498,11 +503,14 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
 // The filter gradient as Winograd's F(2x2, 3x3): dw = sum over tiles of G^T [V . Z] G, with
 // V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. This adds
 // the sums of V . Z over tiles [tile_begin, tile_end) (flat, as winograd_conv's) to mg
-// [16][cin][cout]; winograd_filter_grad_finish() turns them into dw. Scratch: v holds
-// 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
+// [16][cin][cout], for the transform's elements [e_begin, e_end) of 16 only: two threads that
+// take different elements write disjoint planes of mg and give the same floats as one thread
+// (each transforms every tile; the products, 16 in all, are the work they share).
+// winograd_filter_grad_finish() turns mg into dw. Scratch: v holds 16 * WINOGRAD_BLOCK * cin
+// floats, z 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
     const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int tile_begin,
-    int tile_end) {
+    int tile_end, int e_begin, int e_end) {
   const int cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
   const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
@@ -541,8 +549,8 @@ __attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
         }
       }
     }
-    // mg[e] += V[e]^T Z[e], e < 16.
-    for (int e = 0; e < 16; e++) {
+    // mg[e] += V[e]^T Z[e], e_begin <= e < e_end.
+    for (int e = e_begin; e < e_end; e++) {
       gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
            mg + e * cin * cout, cout);
     }
@@ -661,7 +669,7 @@ __attribute__((export_name("batch_norm_training"))) void batch_norm_training(
   for (int c = 0; c < channels; c++) {
     zero[c] = scale[c] / __builtin_sqrtf(variance[c] + epsilon);
   }
-  const vector_channels = channels & ~3;
+  const int vector_channels = channels & ~3;
   for (int r = 0; r < rows; r++) {
     const f32 *px = x + (long)r * channels;
     f32 *py = y + (long)r * channels;
@@ -699,7 +707,7 @@ __attribute__((export_name("batch_norm_backward"))) void batch_norm_backward(
     k2[c] = (f32)(scale[c] * rstd * rstd * rstd * wide[c] / rows);
     zero[c] = scale[c] * rstd;
   }
-  const vector_channels = channels & ~3;
+  const int vector_channels = channels & ~3;
   for (int r = 0; r < rows; r++) {
     const f32 *pdy = dy + (long)r * channels, *px = x + (long)r * channels;
     f32 *pdx = dx + (long)r * channels;

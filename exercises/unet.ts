@@ -174,7 +174,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   // Without --full: two iterations (the first also sets the kernels up), the second timed,
   // and what the whole protocol would take
   const backend = await setupBackend(flags.backend);
-  const dataDir = await resolveDataDir(flags.data);
+  const dataDir = await resolveDataDir(flags.data, { outputs: { "--out": flags.out } });
   const model = showModel(Mynet(flags.size, { seed: flags.seed }));
   const train = await loadSplit(dataDir, "train", {
     mode: CLASSES,

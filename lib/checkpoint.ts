@@ -126,7 +126,7 @@ export async function saveCheckpoint(
   optimizer?: tf.Optimizer,
   options: { replace?: boolean } = {},
 ): Promise<void> {
-  const broken = firstNonFiniteWeight(model);
+  const broken = await firstNonFiniteWeight(model);
   if (broken !== undefined) {
     throw new UserError(
       `Cannot save checkpoint ${dir} at iteration ${state.iteration}: weight ${broken} is not ` +

@@ -148,7 +148,7 @@ export async function runTest<F extends FlagDefs>(
   const own = parsed as unknown as FlagValues<F>;
   await setupBackend(flags.backend);
   const command = train.trainCommand(exercise.trainer, flags.checkpoint); // named in messages
-  const dataDir = await resolveDataDir(flags.data);
+  const dataDir = await resolveDataDir(flags.data, { outputs: { "--out": flags.out } });
   const model = await train.loadTrained(flags.checkpoint ?? `checkpoints/${exercise.trainer}`, {
     network: exercise.network,
     size: flags.size,
@@ -209,7 +209,7 @@ export async function runShowDataset(args: string[], exercise: DatasetExercise):
     summary: exercise.summary,
   });
   tf.enableProdMode();
-  const dataDir = await resolveDataDir(flags.data);
+  const dataDir = await resolveDataDir(flags.data, { outputs: { "--out": flags.out } });
   const data = await loadSplit(dataDir, "train", {
     mode: exercise.mode,
     size: flags.size,

@@ -8,7 +8,8 @@
 import { imoriFiles } from "./download.ts";
 import { UserError } from "./errors.ts";
 import { fileURLToPath } from "node:url";
-import { dirname, join, shownPath } from "./path.ts";
+import { dirname, join, resolve, SEP, shownPath } from "./path.ts";
+
 import { writeSyntheticDataset } from "./synthetic_files.ts";
 import { SYNTHETIC_VERSION } from "./synthetic_newts.ts";
 
@@ -18,6 +19,11 @@ export interface ResolveDataDirOptions {
   quiet?: boolean;
   /** The folder holding `data/`. @default the project folder */
   root?: string;
+  /**
+   * Folders this run writes, by flag (`{ "--out": "answers" }`): one inside the dataset's
+   * `train/` or `test/` is refused, since what it writes there would be read as photos or masks.
+   */
+  outputs?: Record<string, string | undefined>;
 }
 
 /**
@@ -29,32 +35,83 @@ export interface ResolveDataDirOptions {
  * nothing half-written), with one line saying so.
  *
  * @param flag The `--data` value, if given.
- * @param options `quiet` and the project folder.
+ * @param options `quiet`, the project folder and the folders this run writes.
  * @returns The folder to read.
- * @throws {UserError} When `flag` names a folder that does not exist, or
- * `data/imori` is an unfinished download.
+ * @throws {UserError} When `flag` names a folder that does not exist, a file, or a folder
+ * with neither `train/` nor `test/` (naming the folder above when that is the dataset);
+ * when `data/imori` is an unfinished download; when an output folder lies inside the dataset's
+ * `train/` or `test/`.
  *
  * @example
  * ```ts
  * import { resolveDataDir } from "./data_dir.ts";
  * import { assertEquals, assertRejects } from "./assert.ts";
  * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/train`);
  * assertEquals(await resolveDataDir(dir), dir);
  * await assertRejects(resolveDataDir(`${dir}/missing`), /does not exist/);
- * await Deno.remove(dir);
+ * await assertRejects(resolveDataDir(`${dir}/train`), /pass --data .* instead/);
+ * await assertRejects(
+ *   resolveDataDir(dir, { outputs: { "--out": `${dir}/train/figures` } }),
+ *   /--out .* is inside .*train, which holds the dataset's photos/,
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function resolveDataDir(
   flag: string | undefined,
   options: ResolveDataDirOptions = {},
 ): Promise<string> {
+  const dataDir = await pickDataDir(flag, options);
+  for (const [name, path] of Object.entries(options.outputs ?? {})) {
+    if (path === undefined) continue;
+    const inside = resolve(path);
+    for (const split of ["train", "test"]) {
+      const under = resolve(dataDir, split);
+      if (inside === under || inside.startsWith(under + SEP)) {
+        throw new UserError(
+          `${name} ${path} is inside ${shownPath(under)}, which holds the dataset's photos and ` +
+            `masks: what this run writes there would be read as photos or masks; pass ${name} ` +
+            "<a folder outside it>",
+        );
+      }
+    }
+  }
+  return dataDir;
+}
+
+async function pickDataDir(
+  flag: string | undefined,
+  options: ResolveDataDirOptions,
+): Promise<string> {
   const { quiet = false, root = projectRoot() } = options;
   const say = (line: string) => quiet || console.log(line);
   if (flag !== undefined) {
     if (!(await isDirectory(flag))) {
+      const what = await Deno.stat(flag).then(
+        () => "is a file, not a folder",
+        () => "does not exist",
+      );
       throw new UserError(
-        `Data folder ${flag} does not exist; pass --data <folder in the Imori layout>, ` +
+        `Data folder ${flag} ${what}; pass --data <folder in the Imori layout>, ` +
           `or leave --data out to use data/imori or the built-in synthetic set`,
+      );
+    }
+    const splits = await Promise.all(
+      ["train", "test"].map((split) => isDirectory(join(flag, split))),
+    );
+    if (!splits.includes(true)) {
+      const parent = dirname(resolve(flag));
+      const isDataset = (await Promise.all(
+        ["train", "test"].map((split) => isDirectory(join(parent, split))),
+      )).includes(true);
+      throw new UserError(
+        isDataset
+          ? `Data folder ${flag} is a part of the dataset in ${shownPath(parent)}; pass --data ` +
+            `${shownPath(parent)} instead`
+          : `Data folder ${flag} has no train/ or test/ folder; the Imori layout is ` +
+            "train/images/<class>/*.jpg with their masks in train/seg_images/<class>/*.png, and " +
+            "test/ alike",
       );
     }
     return flag;

@@ -18,7 +18,7 @@ import { UserError } from "./errors.ts";
 import { type Dataset, DatasetAssembler } from "./dataset_pixels.ts";
 import { decodeImage } from "./image_io.ts";
 import type { MaskMode } from "./mask_classes.ts";
-import { noteInputs } from "./output_files.ts";
+import { isProjectFile, noteInputs } from "./output_files.ts";
 import { basename, dirname, extname, join } from "./path.ts";
 import { isPhotoName, PHOTO_FORMATS } from "./photo_formats.ts";
 import type { RecipeSettings } from "./recipes.ts";
@@ -92,6 +92,7 @@ export async function listDataset(
   const files: DatasetFile[] = [];
   const skipped: string[] = [];
   const masksByFolder = new Map<string, string[]>();
+  let ours = 0;
   if (await isDirectory(imagesDir)) {
     for (const classEntry of await visibleEntries(imagesDir)) {
       const classDir = join(imagesDir, classEntry.name);
@@ -109,6 +110,10 @@ export async function listDataset(
           skipped.push(image);
           continue;
         }
+        if (await isProjectFile(image)) {
+          ours++; // a figure or mask this project wrote (segment --out into the folder), no photo
+          continue;
+        }
         const name = entry.name.slice(0, -extension.length);
         const mask = masks.find((file) => file === `${name}.png`) ??
           masks.find((file) => file.toLowerCase() === `${name}.png`.toLowerCase()) ??
@@ -118,6 +123,12 @@ export async function listDataset(
     }
   }
   warnUnused(join(dir, split), files, skipped, onWarning);
+  if (ours > 0) {
+    onWarning(
+      `${join(dir, split, "images")}: left out ${ours} figures and masks this project wrote ` +
+        "(not photos)",
+    );
+  }
   if (files.length === 0) {
     throw new UserError(
       `No images in ${imagesDir}/<class>/; expected ${PHOTO_FORMATS} photos there ` +

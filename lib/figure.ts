@@ -51,21 +51,21 @@ export interface LegendEntry {
  * import { classLegend } from "./figure.ts";
  * import { assertEquals } from "./assert.ts";
  * const grey = (map: tf.Tensor2D) => tf.expandDims(tf.cast(map, "float32"), 2) as tf.Tensor3D;
- * assertEquals(classLegend(["background", "newt"], grey), [
+ * assertEquals(await classLegend(["background", "newt"], grey), [
  *   { label: "background", color: [0, 0, 0] },
  *   { label: "newt", color: [255, 255, 255] },
  * ]);
  * ```
  */
-export function classLegend(
+export async function classLegend(
   classNames: readonly string[],
   paint: (classMap: tf.Tensor2D) => tf.Tensor3D,
-): LegendEntry[] {
+): Promise<LegendEntry[]> {
   const painted = tf.tidy(() => {
     const indices = tf.tensor2d([classNames.map((_, index) => index)], undefined, "int32");
     return paint(indices); // [1, classes, 1 or 3]
   });
-  const values = painted.dataSync();
+  const values = await painted.data(); // not dataSync(): webgpu reads only asynchronously
   const channels = painted.shape[2];
   painted.dispose();
   return classNames.map((label, index) => {

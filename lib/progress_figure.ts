@@ -134,7 +134,7 @@ export class ProgressFigure {
     try {
       await writeFigure(path, [...context, ...this.#panels], {
         title: `${title}: prediction for ${this.#photo.name} during training`,
-        legend: classLegend(this.#photo.mode.classNames, this.#photo.paint),
+        legend: await classLegend(this.#photo.mode.classNames, this.#photo.paint),
       });
     } finally {
       tf.dispose([...context, ...this.#panels].map((panel) => panel.image));

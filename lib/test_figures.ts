@@ -55,7 +55,7 @@ export async function showDataset(data: Dataset, options: ShowDatasetOptions): P
     const path = photoFigurePath(options.out, options.name, photo, data.folders?.[index]);
     try {
       await writeFigure(path, [{ title: "input", image }, { title: options.title, image: mask }], {
-        legend: classLegend(data.classNames, options.paint),
+        legend: await classLegend(data.classNames, options.paint),
       });
     } finally {
       tf.dispose([image, mask]);
@@ -209,7 +209,7 @@ async function showTest(
       try {
         await writeFigure(path, panels, {
           title: `${options.name}: ${data.names[index]}`,
-          legend: classLegend(options.mode.classNames, options.paint),
+          legend: await classLegend(options.mode.classNames, options.paint),
         });
       } finally {
         tf.dispose(panels.map((panel) => panel.image));

@@ -333,7 +333,10 @@ export async function trainModel(
   if (count === 0) {
     throw new Error("Cannot train on an empty training set");
   }
-  if (tf.tidy(() => tf.max(data.masks).dataSync()[0]!) <= 0) {
+  const largest = tf.max(data.masks); // data(), not dataSync(): webgpu reads only asynchronously
+  const [largestClass] = await largest.data();
+  largest.dispose();
+  if (largestClass! <= 0) {
     throw new UserError(
       `Cannot train: every pixel of the ${count} training masks is background (class 0), so ` +
         "there is nothing to learn; check the masks (a newt is painted akahara red " +
@@ -350,8 +353,8 @@ export async function trainModel(
   const lossOf = trainingLoss(model, loss);
   const progress = new Progress({ total: iters, start: startIteration, ...options.progress });
   /** Throws when a weight is not finite, naming it, with `when` ("at iteration 10"). */
-  const refuseBrokenWeights = (when: string) => {
-    const broken = firstNonFiniteWeight(model);
+  const refuseBrokenWeights = async (when: string) => {
+    const broken = await firstNonFiniteWeight(model);
     if (broken === undefined) return;
     optimizer.dispose();
     throw new UserError(
@@ -396,14 +399,14 @@ export async function trainModel(
     // A weight can turn non-finite while the loss still looks fine (a kernel that reads stale
     // weights did): check them every few iterations, before anything is saved, and at the end.
     if (iteration % WEIGHT_CHECK_EVERY === 0 || iteration === iters) {
-      refuseBrokenWeights(`at iteration ${iteration}`);
+      await refuseBrokenWeights(`at iteration ${iteration}`);
     }
     progress.update(iteration, loss);
     last = iteration;
     await options.onIteration?.(iteration, loss, optimizer);
   }
   const end = performance.now();
-  if (last !== iters) refuseBrokenWeights(`by iteration ${last}`); // stopped before its last check
+  if (last !== iters) await refuseBrokenWeights(`by iteration ${last}`); // stopped before its last check
   const done = last - startIteration;
   const timed = done - warmup;
   return {

@@ -85,7 +85,9 @@ export async function trainThenTest(
   checkSize(name, flags.size, lesson.outputSize); // before any data is loaded
   if (flags.testSize) checkSize(name, flags.testSize, lesson.outputSize, "--test-size");
   await setupBackend(flags.backend);
-  const dataDir = await resolveDataDir(flags.data);
+  const dataDir = await resolveDataDir(flags.data, {
+    outputs: { "--out": flags.out, "--checkpoint": flags.checkpoint ?? undefined },
+  });
   const tuned = recipe !== undefined && recipe.name !== "default";
   const run = tuned ? `${name}_${recipe.name}` : name; // names the figures and checkpoint
   const checkpoint = flags.checkpoint ?? `checkpoints/${run}`;

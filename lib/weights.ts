@@ -32,21 +32,25 @@ export interface OptimizerWeight {
  * const input = tf.input({ shape: [2] });
  * const dense = tf.layers.dense({ units: 1, name: "dense" });
  * const model = tf.model({ inputs: input, outputs: dense.apply(input) as tf.SymbolicTensor });
- * assertEquals(firstNonFiniteWeight(model), undefined);
+ * assertEquals(await firstNonFiniteWeight(model), undefined);
  * dense.setWeights([tf.tensor2d([[NaN], [1]]), tf.zeros([1])]);
- * assertEquals(firstNonFiniteWeight(model), "dense/kernel");
+ * assertEquals(await firstNonFiniteWeight(model), "dense/kernel");
  * ```
  */
-export function firstNonFiniteWeight(model: tf.LayersModel): string | undefined {
+export async function firstNonFiniteWeight(model: tf.LayersModel): Promise<string | undefined> {
   // One sum over every weight first (finite when they all are), then one weight at a time.
+  // Read with data(), not dataSync(): webgpu cannot read synchronously under Deno.
+  if (model.weights.length === 0) return undefined;
   const total = tf.tidy(() =>
-    model.weights.length === 0
-      ? 0
-      : tf.addN(model.weights.map((weight) => tf.sum(tf.abs(weight.read())))).dataSync()[0]!
+    tf.addN(model.weights.map((weight) => tf.sum(tf.abs(weight.read()))))
   );
-  if (Number.isFinite(total)) return undefined;
+  const [sum] = await total.data();
+  total.dispose();
+  if (Number.isFinite(sum)) return undefined;
   for (const weight of model.weights) {
-    const finite = tf.tidy(() => tf.all(tf.isFinite(weight.read())).dataSync()[0]);
+    const allFinite = tf.tidy(() => tf.all(tf.isFinite(weight.read())));
+    const [finite] = await allFinite.data();
+    allFinite.dispose();
     if (!finite) return weight.originalName;
   }
   return undefined;

@@ -15,7 +15,9 @@ import {
   type LoadDatasetOptions,
 } from "../lib/dataset.ts";
 import { decodeImage, encodeImage } from "../lib/image_io.ts";
-import { join } from "../lib/path.ts";
+import { resolveDataDir } from "../lib/data_dir.ts";
+import { markPng } from "../lib/output_files.ts";
+import { join, shownPath } from "../lib/path.ts";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { IMORI, requireImori } from "./imori.ts";
 import { CLASSES } from "../exercises/semaseg_dataset.ts";
@@ -425,4 +427,49 @@ Deno.test("listDataset() names a mask of the same name with another extension", 
       "or remove the image",
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("listDataset() leaves out the figures and masks this project wrote into a photo folder", async () => {
+  const dir = await makeDataset();
+  try {
+    const photo = await decodeImage(join(dir, PHOTO));
+    const figure = markPng(await encodeImage(photo)); // as segment --out writes into the folder
+    await Deno.writeFile(join(dir, "train/images/madara/madara_0002_figure.png"), figure);
+    const warnings: string[] = [];
+    const files = await listDataset(dir, "train", (message) => warnings.push(message));
+    assertEquals(files.length, 4);
+    assert(
+      warnings.some((line) => line.includes("left out 1 figures and masks")),
+      warnings.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveDataDir() names the dataset above a train/ folder, a file, and an --out inside the data", async () => {
+  const dir = await makeDataset();
+  try {
+    await assertRejects(
+      () => resolveDataDir(join(dir, "train")),
+      (error: Error) =>
+        error.message.endsWith(
+          `is a part of the dataset in ${shownPath(dir)}; pass --data ${shownPath(dir)} instead`,
+        ),
+    );
+    await assertRejects(() => resolveDataDir(join(dir, PHOTO)), /is a file, not a folder/);
+    const empty = await Deno.makeTempDir();
+    await assertRejects(() => resolveDataDir(empty), /has no train\/ or test\/ folder/);
+    await Deno.remove(empty);
+    for (const out of [join(dir, "train"), join(dir, "train", "images", "madara")]) {
+      await assertRejects(
+        () => resolveDataDir(dir, { outputs: { "--out": out } }),
+        /--out .* is inside .*train, which holds the dataset's photos and masks: .*; pass --out <a folder outside it>/,
+      );
+    }
+    // Beside train/ and test/ nothing is read: figures may go there
+    assertEquals(await resolveDataDir(dir, { outputs: { "--out": join(dir, "figures") } }), dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -92,11 +92,11 @@ Deno.test("trainModel() stops at the first non-finite loss; the checkpoint on di
     message,
   );
   assert(!message.includes("\n"), "one line");
-  assert(firstNonFiniteWeight(model) !== undefined, "the weights in memory did diverge");
+  assert((await firstNonFiniteWeight(model)) !== undefined, "the weights in memory did diverge");
   // The checkpoint on disk is the last one saved, with finite weights.
   const loaded = await loadCheckpoint(dir);
   assertEquals(loaded.state.iteration, lastGood);
-  assertEquals(firstNonFiniteWeight(loaded.model), undefined);
+  assertEquals(await firstNonFiniteWeight(loaded.model), undefined);
   tf.dispose(loaded.optimizerState!.map((weight) => weight.tensor));
   loaded.model.dispose();
   tf.dispose([data.images, data.masks]);

@@ -34,6 +34,7 @@ import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
 import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
+import { checkBatchFits } from "../lib/memory_budget.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
 import { formatDuration } from "../lib/progress.ts";
 import { testAndShow, type TrainTestRun } from "../lib/test_figures.ts";
@@ -176,6 +177,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   const backend = await setupBackend(flags.backend);
   const dataDir = await resolveDataDir(flags.data, { outputs: { "--out": flags.out } });
   const model = showModel(Mynet(flags.size, { seed: flags.seed }));
+  checkBatchFits(model, flags.batchSize); // before the data: at 572 one image takes 1.8 GiB
   const train = await loadSplit(dataDir, "train", {
     mode: CLASSES,
     size: flags.size,

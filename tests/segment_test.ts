@@ -10,6 +10,8 @@ import {
 } from "../lib/image_io.ts";
 import { maskToClasses } from "../lib/mask_classes.ts";
 import { join } from "../lib/path.ts";
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 import * as pixels from "../lib/segment_pixels.js";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { run } from "../tools/segment.ts";
@@ -147,6 +149,25 @@ Deno.test("segment run again on a folder it wrote into leaves its own masks and 
       join(photos, "a.JPG"),
       join(photos, "sub", "b.png"),
     ]);
+  });
+});
+
+Deno.test("segment goes on past an unreadable photo in a folder and names it", async () => {
+  await withFixture(async (dir) => {
+    const photos = join(dir, "photos");
+    await Deno.writeTextFile(join(photos, "b.jpg"), "not a photo"); // between a.JPG and sub/b.png
+    const out = join(dir, "out");
+    await assertRejects(
+      () => segment(["--checkpoint", join(dir, "checkpoints", "bin"), "--out", out, photos]),
+      (error: Error) =>
+        error instanceof UserError &&
+        error.message.startsWith(
+          `1 of 3 photos could not be read (each named above, first ${join(photos, "b.jpg")})`,
+        ),
+    );
+    // The photos before and after it were segmented
+    assert(await exists(join(out, "a_mask.png")));
+    assert(await exists(join(out, "sub", "b_mask.png")));
   });
 });
 

@@ -423,10 +423,20 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
       (flags.flipAverage ? ", mean over 8 flips and turns" : "") + `, backend ${backend}`,
   );
   const done: SegmentedPhoto[] = [];
+  const unreadable: string[] = [];
   try {
     for (const job of jobs) {
       const started = performance.now();
-      const photo = await decodeImage(job.photo, { what: "photo" });
+      let photo: RasterImage;
+      try {
+        photo = await decodeImage(job.photo, { what: "photo" });
+      } catch (error) {
+        if (!(error instanceof UserError) || jobs.length === 1) throw error;
+        // One unreadable photo of many: say so and go on with the others
+        console.error(`error: ${error.message}`);
+        unreadable.push(job.photo);
+        continue;
+      }
       const classMap = tf.tidy(() => {
         const input = tf.tensor4d(resizeBilinear(photo, size, size), [1, size, size, 3]);
         const probabilities = flags.flipAverage
@@ -476,15 +486,23 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
     if (model !== loaded.model) model.dispose();
     loaded.model.dispose();
   }
-  const warm = done.length > 1 ? done.slice(1) : done;
-  const mean = warm.reduce((sum, one) => sum + one.ms, 0) / warm.length;
-  console.log(
-    `segment: ${done.length} photo${done.length === 1 ? "" : "s"}, ${
-      mean.toFixed(0)
-    } ms per photo` +
-      (done.length > 1 ? " (the first, with warm-up, left out)" : "") +
-      `; masks and figures in ${flags.out}`,
-  );
+  if (done.length > 0) {
+    const warm = done.length > 1 ? done.slice(1) : done;
+    const mean = warm.reduce((sum, one) => sum + one.ms, 0) / warm.length;
+    console.log(
+      `segment: ${done.length} photo${done.length === 1 ? "" : "s"}, ${
+        mean.toFixed(0)
+      } ms per photo` +
+        (done.length > 1 ? " (the first, with warm-up, left out)" : "") +
+        `; masks and figures in ${flags.out}`,
+    );
+  }
+  if (unreadable.length > 0) {
+    throw new UserError(
+      `${unreadable.length} of ${jobs.length} photos could not be read (each named above, ` +
+        `first ${unreadable[0]}); the others were segmented; fix or remove those and run again`,
+    );
+  }
   // The page serves one checkpoints folder: the one holding this checkpoint.
   const served = dirname(loaded.path) === "checkpoints" ? undefined : dirname(loaded.path);
   console.log(

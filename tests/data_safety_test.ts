@@ -240,7 +240,7 @@ Deno.test("a batch size far beyond memory is one line before training", async ()
   const { root, flags } = await tinySetup();
   await assertOneLine(
     () => nearest([...flags("b"), "--batch-size", "100000000"]),
-    /^--batch-size 100000000 needs about .* for one minibatch's activations .*; pass --batch-size \d+ or lower$/,
+    /^--batch-size 100000000 needs about .* to train one minibatch .*; pass --batch-size \d+ or lower$/,
   );
   await assertRejects(() => Deno.stat(join(root, "checkpoints")), Deno.errors.NotFound);
   await Deno.remove(root, { recursive: true });

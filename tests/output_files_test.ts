@@ -144,12 +144,18 @@ Deno.test("systemErrorLine() turns running out of memory into one line naming th
 Deno.test("checkBatchFits() names the largest batch that fits", () => {
   const input = tf.input({ shape: [8, 8, 3] });
   const model = tf.model({ inputs: input, outputs: input, name: "tiny" });
-  checkBatchFits(model, 10, { memory: 768 * 10 });
+  // 768 bytes of activations per image; training takes 1.5 times that
+  checkBatchFits(model, 10, { memory: 1152 * 10 });
   assertThrows(
-    () => checkBatchFits(model, 11, { memory: 768 * 10 }),
+    () => checkBatchFits(model, 11, { memory: 1152 * 10 }),
     Error,
-    "--batch-size 11 needs about 8.3 KiB for one minibatch's activations (768 bytes per image " +
-      "for tiny), more than the 7.5 KiB this backend can use; pass --batch-size 10 or lower",
+    "--batch-size 11 needs about 12.4 KiB to train one minibatch (1.1 KiB per image for tiny), " +
+      "more than the 11.3 KiB this backend can use; pass --batch-size 10 or lower",
+  );
+  assertThrows(
+    () => checkBatchFits(model, 1, { memory: 1000 }),
+    Error,
+    "pass a smaller --size (one image does not fit)",
   );
 });
 

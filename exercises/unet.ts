@@ -137,12 +137,12 @@ const FLAGS = {
     type: "boolean",
     default: false,
     help: "Train the answer's whole protocol and test (100 iterations: about 10 minutes with " +
-      "oneDNN on a 2-core CPU); without it: one training iteration and its timing",
+      "oneDNN on a 2-core CPU); without it: two training iterations, the second timed",
   },
 } as const satisfies FlagDefs;
 
 /**
- * Builds UNet and runs one training iteration (or, with `--full`, trains and
+ * Builds UNet and runs two training iterations (or, with `--full`, trains and
  * tests).
  *
  * @param args Command-line arguments.
@@ -151,7 +151,8 @@ const FLAGS = {
 export async function run(args: string[]): Promise<TrainTestRun> {
   const flags = parseFlags(args, FLAGS, {
     usage: `deno task ${EXERCISE} [flags]`,
-    summary: "Build the paper's UNet (unpadded convs, crops) and run one training iteration, " +
+    summary:
+      "Build the paper's UNet (unpadded convs, crops) and run two timed training iterations, " +
       "or train and test it with --full.",
   });
   const out = checkSize(EXERCISE, flags.size, outputSize);
@@ -204,10 +205,15 @@ export async function run(args: string[]): Promise<TrainTestRun> {
           formatDuration(msPerIter / 1000 * flags.iters)
         } on ${backend}`,
     );
-    console.log(
-      "train: run `deno task unet --full` to train and test it (with oneDNN on a 2-core CPU, " +
-        "3 to 5 s an iteration at 236: 5 to 10 minutes), or go on with the UNet-like network",
-    );
+    // The flags of this run that --full should keep (those that differ from the protocol)
+    const differs = (value: number, protocol: number) => value === protocol ? undefined : value;
+    const full = nextStep("deno task unet --full", flags.data, {
+      size: differs(flags.size, PROTOCOL.size),
+      "batch-size": differs(flags.batchSize, PROTOCOL.batchSize),
+      iters: differs(flags.iters, PROTOCOL.iters),
+      lr: differs(flags.lr, PROTOCOL.lr),
+    });
+    console.log(`train: run \`${full}\` to train and test it, or go on with the UNet-like network`);
   } finally {
     tf.dispose([train.images, train.masks]);
   }

@@ -147,7 +147,8 @@ export async function runTest<F extends FlagDefs>(
   const flags = parsed as unknown as FlagValues<typeof TEST_FLAGS>;
   const own = parsed as unknown as FlagValues<F>;
   await setupBackend(flags.backend);
-  const command = train.trainCommand(exercise.trainer, flags.checkpoint); // named in messages
+  // Named in messages ("run it first"), with this run's --data
+  const command = nextStep(train.trainCommand(exercise.trainer, flags.checkpoint), flags.data);
   const dataDir = await resolveDataDir(flags.data, { outputs: { "--out": flags.out } });
   const model = await train.loadTrained(flags.checkpoint ?? `checkpoints/${exercise.trainer}`, {
     network: exercise.network,

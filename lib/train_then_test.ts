@@ -91,7 +91,10 @@ export async function trainThenTest(
   const tuned = recipe !== undefined && recipe.name !== "default";
   const run = tuned ? `${name}_${recipe.name}` : name; // names the figures and checkpoint
   const checkpoint = flags.checkpoint ?? `checkpoints/${run}`;
-  const command = trainCommand(name + (tuned ? ` --recipe ${recipe.name}` : ""), flags.checkpoint);
+  const command = nextStep(
+    trainCommand(name + (tuned ? ` --recipe ${recipe.name}` : ""), flags.checkpoint),
+    flags.data,
+  );
   // The next command runs as printed: the test of this run's checkpoint reads it at its size.
   const carry = trainsOnly
     ? {

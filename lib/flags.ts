@@ -101,10 +101,25 @@ export function parseFlags<T extends FlagDefs>(
       options[`no-${kebab(name)}`] = { type: "boolean" };
     }
   }
+  // A negative number after a flag that takes a value is that value (`--lr -1`), not a
+  // flag: parseArgs would call it ambiguous; joined as `--lr=-1`, it reaches the range check.
+  const valueFlags = new Set(
+    Object.entries(options).filter(([, option]) => option.type === "string").map(([name]) =>
+      `--${name}`
+    ),
+  );
+  const joined: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!, value = args[index + 1];
+    if (valueFlags.has(arg) && value !== undefined && /^-(\d|\.\d)/.test(value)) {
+      joined.push(`${arg}=${value}`);
+      index++;
+    } else joined.push(arg);
+  }
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joined,
       options,
       strict: true,
       allowPositionals: false,

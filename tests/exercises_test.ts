@@ -207,6 +207,13 @@ Deno.test("exercises refuse a bad flag value with a one-line error", async () =>
     (error: Error) =>
       error instanceof UserError && error.message.startsWith("Bad value for --backend"),
   );
+  // A negative number is the flag's value, refused by its range, not taken for a flag
+  await assertRejects(
+    () => binLoss(["--iters", "-5"]),
+    (error: Error) =>
+      error instanceof UserError &&
+      error.message === "Bad value for --iters: -5 is below the minimum 1",
+  );
 });
 
 Deno.test({

@@ -200,3 +200,25 @@ export async function isDirectory(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Whether a folder is a synthetic newt set this project drew (it holds
+ * `synthetic.json`), of any version.
+ *
+ * @param dir The dataset folder.
+ * @returns `true` for a synthetic set, `false` for photos or a folder that is gone.
+ *
+ * @example
+ * ```ts
+ * import { isSyntheticSet } from "./data_dir.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * assertEquals(await isSyntheticSet(dir), false);
+ * await Deno.writeTextFile(`${dir}/synthetic.json`, "{}");
+ * assertEquals(await isSyntheticSet(dir), true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function isSyntheticSet(dir: string): Promise<boolean> {
+  return await Deno.stat(join(dir, "synthetic.json")).then((info) => info.isFile, () => false);
+}

@@ -171,6 +171,31 @@ Deno.test("segment goes on past an unreadable photo in a folder and names it", a
   });
 });
 
+Deno.test("segment warns that a network trained on the synthetic newts has seen no photo", async () => {
+  await withFixture(async (dir) => {
+    const checkpoint = join(dir, "checkpoints", "bin");
+    const state = JSON.parse(await Deno.readTextFile(join(checkpoint, "training_state.json")));
+    const synthetic = join(dir, "data", "synthetic");
+    await Deno.mkdir(synthetic, { recursive: true });
+    await Deno.writeTextFile(join(synthetic, "synthetic.json"), "{}");
+    const args = ["--checkpoint", checkpoint, "--out", join(dir, "out"), join(dir, "photos")];
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...parts: unknown[]) => lines.push(parts.join(" "));
+    try {
+      await segment(args); // no record of the data: no warning
+      state.settings = { ...state.settings, data: synthetic };
+      await Deno.writeTextFile(join(checkpoint, "training_state.json"), JSON.stringify(state));
+      await segment(args);
+    } finally {
+      console.log = log;
+    }
+    const warnings = lines.filter((line) => line.startsWith("warning: "));
+    assertEquals(warnings.length, 1, lines.join("\n"));
+    assert(warnings[0]!.includes("was trained on the built-in synthetic newts"), warnings[0]!);
+  });
+});
+
 Deno.test("segment of a binarization model writes black and white", async () => {
   await withFixture(async (dir) => {
     const [done] = await segment([

@@ -35,7 +35,8 @@ import { isPhotoName, PHOTO_FORMATS } from "../lib/photo_formats.ts";
 import { coveringOutputSize } from "../lib/input_size.ts";
 import { checkSize } from "../lib/network.ts";
 import { claimOutputFile, isProjectFile, noteInputs } from "../lib/output_files.ts";
-import { basename, dirname, extname, join, relative } from "../lib/path.ts";
+import { basename, dirname, extname, join, relative, shownPath } from "../lib/path.ts";
+import { isSyntheticSet } from "../lib/data_dir.ts";
 import { classesOf } from "../lib/classes.js";
 import {
   classMapToPhoto,
@@ -422,6 +423,17 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
       `input ${size}x${size}` + (size === trainedSize ? "" : ` (trained at ${trainedSize})`) +
       (flags.flipAverage ? ", mean over 8 flips and turns" : "") + `, backend ${backend}`,
   );
+  // A network trained on the built-in synthetic newts (the first command's default) has not seen
+  // a photo: say so, since its masks of real photos are rough.
+  const trainedOn = [loaded.state.settings?.data].flat().at(-1);
+  if (typeof trainedOn === "string" && await isSyntheticSet(trainedOn)) {
+    console.log(
+      `warning: ${loaded.path} was trained on the built-in synthetic newts (${
+        shownPath(trainedOn)
+      }), not on photos: expect rough masks; for photos, train on the Imori set (deno task ` +
+        "download, then the exercise with --checkpoint <new folder>)",
+    );
+  }
   const done: SegmentedPhoto[] = [];
   const unreadable: string[] = [];
   try {

@@ -71,6 +71,7 @@ const CONTENT_TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".json": "application/json",
+  ".md": "text/markdown; charset=utf-8",
   ".bin": "application/octet-stream",
   ".wasm": "application/wasm",
   ".png": "image/png",

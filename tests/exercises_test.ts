@@ -137,6 +137,23 @@ for (
   });
 }
 
+Deno.test("a train-then-test run names its test split once", async () => {
+  const { root, flags } = await tinySetup();
+  const both = await capture(() => nearest(flags("nearest")));
+  both.value.model!.dispose();
+  const said = both.lines.filter((line) => /^data: \d+ test images/.test(line));
+  assertEquals(said.length, 1, said.join("\n"));
+  // At another test size the split is read again, at that size, and said so.
+  const other = await capture(() =>
+    nearest([...flags("nearest"), "--resume", "--test-size", "32"])
+  );
+  other.value.model!.dispose();
+  const sizes = other.lines.filter((line) => /^data: \d+ test images/.test(line))
+    .map((line) => line.match(/at (\d+x\d+)/)?.[1]);
+  assertEquals(sizes, ["16x16", "32x32"]);
+  await Deno.remove(root, { recursive: true });
+});
+
 Deno.test("bin_test names the command to run when the checkpoint is missing or of another network", async () => {
   const { root, flags, testFlags } = await tinySetup();
   await assertRejects(

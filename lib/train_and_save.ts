@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type BatchNormStats, recomputeBatchNormStats } from "./batch_norm_stats.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint, type TrainingState } from "./checkpoint.ts";
 import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
@@ -155,6 +155,7 @@ export async function trainAndSave(
   } = options;
   let startIteration = 0;
   let optimizerState;
+  let history: number[] = []; // the loss of each iteration up to the last one done
   if (options.resume) {
     // Refuses a checkpoint of another network, size, loss or optimizer, in one line.
     const loaded = await loadCheckpoint(dir, {
@@ -169,6 +170,7 @@ export async function trainAndSave(
     model = loaded.model;
     startIteration = loaded.state.iteration;
     optimizerState = loaded.optimizerState;
+    history = savedLosses(loaded.state);
     console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
   }
   // Before any iteration: the folder may take this run's checkpoint, and a minibatch fits.
@@ -197,6 +199,7 @@ export async function trainAndSave(
       loss,
       iters: options.iters,
     },
+    losses: history,
   });
   console.log(
     `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
@@ -219,6 +222,7 @@ export async function trainAndSave(
     optimizerState,
     augment: options.augment,
     onIteration: async (iteration, loss, optimizer) => {
+      history.push(loss);
       if (iteration < options.iters) watch?.see(model, iteration, loss); // the last after BN stats
       if (saveEvery > 0 && iteration % saveEvery === 0 && iteration < options.iters) {
         await saveCheckpoint(dir, model, state(iteration), optimizer);
@@ -242,10 +246,14 @@ export async function trainAndSave(
       xLabel: "iteration",
       yLabel: "loss",
       series: [
-        { label: "each iteration", values: result.losses },
-        { label: `mean of ${LOSS_WINDOW}`, values: trailingMean(result.losses, LOSS_WINDOW) },
+        { label: "each iteration", values: history },
+        // A mean over fewer than three windows says little more than the losses themselves.
+        ...(history.length >= 3 * LOSS_WINDOW
+          ? [{ label: `mean of ${LOSS_WINDOW}`, values: trailingMean(history, LOSS_WINDOW) }]
+          : []),
       ],
       yFromZero: true,
+      xStart: result.iteration - history.length + 1,
     });
     console.log(`loss curve: ${lossFigure}`);
   }
@@ -338,7 +346,17 @@ export function trainCommand(task: string, checkpoint: string | undefined): stri
   return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
 }
 
-/** Iterations averaged by the loss figure's second line. */
+/**
+ * The loss history a checkpoint kept (`training_state.json`'s `losses`), or none when it kept
+ * none or one that does not fit its iteration: the loss curve then starts at the resume point.
+ */
+function savedLosses(state: TrainingState): number[] {
+  const losses: unknown = state.losses;
+  if (!Array.isArray(losses) || losses.length > state.iteration) return [];
+  return losses.every(Number.isFinite) ? losses : [];
+}
+
+/** Iterations averaged by the loss figure's second line; drawn from three windows on. */
 const LOSS_WINDOW = 20;
 
 /**

@@ -34,6 +34,10 @@ export interface TrainingState {
   optimizer: string;
   /** Anything else worth keeping: learning rate, batch size, seed, schedule. */
   settings?: Record<string, string | number | boolean>;
+  /** The loss of each iteration up to `iteration`, the last one last, for the loss curve of a
+   * resumed run; fewer than `iteration` when the run resumed from a checkpoint that kept none.
+   * @default {not kept (a checkpoint of an older version)} */
+  losses?: number[];
 }
 
 /** What {@linkcode loadCheckpoint} expects, to refuse a checkpoint of another run. */
@@ -176,10 +180,7 @@ async function writeCheckpoint(
         weights[0]?.tensor.dispose();
       }
     }
-    await Deno.writeTextFile(
-      join(temp, "training_state.json"),
-      JSON.stringify(state, null, 2) + "\n",
-    );
+    await Deno.writeTextFile(join(temp, "training_state.json"), stateJson(state));
     const previous = `${dir}.previous`;
     if (await exists(dir)) {
       await Deno.remove(previous, { recursive: true }).catch(() => {});
@@ -191,6 +192,13 @@ async function writeCheckpoint(
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw error;
   }
+}
+
+/** `training_state.json`: one field a line, the loss history on one line at the end. */
+function stateJson({ losses, ...state }: TrainingState): string {
+  const text = JSON.stringify(state, null, 2);
+  if (!losses) return text + "\n";
+  return `${text.slice(0, -2)},\n  "losses": ${JSON.stringify(losses)}\n}\n`;
 }
 
 /**

@@ -31,6 +31,30 @@ export class UserError extends Error {
 }
 
 /**
+ * A run the user stopped (Ctrl+C) after saving what it had done: its message
+ * is one line saying where the work is and how to continue, and the process
+ * exits with `exitCode` (130 for Ctrl+C, as shells report it).
+ *
+ * @example
+ * ```ts
+ * import { Stopped } from "./errors.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const stopped = new Stopped("stopped at iteration 7 (Ctrl+C)", 130);
+ * assertEquals([stopped.name, stopped.exitCode], ["Stopped", 130]);
+ * ```
+ */
+export class Stopped extends Error {
+  /**
+   * @param message Where the work is and the command that continues it.
+   * @param exitCode The process's exit status.
+   */
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+    this.name = "Stopped";
+  }
+}
+
+/**
  * The one line for an error of the machine rather than the program, met
  * where no write or flag check named it first: an operating-system error
  * (out of space, permission: its message names the path) or running out of
@@ -73,7 +97,8 @@ export function systemErrorLine(error: unknown): string | undefined {
  * Runs an entry script's `run` function: a {@linkcode UserError} (or any
  * error named `UserError`, such as the engine's `BackendError`) becomes one
  * line on stderr and exit status 1, and so does an error of the machine
- * ({@linkcode systemErrorLine}: out of space, permission, out of memory).
+ * ({@linkcode systemErrorLine}: out of space, permission, out of memory); a
+ * {@linkcode Stopped} run is its line on stderr and its exit status.
  *
  * @param run The script's work; what it resolves to is not used.
  * @returns A promise that resolves when `run` has finished.
@@ -89,6 +114,10 @@ export async function runMain(run: () => Promise<unknown>): Promise<void> {
     await run();
   } catch (error) {
     // By name, so that the engine's BackendError (named "UserError") counts too.
+    if (error instanceof Stopped) {
+      console.error(error.message);
+      Deno.exit(error.exitCode);
+    }
     if (error instanceof Error && error.name === "UserError") {
       console.error(`error: ${error.message}`);
       Deno.exit(1);

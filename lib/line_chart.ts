@@ -1,7 +1,8 @@
 /**
  * Line charts as PNG (the loss curve of a training run): axes with a few
- * tick labels, a title, axis labels, one line per series and a legend,
- * drawn with the built-in bitmap font.
+ * tick labels, a title, axis labels, one line per series and a legend in
+ * the corner of the plot that the lines leave most free, drawn with the
+ * built-in bitmap font.
  *
  * @module
  */
@@ -12,7 +13,7 @@ import { encodeImage, type RasterImage, writeFileAtomic } from "./image_io.ts";
 export interface LineChartOptions {
   /** Text above the chart. */
   title: string;
-  /** Label under the x axis (x is the index of a value, from 1). */
+  /** Label under the x axis (x is the index of a value, from `xStart`). */
   xLabel: string;
   /** Label above the y axis. */
   yLabel: string;
@@ -20,6 +21,9 @@ export interface LineChartOptions {
   series: { label: string; values: number[] }[];
   /** Start the y axis at 0 when no value is below it (a loss). @default false */
   yFromZero?: boolean;
+  /** The x of every series' first value (the iteration a resumed loss history starts at).
+   * @default 1 */
+  xStart?: number;
 }
 
 const WIDTH = 720, HEIGHT = 440;
@@ -86,9 +90,11 @@ export function renderLineChart(options: LineChartOptions): RasterImage {
   if (options.yFromZero && low >= 0) low = 0;
   if (high - low < 1e-12) [low, high] = [low - 0.5, high + 0.5];
   const yTicks = niceTicks(low, high, 5);
-  const xTicks = niceTicks(1, Math.max(2, length), 6).filter((tick) => Number.isInteger(tick));
+  const first = options.xStart ?? 1;
+  const xTicks = niceTicks(first, first + Math.max(1, length - 1), 6)
+    .filter((tick) => Number.isInteger(tick));
   const plotWidth = WIDTH - LEFT - RIGHT, plotHeight = HEIGHT - TOP - BOTTOM;
-  const toX = (index: number) => LEFT + (length <= 1 ? 0 : (index - 1) / (length - 1)) * plotWidth;
+  const toX = (x: number) => LEFT + (length <= 1 ? 0 : (x - first) / (length - 1)) * plotWidth;
   const toY = (value: number) => TOP + (1 - (value - low) / (high - low)) * plotHeight;
   const fontHeight = GLYPH_HEIGHT * 2;
 
@@ -125,20 +131,54 @@ export function renderLineChart(options: LineChartOptions): RasterImage {
         previous = undefined;
         return;
       }
-      const point: [number, number] = [toX(at + 1), toY(value)];
+      const point: [number, number] = [toX(first + at), toY(value)];
       if (previous) line(image, previous[0], previous[1], point[0], point[1], color, 2);
       else line(image, point[0], point[1], point[0], point[1], color, 2);
       previous = point;
     });
-    if (options.series.length > 1) {
-      const y = TOP + 8 + index * (fontHeight + 6);
-      const x = WIDTH - RIGHT - 16 - textWidth(series.label, 2) - 30;
-      line(image, x, y + 8, x + 22, y + 8, color, 3);
-      drawText(image, series.label, { x: x + 30, y });
-    }
   });
+  if (options.series.length > 1) drawLegend(image, options.series, fontHeight);
   return image;
 }
+
+/**
+ * Draws the legend on a white box in the corner of the plot where the fewest pixels of the
+ * lines are (top right when several are free), so that it hides as little of them as it can.
+ */
+function drawLegend(
+  image: RasterImage,
+  series: LineChartOptions["series"],
+  fontHeight: number,
+): void {
+  const rowHeight = fontHeight + 6, pad = 8, sample = 30;
+  const boxWidth = 2 * pad + sample + Math.max(...series.map((s) => textWidth(s.label, 2)));
+  const boxHeight = 2 * pad + series.length * rowHeight - 6;
+  const [left, top] = [LEFT + 8, TOP + 4];
+  const [right, bottom] = [WIDTH - RIGHT - 8 - boxWidth, HEIGHT - BOTTOM - 8 - boxHeight];
+  const corners: [number, number][] = [[right, top], [left, top], [right, bottom], [left, bottom]];
+  const colors = series.map((_, index) => COLORS[index % COLORS.length]!);
+  const covered = ([x0, y0]: [number, number]) => {
+    let count = 0;
+    for (let y = y0; y < y0 + boxHeight; y++) {
+      for (let x = x0; x < x0 + boxWidth; x++) {
+        const offset = (y * image.width + x) * 3;
+        const [r, g, b] = [image.data[offset], image.data[offset + 1], image.data[offset + 2]];
+        if (colors.some((color) => color[0] === r && color[1] === g && color[2] === b)) count++;
+      }
+    }
+    return count;
+  };
+  const counts = corners.map(covered);
+  const [x0, y0] = corners[counts.indexOf(Math.min(...counts))]!;
+  for (let y = y0; y < y0 + boxHeight; y++) line(image, x0, y, x0 + boxWidth - 1, y, WHITE, 1);
+  series.forEach((entry, index) => {
+    const y = y0 + pad + index * rowHeight;
+    line(image, x0 + pad, y + 8, x0 + pad + sample - 8, y + 8, colors[index]!, 3);
+    drawText(image, entry.label, { x: x0 + pad + sample, y });
+  });
+}
+
+const WHITE: [number, number, number] = [255, 255, 255];
 
 /**
  * Writes a line chart as PNG, atomically.

@@ -90,6 +90,9 @@ export interface TestAndShowOptions {
   build?: (size: number) => tf.LayersModel;
   /** The command to run next and why, printed just before the metrics line. */
   next?: string;
+  /** The test split already loaded (by a run that trained first); used when it is at the test
+   * size, else the split is read again. The caller disposes it. @default {read from dataDir} */
+  testSplit?: Dataset;
 }
 
 /** What {@linkcode testAndShow} returns. */
@@ -142,12 +145,12 @@ export async function testAndShow(
     atSize = rebuildAtSize(model, options.build, size);
     console.log(`test: the trained weights at input size ${size}x${size}`);
   }
-  const test = await loadSplit(dataDir, "test", { mode: options.mode, size });
+  const loaded = options.testSplit?.images.shape[1] === size ? options.testSplit : undefined;
+  const test = loaded ?? await loadSplit(dataDir, "test", { mode: options.mode, size });
   try {
     return await showTest(atSize, test, options);
   } finally {
-    test.images.dispose();
-    test.masks.dispose();
+    if (test !== loaded) tf.dispose([test.images, test.masks]);
     if (atSize !== model) atSize.dispose();
   }
 }

@@ -9,13 +9,15 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type BatchNormStats, recomputeBatchNormStats } from "./batch_norm_stats.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint, type TrainingState } from "./checkpoint.ts";
 import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
 import { claimCheckpoint } from "./output_files.ts";
 import { join, resolve, shownPath } from "./path.ts";
+import { Stopped } from "./errors.ts";
+import { stopOnSignal } from "./interrupt.ts";
 import { formatDuration } from "./progress.ts";
 import { ProgressFigure, type WatchedPhoto, watchPoints } from "./progress_figure.ts";
 import type { ScheduleName } from "./schedule.ts";
@@ -128,6 +130,9 @@ function finishBatchNormStats(model: tf.LayersModel, images: tf.Tensor4D, batchS
  *   holds a checkpoint (without `overwrite`) or other files, and for a batch too large for
  *   memory; when the loss turns non-finite (the checkpoint on disk stays the last good one);
  *   for a batch size that leaves a batch-norm layer one value.
+ * @throws {Stopped} After Ctrl+C (or SIGTERM): training stops after its current iteration, which
+ *   is saved with the loss figure, and the error's one line says how to continue (a second
+ *   Ctrl+C quits at once, the last checkpoint saved kept).
  *
  * @example
  * ```ts ignore
@@ -155,6 +160,7 @@ export async function trainAndSave(
   } = options;
   let startIteration = 0;
   let optimizerState;
+  let history: number[] = []; // the loss of each iteration up to the last one done
   if (options.resume) {
     // Refuses a checkpoint of another network, size, loss or optimizer, in one line.
     const loaded = await loadCheckpoint(dir, {
@@ -169,6 +175,7 @@ export async function trainAndSave(
     model = loaded.model;
     startIteration = loaded.state.iteration;
     optimizerState = loaded.optimizerState;
+    history = savedLosses(loaded.state);
     console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
   }
   // Before any iteration: the folder may take this run's checkpoint, and a minibatch fits.
@@ -197,6 +204,7 @@ export async function trainAndSave(
       loss,
       iters: options.iters,
     },
+    losses: history,
   });
   console.log(
     `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
@@ -207,6 +215,11 @@ export async function trainAndSave(
   const watch = options.watch &&
     new ProgressFigure(options.watch, watchPoints(options.iters, startIteration));
   watch?.see(model, startIteration);
+  // Ctrl+C stops training after its iteration, which is saved (see the end); twice quits at once.
+  using stop = stopOnSignal(
+    `quit at once without saving (stopped twice); ${dir} keeps the last checkpoint saved, if ` +
+      `any: \`${command} --resume\` continues from it`,
+  );
   const result = await trainModel(model, data, {
     iters: options.iters,
     batchSize: options.batchSize,
@@ -218,7 +231,10 @@ export async function trainAndSave(
     startIteration,
     optimizerState,
     augment: options.augment,
+    signal: stop.signal,
     onIteration: async (iteration, loss, optimizer) => {
+      history.push(loss);
+      await stop.poll();
       if (iteration < options.iters) watch?.see(model, iteration, loss); // the last after BN stats
       if (saveEvery > 0 && iteration % saveEvery === 0 && iteration < options.iters) {
         await saveCheckpoint(dir, model, state(iteration), optimizer);
@@ -226,15 +242,22 @@ export async function trainAndSave(
     },
   });
   tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
-  if (bnStats === "recompute" && result.losses.length > 0) {
+  // Stopped early, the checkpoint is saved as it trains (no statistics recomputed), to resume.
+  const stopped = stop.signal.aborted && result.iteration < options.iters;
+  const trained = result.losses.length > 0;
+  if (bnStats === "recompute" && trained && !stopped) {
     finishBatchNormStats(model, data.images, options.batchSize);
   }
-  if (result.losses.length > 0) watch?.see(model, result.iteration, result.losses.at(-1), true);
-  await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
+  if (trained && !stopped) watch?.see(model, result.iteration, result.losses.at(-1), true);
+  if (trained || !stopped) {
+    await saveCheckpoint(dir, model, state(result.iteration), result.optimizer);
+  }
   result.optimizer.dispose();
   const speed = result.msPerIter > 0 ? `, ${result.msPerIter.toFixed(0)} ms per iteration` : "";
   const last = result.losses.length ? `, last loss ${result.losses.at(-1)!.toFixed(4)}` : "";
-  console.log(`train: done in ${formatDuration(result.seconds)}${speed}${last}`);
+  console.log(
+    `train: ${stopped ? "stopped" : "done"} in ${formatDuration(result.seconds)}${speed}${last}`,
+  );
   const lossFigure = join(options.out, `${name}_loss.png`);
   if (result.losses.length > 0) {
     await writeLineChart(lossFigure, {
@@ -242,10 +265,14 @@ export async function trainAndSave(
       xLabel: "iteration",
       yLabel: "loss",
       series: [
-        { label: "each iteration", values: result.losses },
-        { label: `mean of ${LOSS_WINDOW}`, values: trailingMean(result.losses, LOSS_WINDOW) },
+        { label: "each iteration", values: history },
+        // A mean over fewer than three windows says little more than the losses themselves.
+        ...(history.length >= 3 * LOSS_WINDOW
+          ? [{ label: `mean of ${LOSS_WINDOW}`, values: trailingMean(history, LOSS_WINDOW) }]
+          : []),
       ],
       yFromZero: true,
+      xStart: result.iteration - history.length + 1,
     });
     console.log(`loss curve: ${lossFigure}`);
   }
@@ -254,8 +281,31 @@ export async function trainAndSave(
     : undefined;
   if (progressFigure) console.log(`progress: ${progressFigure}`);
   console.log(`checkpoint: ${dir}`);
+  if (stop.signal.aborted) {
+    model.dispose();
+    throw new Stopped(stoppedLine(result.iteration, stop.reason!, stopped, options), stop.exitCode);
+  }
   const { losses, msPerIter } = result;
   return { model, losses, msPerIter, checkpoint: dir, lossFigure, progressFigure };
+}
+
+/** The line of a run stopped by `reason` (Ctrl+C) at `iteration`: where it is, what continues. */
+function stoppedLine(
+  iteration: number,
+  reason: string,
+  early: boolean,
+  { checkpoint, command, recipe }: TrainAndSaveOptions,
+): string {
+  if (iteration === 0) return `stopped before the first iteration (${reason}); nothing was saved`;
+  if (!early) {
+    return `stopped after training (${reason}): checkpoint ${checkpoint} holds all ` +
+      `${iteration} iterations`;
+  }
+  const continues = recipe === undefined || recipe === "default"
+    ? `\`${command} --resume\` continues`
+    : `a tuned recipe cannot resume: \`${command}\` trains it again`;
+  return `stopped at iteration ${iteration} (${reason}); checkpoint ${checkpoint} holds it; ` +
+    continues;
 }
 
 /** What {@linkcode loadTrained} checks the checkpoint against. */
@@ -338,7 +388,17 @@ export function trainCommand(task: string, checkpoint: string | undefined): stri
   return `deno task ${task}` + (checkpoint === undefined ? "" : ` --checkpoint ${checkpoint}`);
 }
 
-/** Iterations averaged by the loss figure's second line. */
+/**
+ * The loss history a checkpoint kept (`training_state.json`'s `losses`), or none when it kept
+ * none or one that does not fit its iteration: the loss curve then starts at the resume point.
+ */
+function savedLosses(state: TrainingState): number[] {
+  const losses: unknown = state.losses;
+  if (!Array.isArray(losses) || losses.length > state.iteration) return [];
+  return losses.every(Number.isFinite) ? losses : [];
+}
+
+/** Iterations averaged by the loss figure's second line; drawn from three windows on. */
 const LOSS_WINDOW = 20;
 
 /**

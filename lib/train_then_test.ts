@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../engine/mod.ts";
 import { createAugment } from "./augment.ts";
 import { resolveDataDir } from "./data_dir.ts";
-import { loadRecipeTrainSplit, loadSplit, type MaskMode } from "./dataset.ts";
+import { type Dataset, loadRecipeTrainSplit, loadSplit, type MaskMode } from "./dataset.ts";
 import { UserError } from "./errors.ts";
 import type { Classify } from "./evaluate.ts";
 import { type EXERCISE_FLAGS, nextStep, type TRAIN_TEST_FLAGS } from "./exercise_flags.ts";
@@ -110,60 +110,70 @@ export async function trainThenTest(
     );
   }
   const result: TrainTestRun = {};
-  if (train) {
-    // The four flips of the original answers, or a recipe's photos to cut random crops from
-    const train = tuned
-      ? await loadRecipeTrainSplit(dataDir, lesson.mode, recipe.settings)
-      : await loadSplit(dataDir, "train", {
+  // Read once: the first photo is watched during training, and the split is tested after it.
+  let testSplit: Dataset | undefined;
+  try {
+    if (train) {
+      // The four flips of the original answers, or a recipe's photos to cut random crops from
+      const train = tuned
+        ? await loadRecipeTrainSplit(dataDir, lesson.mode, recipe.settings)
+        : await loadSplit(dataDir, "train", {
+          mode: lesson.mode,
+          size: flags.size,
+          testAfter: flags.test, // an empty test split is refused before training
+        });
+      const test = testSplit = await loadSplit(dataDir, "test", {
         mode: lesson.mode,
         size: flags.size,
-        testAfter: flags.test, // an empty test split is refused before training
       });
-    const test = await loadSplit(dataDir, "test", { mode: lesson.mode, size: flags.size });
-    // The first test photo, whose prediction the progress figure shows during training
-    const [image, mask] = tf.tidy(() => [
-      tf.squeeze(tf.slice(test.images, 0, 1), [0]) as tf.Tensor3D, // [size, size, 3]
-      tf.squeeze(tf.slice(test.masks, 0, 1), [0]) as tf.Tensor2D, // [size, size]
-    ]) as [tf.Tensor3D, tf.Tensor2D];
-    const model = showModel(lesson.build(flags.size, { seed: flags.seed }));
-    const augment = recipe?.settings.augment;
-    try {
-      result.trained = await trainAndSave(model, train, {
-        ...flags,
-        name: run,
-        network,
-        checkpoint,
-        command,
-        dataDir,
-        crossEntropy: lesson.loss,
-        augment: augment ? createAugment({ size: flags.size, ...augment }) : undefined,
-        recipe: recipe?.name,
-        watch: { ...lesson, name: test.names[0]!, image, mask },
-      });
-      result.model = result.trained.model;
-    } finally {
-      tf.dispose([train.images, train.masks, test.images, test.masks, image, mask]);
+      // The first test photo, whose prediction the progress figure shows during training
+      const [image, mask] = tf.tidy(() => [
+        tf.squeeze(tf.slice(test.images, 0, 1), [0]) as tf.Tensor3D, // [size, size, 3]
+        tf.squeeze(tf.slice(test.masks, 0, 1), [0]) as tf.Tensor2D, // [size, size]
+      ]) as [tf.Tensor3D, tf.Tensor2D];
+      const model = showModel(lesson.build(flags.size, { seed: flags.seed }));
+      const augment = recipe?.settings.augment;
+      try {
+        result.trained = await trainAndSave(model, train, {
+          ...flags,
+          name: run,
+          network,
+          checkpoint,
+          command,
+          dataDir,
+          crossEntropy: lesson.loss,
+          augment: augment ? createAugment({ size: flags.size, ...augment }) : undefined,
+          recipe: recipe?.name,
+          watch: { ...lesson, name: test.names[0]!, image, mask },
+        });
+        result.model = result.trained.model;
+      } finally {
+        tf.dispose([train.images, train.masks, image, mask]);
+      }
     }
-  }
-  if (!test) {
-    console.log(`next: ${next}`);
+    if (!test) {
+      console.log(`next: ${next}`);
+      return result;
+    }
+    result.model ??= await loadTrained(checkpoint, {
+      network,
+      size: flags.size,
+      command,
+      dataDir,
+    });
+    if (!lesson.classify) throw new Error(`${name} tests, so its lesson needs classify`);
+    result.tested = await testAndShow(result.model, dataDir, {
+      ...flags,
+      name: run,
+      mode: lesson.mode,
+      classify: lesson.classify,
+      paint: lesson.paint,
+      build: (size) => lesson.build(size),
+      next,
+      testSplit,
+    });
     return result;
+  } finally {
+    if (testSplit) tf.dispose([testSplit.images, testSplit.masks]);
   }
-  result.model ??= await loadTrained(checkpoint, {
-    network,
-    size: flags.size,
-    command,
-    dataDir,
-  });
-  if (!lesson.classify) throw new Error(`${name} tests, so its lesson needs classify`);
-  result.tested = await testAndShow(result.model, dataDir, {
-    ...flags,
-    name: run,
-    mode: lesson.mode,
-    classify: lesson.classify,
-    paint: lesson.paint,
-    build: (size) => lesson.build(size),
-    next,
-  });
-  return result;
 }

@@ -2,6 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "../lib/assert.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { UserError } from "../lib/errors.ts";
+import { decodeImage } from "../lib/image_io.ts";
+import { renderLineChart } from "../lib/line_chart.ts";
 import { join } from "../lib/path.ts";
 import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { run as binLoss } from "../exercises/bin_loss.ts";
@@ -136,6 +138,61 @@ for (
     await Deno.remove(root, { recursive: true });
   });
 }
+
+Deno.test("a train-then-test run names its test split once", async () => {
+  const { root, flags } = await tinySetup();
+  const both = await capture(() => nearest(flags("nearest")));
+  both.value.model!.dispose();
+  const said = both.lines.filter((line) => /^data: \d+ test images/.test(line));
+  assertEquals(said.length, 1, said.join("\n"));
+  // At another test size the split is read again, at that size, and said so.
+  const other = await capture(() =>
+    nearest([...flags("nearest"), "--resume", "--test-size", "32"])
+  );
+  other.value.model!.dispose();
+  const sizes = other.lines.filter((line) => /^data: \d+ test images/.test(line))
+    .map((line) => line.match(/at (\d+x\d+)/)?.[1]);
+  assertEquals(sizes, ["16x16", "32x32"]);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a resumed run's checkpoint and loss curve keep the losses from iteration 1", async () => {
+  const { root, flags } = await tinySetup();
+  const dir = join(root, "checkpoints", "nearest");
+  const state = async () => JSON.parse(await Deno.readTextFile(join(dir, "training_state.json")));
+  const curve = (values: number[], xStart: number) =>
+    renderLineChart({
+      title: "nearest: training loss",
+      xLabel: "iteration",
+      yLabel: "loss",
+      series: [{ label: "each iteration", values }],
+      yFromZero: true,
+      xStart,
+    });
+  const assertCurve = async (values: number[], xStart: number) => {
+    const png = await decodeImage(join(root, "answers", "nearest_loss.png"));
+    assertEquals(png.data, curve(values, xStart).data, `the curve of ${xStart}-${values.length}`);
+  };
+  const run = async (args: string[]) => {
+    const { value } = await capture(() => nearest([...flags("nearest"), "--no-test", ...args]));
+    value.model!.dispose();
+    return value.trained!.losses;
+  };
+  const first = await run(["--iters", "3"]);
+  assertEquals((await state()).losses, first);
+  const second = await run(["--iters", "5", "--resume"]);
+  assertEquals(second.length, 2);
+  assertEquals((await state()).losses, [...first, ...second]);
+  await assertCurve([...first, ...second], 1);
+
+  // A checkpoint of an older version kept no losses: the curve starts where the run resumed.
+  const { losses: _, ...old } = await state();
+  await Deno.writeTextFile(join(dir, "training_state.json"), JSON.stringify(old));
+  const third = await run(["--iters", "7", "--resume"]);
+  assertEquals((await state()).losses, third);
+  await assertCurve(third, 6);
+  await Deno.remove(root, { recursive: true });
+});
 
 Deno.test("bin_test names the command to run when the checkpoint is missing or of another network", async () => {
   const { root, flags, testFlags } = await tinySetup();

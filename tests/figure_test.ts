@@ -105,6 +105,56 @@ Deno.test("renderLineChart() draws a falling curve in the series colour", () => 
   assert(blue[0]! < blue[blue.length - 1]!, "the curve falls (higher on the left)");
 });
 
+Deno.test("renderLineChart() puts the legend where it hides none of the lines", () => {
+  // A short run's loss: it stays near its start, so with the axis from 0 the lines run along
+  // the top of the plot, through the top corners.
+  const each = Array.from({ length: 30 }, (_, index) => 1.1 - index / 150 + (index % 3) * 0.02);
+  const mean = each.map((_, index) => (each[index]! + each[Math.max(0, index - 1)]!) / 2);
+  const chart = (series: { label: string; values: number[] }[]) =>
+    renderLineChart({
+      title: "loss",
+      xLabel: "iteration",
+      yLabel: "loss",
+      series,
+      yFromZero: true,
+    });
+  const withLegend = chart([{ label: "each iteration", values: each }, {
+    label: "mean",
+    values: mean,
+  }]);
+  const alone = chart([{ label: "each iteration", values: each }]); // the same axes, no legend
+  const lineColors = ["31,119,180", "255,127,14"];
+  let hidden = 0, drawn = 0;
+  for (let y = 0; y < alone.height; y++) {
+    for (let x = 0; x < alone.width; x++) {
+      if (pixel(alone, x, y).join() !== lineColors[0]) continue;
+      drawn++;
+      if (!lineColors.includes(pixel(withLegend, x, y).join())) hidden++;
+    }
+  }
+  assert(drawn > 500, `the line is drawn (${drawn} pixels)`);
+  assertEquals(hidden, 0, `the legend hides ${hidden} pixels of the line`);
+});
+
+Deno.test("renderLineChart() numbers the x axis from xStart", () => {
+  // Ticks every 20: from x 1 the first is 20, from x 51 (a run resumed at 50) it is 60.
+  const values = Array.from({ length: 100 }, (_, index) => 1 / (1 + index));
+  const firstTick = (xStart?: number) => {
+    const chart = renderLineChart({
+      title: "t",
+      xLabel: "x",
+      yLabel: "y",
+      series: [{ label: "a", values }],
+      xStart,
+    });
+    const below = 440 - 64 + 4; // a row of the tick marks under the x axis
+    for (let x = 97; x < chart.width; x++) if (pixel(chart, x, below).join() === "0,0,0") return x;
+  };
+  const [left, width] = [96, 720 - 96 - 24];
+  assertEquals(firstTick(), Math.round(left + (20 - 1) / 99 * width));
+  assertEquals(firstTick(51), Math.round(left + (60 - 51) / 99 * width));
+});
+
 Deno.test("writeLineChart() writes a PNG and skips non-finite values", async () => {
   const dir = await Deno.makeTempDir();
   await writeLineChart(`${dir}/loss.png`, {

@@ -83,7 +83,7 @@ Deno.test("the refusal of a checkpoint of another network suggests a command tha
   (await quietly(() => nearest([...flags("other"), "--no-test"]))).value.model?.dispose();
   await assertOneLine(
     () => binTest(testFlags("other")),
-    /was trained for network nearest, not bin: pass --checkpoint <folder of a bin run>, or train one into a new folder with `deno task bin_loss --checkpoint <new folder>`$/,
+    /was trained for network nearest, not bin: pass --checkpoint <folder of a bin run>, or train one into a new folder with `deno task bin_loss --data \S+ --checkpoint <new folder>`$/,
   );
   await Deno.remove(root, { recursive: true });
 });

@@ -201,7 +201,9 @@ Deno.test("bin_test names the command to run when the checkpoint is missing or o
     (error: Error) =>
       error instanceof UserError &&
       error.message.includes(
-        `run \`deno task bin_loss --checkpoint ${join(root, "checkpoints", "none")}\``,
+        `run \`deno task bin_loss --checkpoint ${join(root, "checkpoints", "none")} --data ${
+          join(root, "data")
+        }\` first`,
       ),
   );
   const trained = await capture(() => semasegLoss(flags("semaseg")));

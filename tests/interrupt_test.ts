@@ -56,7 +56,7 @@ Deno.test({
     assert(sent, `training never reached iteration 50:\n${stdout}\n${stderr}`);
     assertEquals(code, 130, stderr);
     const line = stderr.trim().split("\n").at(-1)!;
-    const command = `deno task nearest --checkpoint ${checkpoint}`;
+    const command = `deno task nearest --checkpoint ${checkpoint} --data ${join(root, "data")}`;
     const match = line.match(
       /^stopped at iteration (\d+) \(Ctrl\+C\); checkpoint (.+) holds it; `(.+)` continues$/,
     );

@@ -16,7 +16,12 @@ import * as tf from "@tensorflow/tfjs";
 import { registerCustomLayers } from "./custom_layers.js";
 import { readCheckedWeights, validSpecs, weightBytes } from "./checkpoint_check.js";
 import { UserError } from "./errors.ts";
-import { checkFolderPath, claimCheckpoint, guardWrite } from "./output_files.ts";
+import {
+  checkFolderPath,
+  checkOnlyCheckpointFiles,
+  claimCheckpoint,
+  guardWrite,
+} from "./output_files.ts";
 import { dirname, join } from "./path.ts";
 import { firstNonFiniteWeight, type OptimizerWeight } from "./weights.ts";
 
@@ -32,8 +37,10 @@ export interface TrainingState {
   classes: number;
   /** Optimizer name, `sgd` or `adam`. */
   optimizer: string;
-  /** Anything else worth keeping: learning rate, batch size, seed, schedule. */
-  settings?: Record<string, string | number | boolean>;
+  /** Anything else worth keeping: learning rate, batch size, seed, schedule, and `data`, the
+   * dataset folders trained on, oldest first (a single string in older checkpoints: read it
+   * with `trainedOn` of `trained_on.ts`). */
+  settings?: Record<string, string | number | boolean | string[]>;
   /** The loss of each iteration up to `iteration`, the last one last, for the loss curve of a
    * resumed run; fewer than `iteration` when the run resumed from a checkpoint that kept none.
    * @default {not kept (a checkpoint of an older version)} */
@@ -56,7 +63,8 @@ export interface CheckpointExpectation {
    * @default {any} */
   optimizer?: string;
   /** The checkpoint is loaded to continue training (`--resume`), not to test: the
-   * messages of a mismatch say how to resume, or to train afresh into another folder.
+   * messages of a mismatch say how to resume, or to train afresh into another folder, and
+   * a damaged optimizer state is refused (to test, it is named in a warning and left out).
    * @default {false} */
   resume?: boolean;
   /** The command that trains the checkpoint, named in errors.
@@ -70,7 +78,7 @@ export interface LoadedCheckpoint {
   model: tf.LayersModel;
   /** Its training state. */
   state: TrainingState;
-  /** The optimizer's state, if it was saved; the caller disposes the tensors. */
+  /** The optimizer's state, if it was saved (and is whole); the caller disposes the tensors. */
   optimizerState?: OptimizerWeight[];
   /** The folder actually read (the `.previous` one after an interrupted save). */
   path: string;
@@ -104,8 +112,8 @@ function toBytes(data: tf.io.WeightData | undefined): Uint8Array {
  *   ({@linkcode claimCheckpoint}).
  * @returns A promise that resolves when the checkpoint is in place.
  * @throws {UserError} When a weight is NaN or infinite, `dir` holds a checkpoint of another
- *   run (without `replace`) or other files, or the disk is full or not writable (the
- *   checkpoint there now is kept).
+ *   run (without `replace`) or other files, or the disk is full or not writable (a
+ *   checkpoint there is kept).
  *
  * @example
  * ```ts
@@ -139,8 +147,10 @@ export async function saveCheckpoint(
     );
   }
   await claimCheckpoint(dir, options);
-  const fix = "free some space or pass --checkpoint <a folder you can write>; the checkpoint " +
-    "there now is kept";
+  // writeErrorMessage says "free some space" for a full disk; the checkpoint is named when
+  // there is one to keep.
+  const kept = await exists(join(dir, "model.json")) ? "; the checkpoint there now is kept" : "";
+  const fix = `pass --checkpoint <a folder you can write>${kept}`;
   await guardWrite(dir, fix, () => writeCheckpoint(dir, model, state, optimizer));
 }
 
@@ -183,6 +193,9 @@ async function writeCheckpoint(
     await Deno.writeTextFile(join(temp, "training_state.json"), stateJson(state));
     const previous = `${dir}.previous`;
     if (await exists(dir)) {
+      // Files put there during training are not replaced: the whole folder is renamed.
+      await checkOnlyCheckpointFiles(dir);
+      if (await exists(previous)) await checkOnlyCheckpointFiles(previous);
       await Deno.remove(previous, { recursive: true }).catch(() => {});
       await Deno.rename(dir, previous);
     }
@@ -240,7 +253,7 @@ export async function loadCheckpoint(
   if (!(await exists(join(path, "model.json")))) {
     throw new UserError(`No checkpoint at ${dir}: run \`${command}\` first to train one`);
   }
-  const files = new CheckpointFiles(path, command);
+  const files = new CheckpointFiles(path, replaceFix(command));
   const state = await files.json<TrainingState>(
     "training_state.json",
     (value) =>
@@ -267,7 +280,7 @@ export async function loadCheckpoint(
       }),
     { where: path, fix: files.fix, knownLayer },
   );
-  const optimizerState = await readOptimizerState(files);
+  const optimizerState = await readOptimizerState(files, expect.resume === true);
   let model: tf.LayersModel;
   try {
     model = await tf.loadLayersModel(tf.io.fromMemory({
@@ -282,8 +295,7 @@ export async function loadCheckpoint(
     tf.dispose(optimizerState?.map((weight) => weight.tensor) ?? []);
     const reason = firstLine(error);
     throw new UserError(
-      `Checkpoint file ${join(path, "model.json")} is damaged (${reason}); run ` +
-        `\`${command}\` again to rewrite it`,
+      `Checkpoint file ${join(path, "model.json")} is damaged (${reason}); ${files.fix}`,
     );
   }
   return { model, state, optimizerState, path };
@@ -337,14 +349,23 @@ function trainInto(command: string): string {
   return `${command.replace(/ --checkpoint (?:'[^']*'|\S+)/, "")} --checkpoint <new folder>`;
 }
 
+/**
+ * How to replace a damaged checkpoint: its training command with `--overwrite` (without it,
+ * training into the folder is refused, since a checkpoint is there).
+ */
+function replaceFix(command: string): string {
+  return command.startsWith("deno task ")
+    ? `run \`${command} --overwrite\` to train a new one in its place`
+    : `train a new one in its place with ${command} and --overwrite`;
+}
+
 /** Reads the files of one checkpoint folder, each checked before use. */
 class CheckpointFiles {
-  constructor(readonly dir: string, readonly command: string) {}
-
-  /** The end of every message: how to rewrite a damaged file. */
-  get fix(): string {
-    return `run \`${this.command}\` again to rewrite it`;
-  }
+  /**
+   * @param dir The folder.
+   * @param fix The end of every message: how to replace a damaged file.
+   */
+  constructor(readonly dir: string, readonly fix: string) {}
 
   async read(name: string): Promise<Uint8Array> {
     try {
@@ -404,8 +425,30 @@ function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
 }
 
-async function readOptimizerState(files: CheckpointFiles): Promise<OptimizerWeight[] | undefined> {
-  if (!(await exists(join(files.dir, "optimizer.json")))) return undefined;
+/**
+ * The optimizer's state, checked: refused when damaged and `resume` (training needs it),
+ * else named in a warning and left out (testing and segmenting need only the network).
+ */
+async function readOptimizerState(
+  checked: CheckpointFiles,
+  resume: boolean,
+): Promise<OptimizerWeight[] | undefined> {
+  if (!(await exists(join(checked.dir, "optimizer.json")))) return undefined;
+  if (resume) return await decodeOptimizerState(checked);
+  const files = new CheckpointFiles(
+    checked.dir,
+    "only --resume needs it, so the network is used without it",
+  );
+  try {
+    return await decodeOptimizerState(files);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    console.warn(`warning: ${error.message}`);
+    return undefined;
+  }
+}
+
+async function decodeOptimizerState(files: CheckpointFiles): Promise<OptimizerWeight[]> {
   const { weights: specs } = await files.json<{ weights: tf.io.WeightsManifestEntry[] }>(
     "optimizer.json",
     (value) => validSpecs(value.weights),

@@ -21,6 +21,7 @@
 import { UserError } from "./errors.ts";
 import { shellWord } from "./flag_defs.ts";
 import { basename, dirname, join, resolve, shownPath } from "./path.ts";
+import { describeFolders, includesFolder, trainedOn } from "./trained_on.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
 export const PROJECT_MARK = "imori-semaseg";
@@ -94,6 +95,102 @@ export async function claimOutputFile(path: string, flag = "--out"): Promise<voi
   claimed.add(key);
 }
 
+/**
+ * The files of a checkpoint folder: all that `saveCheckpoint` writes, and all that saving
+ * replaces. A folder holding anything else is never written into.
+ */
+export const CHECKPOINT_FILES: readonly string[] = [
+  "model.json",
+  "weights.bin",
+  "optimizer.json",
+  "optimizer.bin",
+  "training_state.json",
+];
+
+/** What a checkpoint folder holds, as {@linkcode checkpointFolder} finds it. */
+export type CheckpointFolder =
+  | { kind: "empty" }
+  /** A checkpoint, maybe damaged; `state` is its `training_state.json` when that parses. */
+  | { kind: "checkpoint"; state?: Record<string, unknown> }
+  /** Something else: `what` names one file that is not a checkpoint's. */
+  | { kind: "other"; what: string };
+
+/**
+ * Looks into a folder given as `--checkpoint`: empty (or missing), a checkpoint (only the
+ * files a checkpoint has, with a TensorFlow.js `model.json` or a `training_state.json`; a
+ * damaged file still counts), or other files.
+ *
+ * @param dir The folder.
+ * @returns What it holds.
+ *
+ * @example
+ * ```ts
+ * import { checkpointFolder } from "./output_files.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * assertEquals(await checkpointFolder(dir), { kind: "empty" });
+ * await Deno.writeTextFile(`${dir}/model.json`, '{"my": "config"}');
+ * assertEquals(await checkpointFolder(dir),
+ *   { kind: "other", what: "model.json, which is not a TensorFlow.js model" });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkpointFolder(dir: string): Promise<CheckpointFolder> {
+  const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+  if (entries.length === 0) return { kind: "empty" };
+  const other = entries.find((entry) => !entry.isFile || !CHECKPOINT_FILES.includes(entry.name));
+  if (other) return { kind: "other", what: other.name + (other.isDirectory ? "/" : "") };
+  const modelJson = await readJson(join(dir, "model.json"));
+  const state = await readJson(join(dir, "training_state.json"));
+  const isModel = typeof modelJson?.modelTopology === "object" &&
+    modelJson.modelTopology !== null && Array.isArray(modelJson.weightsManifest);
+  if (modelJson && !isModel) { // JSON, but another program's (a cut one is damage: null)
+    return { kind: "other", what: "model.json, which is not a TensorFlow.js model" };
+  }
+  const isState = typeof state?.iteration === "number";
+  if (isModel || isState) return { kind: "checkpoint", state: isState ? state! : undefined };
+  return { kind: "other", what: `${entries[0]!.name}, without a checkpoint's model.json` };
+}
+
+/**
+ * The refusal of a checkpoint folder that holds other files: saving would replace them.
+ *
+ * @param dir The folder.
+ * @param what One of its files that is not a checkpoint's.
+ * @returns The error.
+ */
+function otherFiles(dir: string, what: string): UserError {
+  return new UserError(
+    `--checkpoint ${dir} holds files that are not a checkpoint's (${what}); saving there ` +
+      `would replace them, so it is refused even with --overwrite or --resume: pass ` +
+      `--checkpoint ${shellWord(freshName(`${dir.replace(/[\\/]+$/, "")}_checkpoint`))} ` +
+      "or another new folder",
+  );
+}
+
+/**
+ * Refuses a checkpoint folder that holds files a checkpoint does not have: what every
+ * save checks again just before it replaces the folder.
+ *
+ * @param dir The checkpoint folder.
+ * @returns A promise that resolves when the folder holds a checkpoint's files only, or nothing.
+ * @throws {UserError} Naming one other file and a new folder to pass instead.
+ *
+ * @example
+ * ```ts
+ * import { checkOnlyCheckpointFiles } from "./output_files.ts";
+ * import { assertRejects } from "./assert.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/thesis.txt`, "mine");
+ * await assertRejects(() => checkOnlyCheckpointFiles(dir), /not a checkpoint's \(thesis.txt\)/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function checkOnlyCheckpointFiles(dir: string): Promise<void> {
+  const contents = await checkpointFolder(dir);
+  if (contents.kind === "other") throw otherFiles(dir, contents.what);
+}
+
 /** What {@linkcode claimCheckpoint} allows. */
 export interface ClaimCheckpointOptions {
   /** Replace a checkpoint that is there (`--resume` continues it, `--overwrite` replaces it).
@@ -111,8 +208,8 @@ export interface ClaimCheckpointOptions {
 /**
  * Checks that a checkpoint may be saved into `dir`, before training starts
  * and at each save: refuses a folder holding another run's checkpoint (unless
- * `replace`), a folder holding other files, and a file; records the folder
- * as this run's.
+ * `replace`), a folder holding other files (even with `replace`), a file, and
+ * a folder that cannot be written; records the folder as this run's.
  *
  * @param dir The checkpoint folder.
  * @param options Whether to replace a checkpoint there, and whether a run starts.
@@ -124,7 +221,6 @@ export interface ClaimCheckpointOptions {
  * import { claimCheckpoint } from "./output_files.ts";
  * import { assertRejects } from "./assert.ts";
  * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(`${dir}/model.json`, "{}");
  * await Deno.writeTextFile(`${dir}/training_state.json`, '{"iteration": 20}');
  * await assertRejects(claimCheckpoint(dir), /already holds a checkpoint of 20 iterations/);
  * await claimCheckpoint(dir, { replace: true }); // --overwrite or --resume
@@ -139,45 +235,38 @@ export async function claimCheckpoint(
   if (options.start) claimed.delete(key);
   if (claimed.has(key)) return;
   checkFolderPath(dir, "--checkpoint");
-  const names = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
-  if (names.length > 0) {
-    const isCheckpoint = names.some((entry) => entry.name === "model.json") ||
-      names.some((entry) => entry.name === "training_state.json");
-    if (!isCheckpoint) {
+  const contents = await checkpointFolder(dir);
+  if (contents.kind === "other") throw otherFiles(dir, contents.what);
+  if (contents.kind === "checkpoint" && !options.replace) {
+    const iteration = contents.state?.iteration;
+    const folders = trainedOn(contents.state?.settings);
+    const what =
+      (typeof iteration === "number" ? `a checkpoint of ${iteration} iterations` : "a checkpoint") +
+      (folders.length > 0 ? ` trained on ${describeFolders(folders)}` : "");
+    if (folders.length > 0 && options.data && !includesFolder(folders, options.data)) {
+      const both = `${dir.replace(/[\\/]+$/, "")}_${basename(resolve(options.data))}`;
       throw new UserError(
-        `--checkpoint ${dir} is a folder of other files, not a checkpoint; saving would ` +
-          `replace them: pass --checkpoint <new or checkpoint folder>`,
+        `${dir} already holds ${what}, and this run trains on ${shownPath(options.data)}; ` +
+          `pass --checkpoint ${shellWord(both)} to keep both, --overwrite to replace it, or ` +
+          "--resume to continue it on these photos",
       );
     }
-    if (!options.replace) {
-      const state = await Deno.readTextFile(join(dir, "training_state.json"))
-        .then((text) => JSON.parse(text), () => ({}));
-      const iteration = state?.iteration, data = state?.settings?.data;
-      const what = (typeof iteration === "number"
-        ? `a checkpoint of ${iteration} iterations`
-        : "a checkpoint") +
-        (typeof data === "string" ? ` trained on ${shownPath(data)}` : "");
-      if (typeof data === "string" && options.data && resolve(data) !== resolve(options.data)) {
-        const both = `${dir.replace(/[\\/]+$/, "")}_${basename(resolve(options.data))}`;
-        throw new UserError(
-          `${dir} already holds ${what}, and this run trains on ${shownPath(options.data)}; ` +
-            `pass --checkpoint ${shellWord(both)} to keep both, --overwrite to replace it, or ` +
-            "--resume to continue it on these photos",
-        );
-      }
-      throw new UserError(
-        `${dir} already holds ${what}; pass --resume to continue it, --checkpoint ` +
-          `<new folder> to train another, or --overwrite to replace it`,
-      );
-    }
+    throw new UserError(
+      `${dir} already holds ${what}; pass --resume to continue it, --checkpoint ` +
+        `<new folder> to train another, or --overwrite to replace it`,
+    );
   }
+  // Saving writes beside the folder (a temporary folder, then renames) and into it.
+  checkWritable(dirname(dir), dir, "--checkpoint");
+  if (contents.kind === "checkpoint") checkWritable(dir, dir, "--checkpoint");
   claimed.add(key);
 }
 
 /**
  * Refuses a path given for a folder that is a file, or lies under a file:
  * the check of every folder flag (`--out`, `--checkpoint`), made before
- * anything is touched.
+ * anything is touched. For `--checkpoint`, the fix names the checkpoint when
+ * the file is one of its files, else a new folder that does not exist yet.
  *
  * @param path The folder.
  * @param flag The flag it came from.
@@ -191,6 +280,9 @@ export async function claimCheckpoint(
  * await Deno.writeTextFile(`${dir}/model.json`, "{}");
  * assertThrows(() => checkFolderPath(`${dir}/model.json`, "--checkpoint"),
  *   Error, `pass --checkpoint ${dir}`);
+ * await Deno.writeTextFile(`${dir}/notes.txt`, "mine");
+ * assertThrows(() => checkFolderPath(`${dir}/notes.txt`, "--checkpoint"),
+ *   Error, `pass --checkpoint ${dir}/notes_checkpoint`);
  * checkFolderPath(`${dir}/new/deeper`, "--out"); // a folder still to make is fine
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -200,15 +292,38 @@ export function checkFolderPath(path: string, flag: string): void {
     const info = statSync(folder);
     if (info?.isDirectory) return;
     if (info) {
-      const fix = folder === path && flag === "--checkpoint"
-        ? `a checkpoint is a folder holding model.json: pass ${flag} ${dirname(path)}`
-        : `pass ${flag} <a folder>`;
       throw new UserError(
-        `${flag} ${path}: ${folder === path ? "it" : folder} is a file, not a folder; ${fix}`,
+        `${flag} ${path}: ${folder === path ? "it" : folder} is a file, not a folder; ` +
+          (folder === path && flag === "--checkpoint"
+            ? checkpointFileFix(path)
+            : `pass ${flag} <a folder>`),
       );
     }
     if (dirname(folder) === folder) return;
   }
+}
+
+/** The fix for a file given as `--checkpoint`: its checkpoint folder, or a new folder. */
+function checkpointFileFix(path: string): string {
+  const parent = dirname(path);
+  const inCheckpoint = CHECKPOINT_FILES.includes(basename(path)) &&
+    (statSync(join(parent, "training_state.json"))?.isFile ||
+      statSync(join(parent, "model.json"))?.isFile);
+  if (inCheckpoint) {
+    return `a checkpoint is a folder holding model.json: pass --checkpoint ${parent}`;
+  }
+  const stem = basename(path).replace(/\.[^.]*$/, "") || "new";
+  return `a checkpoint is a folder of its own: pass --checkpoint ` +
+    shellWord(freshName(join(parent, `${stem}_checkpoint`)));
+}
+
+/** `base`, or `base_2`, `base_3`, ...: the first that does not exist. */
+function freshName(base: string): string {
+  let name = base;
+  for (let count = 2; statSync(name) !== undefined || lstatSync(name) !== undefined; count++) {
+    name = `${base}_${count}`;
+  }
+  return name;
 }
 
 /**
@@ -232,13 +347,36 @@ export function checkFolderPath(path: string, flag: string): void {
  */
 export function checkOutputFolder(path: string, flag: string): void {
   checkFolderPath(path, flag);
+  checkWritable(path, undefined, flag);
+}
+
+/**
+ * Checks that a new file can be made in `path`, or in the nearest folder above it that
+ * exists (where the folders still to make would go).
+ *
+ * @param path The folder.
+ * @param shown The path the message names; the folder tried when absent.
+ * @param flag The flag to pass another folder with.
+ * @throws {UserError} One line: permission denied, read-only, out of space.
+ */
+function checkWritable(path: string, shown: string | undefined, flag: string): void {
+  // The nearest folder there (one that cannot be looked at counts: the probe says why).
+  const there = (folder: string) => {
+    try {
+      return Deno.statSync(folder).isDirectory;
+    } catch (error) {
+      return !(error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory);
+    }
+  };
   let folder = path;
-  while (!statSync(folder)?.isDirectory && dirname(folder) !== folder) folder = dirname(folder);
+  while (!there(folder) && dirname(folder) !== folder) folder = dirname(folder);
   try {
     const probe = Deno.makeTempFileSync({ dir: folder, prefix: ".write-check-" });
     Deno.removeSync(probe);
   } catch (error) {
-    throw new UserError(writeErrorMessage(error, folder, `pass ${flag} <a folder you can write>`));
+    throw new UserError(
+      writeErrorMessage(error, shown ?? folder, `pass ${flag} <a folder you can write>`),
+    );
   }
 }
 
@@ -412,6 +550,30 @@ function statSync(path: string): Deno.FileInfo | undefined {
     return Deno.statSync(path);
   } catch {
     return undefined;
+  }
+}
+
+function lstatSync(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON object read from a file: `undefined` when missing, `null` when not JSON. */
+async function readJson(path: string): Promise<Record<string, unknown> | null | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    const value = JSON.parse(text);
+    return typeof value === "object" && value !== null ? value : null;
+  } catch {
+    return null;
   }
 }
 

@@ -14,15 +14,17 @@ import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
-import { claimCheckpoint } from "./output_files.ts";
-import { join, resolve, shownPath } from "./path.ts";
+import { claimCheckpoint, claimOutputFile } from "./output_files.ts";
+import { join, shownPath } from "./path.ts";
 import { Stopped } from "./errors.ts";
 import { stopOnSignal } from "./interrupt.ts";
 import { formatDuration } from "./progress.ts";
 import { ProgressFigure, type WatchedPhoto, watchPoints } from "./progress_figure.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { Augment } from "./augment.ts";
+import { UserError } from "./errors.ts";
 import { type OptimizerName, trainModel } from "./train.ts";
+import { describeFolders, includesFolder, trainedOn, withFolder } from "./trained_on.ts";
 
 /** Options of {@linkcode trainAndSave}: the protocol, and where things go. */
 export interface TrainAndSaveOptions {
@@ -34,8 +36,9 @@ export interface TrainAndSaveOptions {
   checkpoint: string;
   /** The command that trains it, named in messages, e.g. `deno task nearest`. */
   command: string;
-  /** The dataset folder trained on, recorded in the checkpoint (`settings.data`), so that a
-   * test on other photos can say so. @default {not recorded} */
+  /** The dataset folder trained on, recorded in the checkpoint (`settings.data`, after the
+   * folders a resumed checkpoint was trained on), so that a test on other photos can say so.
+   * @default {not recorded} */
   dataDir?: string;
   /** Folder of the loss figure. */
   out: string;
@@ -158,9 +161,11 @@ export async function trainAndSave(
     saveEvery = 100,
     bnStats = "recompute",
   } = options;
+  if (options.resume && options.overwrite) throw resumeOrOverwrite(dir);
   let startIteration = 0;
   let optimizerState;
   let history: number[] = []; // the loss of each iteration up to the last one done
+  let dataFolders: string[] = [];
   if (options.resume) {
     // Refuses a checkpoint of another network, size, loss or optimizer, in one line.
     const loaded = await loadCheckpoint(dir, {
@@ -177,13 +182,28 @@ export async function trainAndSave(
     optimizerState = loaded.optimizerState;
     history = savedLosses(loaded.state);
     console.log(`resume: from ${loaded.path} at iteration ${startIteration}`);
+    dataFolders = trainedOn(loaded.state.settings);
+    if (
+      options.dataDir && dataFolders.length > 0 && !includesFolder(dataFolders, options.dataDir)
+    ) {
+      console.warn(
+        `warning: ${dir} was trained on ${describeFolders(dataFolders)} and now goes on on ` +
+          `${shownPath(options.dataDir)}; its training_state.json will list both`,
+      );
+    }
   }
+  if (options.dataDir) dataFolders = withFolder(dataFolders, options.dataDir);
   // Before any iteration: the folder may take this run's checkpoint, and a minibatch fits.
   await claimCheckpoint(dir, {
     replace: options.resume || options.overwrite,
     data: options.dataDir,
     start: true,
   });
+  // The figures this run writes, claimed now: a file in the way is found before training.
+  const lossFigure = join(options.out, `${name}_loss.png`);
+  const progressPath = join(options.out, `${name}_progress.png`);
+  await claimOutputFile(lossFigure);
+  if (options.watch) await claimOutputFile(progressPath);
   checkBatchFits(model, options.batchSize);
   if (startIteration >= options.iters) {
     console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
@@ -196,7 +216,7 @@ export async function trainAndSave(
     optimizer,
     settings: {
       ...(options.recipe ? { recipe: options.recipe } : {}),
-      ...(options.dataDir ? { data: resolve(options.dataDir) } : {}),
+      ...(dataFolders.length > 0 ? { data: dataFolders } : {}),
       lr: options.lr,
       batchSize: options.batchSize,
       seed: options.seed,
@@ -258,7 +278,6 @@ export async function trainAndSave(
   console.log(
     `train: ${stopped ? "stopped" : "done"} in ${formatDuration(result.seconds)}${speed}${last}`,
   );
-  const lossFigure = join(options.out, `${name}_loss.png`);
   if (result.losses.length > 0) {
     await writeLineChart(lossFigure, {
       title: `${name}: training loss` + (options.recipe ? ` (${options.recipe} recipe)` : ""),
@@ -277,7 +296,7 @@ export async function trainAndSave(
     console.log(`loss curve: ${lossFigure}`);
   }
   const progressFigure = result.losses.length > 0
-    ? await watch?.write(join(options.out, `${name}_progress.png`), name)
+    ? await watch?.write(progressPath, name)
     : undefined;
   if (progressFigure) console.log(`progress: ${progressFigure}`);
   console.log(`checkpoint: ${dir}`);
@@ -354,15 +373,14 @@ export async function loadTrained(
   console.log(
     `model: ${options.network} from ${loaded.path}, trained ${loaded.state.iteration} iterations`,
   );
-  const trainedOn = loaded.state.settings?.data;
+  const folders = trainedOn(loaded.state.settings);
   if (
-    options.dataDir !== undefined && typeof trainedOn === "string" &&
-    trainedOn !== resolve(options.dataDir)
+    options.dataDir !== undefined && folders.length > 0 && !includesFolder(folders, options.dataDir)
   ) {
     console.warn(
-      `warning: ${dir} was trained on ${shownPath(trainedOn)} and is tested on ` +
+      `warning: ${dir} was trained on ${describeFolders(folders)} and is tested on ` +
         `${shownPath(options.dataDir)}; to test on the photos it learnt from, pass --data ` +
-        `${shownPath(trainedOn)}`,
+        `${shownPath(folders.at(-1)!)}`,
     );
   }
   return loaded.model;
@@ -396,6 +414,26 @@ function savedLosses(state: TrainingState): number[] {
   const losses: unknown = state.losses;
   if (!Array.isArray(losses) || losses.length > state.iteration) return [];
   return losses.every(Number.isFinite) ? losses : [];
+}
+
+/**
+ * The refusal of `--resume` with `--overwrite`: one continues the checkpoint, the other
+ * replaces it.
+ *
+ * @param dir The checkpoint folder.
+ * @returns The error.
+ *
+ * @example
+ * ```ts
+ * import { resumeOrOverwrite } from "./train_and_save.ts";
+ * import { assert } from "./assert.ts";
+ * assert(resumeOrOverwrite("ck").message.endsWith("pass one of them"));
+ * ```
+ */
+export function resumeOrOverwrite(dir: string): UserError {
+  return new UserError(
+    `--resume continues the checkpoint in ${dir} and --overwrite replaces it; pass one of them`,
+  );
 }
 
 /** Iterations averaged by the loss figure's second line; drawn from three windows on. */

@@ -22,7 +22,8 @@ import type { LogitsLoss } from "./losses.ts";
 import { checkSize, type NetOptions, type OutputSizeOf, showModel } from "./network.ts";
 import type { RecipeName, RecipeSettings } from "./recipes.ts";
 import { type Paint, testAndShow, type TrainTestRun } from "./test_figures.ts";
-import { loadTrained, trainAndSave, trainCommand } from "./train_and_save.ts";
+import { loadTrained, resumeOrOverwrite, trainAndSave, trainCommand } from "./train_and_save.ts";
+import { claimOutputFile, photoFigurePath } from "./output_files.ts";
 
 /** What an exercise hands to {@linkcode trainThenTest}: its lesson and its names. */
 export interface Lesson {
@@ -82,6 +83,7 @@ export async function trainThenTest(
   const { name, recipe, network = name } = lesson;
   const trainsOnly = !("test" in flags); // an exercise that only trains has no --train, --test
   const { train = true, test = false } = flags;
+  const testAfter = test;
   checkSize(name, flags.size, lesson.outputSize); // before any data is loaded
   if (flags.testSize) checkSize(name, flags.testSize, lesson.outputSize, "--test-size");
   await setupBackend(flags.backend);
@@ -104,6 +106,7 @@ export async function trainThenTest(
     : {};
   const nextCommand = typeof lesson.next === "string" ? lesson.next : lesson.next(checkpoint);
   const next = nextStep(nextCommand, lesson.carryData === false ? undefined : flags.data, carry);
+  if (flags.resume && flags.overwrite) throw resumeOrOverwrite(checkpoint);
   if (tuned && flags.resume) {
     throw new UserError(
       "--resume works with --recipe default only; train the tuned recipe again without --resume",
@@ -126,6 +129,7 @@ export async function trainThenTest(
         mode: lesson.mode,
         size: flags.size,
       });
+      if (testAfter) await claimTestFigures(test, flags.out, run);
       // The first test photo, whose prediction the progress figure shows during training
       const [image, mask] = tf.tidy(() => [
         tf.squeeze(tf.slice(test.images, 0, 1), [0]) as tf.Tensor3D, // [size, size, 3]
@@ -175,5 +179,19 @@ export async function trainThenTest(
     return result;
   } finally {
     if (testSplit) tf.dispose([testSplit.images, testSplit.masks]);
+  }
+}
+
+/**
+ * Claims the test figures a run will write (`<out>/<class folder>/<run>_<photo>.png`) before
+ * it trains, so that a file in the way is refused before the work, not after.
+ */
+async function claimTestFigures(
+  test: Pick<Dataset, "names" | "folders">,
+  out: string,
+  run: string,
+): Promise<void> {
+  for (const [index, photo] of test.names.entries()) {
+    await claimOutputFile(photoFigurePath(out, run, photo, test.folders?.[index]));
   }
 }

@@ -85,19 +85,19 @@ Deno.test("loadCheckpoint() names a weights.bin cut short, with the bytes it has
   await assertOneLine(
     loadCheckpoint(dir, { model: "tiny", size: 8, command: COMMAND }),
     `Checkpoint file ${dir}/weights.bin has 300 bytes but its model.json needs 572 (cut ` +
-      `short); run \`${COMMAND}\` again to rewrite it`,
+      `short); run \`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   // Too long is refused too.
   await Deno.writeFile(join(dir, "weights.bin"), new Uint8Array(600));
   await assertOneLine(
     loadCheckpoint(dir, { command: COMMAND }),
     `Checkpoint file ${dir}/weights.bin has 600 bytes but its model.json needs 572 (too ` +
-      `long); run \`${COMMAND}\` again to rewrite it`,
+      `long); run \`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   await Deno.remove(join(dir, "weights.bin"));
   await assertOneLine(
     loadCheckpoint(dir, { command: COMMAND }),
-    `Checkpoint file ${dir}/weights.bin is missing; run \`${COMMAND}\` again to rewrite it`,
+    `Checkpoint file ${dir}/weights.bin is missing; run \`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   delete before["weights.bin"];
   assertEquals(await snapshot(dir), before, "the refusals change nothing on disk");
@@ -105,16 +105,31 @@ Deno.test("loadCheckpoint() names a weights.bin cut short, with the bytes it has
   await Deno.remove(join(dir, ".."), { recursive: true });
 });
 
-Deno.test("loadCheckpoint() names an optimizer.bin cut short", async () => {
+Deno.test("loadCheckpoint() names an optimizer.bin cut short: refused to resume, a warning to test", async () => {
   const dir = await savedCheckpoint();
   // The iteration count and one momentum per trainable weight (143 - 8 moving statistics).
   assertEquals((await Deno.stat(join(dir, "optimizer.bin"))).size, 4 + 135 * 4);
   await cutShort(join(dir, "optimizer.bin"), 100);
   const tensors = tf.memory().numTensors;
+  // Testing and segmenting need the network only: it loads, and one warning names the file.
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warnings.push(line);
+  try {
+    const loaded = await loadCheckpoint(dir, { command: COMMAND });
+    assertEquals(loaded.optimizerState, undefined);
+    loaded.model.dispose();
+  } finally {
+    console.warn = warn;
+  }
+  assertEquals(warnings, [
+    `warning: Checkpoint file ${dir}/optimizer.bin has 100 bytes but its optimizer.json needs ` +
+    "544 (cut short); only --resume needs it, so the network is used without it",
+  ]);
   await assertOneLine(
-    loadCheckpoint(dir, { command: COMMAND }),
+    loadCheckpoint(dir, { command: COMMAND, resume: true }),
     `Checkpoint file ${dir}/optimizer.bin has 100 bytes but its optimizer.json needs 544 (cut ` +
-      `short); run \`${COMMAND}\` again to rewrite it`,
+      `short); run \`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   assertEquals(tf.memory().numTensors, tensors, "no tensors left behind");
   await Deno.remove(join(dir, ".."), { recursive: true });
@@ -134,13 +149,13 @@ Deno.test("loadCheckpoint() names a damaged model.json, optimizer.json or traini
   await assertOneLine(
     loadCheckpoint(dir, { command: COMMAND }),
     `Checkpoint file ${dir}/model.json is damaged (200 bytes, not JSON: ${reason}); run ` +
-      `\`${COMMAND}\` again to rewrite it`,
+      `\`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   await Deno.writeTextFile(join(dir, "model.json"), JSON.stringify({ format: "layers-model" }));
   await assertOneLine(
     loadCheckpoint(dir, { command: COMMAND }),
     `Checkpoint file ${dir}/model.json is damaged (25 bytes, JSON, but not what it should ` +
-      `hold); run \`${COMMAND}\` again to rewrite it`,
+      `hold); run \`${COMMAND} --overwrite\` to train a new one in its place`,
   );
   // Valid JSON whose layers do not fit the weights: TensorFlow.js's refusal, in one line.
   const modelJson = JSON.parse(text);
@@ -154,7 +169,10 @@ Deno.test("loadCheckpoint() names a damaged model.json, optimizer.json or traini
         error.message.startsWith(`Checkpoint file ${dir}/model.json is damaged (`),
         error.message,
       );
-      assert(error.message.endsWith(`); run \`${COMMAND}\` again to rewrite it`), error.message);
+      assert(
+        error.message.endsWith(`); run \`${COMMAND} --overwrite\` to train a new one in its place`),
+        error.message,
+      );
       assert(!error.message.includes("\n"), "one line");
       return true;
     },
@@ -162,7 +180,7 @@ Deno.test("loadCheckpoint() names a damaged model.json, optimizer.json or traini
   await Deno.writeTextFile(join(dir, "model.json"), text);
   await Deno.writeTextFile(join(dir, "optimizer.json"), "{");
   await assertRejects(
-    () => loadCheckpoint(dir, { command: COMMAND }),
+    () => loadCheckpoint(dir, { command: COMMAND, resume: true }),
     (error: Error) =>
       error.name === "UserError" &&
       error.message.startsWith(
@@ -251,7 +269,7 @@ Deno.test("a script that loads a cut-short checkpoint exits 1 with one line and 
   assertEquals(output.code, 1);
   assertEquals(stderr, [
     `error: Checkpoint file ${dir}/weights.bin has 300 bytes but its model.json needs 572 ` +
-    `(cut short); run \`${COMMAND}\` again to rewrite it`,
+    `(cut short); run \`${COMMAND} --overwrite\` to train a new one in its place`,
   ]);
   await Deno.remove(join(dir, ".."), { recursive: true });
 });

@@ -10,6 +10,7 @@ import { assert, assertEquals, assertRejects } from "../lib/assert.ts";
 import { loadCheckpoint, saveCheckpoint } from "../lib/checkpoint.ts";
 import { loadDataset } from "../lib/dataset.ts";
 import { decodeImage, encodeImage } from "../lib/image_io.ts";
+import { claimCheckpoint } from "../lib/output_files.ts";
 import { join } from "../lib/path.ts";
 import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { run as binDataset } from "../exercises/bin_dataset.ts";
@@ -313,6 +314,262 @@ Deno.test("a checkpoint records the photos it was trained on: tested or retraine
       () => binLoss(onOther(flags("bin"))),
       /already holds a checkpoint of 2 iterations trained on .*data, and this run trains on .*other; pass --checkpoint .*_other to keep both, --overwrite to replace it, or --resume/,
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** The names in a folder and its subfolders, sorted: to show that a refusal removed nothing. */
+async function tree(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    names.push(entry.name);
+    if (entry.isDirectory) {
+      names.push(...(await tree(join(dir, entry.name))).map((name) => `${entry.name}/${name}`));
+    }
+  }
+  return names.sort();
+}
+
+Deno.test("--overwrite and --resume never remove files that are not a checkpoint's", async () => {
+  const { root, flags } = await tinySetup();
+  try {
+    // A checkpoint folder the user also keeps a thesis and photos in.
+    const dir = join(root, "checkpoints", "sb");
+    (await quietly(() => nearest([...flags("sb"), "--no-test"]))).value.model?.dispose();
+    await Deno.writeTextFile(join(dir, "thesis.txt"), "mine");
+    await Deno.mkdir(join(dir, "photos"));
+    await Deno.writeTextFile(join(dir, "photos", "akahara_0009.jpg"), "a photo");
+    const before = await tree(dir);
+    for (const flag of ["--overwrite", "--resume"]) {
+      await assertOneLine(
+        () => nearest([...flags("sb"), "--no-test", flag, "--iters", "3"]),
+        /^--checkpoint .*sb holds files that are not a checkpoint's \((thesis.txt|photos\/)\); .*pass --checkpoint .*sb_checkpoint or another new folder$/,
+      );
+      assertEquals(await tree(dir), before, `${flag}: nothing removed`);
+    }
+    // A model.json of the user's own, not a TensorFlow.js model, with notes beside it.
+    const mine = join(root, "checkpoints", "mine");
+    await Deno.mkdir(join(mine, "sub"), { recursive: true });
+    await Deno.writeTextFile(join(mine, "model.json"), '{"my":"config"}');
+    await Deno.writeTextFile(join(mine, "notes.txt"), "notes");
+    await Deno.writeTextFile(join(mine, "sub", "f"), "f");
+    await assertOneLine(
+      () => nearest([...flags("mine"), "--no-test", "--overwrite"]),
+      /holds files that are not a checkpoint's/,
+    );
+    assertEquals(await tree(mine), ["model.json", "notes.txt", "sub", "sub/f"]);
+    // Alone, such a model.json is no checkpoint either.
+    await Deno.remove(join(mine, "sub"), { recursive: true });
+    await Deno.remove(join(mine, "notes.txt"));
+    await assertOneLine(
+      () => nearest([...flags("mine"), "--no-test", "--overwrite"]),
+      /\(model.json, which is not a TensorFlow.js model\)/,
+    );
+    assertEquals(await Deno.readTextFile(join(mine, "model.json")), '{"my":"config"}');
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("the fix named for a damaged checkpoint is a command that works", async () => {
+  const { root, flags, testFlags } = await tinySetup();
+  const dir = join(root, "checkpoints", "ck");
+  try {
+    for (const file of ["model.json", "weights.bin"]) {
+      (await quietly(() => nearest([...flags("ck"), "--no-test", "--overwrite"]))).value.model
+        ?.dispose();
+      const bytes = await Deno.readFile(join(dir, file));
+      await Deno.writeFile(join(dir, file), bytes.subarray(0, bytes.length >> 1));
+      const message = await quietly(() => nearest([...testFlags("ck"), "--no-train"])).then(
+        () => "",
+        (error: Error) => error.message,
+      );
+      const command = message.match(/; run `deno task nearest (.*)` to train a new one/)?.[1];
+      assert(command !== undefined && message.includes(file), message);
+      assertEquals(command, `--checkpoint ${dir} --overwrite`);
+      // Run as printed (with this test's data and size): it trains a new checkpoint there.
+      const rerun = [...flags("x").filter((arg) => !arg.includes("checkpoints")), "--no-test"];
+      const args = [...rerun.filter((arg) => arg !== "--checkpoint"), ...command.split(" ")];
+      (await quietly(() => nearest(args))).value.model?.dispose();
+      const tested = await quietly(() => nearest([...testFlags("ck"), "--no-train"]));
+      tested.value.model?.dispose();
+      assertEquals(tested.value.tested?.figures.length, 2, `${file}: the new one tests`);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("segment names the network of a damaged checkpoint, and its fix once", async () => {
+  const { root } = await tinySetup();
+  const dir = join(root, "ckw");
+  await nearestCheckpoint(dir);
+  await Deno.writeFile(join(dir, "weights.bin"), new Uint8Array(100));
+  const photo = join(root, "data", "test", "images", "madara", "madara_0003.jpg");
+  await assertOneLine(
+    () => segment(["--checkpoint", dir, "--out", join(root, "s"), photo]),
+    new RegExp(
+      `^Checkpoint file ${dir}/weights.bin has 100 bytes but its model.json needs \\d+ \\(cut ` +
+        `short\\); run \`deno task nearest --checkpoint ${dir} --overwrite\` to train a new one ` +
+        "in its place$",
+    ),
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a checkpoint whose optimizer state is cut is tested and segmented, not resumed", async () => {
+  const { root, flags, testFlags } = await tinySetup();
+  const dir = join(root, "checkpoints", "cko");
+  try {
+    (await quietly(() => nearest([...flags("cko"), "--no-test"]))).value.model?.dispose();
+    const bytes = await Deno.readFile(join(dir, "optimizer.bin"));
+    await Deno.writeFile(join(dir, "optimizer.bin"), bytes.subarray(0, bytes.length >> 1));
+    const warned = (lines: string[]) =>
+      lines.filter((line) => line.startsWith("warning: ") && line.includes("optimizer.bin"));
+    const tested = await quietly(() => nearest([...testFlags("cko"), "--no-train"]));
+    tested.value.model?.dispose();
+    assertEquals(tested.value.tested?.figures.length, 2);
+    assertEquals(warned(tested.lines).length, 1, tested.lines.join("\n"));
+    const photo = join(root, "data", "test", "images", "madara", "madara_0003.jpg");
+    const segmented = await quietly(() =>
+      segment(["--checkpoint", dir, "--out", join(root, "s"), "--backend", "cpu", photo])
+    );
+    assertEquals(segmented.value.length, 1);
+    assertEquals(warned(segmented.lines).length, 1, segmented.lines.join("\n"));
+    await assertOneLine(
+      () => nearest([...flags("cko"), "--no-test", "--resume", "--iters", "4"]),
+      /optimizer.bin has \d+ bytes but its optimizer.json needs \d+ \(cut short\); run `.*--overwrite`/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("--checkpoint naming a file suggests a new folder, not the file's own folder", async () => {
+  const { root, flags } = await tinySetup();
+  const file = join(root, "notes.txt");
+  await Deno.writeTextFile(file, "mine");
+  const message = await quietly(() => nearest([...flags("a").slice(0, -1), file, "--no-test"]))
+    .then(() => "", (error: Error) => error.message);
+  const suggested = message.match(/pass --checkpoint (\S+)$/)?.[1];
+  assertEquals(suggested, join(root, "notes_checkpoint"), message);
+  await assertRejects(() => Deno.stat(suggested!), Deno.errors.NotFound);
+  assertEquals(await Deno.readTextFile(file), "mine");
+  await Deno.remove(root, { recursive: true });
+});
+
+/**
+ * Makes a folder one this process cannot write, and returns how to undo it: no write
+ * permission for a user; for root, who writes anywhere, a read-only bind mount when this
+ * machine allows one; else `undefined`.
+ */
+async function lockFolder(dir: string): Promise<(() => Promise<unknown>) | undefined> {
+  if (Deno.uid() !== 0) {
+    await Deno.chmod(dir, 0o555);
+    return () => Deno.chmod(dir, 0o755);
+  }
+  const mount = (args: string[]) =>
+    new Deno.Command(args[0]!, { args: args.slice(1), stdout: "null", stderr: "null" })
+      .output().then((output) => output.success, () => false);
+  if (!(await mount(["mount", "--bind", "-o", "ro", dir, dir]))) return undefined;
+  return () => mount(["umount", dir]);
+}
+
+Deno.test("a --checkpoint that cannot be written is refused before training, with advice that fits", async () => {
+  const { root, flags } = await tinySetup();
+  const folder = join(root, "ro");
+  await Deno.mkdir(folder);
+  await nearestCheckpoint(join(folder, "old"));
+  // Claimed while the folder could be written (as a run claims it before training).
+  await claimCheckpoint(join(folder, "new"), { start: true });
+  await claimCheckpoint(join(folder, "old"), { start: true, replace: true });
+  const unlock = await lockFolder(folder);
+  try {
+    if (unlock === undefined) return; // no folder this process cannot write
+    const denied = "(permission denied|the file system is read-only)";
+    const dir = join(folder, "ck");
+    const args = [...flags("a").slice(0, -1), dir, "--no-test"];
+    const { lines } = await quietly(() => nearest(args).catch((error) => error));
+    assert(!lines.some((line) => line.startsWith("train: ")), lines.join("\n"));
+    await assertOneLine(
+      () => nearest(args),
+      new RegExp(`^Cannot write ${dir}: ${denied}; pass --checkpoint <a folder you can write>$`),
+    );
+    // Turned unwritable during training: no "free some space"; "kept" only when one is there.
+    const model = nearestNet(16);
+    const state = { iteration: 2, model: "nearest", size: 16, classes: 3, optimizer: "sgd" };
+    try {
+      await assertOneLine(
+        () => saveCheckpoint(join(folder, "new"), model, state),
+        new RegExp(`: ${denied}; pass --checkpoint <a folder you can write>$`),
+      );
+      await assertOneLine(
+        () => saveCheckpoint(join(folder, "old"), model, state, undefined, { replace: true }),
+        new RegExp(
+          `: ${denied}; pass --checkpoint <a folder you can write>; the checkpoint there now ` +
+            "is kept$",
+        ),
+      );
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await unlock?.();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a file in the way of a figure is refused before training, and no checkpoint is written", async () => {
+  const { root, flags } = await tinySetup();
+  try {
+    for (const figure of ["nearest_loss.png", join("madara", "nearest_madara_0003.png")]) {
+      // A fresh --out each time: this process remembers the paths it claimed as its own.
+      const out = join(root, figure.includes("loss") ? "answers" : "answers2");
+      await Deno.mkdir(join(out, "madara"), { recursive: true });
+      await Deno.writeTextFile(join(out, figure), "mine");
+      await assertOneLine(
+        () => nearest([...flags("nearest"), "--out", out]),
+        new RegExp(
+          `^Cannot write ${join(out, figure)}: a file this project did not write is there`,
+        ),
+      );
+      assertEquals(await Deno.readTextFile(join(out, figure)), "mine");
+      await assertRejects(() => Deno.stat(join(root, "checkpoints")), Deno.errors.NotFound);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("--resume on other photos warns naming both, and the checkpoint lists both", async () => {
+  const { root, flags, testFlags } = await tinySetup();
+  const other = join(root, "other");
+  await writeSyntheticDataset(other, { trainPerClass: 2, testPerClass: 1, seed: 5 });
+  const onOther = (args: string[]) => args.map((arg, i) => args[i - 1] === "--data" ? other : arg);
+  const dir = join(root, "checkpoints", "nearest");
+  try {
+    (await quietly(() => nearest([...flags("nearest"), "--no-test"]))).value.model?.dispose();
+    await assertOneLine(
+      () => nearest([...flags("nearest"), "--no-test", "--resume", "--overwrite"]),
+      /^--resume continues the checkpoint in .*nearest and --overwrite replaces it; pass one of them$/,
+    );
+    const resumed = await quietly(() =>
+      nearest([...onOther(flags("nearest")), "--no-test", "--resume", "--iters", "3"])
+    );
+    resumed.value.model?.dispose();
+    const warnings = resumed.lines.filter((line) => line.startsWith("warning: "));
+    assertEquals(warnings.length, 1, resumed.lines.join("\n"));
+    assert(/ was trained on \S*data and now goes on on \S*other;/.test(warnings[0]!), warnings[0]!);
+    const state = JSON.parse(await Deno.readTextFile(join(dir, "training_state.json")));
+    assertEquals(state.iteration, 3);
+    assertEquals(state.settings.data, [join(root, "data"), other]);
+    // Tested on either: it learnt from both, so no warning.
+    for (const args of [testFlags("nearest"), onOther(testFlags("nearest"))]) {
+      const tested = await quietly(() => nearest([...args, "--no-train"]));
+      tested.value.model?.dispose();
+      assert(!tested.lines.some((line) => line.startsWith("warning: ")), tested.lines.join("\n"));
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -14,6 +14,7 @@ import { encodeImage, writeFileAtomic } from "../lib/image_io.ts";
 import { checkBatchFits } from "../lib/memory_budget.ts";
 import {
   checkOutputFolder,
+  CHECKPOINT_FILES,
   claimCheckpoint,
   claimOutputFile,
   guardWrite,
@@ -23,6 +24,9 @@ import { join, shownPath } from "../lib/path.ts";
 import { startServer } from "../tools/serve.ts";
 
 await tf.setBackend("cpu");
+
+/** The smallest `model.json` TensorFlow.js reads: a topology and a weights manifest. */
+const MODEL_JSON = JSON.stringify({ modelTopology: {}, weightsManifest: [] });
 
 const PNG = await encodeImage({ data: new Uint8Array(12), width: 2, height: 2, channels: 3 });
 
@@ -72,14 +76,15 @@ Deno.test("claimCheckpoint() refuses another run's checkpoint, a folder of other
   await Deno.writeTextFile(join(documents, "letter.txt"), "mine");
   await assertRejects(
     () => saveCheckpoint(documents, model, state, undefined, { replace: true }),
-    Error,
-    "is a folder of other files, not a checkpoint",
+    /holds files that are not a checkpoint's \(letter.txt\)/,
   );
   assertEquals(await Deno.readTextFile(join(documents, "letter.txt")), "mine");
   await assertRejects(
     () => claimCheckpoint(join(checkpoint, "model.json")),
-    Error,
-    `a checkpoint is a folder holding model.json: pass --checkpoint ${checkpoint}`,
+    (error: Error) =>
+      error.message.endsWith(
+        `a checkpoint is a folder holding model.json: pass --checkpoint ${checkpoint}`,
+      ),
   );
   model.dispose();
   await Deno.remove(dir, { recursive: true });
@@ -89,7 +94,7 @@ Deno.test("claimCheckpoint() refusing a checkpoint trained on other photos names
   const root = await Deno.makeTempDir();
   const dir = join(root, "nearest");
   await Deno.mkdir(dir);
-  await Deno.writeTextFile(join(dir, "model.json"), "{}");
+  await Deno.writeTextFile(join(dir, "model.json"), MODEL_JSON);
   await Deno.writeTextFile(
     join(dir, "training_state.json"),
     JSON.stringify({ iteration: 500, settings: { data: join(root, "synthetic") } }),
@@ -112,7 +117,77 @@ Deno.test("claimCheckpoint() refusing a checkpoint trained on other photos names
     () => claimCheckpoint(dir, { data: join(root, "synthetic") }),
     /pass --resume to continue it, --checkpoint <new folder> to train another/,
   );
+  // Resumed on other photos, it lists both (oldest first): either is the same photos.
+  const both = [join(root, "synthetic"), join(root, "imori")];
+  await Deno.writeTextFile(
+    join(dir, "training_state.json"),
+    JSON.stringify({ iteration: 600, settings: { data: both } }),
+  );
+  await assertRejects(
+    () => claimCheckpoint(dir, { data: join(root, "imori") }),
+    (error: Error) =>
+      error.message.startsWith(
+        `${dir} already holds a checkpoint of 600 iterations trained on ${
+          shownPath(both[0]!)
+        } and ${shownPath(both[1]!)}; pass --resume`,
+      ),
+  );
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("claimCheckpoint() refuses a folder holding anything besides a checkpoint's files, even to replace it", async () => {
+  const root = await Deno.makeTempDir();
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+  const state = { iteration: 2, model: "tiny", size: 1, classes: 1, optimizer: "sgd" };
+  const optimizer = tf.train.momentum(0.1, 0.9);
+  try {
+    // What saveCheckpoint writes is exactly what a checkpoint may hold.
+    const dir = join(root, "ck");
+    optimizer.minimize(() => tf.sum(model.predict(tf.ones([1, 1])) as tf.Tensor) as tf.Scalar);
+    await saveCheckpoint(dir, model, state, optimizer);
+    assertEquals(
+      (await Array.fromAsync(Deno.readDir(dir))).map((entry) => entry.name).sort(),
+      [...CHECKPOINT_FILES].sort(),
+    );
+    // A user's file in it: refused even with replace (--overwrite, --resume), nothing removed.
+    await Deno.writeTextFile(join(dir, "thesis.txt"), "mine");
+    await assertRejects(
+      () => claimCheckpoint(dir, { start: true, replace: true }),
+      (error: Error) =>
+        error.message ===
+          `--checkpoint ${dir} holds files that are not a checkpoint's (thesis.txt); saving ` +
+            "there would replace them, so it is refused even with --overwrite or --resume: " +
+            `pass --checkpoint ${dir}_checkpoint or another new folder`,
+    );
+    assertEquals(await Deno.readTextFile(join(dir, "thesis.txt")), "mine");
+    // Put there while this run trains (after its claim): the save refuses, nothing removed.
+    await Deno.remove(join(dir, "thesis.txt"));
+    await claimCheckpoint(dir, { start: true, replace: true });
+    await Deno.mkdir(join(dir, "photos"));
+    await assertRejects(
+      () => saveCheckpoint(dir, model, state, undefined, { replace: true }),
+      /not a checkpoint's \(photos\/\)/,
+    );
+    assert((await Deno.stat(join(dir, "photos"))).isDirectory);
+    assert((await Deno.stat(join(dir, "optimizer.bin"))).isFile, "the checkpoint is kept");
+    // A model.json that is not a TensorFlow.js model is not a checkpoint.
+    const mine = join(root, "mine");
+    await Deno.mkdir(mine);
+    await Deno.writeTextFile(join(mine, "model.json"), '{"my":"config"}');
+    await assertRejects(
+      () => claimCheckpoint(mine, { replace: true }),
+      /\(model.json, which is not a TensorFlow.js model\)/,
+    );
+    // A damaged checkpoint (model.json cut) still is one: --overwrite may replace it.
+    await Deno.remove(join(dir, "photos"));
+    const text = await Deno.readTextFile(join(dir, "model.json"));
+    await Deno.writeTextFile(join(dir, "model.json"), text.slice(0, text.length >> 1));
+    await claimCheckpoint(dir, { start: true, replace: true });
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 Deno.test("guardWrite() makes a full disk one line naming the path; a read-only --out is refused up front", async () => {
@@ -167,7 +242,7 @@ Deno.test("the page's checkpoint check gives the verdict of loadCheckpoint() on 
   const model = tf.model({ inputs: input, outputs: conv });
   const state = { iteration: 1, model: "tiny", size: 4, classes: 2, optimizer: "sgd" };
   const server = await startServer({ port: 0, checkpoints });
-  const fix = "run `deno task tiny` again to rewrite it";
+  const fix = "run `deno task tiny --overwrite` to train a new one in its place";
   const knownLayer = (name: string) =>
     name in tf.serialization.SerializationMap.getMap().classNameMap;
   try {

@@ -308,6 +308,6 @@ Deno.test("segment prints a refusal as one line and exits with status 1", async 
     assertEquals(lines.length, 1, lines.join("\n"));
     assert(lines[0]!.startsWith("error: "), lines[0]!);
     assert(lines[0]!.includes("checkpoints/unetlike/model.json"), lines[0]!);
-    assert(lines[0]!.includes("run `deno task unetlike`"), lines[0]!);
+    assert(lines[0]!.includes("run `deno task unetlike --overwrite`"), lines[0]!);
   });
 });

@@ -35,7 +35,7 @@ import { isPhotoName, PHOTO_FORMATS } from "../lib/photo_formats.ts";
 import { coveringOutputSize } from "../lib/input_size.ts";
 import { checkSize } from "../lib/network.ts";
 import { claimOutputFile, isProjectFile, noteInputs } from "../lib/output_files.ts";
-import { basename, dirname, extname, join, relative, shownPath } from "../lib/path.ts";
+import { basename, dirname, extname, join, relative, resolve, shownPath } from "../lib/path.ts";
 import { isSyntheticSet } from "../lib/data_dir.ts";
 import { classesOf } from "../lib/classes.js";
 import {
@@ -307,6 +307,27 @@ function checkpointOf(
   return { dir: checkpoint ?? join("checkpoints", trainer), command };
 }
 
+/**
+ * The command that trains the checkpoint in `dir`, from the network (and recipe) its
+ * `training_state.json` records, or the name its `model.json` gives the network; with
+ * `--checkpoint` unless `dir` is that command's own folder. `undefined` when neither says.
+ */
+async function trainerOf(dir: string): Promise<string | undefined> {
+  const read = (name: string) =>
+    Deno.readTextFile(join(dir, name)).then((text) => JSON.parse(text), () => undefined);
+  const state = await read("training_state.json").catch(() => undefined);
+  const network = typeof state?.model === "string"
+    ? state.model
+    : (await read("model.json").catch(() => undefined))?.modelTopology?.config?.name;
+  if (typeof network !== "string") return undefined;
+  const trainer = network === "bin" || network === "semaseg" ? `${network}_loss` : network;
+  if (!TRAINERS.includes(trainer)) return undefined;
+  const tuned = state?.settings?.recipe === "tuned";
+  const own = join("checkpoints", tuned ? `${trainer}_tuned` : trainer);
+  return `deno task ${trainer}` + (tuned ? " --recipe tuned" : "") +
+    (resolve(dir) === resolve(own) ? "" : ` --checkpoint ${dir}`);
+}
+
 /** The same network and weights at another input size, from its own `model.json` topology. */
 async function atInputSize(
   model: tf.LayersModel,
@@ -400,11 +421,16 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
   const defaults = checkpointOf(flags.model, flags.checkpoint);
   const dir = defaults.dir;
   const backend = await setupBackend(flags.backend as Parameters<typeof setupBackend>[0]);
-  const loaded = await loadCheckpoint(dir, { command: defaults.command }).catch((error) => {
-    if (error instanceof UserError) throw error;
+  // Named in messages: the command that trained this checkpoint, whatever --model says.
+  const command = await trainerOf(dir) ?? defaults.command +
+      (flags.checkpoint === undefined ? "" : ` --checkpoint ${flags.checkpoint}`);
+  const loaded = await loadCheckpoint(dir, { command }).catch((error) => {
+    // By name: the checks shared with the page (checkpoint_check.js) throw plain Errors.
+    if (error instanceof Error && error.name === "UserError") throw error;
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new UserError(
-      `Cannot load checkpoint ${dir}: ${reason}; run \`${defaults.command}\` again to rewrite it`,
+      `Cannot load checkpoint ${dir}: ${reason}; run \`${command} --overwrite\` to train a ` +
+        "new one in its place",
     );
   });
   tf.dispose(loaded.optimizerState?.map((weight) => weight.tensor) ?? []);

@@ -67,7 +67,7 @@ async function loadCheckedModel(name) {
     `/checkpoints/${encodeURIComponent(name)}`,
     {
       where: `checkpoints/${name}`,
-      fix: "train it again to rewrite it",
+      fix: "train it again with --overwrite to replace it",
       knownLayer: (className) =>
         className in tf.serialization.SerializationMap.getMap().classNameMap,
     },

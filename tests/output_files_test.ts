@@ -191,11 +191,16 @@ Deno.test("claimCheckpoint() refuses a folder holding anything besides a checkpo
 });
 
 Deno.test("guardWrite() makes a full disk one line naming the path; a read-only --out is refused up front", async () => {
+  // A full disk, as Deno reports it (os error 28; writing /dev/full would need --allow-all)
+  const full = () =>
+    Promise.reject(Object.assign(new Error("No space left on device (os error 28)"), {
+      code: "ENOSPC",
+    }));
   await assertRejects(
-    () =>
-      guardWrite("/dev/full", "pass --out <another disk>", () => Deno.writeFile("/dev/full", PNG)),
+    () => guardWrite("/data/answers/a.png", "pass --out <another disk>", full),
     Error,
-    "Cannot write /dev/full: no space left on device; free some space, or pass --out <another disk>",
+    "Cannot write /data/answers/a.png: no space left on device; free some space, or pass --out " +
+      "<another disk>",
   );
   if (Deno.uid() === 0) return; // root writes anywhere: no read-only folder to show
   const dir = await Deno.makeTempDir();

@@ -256,7 +256,7 @@ Deno.test("segment --size runs the same weights at another size; --flip-average 
     await assertRejects(
       () => segment(["--checkpoint", join(dir, "checkpoints", "segnet"), "--size", "48", photo]),
       UserError,
-      "cannot take input size 48",
+      "Input size 48 does not work for network segnet",
     );
   });
 });
@@ -280,7 +280,7 @@ Deno.test("segment refuses bad input in one line", async () => {
       [[...checkpoint, join(dir, "fake.jpg")], `Cannot read photo ${join(dir, "fake.jpg")}`],
       [
         ["--checkpoint", join(dir, "nothing"), join(dir, "photos")],
-        "run `deno task unetlike` first",
+        `run \`deno task unetlike --checkpoint ${join(dir, "nothing")}\` first`,
       ],
       [
         ["--model", "unetlik", join(dir, "photos")],

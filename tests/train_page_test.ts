@@ -224,7 +224,7 @@ Deno.test({
       assertEquals(downloads.sort(), ["model.json", "training_state.json", "weights.bin"]);
       const data = join(dir, "data");
       await writeSyntheticDataset(data, { trainPerClass: 1, testPerClass: 1 });
-      const photo = join(data, "test", "images", "madara", "madara_0002.jpg");
+      const photo = join(data, "test", "images", "madara", "madara_0002.png");
       const segmented = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", SEGMENT, "--checkpoint", checkpoint, "--out", join(dir, "out"), photo],
         stdout: "piped",

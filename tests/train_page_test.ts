@@ -24,9 +24,9 @@ const PROTOCOL = { size: 32, batchSize: 4, iters: 30, lr: 0.01, seed: 0 };
 /**
  * Largest difference allowed between a loss of the page and of Deno at the
  * same iteration on wasm. Both run tfjs-backend-wasm's module with the
- * engine's pure-wasm kernels without the SIMD ones (the page does not load
- * `engine/simd/kernels.wasm` yet; with them Deno's losses part from the
- * page's by 1.3e-3 after 29 iterations) on the same data and minibatches: the losses are
+ * engine's pure-wasm kernels and its SIMD kernels (`engine/simd/kernels.wasm`,
+ * which the page fetches from the server), as `deno task nearest` runs
+ * without native libraries, on the same data and minibatches: the losses are
  * equal to the bit here; the margin allows a last-bit difference another V8
  * might make, grown over 30 steps of SGD with momentum.
  */
@@ -50,6 +50,7 @@ interface TrainLog {
   msPerIter: number;
   line: string;
   backend: string;
+  kernels: string;
 }
 
 /** The page's globals the test reads (tests compile without the DOM library). */
@@ -140,9 +141,8 @@ Deno.test({
   fn: async () => {
     const found = await Deno.stat(CHROMIUM).then(() => true, () => false);
     assert(found, `No Chromium at ${CHROMIUM}: install it (apt-get install chromium)`);
-    // Deno: the same run on the engine's pure wasm kernels the page registers (not yet the SIMD
-    // kernels, which Deno's pure wasm path runs by default and which round otherwise)
-    await setupBackend("wasm", { quiet: true, blas: false, dnnl: false, simd: false });
+    // Deno: the same run on the engine's pure wasm kernels with SIMD, as the page registers them
+    await setupBackend("wasm", { quiet: true, blas: false, dnnl: false });
     const reference = await trainLesson(lessonNamed("nearest"), PROTOCOL);
     reference.model.dispose();
     // Deno's own speed on this machine's best wasm path (oneDNN or OpenBLAS when installed)
@@ -176,6 +176,7 @@ Deno.test({
       await page.screenshot({ path: end, fullPage: true });
 
       assertEquals(run.backend, "wasm");
+      assert(run.kernels.includes("with SIMD"), run.kernels);
       assertEquals(run.losses.length, PROTOCOL.iters);
       const differences = run.losses.map((loss, index) =>
         Math.abs(loss - reference.losses[index]!)

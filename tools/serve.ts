@@ -7,7 +7,7 @@
  * Read-only and closed: GET and HEAD only; a path is served only when it
  * names a file inside `web/` or the checkpoints folder, after decoding and
  * after following symbolic links, or one of a few named files (TensorFlow.js
- * and its wasm backend, `lib/custom_layers.js`, `lib/classes.js`,
+ * and its wasm backend, the engine's SIMD kernels, `lib/custom_layers.js`, `lib/classes.js`,
  * `lib/segment_pixels.js`, `lib/checkpoint_check.js`).
  * `..`, encoded or not, hidden names and links that lead outside get 404 or
  * 403. `/checkpoints/` lists the checkpoints as JSON for the page.
@@ -49,6 +49,11 @@ function namedFiles(): Map<string, string> {
       `/vendor/tfjs-backend-wasm${variant}.wasm`,
       npm(`${wasmDist}tfjs-backend-wasm${variant}.wasm`),
     ]),
+    // The engine's WebAssembly SIMD kernels, which the training page's worker registers
+    [
+      "/vendor/engine-simd.wasm",
+      fileURLToPath(new URL("../engine/simd/kernels.wasm", import.meta.url)),
+    ],
     ["/lib/custom_layers.js", fileURLToPath(new URL("../lib/custom_layers.js", import.meta.url))],
     ["/lib/classes.js", fileURLToPath(new URL("../lib/classes.js", import.meta.url))],
     ["/lib/segment_pixels.js", fileURLToPath(new URL("../lib/segment_pixels.js", import.meta.url))],

@@ -16,7 +16,15 @@ const form = $("controls");
 const fields = { size: $("size"), batchSize: $("batch"), iters: $("iters"), lr: $("lr") };
 
 /** What the tests read: the run's reports as the worker sent them. */
-const log = { losses: [], numTensors: [], ms: [], msPerIter: 0, line: "", backend: "" };
+const log = {
+  losses: [],
+  numTensors: [],
+  ms: [],
+  msPerIter: 0,
+  line: "",
+  backend: "",
+  kernels: "",
+};
 globalThis.trainLog = log;
 
 /** @type {{ modelJson: string, weights: Uint8Array, trainingState: string } | undefined} */
@@ -118,7 +126,9 @@ worker.onmessage = ({ data }) => {
     }
     case "backend":
       log.backend = data.name;
-      $("backend").textContent = `Backend: ${data.name} (${data.reason}).`;
+      log.kernels = data.kernels;
+      $("backend").textContent = `Backend: ${data.name} (${data.reason})` +
+        (data.kernels ? `, ${data.kernels}.` : ".");
       setProtocol();
       describe();
       break;

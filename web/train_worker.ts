@@ -85,6 +85,27 @@ function describe(exercise: string, size: number): void {
 
 let running: AbortController | undefined;
 
+/**
+ * Starts the backend the page asks for; with wasm, the engine's kernels and its SIMD kernels
+ * (`/vendor/engine-simd.wasm`, served by `deno task serve`), as Deno's pure wasm path runs them.
+ */
+async function startBackend(wish: BackendWish): Promise<void> {
+  let kernels = "";
+  const choice = await chooseBackend(wish, {
+    registerKernels: async (name) => {
+      const simd = name !== "wasm" ? undefined : await fetch(
+        new URL(
+          "../vendor/engine-simd.wasm",
+          (globalThis as unknown as { location: URL }).location,
+        ),
+      )
+        .then((response) => response.ok ? response.arrayBuffer() : undefined, () => undefined);
+      kernels = await registerBrowserKernels(name, { simd });
+    },
+  });
+  scope.postMessage({ type: "backend", name: choice.name, reason: choice.reason, kernels });
+}
+
 async function train(request: Extract<Request, { type: "train" }>): Promise<void> {
   if (running) throw new Error("Already training: stop first");
   running = new AbortController();
@@ -136,9 +157,7 @@ scope.onmessage = (event) => {
     return;
   }
   const work = request.type === "init"
-    ? chooseBackend(request.backend, { registerKernels: registerBrowserKernels }).then((choice) =>
-      scope.postMessage({ type: "backend", name: choice.name, reason: choice.reason })
-    )
+    ? startBackend(request.backend)
     : request.type === "describe"
     ? Promise.resolve().then(() => describe(request.exercise, request.size))
     : train(request);

@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { isDirectory } from "./data_dir.ts";
 import { UserError } from "./errors.ts";
+import { missingMaskMessage, noImagesMessage } from "./dataset_layout.ts";
 import { type Dataset, DatasetAssembler } from "./dataset_pixels.ts";
 import { decodeImage } from "./image_io.ts";
 import type { MaskMode } from "./mask_classes.ts";
@@ -130,10 +131,7 @@ export async function listDataset(
     );
   }
   if (files.length === 0) {
-    throw new UserError(
-      `No images in ${imagesDir}/<class>/; expected ${PHOTO_FORMATS} photos there ` +
-        `(the Imori layout: ${split}/images/akahara/akahara_0001.jpg)`,
-    );
+    throw new UserError(noImagesMessage(imagesDir, split));
   }
   for (const file of files) {
     if (await isFile(file.mask)) continue;
@@ -148,16 +146,12 @@ export async function listDataset(
     const namesake = masksByFolder.get(maskDir)?.find((other) =>
       other.slice(0, other.length - extname(other).length) === file.name
     );
-    if (namesake !== undefined) {
-      throw new UserError(
-        `Image ${file.image} has no mask: ${file.mask} does not exist, but ` +
-          `${join(maskDir, namesake)} does; masks are read as PNG only (lossless, so class ` +
-          `colours stay exact): save it as ${file.mask}`,
-      );
-    }
     throw new UserError(
-      `Image ${file.image} has no mask: ${file.mask} does not exist; ` +
-        `add the mask or remove the image`,
+      missingMaskMessage(
+        file.image,
+        file.mask,
+        namesake === undefined ? undefined : join(maskDir, namesake),
+      ),
     );
   }
   noteInputs(files.flatMap((file) => [file.image, file.mask])); // no output may replace them

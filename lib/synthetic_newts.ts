@@ -17,8 +17,11 @@
 import type { RasterImage } from "./raster.ts";
 import { createRng } from "./rng.ts";
 
-/** Version of the drawing code, stored with a generated set so that a stale one is redrawn. */
-export const SYNTHETIC_VERSION = 2;
+/**
+ * Version of the drawing code and of the files, stored with a generated set so that a stale one
+ * is redrawn. 3: photos stored as PNG (lossless), no longer JPEG.
+ */
+export const SYNTHETIC_VERSION = 3;
 
 /** The two species of the Imori dataset. */
 export type NewtKind = "akahara" | "madara";
@@ -102,8 +105,6 @@ export interface SyntheticDatasetOptions {
   trainPerClass?: number;
   /** Test photos per species. @default 3 */
   testPerClass?: number;
-  /** JPEG quality of the photos. @default 90 */
-  quality?: number;
 }
 
 /**
@@ -141,7 +142,7 @@ export function syntheticPairs(
       pairs.push({
         ...photo,
         name,
-        imageFile: `synthetic/${split}/images/${kind}/${name}.jpg`,
+        imageFile: `synthetic/${split}/images/${kind}/${name}.png`,
         maskFile: `synthetic/${split}/seg_images/${kind}/${name}.png`,
       });
     }

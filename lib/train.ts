@@ -109,20 +109,32 @@ export interface TrainResult {
  * @param name `sgd` (with momentum, the tutorial's) or `adam`.
  * @param lr Learning rate.
  * @param momentum Momentum of SGD; 0 gives plain SGD.
- * @returns A new optimizer the caller disposes.
+ * @returns A new optimizer the caller disposes; disposing it frees all its tensors.
  *
  * @example
  * ```ts
+ * import * as tf from "@tensorflow/tfjs";
  * import { createOptimizer } from "./train.ts";
  * import { assertEquals } from "./assert.ts";
+ * const before = tf.memory().numTensors;
  * const optimizer = createOptimizer("sgd", 0.01, 0.9);
  * assertEquals(optimizer.getClassName(), "Momentum");
  * optimizer.dispose();
+ * assertEquals(tf.memory().numTensors, before); // no tensor left behind
  * ```
  */
 export function createOptimizer(name: OptimizerName, lr: number, momentum = 0.9): tf.Optimizer {
   if (name === "adam") return tf.train.adam(lr);
-  return momentum > 0 ? tf.train.momentum(lr, momentum) : tf.train.sgd(lr);
+  if (momentum === 0) return tf.train.sgd(lr);
+  const optimizer = tf.train.momentum(lr, momentum);
+  // tfjs 4.22's MomentumOptimizer.dispose() frees its momentum and accumulators but not the
+  // learning-rate scalar its SGD base holds (`c`): one tensor left per run, each Train in the page.
+  const dispose = optimizer.dispose.bind(optimizer);
+  optimizer.dispose = () => {
+    dispose();
+    (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
+  };
+  return optimizer;
 }
 
 /**

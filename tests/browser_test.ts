@@ -139,7 +139,7 @@ Deno.test({
       join(await requireImori(), "test", "images", "akahara", "akahara_0011.jpg"),
       await writeTransparentPng(join(dir, "transparent16.png")),
       await writeTurnedJpeg(join(dir, "turned.jpg")),
-      join(data, "test", "images", "madara", "madara_0005.jpg"),
+      join(data, "test", "images", "madara", "madara_0005.png"),
     ];
     const out = join(dir, "out");
     const denoMs = await segment(join(checkpoints, "unetlike"), out, photos);

@@ -147,3 +147,49 @@ Deno.test("serve is read-only: GET and HEAD only", async () => {
     );
   });
 });
+
+Deno.test("serve --data lists a dataset folder's Imori files at /data/ and keeps to the folder", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = join(dir, "imori");
+  const masks = join(data, "train", "seg_images", "akahara");
+  await Deno.mkdir(join(data, "train", "images", "akahara"), { recursive: true });
+  await Deno.mkdir(masks, { recursive: true });
+  await Deno.writeTextFile(join(data, "train", "images", "akahara", "akahara_0001.jpg"), "JPEG");
+  await Deno.writeTextFile(join(masks, "akahara_0001.png"), "PNG");
+  await Deno.writeTextFile(join(masks, ".DS_Store"), "hidden");
+  await Deno.writeTextFile(join(dir, "secret.txt"), "SECRET");
+  await Deno.symlink(join(dir, "secret.txt"), join(masks, "leak.png"));
+  const server = await startServer({ port: 0, checkpoints: "no/such/folder", data });
+  const without = await startServer({ port: 0, checkpoints: "no/such/folder" });
+  try {
+    const listing = await (await fetch(new URL("data/", server.url))).json();
+    assertEquals(listing, {
+      name: "imori",
+      files: ["train/images/akahara/akahara_0001.jpg", "train/seg_images/akahara/akahara_0001.png"],
+    });
+    const photo = await fetch(new URL("data/train/images/akahara/akahara_0001.jpg", server.url));
+    assertEquals([photo.status, await photo.text()], [200, "JPEG"]);
+    for (
+      const target of [
+        "/data/../secret.txt",
+        "/data/%2e%2e/secret.txt",
+        "/data/train/seg_images/akahara/leak.png",
+        "/data/train/seg_images/akahara/.DS_Store",
+      ]
+    ) {
+      const { status, body } = await rawRequest(server, `GET ${target} HTTP/1.1`);
+      assert(status === 404 || status === 403, `GET ${target} answered ${status}`);
+      assert(!body.includes("SECRET"), `GET ${target} leaked`);
+    }
+    assertEquals((await rawRequest(server, "POST /data/ HTTP/1.1")).status, 405);
+    assertEquals(await (await fetch(new URL("data/", without.url))).json(), {
+      name: null,
+      files: [],
+    });
+    assertEquals((await fetch(new URL("data/a.jpg", without.url))).status, 404);
+  } finally {
+    await server.close();
+    await without.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -63,12 +63,10 @@ Deno.test("writeSyntheticDataset() writes 16 + 6 photos in the Imori layout, qui
         entry.name
       ).sort();
       assertEquals(names.length, numbers[1] - numbers[0] + 1);
-      assertEquals(names[0], `${kind}_${String(numbers[0]).padStart(4, "0")}.jpg`);
+      assertEquals(names[0], `${kind}_${String(numbers[0]).padStart(4, "0")}.png`);
       const photo = await sharp(join(dir, split, "images", kind, names[0]!)).metadata();
-      const mask = await sharp(
-        join(dir, split, "seg_images", kind, names[0]!.replace(".jpg", ".png")),
-      ).metadata();
-      assertEquals([photo.format, mask.format], ["jpeg", "png"]);
+      const mask = await sharp(join(dir, split, "seg_images", kind, names[0]!)).metadata();
+      assertEquals([photo.format, mask.format], ["png", "png"]); // lossless: the drawn pixels
       assertEquals([mask.width, mask.height], [photo.width, photo.height]);
     }
   }
@@ -123,4 +121,32 @@ Deno.test("resolveDataDir() draws the synthetic set once, reuses it, and prefers
     /^UserError: Data folder .*nothing does not exist; pass --data/,
   );
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("the synthetic files the Deno scripts read hold exactly the pixels the page draws", async () => {
+  // The Deno scripts read data/synthetic through the dataset reader; the training page draws
+  // the same set in memory (web/training.ts). Both must train on the same tensors, to the bit.
+  const { lessonSplits, syntheticData } = await import("../web/training.ts");
+  const { lessonNamed } = await import("../web/lessons.ts");
+  const { loadSplit } = await import("../lib/dataset.ts");
+  const dir = join(await Deno.makeTempDir(), "synthetic");
+  const synthetic = { trainPerClass: 2, testPerClass: 1 };
+  await writeSyntheticDataset(dir, synthetic);
+  const lesson = lessonNamed("nearest");
+  const page = lessonSplits(lesson, 32, syntheticData(synthetic));
+  const log = console.log;
+  console.log = () => {};
+  try {
+    for (const split of ["train", "test"] as const) {
+      const deno = await loadSplit(dir, split, { mode: lesson.mode, size: 32 });
+      assertEquals(deno.names, page[split].names);
+      assertEquals(deno.images.shape, page[split].images.shape);
+      assertEquals(deno.images.dataSync(), page[split].images.dataSync(), `${split} photos`);
+      assertEquals(deno.masks.dataSync(), page[split].masks.dataSync(), `${split} masks`);
+      tf.dispose([deno.images, deno.masks, page[split].images, page[split].masks]);
+    }
+  } finally {
+    console.log = log;
+    await Deno.remove(join(dir, ".."), { recursive: true });
+  }
 });

@@ -2,15 +2,15 @@
  * `deno task serve`: serves the page in `web/` and the checkpoints folder, so
  * that a browser segments photos with the same checkpoints as
  * `deno task segment`. Everything the page needs comes from this server
- * (TensorFlow.js from `node_modules`, the engine's SIMD kernels from
- * `engine/simd/`), so it works with no network.
+ * (TensorFlow.js from `node_modules`), so it works with no network.
  *
  * Read-only and closed: GET and HEAD only; a path is served only when it
  * names a file inside `web/` or the checkpoints folder, after decoding and
  * after following symbolic links, or one of a few named files (TensorFlow.js
- * and its wasm backend, the engine's `kernels.wasm` and `kernels_shared.wasm`,
- * `lib/custom_layers.js`, `lib/classes.js`,
- * `lib/segment_pixels.js`, `lib/checkpoint_check.js`).
+ * and its wasm backend, the engine's SIMD kernels, `lib/custom_layers.js`, `lib/classes.js`,
+ * `lib/segment_pixels.js`, `lib/checkpoint_check.js`), and with `--data`
+ * the files of a dataset folder in the Imori layout under `/data/`, which
+ * `/data/` lists as JSON for the training page.
  * `..`, encoded or not, hidden names and links that lead outside get 404 or
  * 403. `/checkpoints/` lists the checkpoints as JSON for the page.
  *
@@ -25,7 +25,7 @@ import "@tensorflow/tfjs-backend-wasm/package.json" with { type: "json" };
 import { fileURLToPath } from "node:url";
 import { runMain, UserError } from "../lib/errors.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
-import { extname, join, resolve } from "../lib/path.ts";
+import { basename, extname, join, resolve } from "../lib/path.ts";
 
 const FLAGS = {
   port: { type: "int", default: 8000, min: 0, max: 65535, help: "Port (0: any free port)" },
@@ -36,6 +36,12 @@ const FLAGS = {
       "(needs --allow-net for it)",
   },
   checkpoints: { type: "string", default: "checkpoints", help: "Checkpoints folder to serve" },
+  data: {
+    type: "string",
+    default: "data/imori",
+    help: "Dataset folder in the Imori layout the training page may train on, served read-only " +
+      "at /data/ when it exists",
+  },
 } as const satisfies FlagDefs;
 
 const WEB_DIR = fileURLToPath(new URL("../web/", import.meta.url));
@@ -51,11 +57,11 @@ function namedFiles(): Map<string, string> {
       `/vendor/tfjs-backend-wasm${variant}.wasm`,
       npm(`${wasmDist}tfjs-backend-wasm${variant}.wasm`),
     ]),
-    // The engine's SIMD kernels, which the training worker loads (engine/browser.ts).
-    ...["kernels.wasm", "kernels_shared.wasm"].map((file): [string, string] => [
-      `/vendor/${file}`,
-      fileURLToPath(new URL(`../engine/simd/${file}`, import.meta.url)),
-    ]),
+    // The engine's WebAssembly SIMD kernels, which the training page's worker registers
+    [
+      "/vendor/engine-simd.wasm",
+      fileURLToPath(new URL("../engine/simd/kernels.wasm", import.meta.url)),
+    ],
     ["/lib/custom_layers.js", fileURLToPath(new URL("../lib/custom_layers.js", import.meta.url))],
     ["/lib/classes.js", fileURLToPath(new URL("../lib/classes.js", import.meta.url))],
     ["/lib/segment_pixels.js", fileURLToPath(new URL("../lib/segment_pixels.js", import.meta.url))],
@@ -71,11 +77,12 @@ const CONTENT_TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".json": "application/json",
-  ".md": "text/markdown; charset=utf-8",
   ".bin": "application/octet-stream",
   ".wasm": "application/wasm",
   ".png": "image/png",
   ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".webp": "image/webp",
   ".svg": "image/svg+xml",
 };
 
@@ -85,6 +92,9 @@ export interface ServeRoots {
   web?: string;
   /** The checkpoints folder. @default "checkpoints" */
   checkpoints?: string;
+  /** A dataset folder in the Imori layout, served at `/data/` (its files listed there as JSON);
+   * none when absent or missing. @default {none} */
+  data?: string;
 }
 
 /** One checkpoint in the `/checkpoints/` listing. */
@@ -163,6 +173,36 @@ async function listCheckpoints(root: string): Promise<CheckpointEntry[]> {
   return found;
 }
 
+/**
+ * The files of a dataset folder in the Imori layout, as `/data/` lists them:
+ * `{train,test}/{images,seg_images}/<class>/<file>`, hidden names and links
+ * that lead outside the folder left out.
+ */
+async function listDataFiles(root: string): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (dir: string, parts: string[]) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dir));
+    } catch {
+      return;
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.name.startsWith(".")) continue;
+      const real = await Deno.realPath(join(dir, entry.name)).catch(() => "");
+      if (!isInside(real, root)) continue;
+      const info = await Deno.stat(real);
+      const path = [...parts, entry.name];
+      if (parts.length < 3 && info.isDirectory) await walk(real, path);
+      else if (parts.length === 3 && info.isFile) files.push(path.join("/"));
+    }
+  };
+  for (const split of ["train", "test"]) {
+    for (const kind of ["images", "seg_images"]) await walk(join(root, split, kind), [split, kind]);
+  }
+  return files;
+}
+
 async function serveFile(path: string, root: string | undefined, head: boolean): Promise<Response> {
   let real: string;
   try {
@@ -218,6 +258,9 @@ export async function createHandler(
   const real = (dir: string) => Deno.realPath(dir).catch(() => resolve(dir));
   const web = await real(roots.web ?? WEB_DIR);
   const checkpoints = await real(roots.checkpoints ?? "checkpoints");
+  const data = roots.data === undefined
+    ? undefined
+    : await Deno.realPath(roots.data).catch(() => undefined);
   const named = namedFiles();
   return async (request) => {
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -234,8 +277,23 @@ export async function createHandler(
         headers: { "content-type": "application/json", "cache-control": "no-cache" },
       });
     }
+    if (pathname === "/data/") {
+      // Always an answer (no 404 for the page's console): a null name when none is served
+      const body = JSON.stringify(
+        data === undefined
+          ? { name: null, files: [] }
+          : { name: basename(data), files: await listDataFiles(data) },
+      );
+      return new Response(head ? null : body, {
+        headers: { "content-type": "application/json", "cache-control": "no-cache" },
+      });
+    }
     const parts = segments(pathname);
     if (parts === undefined || parts.length === 0) return plain(404, "Not found");
+    if (parts[0] === "data") {
+      if (data === undefined) return plain(404, "Not found");
+      return serveFile(join(data, ...parts.slice(1)), data, head);
+    }
     if (parts[0] === "checkpoints") {
       return serveFile(join(checkpoints, ...parts.slice(1)), checkpoints, head);
     }
@@ -318,7 +376,9 @@ export async function run(args: string[]): Promise<RunningServer> {
     hostname: flags.host,
     port: flags.port,
     checkpoints: flags.checkpoints,
+    data: flags.data,
   });
+  const served = await Deno.realPath(flags.data).then(() => true, () => false);
   const checkpoints = await listCheckpoints(await Deno.realPath(flags.checkpoints).catch(() => ""));
   console.log(
     `serve: web/ and ${flags.checkpoints}/ (${checkpoints.length} checkpoints: ` +
@@ -331,6 +391,12 @@ export async function run(args: string[]): Promise<RunningServer> {
   if (flags.host !== "127.0.0.1" && flags.host !== "localhost") {
     console.log(`serve: listening on ${flags.host}: other machines can fetch the checkpoints`);
   }
+  console.log(
+    served
+      ? `serve: ${flags.data}/ at /data/, read-only: the training page can train on its photos`
+      : `serve: no dataset folder ${flags.data} (\`deno task download\` fetches Imori's), so the ` +
+        `training page offers the synthetic newts and your own folder`,
+  );
   console.log(`open ${server.url}  (Ctrl-C stops); ${server.url}train.html trains an exercise`);
   return server;
 }

@@ -5,6 +5,12 @@
  * each message updates a line, the loss curve (redrawn once per frame) or the
  * small prediction canvases.
  *
+ * The data: the synthetic newts (drawn in the worker), the dataset the server
+ * serves at `/data/` (`deno task serve --data`), or a folder in the Imori
+ * layout the user picks or drops; its files go to the worker, which pairs,
+ * decodes and checks them as the Deno dataset reader does. Once trained, a
+ * photo picked is segmented in the worker by the network just trained.
+ *
  * URL parameters: `backend=auto|wasm|webgl|webgpu|cpu` (default auto: WebGL on
  * a real GPU, wasm elsewhere), `exercise=<name>` the exercise first shown.
  *
@@ -16,11 +22,21 @@ const form = $("controls");
 const fields = { size: $("size"), batchSize: $("batch"), iters: $("iters"), lr: $("lr") };
 
 /** What the tests read: the run's reports as the worker sent them. */
-const log = { losses: [], numTensors: [], ms: [], msPerIter: 0, line: "", backend: "" };
+const log = {
+  losses: [],
+  numTensors: [],
+  ms: [],
+  msPerIter: 0,
+  line: "",
+  backend: "",
+  kernels: "",
+};
 globalThis.trainLog = log;
 
 /** @type {{ modelJson: string, weights: Uint8Array, trainingState: string } | undefined} */
 let checkpoint;
+/** The files of the folder picked or dropped, with their paths. */
+let dropped = [];
 let started = 0;
 let total = 0;
 let curvePending = false;
@@ -35,6 +51,19 @@ function formatSeconds(seconds) {
   return seconds < 60
     ? `${seconds.toFixed(0)} s`
     : `${Math.floor(seconds / 60)} min ${(seconds % 60).toFixed(0)} s`;
+}
+
+/** The last iteration reported, shown at the next frame. */
+let latest;
+
+function drawProgress() {
+  const seconds = (performance.now() - started) / 1000;
+  const rate = latest.iteration / seconds;
+  $("progress").textContent = `iteration ${latest.iteration} of ${total}, loss ` +
+    `${latest.loss.toFixed(4)}, ${rate.toFixed(1)} it/s, ${
+      formatSeconds((total - latest.iteration) / rate)
+    } left`;
+  drawCurve();
 }
 
 function drawCurve() {
@@ -90,7 +119,61 @@ function setRunning(running) {
   $("train").disabled = running;
   $("stop").disabled = !running;
   for (const input of form.querySelectorAll("input, select")) input.disabled = running;
+  if (running) $("photo").disabled = true;
 }
+
+/** Offers a data source in the select, and picks it. */
+function offerSource(value, label, pick) {
+  const option = $("source").querySelector(`option[value="${value}"]`);
+  option.textContent = label;
+  option.disabled = false;
+  if (pick) $("source").value = value;
+}
+
+/** The dataset the server serves next to the page, if any. */
+fetch("data/").then(async (response) => {
+  const listing = response.ok ? await response.json() : {};
+  if (!listing.name) return;
+  offerSource("served", `${listing.name} photos served with the page`, false);
+}).catch(() => {});
+
+function useFolder(files) {
+  dropped = files.filter((one) => one.path.includes("/"));
+  const name = dropped[0]?.path.split("/")[0] ?? "";
+  offerSource("dropped", `your folder ${name} (${dropped.length} files)`, true);
+}
+
+$("folder").addEventListener("change", () => {
+  useFolder([...$("folder").files].map((file) => ({ path: file.webkitRelativePath, file })));
+});
+
+/** Every file under a dropped folder entry, with its path from the folder on. */
+async function filesOf(entry) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    return [{ path: entry.fullPath.replace(/^\//, ""), file }];
+  }
+  const reader = entry.createReader();
+  const entries = [];
+  for (;;) {
+    const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+    if (batch.length === 0) break;
+    entries.push(...batch);
+  }
+  return (await Promise.all(entries.map(filesOf))).flat();
+}
+
+document.body.addEventListener("dragover", (event) => event.preventDefault());
+document.body.addEventListener("drop", async (event) => {
+  const entry = [...(event.dataTransfer?.items ?? [])][0]?.webkitGetAsEntry?.();
+  if (!entry) return;
+  event.preventDefault();
+  if (!entry.isDirectory) {
+    say("Drop a folder in the Imori layout (train/ and test/ in it), not a file", "error");
+    return;
+  }
+  useFolder(await filesOf(entry));
+});
 
 const worker = new Worker("build/train_worker.js", { type: "module" });
 let exercises = [];
@@ -118,7 +201,9 @@ worker.onmessage = ({ data }) => {
     }
     case "backend":
       log.backend = data.name;
-      $("backend").textContent = `Backend: ${data.name} (${data.reason}).`;
+      log.kernels = data.kernels;
+      $("backend").textContent = `Backend: ${data.name} (${data.reason})` +
+        (data.kernels ? `, ${data.kernels}.` : ".");
       setProtocol();
       describe();
       break;
@@ -143,21 +228,37 @@ worker.onmessage = ({ data }) => {
       log.losses.push(data.loss);
       log.numTensors.push(data.numTensors);
       log.ms.push(data.ms);
-      const seconds = (performance.now() - started) / 1000;
-      const rate = data.iteration / seconds;
-      $("progress").textContent = `iteration ${data.iteration} of ${total}, loss ` +
-        `${data.loss.toFixed(4)}, ${rate.toFixed(1)} it/s, ${
-          formatSeconds((total - data.iteration) / rate)
-        } left`;
+      latest = data;
       if (!curvePending) {
+        // The progress line and the curve once per frame, however fast the iterations come
         curvePending = true;
-        requestAnimationFrame(drawCurve);
+        requestAnimationFrame(drawProgress);
       }
       break;
     }
     case "predictions":
       showPredictions(data);
       break;
+    case "segmented": {
+      for (const id of ["class-map", "overlay"]) {
+        const canvas = $(id);
+        canvas.width = data.width;
+        canvas.height = data.height;
+        canvas.getContext("2d").putImageData(
+          new ImageData(id === "class-map" ? data.classMap : data.overlay, data.width, data.height),
+          0,
+          0,
+        );
+      }
+      $("shares").textContent = data.shares;
+      globalThis.segmentResult = { name: data.name, ms: data.ms };
+      say(
+        `${data.name} (${data.width}x${data.height}) segmented in ${data.ms.toFixed(0)} ms ` +
+          `by the ${data.network} network just trained.`,
+        "segmented",
+      );
+      break;
+    }
     case "done": {
       log.msPerIter = data.msPerIter;
       log.line = data.line;
@@ -170,6 +271,7 @@ worker.onmessage = ({ data }) => {
       $("backend").textContent = $("backend").textContent.replace(/ [\d.]+ ms\/iteration\.$/, "") +
         ` ${data.msPerIter.toFixed(1)} ms/iteration.`;
       $("download").disabled = false;
+      $("photo").disabled = false;
       $("files").textContent = "model.json, weights.bin and training_state.json: put them in " +
         `checkpoints/${data.exercise}/ for deno task segment`;
       const stopped = data.iteration < total;
@@ -219,9 +321,18 @@ form.addEventListener("submit", (event) => {
     lr: Number(fields.lr.value),
     seed: Number($("seed").value),
     every: Number($("every").value),
+    source: $("source").value === "dropped"
+      ? { kind: "dropped", files: dropped }
+      : { kind: $("source").value },
   });
 });
 $("stop").addEventListener("click", () => worker.postMessage({ type: "stop" }));
+$("photo").addEventListener("change", () => {
+  const file = $("photo").files?.[0];
+  if (!file) return;
+  say(`Segmenting ${file.name}…`, "working");
+  worker.postMessage({ type: "segment", name: file.name, file });
+});
 
 $("download").addEventListener("click", () => {
   if (!checkpoint) return;

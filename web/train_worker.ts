@@ -6,10 +6,13 @@
  * Messages in: `{ type: "init", backend }` first (the backend stays for the
  * worker's life; the page starts another worker for another backend), then
  * `{ type: "describe", exercise, size }` (the idea, protocol and layer table),
- * `{ type: "train", exercise, size, batchSize, iters, lr, seed, every }`,
- * `{ type: "stop" }`. Messages out: `loaded` (on start), `backend`,
- * `described`, `data`, `iteration`, `predictions`, `done`, `error` (see
- * `web/train.js`, which reads them).
+ * `{ type: "train", exercise, size, batchSize, iters, lr, seed, every, source }`
+ * (`source`: the synthetic newts, the dataset the server serves, or the files
+ * of a dropped folder), `{ type: "stop" }`, and once trained
+ * `{ type: "segment", name, file }` (a photo segmented by the network just
+ * trained, as `deno task segment` does). Messages out: `loaded` (on start),
+ * `backend`, `described`, `data`, `iteration`, `predictions`, `done`,
+ * `segmented`, `error` (see `web/train.js`, which reads them).
  *
  * @module
  */
@@ -17,8 +20,19 @@ import * as tf from "@tensorflow/tfjs";
 import { registerBrowserKernels } from "../engine/browser.ts";
 import { type BackendWish, chooseBackend } from "./backend.ts";
 import { lessonNamed, LESSONS } from "./lessons.ts";
-import { type PredictionPictures, trainLesson } from "./training.ts";
+import { type LessonData, type PredictionPictures, trainLesson } from "./training.ts";
+import { droppedData, type DroppedFile, servedData } from "./page_data.ts";
+import { decodeFile } from "./decode.ts";
 import { checkSize, modelSummary } from "../lib/network.ts";
+import { classesOf } from "../lib/classes.js";
+import {
+  classMapToPhoto,
+  classShares,
+  formatShares,
+  paintMask,
+  paintOverlay,
+  resizeBilinear,
+} from "../lib/segment_pixels.js";
 
 /** The worker's global scope, as far as this module uses it. */
 interface WorkerScope {
@@ -39,8 +53,16 @@ type Request =
     lr: number;
     seed: number;
     every: number;
+    source: DataSource;
   }
+  | { type: "segment"; name: string; file: Blob }
   | { type: "stop" };
+
+/** The photos to train on. */
+type DataSource =
+  | { kind: "synthetic" }
+  | { kind: "served" }
+  | { kind: "dropped"; files: DroppedFile[] };
 
 const scope = globalThis as unknown as WorkerScope;
 
@@ -85,18 +107,67 @@ function describe(exercise: string, size: number): void {
 
 let running: AbortController | undefined;
 
+/**
+ * Starts the backend the page asks for; with wasm, the engine's kernels and its SIMD kernels
+ * (`/vendor/engine-simd.wasm`, served by `deno task serve`), as Deno's pure wasm path runs them.
+ */
+async function startBackend(wish: BackendWish): Promise<void> {
+  let kernels = "";
+  const choice = await chooseBackend(wish, {
+    registerKernels: async (name) => {
+      const simd = name !== "wasm" ? undefined : await fetch(
+        new URL(
+          "../vendor/engine-simd.wasm",
+          (globalThis as unknown as { location: URL }).location,
+        ),
+      )
+        .then((response) => response.ok ? response.arrayBuffer() : undefined, () => undefined);
+      kernels = await registerBrowserKernels(name, { simd });
+    },
+  });
+  scope.postMessage({ type: "backend", name: choice.name, reason: choice.reason, kernels });
+}
+/** The network trained last, which segments the photos the page sends. */
+let trained: { model: tf.LayersModel; name: string; size: number } | undefined;
+
+/** The photos of a source, decoded; undefined for the synthetic newts (drawn by trainLesson). */
+async function dataOf(source: DataSource, size: number): Promise<LessonData | undefined> {
+  if (source.kind === "synthetic") {
+    scope.postMessage({
+      type: "data",
+      text: `data: the synthetic newts drawn here (seed 1, 8 + 3 photos per species), ` +
+        `${size}x${size}, training photos x 4 flips`,
+    });
+    return undefined;
+  }
+  const onProgress = (done: number, total: number) =>
+    scope.postMessage({ type: "data", text: `data: decoding photo ${done} of ${total}…` });
+  const data = source.kind === "served"
+    ? await servedData(
+      new URL("..", (globalThis as unknown as { location: URL }).location).href,
+      onProgress,
+    )
+    : await droppedData(source.files, onProgress);
+  scope.postMessage({
+    type: "data",
+    text: `data: ${data.train.length} training photos (x 4 flips) and ${data.test.length} test ` +
+      `photos from ${data.name} at ${size}x${size}`,
+  });
+  return data;
+}
+
 async function train(request: Extract<Request, { type: "train" }>): Promise<void> {
   if (running) throw new Error("Already training: stop first");
   running = new AbortController();
   try {
     const lesson = lessonNamed(request.exercise);
-    scope.postMessage({
-      type: "data",
-      text: `data: the synthetic newts drawn here (seed 1, 8 + 3 photos per species), ` +
-        `${request.size}x${request.size}, training photos x 4 flips`,
-    });
+    checkSize(lesson.name, request.size, lesson.outputSize); // before any photo is decoded
+    const data = await dataOf(request.source, request.size);
+    trained?.model.dispose();
+    trained = undefined;
     const result = await trainLesson(lesson, {
       ...request,
+      data,
       signal: running.signal,
       onIteration: async (report) => {
         scope.postMessage({ type: "iteration", ...report });
@@ -111,7 +182,7 @@ async function train(request: Extract<Request, { type: "train" }>): Promise<void
         scope.postMessage({ type: "predictions", ...pictures }, buffers);
       },
     });
-    result.model.dispose();
+    trained = { model: result.model, name: lesson.name, size: request.size };
     const weights = result.checkpoint.weights;
     scope.postMessage({
       type: "done",
@@ -129,6 +200,50 @@ async function train(request: Extract<Request, { type: "train" }>): Promise<void
   }
 }
 
+/**
+ * Segments a photo with the network just trained, as `deno task segment`
+ * does (`lib/segment_pixels.js`): resized bilinearly to the input, argmax
+ * (or the 0.5 threshold of a one-channel network), the class map brought
+ * back to the photo's size by nearest neighbour and painted.
+ */
+async function segment(request: Extract<Request, { type: "segment" }>): Promise<void> {
+  if (!trained) throw new Error("Train a network first");
+  const started = performance.now();
+  const photo = await decodeFile(request.file, { what: "image", path: request.name });
+  const { model, size } = trained;
+  const [, outputSize, , channels] = model.outputs[0]!.shape as number[];
+  const classMap = tf.tidy(() => {
+    const input = tf.tensor4d(resizeBilinear(photo, size, size), [1, size, size, 3]);
+    const probabilities = model.predict(input) as tf.Tensor4D; // [1, out, out, classes]
+    return channels === 1
+      ? tf.cast(tf.greaterEqual(probabilities, 0.5), "int32") // [1, out, out, 1]
+      : tf.argMax(probabilities, 3); // [1, out, out]
+  });
+  const map = await classMap.data();
+  classMap.dispose();
+  const { width, height } = photo;
+  const classes = classMapToPhoto(map, { outputSize: outputSize!, inputSize: size, width, height });
+  const { names, colors } = classesOf(channels!);
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  for (let pixel = 0; pixel < width * height; pixel++) {
+    rgba.set(photo.data.subarray(3 * pixel, 3 * pixel + 3), 4 * pixel);
+    rgba[4 * pixel + 3] = 255;
+  }
+  const painted = paintMask(classes, colors, 4);
+  const overlay = paintOverlay(rgba, classes, colors, 4);
+  scope.postMessage({
+    type: "segmented",
+    name: request.name,
+    width,
+    height,
+    classMap: painted,
+    overlay,
+    shares: `${request.name}: ${formatShares(classShares(classes, names.length), names)}`,
+    ms: performance.now() - started,
+    network: trained.name,
+  }, [painted.buffer as ArrayBuffer, overlay.buffer as ArrayBuffer]);
+}
+
 scope.onmessage = (event) => {
   const request = event.data;
   if (request.type === "stop") {
@@ -136,11 +251,11 @@ scope.onmessage = (event) => {
     return;
   }
   const work = request.type === "init"
-    ? chooseBackend(request.backend, { registerKernels: registerBrowserKernels }).then((choice) =>
-      scope.postMessage({ type: "backend", name: choice.name, reason: choice.reason })
-    )
+    ? startBackend(request.backend)
     : request.type === "describe"
     ? Promise.resolve().then(() => describe(request.exercise, request.size))
+    : request.type === "segment"
+    ? segment(request)
     : train(request);
   work.catch((error) => scope.postMessage({ type: "error", message: message(error) }));
 };

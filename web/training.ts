@@ -14,7 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { recomputeBatchNormStats } from "../lib/batch_norm_stats.ts";
-import { assembleDataset, type Dataset } from "../lib/dataset_pixels.ts";
+import { assembleDataset, type Dataset, type PhotoPair } from "../lib/dataset_pixels.ts";
 import { evaluateModel, formatMetricsLine, type Metrics } from "../lib/evaluate.ts";
 import { checkSize, modelSummary } from "../lib/network.ts";
 import { syntheticPairs } from "../lib/synthetic_newts.ts";
@@ -48,12 +48,25 @@ export interface PredictionPictures {
   }[];
 }
 
+/** Photos and masks a run trains and tests on, decoded, in the dataset reader's order. */
+export interface LessonData {
+  /** Where they come from, as `training_state.json` records it (`settings.data`). */
+  name: string;
+  /** The training photos (each is trained on with its three flips). */
+  train: readonly PhotoPair[];
+  /** The test photos. */
+  test: readonly PhotoPair[];
+}
+
 /** Settings of {@linkcode trainLesson}: the protocol and what to report. */
 export interface TrainLessonOptions extends Protocol {
   /** Seed of the weights and of the minibatch order. @default {0} */
   seed?: number;
   /** Seed and counts of the synthetic set. @default {the data folder's: seed 1, 8 + 3 per species} */
   synthetic?: { seed?: number; trainPerClass?: number; testPerClass?: number };
+  /** Other photos to train and test on (the Imori photos, a dropped folder); `synthetic` is
+   * then unused. @default {the synthetic newts} */
+  data?: LessonData;
   /** Predict the test photos every this many iterations (0: never). @default {0} */
   every?: number;
   /** Stops training after the current iteration. @default {never} */
@@ -96,38 +109,47 @@ export interface TrainedLesson {
 }
 
 /**
- * The training and test splits of the synthetic set at a size, as the
- * dataset reader makes them from files (the training photos with their flips).
+ * The training and test splits at a size, as the dataset reader makes them
+ * from files (the training photos with their flips).
  *
  * @param lesson The exercise: its colour rule.
  * @param size Input height and width.
- * @param synthetic Seed and counts of the set.
+ * @param data The photos; the synthetic newts of the data folder's seed when absent.
  * @returns Both splits; the caller disposes their tensors.
+ * @throws {UserError} For a mask of another size than its photo or with a colour that is no
+ *   class, or a training split with no newt pixel, naming the file.
  *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { syntheticSplits } from "./training.ts";
+ * import { lessonSplits, syntheticData } from "./training.ts";
  * import { lessonNamed } from "./lessons.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * await tf.setBackend("cpu");
- * const { train, test } = syntheticSplits(lessonNamed("nearest"), 8, { trainPerClass: 1, testPerClass: 1 });
+ * const data = syntheticData({ trainPerClass: 1, testPerClass: 1 });
+ * const { train, test } = lessonSplits(lessonNamed("nearest"), 8, data);
  * assertEquals([train.images.shape, test.names], [[8, 8, 8, 3], ["akahara_0002", "madara_0002"]]);
  * tf.dispose([train.images, train.masks, test.images, test.masks]);
  * ```
  */
-export function syntheticSplits(
+export function lessonSplits(
   lesson: PageLesson,
   size: number,
-  synthetic: TrainLessonOptions["synthetic"] = {},
+  data: LessonData = syntheticData(),
 ): { train: Dataset; test: Dataset } {
+  const masksDir = (pairs: readonly PhotoPair[], split: string) => {
+    const file = pairs[0]?.maskFile;
+    // The split's masks folder, e.g. "synthetic/train/seg_images", as the reader names it
+    const at = file?.lastIndexOf(`${split}/seg_images/`) ?? -1;
+    return at >= 0 ? file!.slice(0, at + split.length + 11) : `the ${split} masks`;
+  };
   const read = (split: "train" | "test") =>
-    assembleDataset(syntheticPairs(split, synthetic), {
+    assembleDataset(data[split], {
       split,
       size,
       mode: lesson.mode,
       flips: split === "train",
-      masksDir: `synthetic/${split}/seg_images`,
+      masksDir: masksDir(data[split], split),
     });
   const train = read("train");
   try {
@@ -139,7 +161,30 @@ export function syntheticSplits(
 }
 
 /**
- * Trains an exercise on the synthetic set in memory and tests it.
+ * The synthetic newts drawn in memory, as {@linkcode trainLesson} trains on them by default.
+ *
+ * @param synthetic Seed and counts of the set. @default {the data folder's: seed 1, 8 + 3 per species}
+ * @returns The drawn photos and masks of both splits.
+ *
+ * @example
+ * ```ts
+ * import { syntheticData } from "./training.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const data = syntheticData({ trainPerClass: 1, testPerClass: 1 });
+ * assertEquals([data.train.length, data.test[0]!.name], [2, "akahara_0002"]);
+ * ```
+ */
+export function syntheticData(synthetic: TrainLessonOptions["synthetic"] = {}): LessonData {
+  return {
+    name: "synthetic (drawn in memory)",
+    train: syntheticPairs("train", synthetic),
+    test: syntheticPairs("test", synthetic),
+  };
+}
+
+/**
+ * Trains an exercise on photos held in memory (the synthetic newts unless
+ * `options.data` gives others) and tests it.
  *
  * @param lesson The exercise (`lessons.ts`).
  * @param options Protocol, seed and reports.
@@ -168,7 +213,8 @@ export async function trainLesson(
 ): Promise<TrainedLesson> {
   const { size, batchSize, iters, lr, seed = 0, every = 0 } = options;
   checkSize(lesson.name, size, lesson.outputSize);
-  const { train, test } = syntheticSplits(lesson, size, options.synthetic);
+  const data = options.data ?? syntheticData(options.synthetic);
+  const { train, test } = lessonSplits(lesson, size, data);
   const model = lesson.build(size, { seed });
   try {
     const summary = modelSummary(model);
@@ -220,7 +266,7 @@ export async function trainLesson(
           schedule: "constant",
           loss: "ce",
           iters,
-          data: "synthetic (drawn in memory)",
+          data: data.name,
         },
       };
       return {

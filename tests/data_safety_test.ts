@@ -386,7 +386,7 @@ Deno.test("the fix named for a damaged checkpoint is a command that works", asyn
       );
       const command = message.match(/; run `deno task nearest (.*)` to train a new one/)?.[1];
       assert(command !== undefined && message.includes(file), message);
-      assertEquals(command, `--checkpoint ${dir} --overwrite`);
+      assertEquals(command, `--checkpoint ${dir} --data ${join(root, "data")} --overwrite`);
       // Run as printed (with this test's data and size): it trains a new checkpoint there.
       const rerun = [...flags("x").filter((arg) => !arg.includes("checkpoints")), "--no-test"];
       const args = [...rerun.filter((arg) => arg !== "--checkpoint"), ...command.split(" ")];
@@ -405,7 +405,7 @@ Deno.test("segment names the network of a damaged checkpoint, and its fix once",
   const dir = join(root, "ckw");
   await nearestCheckpoint(dir);
   await Deno.writeFile(join(dir, "weights.bin"), new Uint8Array(100));
-  const photo = join(root, "data", "test", "images", "madara", "madara_0003.jpg");
+  const photo = join(root, "data", "test", "images", "madara", "madara_0003.png");
   await assertOneLine(
     () => segment(["--checkpoint", dir, "--out", join(root, "s"), photo]),
     new RegExp(
@@ -430,7 +430,7 @@ Deno.test("a checkpoint whose optimizer state is cut is tested and segmented, no
     tested.value.model?.dispose();
     assertEquals(tested.value.tested?.figures.length, 2);
     assertEquals(warned(tested.lines).length, 1, tested.lines.join("\n"));
-    const photo = join(root, "data", "test", "images", "madara", "madara_0003.jpg");
+    const photo = join(root, "data", "test", "images", "madara", "madara_0003.png");
     const segmented = await quietly(() =>
       segment(["--checkpoint", dir, "--out", join(root, "s"), "--backend", "cpu", photo])
     );

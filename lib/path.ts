@@ -6,7 +6,16 @@
  */
 import { relative, resolve } from "node:path";
 
-export { basename, dirname, extname, join, relative, resolve, sep as SEP } from "node:path";
+export {
+  basename,
+  dirname,
+  extname,
+  isAbsolute,
+  join,
+  relative,
+  resolve,
+  sep as SEP,
+} from "node:path";
 
 /**
  * A path as messages show it: relative to the working folder (`.` for the

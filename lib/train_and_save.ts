@@ -15,7 +15,8 @@ import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
 import { claimCheckpoint, claimOutputFile } from "./output_files.ts";
-import { join, shownPath } from "./path.ts";
+import { isAbsolute, join, shownPath } from "./path.ts";
+import { isSyntheticSet } from "./data_dir.ts";
 import { Stopped } from "./errors.ts";
 import { stopOnSignal } from "./interrupt.ts";
 import { formatDuration } from "./progress.ts";
@@ -374,13 +375,23 @@ export async function loadTrained(
     `model: ${options.network} from ${loaded.path}, trained ${loaded.state.iteration} iterations`,
   );
   const folders = trainedOn(loaded.state.settings);
+  // The training page records what it drew ("synthetic (drawn in memory)"), not a folder: the
+  // same pixels as a synthetic set's files, and no --data to name.
+  const drawn = folders.filter((folder) => !isAbsolute(folder));
+  const samePixels = drawn.length === folders.length &&
+    drawn.every((one) => one.startsWith("synthetic")) &&
+    options.dataDir !== undefined && await isSyntheticSet(options.dataDir);
   if (
-    options.dataDir !== undefined && folders.length > 0 && !includesFolder(folders, options.dataDir)
+    options.dataDir !== undefined && folders.length > 0 && !samePixels &&
+    !includesFolder(folders, options.dataDir)
   ) {
+    const last = folders.at(-1)!;
     console.warn(
       `warning: ${dir} was trained on ${describeFolders(folders)} and is tested on ` +
-        `${shownPath(options.dataDir)}; to test on the photos it learnt from, pass --data ` +
-        `${shownPath(folders.at(-1)!)}`,
+        `${shownPath(options.dataDir)}` +
+        (isAbsolute(last)
+          ? `; to test on the photos it learnt from, pass --data ${shownPath(last)}`
+          : ""),
     );
   }
   return loaded.model;

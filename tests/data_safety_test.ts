@@ -573,3 +573,34 @@ Deno.test("--resume on other photos warns naming both, and the checkpoint lists 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("a checkpoint from the training page (synthetic newts drawn in memory) tests on a synthetic set without a warning, and names no --data elsewhere", async () => {
+  const { root, flags, testFlags } = await tinySetup();
+  try {
+    (await quietly(() => nearest([...flags("page"), "--no-test"]))).value.model?.dispose();
+    // As the page records it: what it drew, not a folder
+    const file = join(root, "checkpoints", "page", "training_state.json");
+    const state = JSON.parse(await Deno.readTextFile(file));
+    state.settings.data = "synthetic (drawn in memory)";
+    await Deno.writeTextFile(file, JSON.stringify(state));
+    const same = await quietly(() => nearest([...testFlags("page"), "--no-train"]));
+    same.value.model?.dispose();
+    assert(!same.lines.some((line) => line.startsWith("warning: ")), same.lines.join("\n"));
+    // On photos (not a synthetic set): the warning, with no --data to pass
+    const photos = join(root, "photos");
+    await Deno.mkdir(photos);
+    await Deno.rename(join(root, "data", "train"), join(photos, "train"));
+    await Deno.rename(join(root, "data", "test"), join(photos, "test"));
+    const onPhotos = testFlags("page").map((arg, i, all) => all[i - 1] === "--data" ? photos : arg);
+    const other = await quietly(() => nearest([...onPhotos, "--no-train"]));
+    other.value.model?.dispose();
+    const warning = other.lines.find((line) => line.startsWith("warning: "));
+    assert(
+      warning !== undefined && warning.includes("was trained on synthetic (drawn in memory)"),
+      other.lines.join("\n"),
+    );
+    assert(!warning.includes("--data"), warning);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

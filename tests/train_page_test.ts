@@ -489,3 +489,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test("the page's predictions are RGBA pictures for every lesson, grey for bin_loss", async () => {
+  await setupBackend("cpu", { quiet: true });
+  for (const name of ["bin_loss", "nearest"]) {
+    const seen: { size: number; predicted: Uint8ClampedArray; truth: Uint8ClampedArray }[] = [];
+    const trained = await trainLesson(lessonNamed(name), {
+      size: 16,
+      batchSize: 2,
+      iters: 1,
+      lr: 0.01,
+      every: 1,
+      synthetic: { trainPerClass: 1, testPerClass: 1 },
+      onPredictions: (pictures) =>
+        seen.push(...pictures.photos.map((photo) => ({ size: pictures.size, ...photo }))),
+    });
+    trained.model.dispose();
+    assert(seen.length > 0, `${name}: no predictions`);
+    for (const { size, predicted, truth } of seen) {
+      assertEquals([predicted.length, truth.length], [size * size * 4, size * size * 4], name);
+      if (name === "bin_loss") {
+        // One channel painted grey: red, green and blue equal in every pixel
+        for (let at = 0; at < predicted.length; at += 4) {
+          assert(predicted[at] === predicted[at + 1] && predicted[at] === predicted[at + 2], name);
+        }
+      }
+    }
+  }
+});

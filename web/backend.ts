@@ -112,7 +112,8 @@ export async function chooseBackend(
     reason = gpu
       ? `a GPU: ${renderer}`
       : renderer
-      ? `no GPU: WebGL renders on ${renderer.match(/swiftshader|llvmpipe|[\w ]+/i)?.[0]}`
+      ? `no GPU: WebGL renders on ${(renderer.match(/swiftshader|llvmpipe|softpipe/i)?.[0] ??
+        renderer.trim())}`
       : "no WebGL";
   }
   setWasmPaths(options.wasmPaths ?? "/vendor/");

@@ -37,7 +37,6 @@ globalThis.trainLog = log;
 let checkpoint;
 /** The files of the folder picked or dropped, with their paths. */
 let dropped = [];
-let started = 0;
 let total = 0;
 let curvePending = false;
 
@@ -56,14 +55,39 @@ function formatSeconds(seconds) {
 /** The last iteration reported, shown at the next frame. */
 let latest;
 
+/** When the first iteration was reported: the rate leaves out the setup before it. */
+let firstReport;
+
 function drawProgress() {
-  const seconds = (performance.now() - started) / 1000;
-  const rate = latest.iteration / seconds;
+  if (!latest) return drawCurve(); // the run ended: its last line is already there
+  const seconds = (performance.now() - firstReport.at) / 1000;
+  const done = latest.iteration - firstReport.iteration;
+  const rate = done > 0 && seconds > 0 ? done / seconds : undefined;
   $("progress").textContent = `iteration ${latest.iteration} of ${total}, loss ` +
-    `${latest.loss.toFixed(4)}, ${rate.toFixed(1)} it/s, ${
-      formatSeconds((total - latest.iteration) / rate)
-    } left`;
+    `${latest.loss.toFixed(4)}` +
+    (rate === undefined
+      ? ""
+      : `, ${rate.toFixed(1)} it/s, ${formatSeconds((total - latest.iteration) / rate)} left`);
   drawCurve();
+}
+
+/** Clears what a previous run left: progress, curve, predictions, metrics, segmented photo. */
+function clearResults() {
+  $("progress").textContent = "";
+  const curve = $("loss-curve");
+  curve.getContext("2d").clearRect(0, 0, curve.width, curve.height);
+  $("predictions").replaceChildren();
+  $("predictions-caption").textContent = "test photos: photo, truth, prediction";
+  $("metrics").textContent = "";
+  $("files").textContent = "";
+  $("download").disabled = true;
+  $("photo").disabled = true;
+  for (const id of ["class-map", "overlay"]) {
+    $(id).width = 0;
+    $(id).height = 0;
+  }
+  $("shares").textContent = "";
+  checkpoint = undefined;
 }
 
 function drawCurve() {
@@ -210,6 +234,7 @@ worker.onmessage = ({ data }) => {
     case "described":
       if (data.error) {
         say(`Error: ${data.error}`, "error");
+        $("layers").textContent = ""; // the table of a size that works would mislead
         $("train").disabled = true;
         break;
       }
@@ -225,6 +250,9 @@ worker.onmessage = ({ data }) => {
       say(data.text, "training");
       break;
     case "iteration": {
+      if (log.losses.length === 0) {
+        firstReport = { at: performance.now(), iteration: data.iteration };
+      }
       log.losses.push(data.loss);
       log.numTensors.push(data.numTensors);
       log.ms.push(data.ms);
@@ -275,6 +303,9 @@ worker.onmessage = ({ data }) => {
       $("files").textContent = "model.json, weights.bin and training_state.json: put them in " +
         `checkpoints/${data.exercise}/ for deno task segment`;
       const stopped = data.iteration < total;
+      latest = undefined;
+      $("progress").textContent = `${data.iteration} of ${total} iterations, last loss ` +
+        `${(log.losses.at(-1) ?? NaN).toFixed(4)}`;
       say(
         `${stopped ? "Stopped" : "Done"} after ${data.iteration} iterations.`,
         stopped ? "stopped" : "done",
@@ -283,6 +314,7 @@ worker.onmessage = ({ data }) => {
     }
     case "error":
       setRunning(false);
+      clearResults(); // nothing on screen belongs to a run that failed
       say(`Error: ${data.message}`, "error");
       break;
   }
@@ -307,11 +339,8 @@ form.addEventListener("submit", (event) => {
   log.losses = [];
   log.numTensors = [];
   log.ms = [];
-  checkpoint = undefined;
-  $("download").disabled = true;
-  $("metrics").textContent = "";
+  clearResults();
   setRunning(true);
-  started = performance.now();
   worker.postMessage({
     type: "train",
     exercise: $("exercise").value,

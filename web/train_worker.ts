@@ -78,8 +78,18 @@ function yieldToMessages(): Promise<void> {
   });
 }
 
+/**
+ * An error's message in the page's words: the command-line flags the shared code names become
+ * the page's fields, and the page keeps no checkpoint that could have been saved before.
+ */
 function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const text = error instanceof Error ? error.message : String(error);
+  return text
+    .replaceAll("--batch-size", "Minibatch")
+    .replaceAll("--size", "Size")
+    .replaceAll("--iters", "Iterations")
+    .replace(/--lr (\S+)/g, "Learning rate $1")
+    .replace("; any checkpoint saved before it is kept", "");
 }
 
 function describe(exercise: string, size: number): void {

@@ -338,12 +338,16 @@ async function picturesOf(
     const photos = tf.image.resizeBilinear(test.images, [out, out]);
     return [tf.unstack(photos) as tf.Tensor3D[], pictures, out] as const;
   });
+  // RGB, or grey (one channel: bin_loss paints newts white), to RGBA bytes
   const rgba = async (picture: tf.Tensor3D) => {
     const values = await picture.data(); // not dataSync: webgpu reads asynchronously
-    const bytes = new Uint8ClampedArray((values.length / 3) * 4);
-    for (let pixel = 0; pixel < values.length / 3; pixel++) {
+    const channels = picture.shape[2];
+    const pixels = values.length / channels;
+    const bytes = new Uint8ClampedArray(pixels * 4);
+    for (let pixel = 0; pixel < pixels; pixel++) {
       for (let channel = 0; channel < 3; channel++) {
-        bytes[4 * pixel + channel] = Math.round(values[3 * pixel + channel]! * 255);
+        const value = values[channels * pixel + (channels === 1 ? 0 : channel)]!;
+        bytes[4 * pixel + channel] = Math.round(value * 255);
       }
       bytes[4 * pixel + 3] = 255;
     }

@@ -23,6 +23,41 @@ import {
 } from "./wasm_heap.ts";
 
 /**
+ * The geometry of a forward convolution of `x` by `filter`, as tfjs-core
+ * computes it for its own kernels (`backend_util.computeConv2DInfo`).
+ *
+ * @param x Shape `[batch, height, width, inChannels]` (or NCHW per `dataFormat`).
+ * @param filter Shape `[filterHeight, filterWidth, inChannels, outChannels]`.
+ * @param attrs The kernel's strides, padding, data format, dilations and rounding.
+ * @returns The convolution info: output shape, padding, strides, sizes.
+ *
+ * @example
+ * ```ts
+ * import { forwardConvInfo } from "./conv2d.ts";
+ * import { assertEquals } from "../assert.ts";
+ * const x = { shape: [1, 5, 5, 2] }, filter = { shape: [3, 3, 2, 4] };
+ * const attrs = { strides: 2, pad: "same", dataFormat: "NHWC", dilations: 1 } as const;
+ * assertEquals(forwardConvInfo(x as never, filter as never, attrs).outShape, [1, 3, 3, 4]);
+ * ```
+ */
+export function forwardConvInfo(
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: Pick<Conv2DAttrs, "strides" | "pad" | "dataFormat" | "dilations" | "dimRoundingMode">,
+): backend_util.Conv2DInfo {
+  return backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(attrs.dataFormat),
+  );
+}
+
+/**
  * The `Conv2D` kernel of the wasm backend, computed with BLAS.
  *
  * @param blas OpenBLAS.
@@ -48,18 +83,7 @@ export function conv2dBlasConfig(blas: Blas, original: KernelConfig): KernelOver
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
-      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
-        attrs as unknown as Conv2DAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const info = forwardConvInfo(x, filter, attrs as unknown as Conv2DAttrs);
       const geometry = geometryOf(info);
       if (geometry === null || x.dtype !== "float32") {
         return callKernel(original, wasm, { x, filter }, attrs ?? {});
@@ -106,18 +130,7 @@ export function conv2dDnnlConfig(
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
-      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
-        attrs as unknown as Conv2DAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const info = forwardConvInfo(x, filter, attrs as unknown as Conv2DAttrs);
       const geometry = dnnlGeometryOf(info);
       if (geometry !== null && x.dtype === "float32") {
         const out = wasm.makeOutput(info.outShape, "float32");
@@ -161,18 +174,7 @@ export function conv2dSimdConfig(simd: SimdKernels, original: KernelConfig): Ker
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as WasmBackend;
       const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
-      const { strides, pad, dataFormat, dilations, dimRoundingMode } =
-        attrs as unknown as Conv2DAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const info = forwardConvInfo(x, filter, attrs as unknown as Conv2DAttrs);
       if (!simdRuns(info) || x.dtype !== "float32") {
         return callKernel(original, wasm, { x, filter }, attrs ?? {});
       }

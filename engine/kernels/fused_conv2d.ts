@@ -9,11 +9,12 @@
  *
  * @module
  */
-import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import type { FusedConv2DAttrs } from "@tensorflow/tfjs-core";
 import type { Blas } from "../blas.ts";
 import { convForward, geometryOf } from "./conv_blas.ts";
 import { type DnnlConvolutions, dnnlGeometryOf } from "./conv_dnnl.ts";
+import { forwardConvInfo } from "./conv2d.ts";
 import { simdConvForward, simdRuns } from "./conv_simd.ts";
 import type { SimdKernels } from "./simd.ts";
 import {
@@ -56,17 +57,8 @@ export function fusedConv2dBlasConfig(blas: Blas, original: KernelConfig): Kerne
         TensorInfo | undefined
       >;
       const fusedAttrs = attrs as unknown as FusedConv2DAttrs;
-      const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = fusedAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        filter!.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const { activation } = fusedAttrs;
+      const info = forwardConvInfo(x!, filter!, fusedAttrs);
       const geometry = geometryOf(info);
       const biasOk = bias == null ||
         (bias.shape.length === 1 && bias.shape[0] === info.outChannels);
@@ -128,17 +120,8 @@ export function fusedConv2dDnnlConfig(
         TensorInfo | undefined
       >;
       const fusedAttrs = attrs as unknown as FusedConv2DAttrs;
-      const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = fusedAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        filter!.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const { activation } = fusedAttrs;
+      const info = forwardConvInfo(x!, filter!, fusedAttrs);
       const geometry = dnnlGeometryOf(info);
       const biasOk = bias == null ||
         (bias.shape.length === 1 && bias.shape[0] === info.outChannels &&
@@ -192,17 +175,8 @@ export function fusedConv2dSimdConfig(simd: SimdKernels, fallback: KernelConfig)
         TensorInfo | undefined
       >;
       const fusedAttrs = attrs as unknown as FusedConv2DAttrs;
-      const { strides, pad, dataFormat, dilations, dimRoundingMode, activation } = fusedAttrs;
-      const info = backend_util.computeConv2DInfo(
-        x!.shape as [number, number, number, number],
-        filter!.shape as [number, number, number, number],
-        strides,
-        dilations,
-        pad,
-        dimRoundingMode,
-        false,
-        backend_util.convertConv2DDataFormat(dataFormat),
-      );
+      const { activation } = fusedAttrs;
+      const info = forwardConvInfo(x!, filter!, fusedAttrs);
       const biasOk = bias == null ||
         (bias.shape.length === 1 && bias.shape[0] === info.outChannels &&
           bias.dtype === "float32");

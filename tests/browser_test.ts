@@ -17,6 +17,7 @@ import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { startServer } from "../tools/serve.ts";
 import { requireImori } from "./imori.ts";
 import { saveNetwork } from "./networks.ts";
+import { compareWithMask } from "./page_pixels.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const SEGMENT = new URL("../tools/segment.ts", import.meta.url).pathname;
@@ -194,16 +195,7 @@ Deno.test({
           assertEquals([written.width, written.height], [80, 120]);
         }
         assertEquals([shown.width, shown.height], [written.width, written.height]);
-        let differing = 0;
-        const colours = new Set<string>();
-        for (let pixel = 0; pixel < written.width * written.height; pixel++) {
-          const page = shown.rgba.slice(4 * pixel, 4 * pixel + 3).join(",");
-          colours.add(page);
-          if (page !== Array.from(written.data.subarray(3 * pixel, 3 * pixel + 3)).join(",")) {
-            differing++;
-          }
-        }
-        const pixels = written.width * written.height;
+        const { pixels, differing, colours } = compareWithMask(shown, written);
         console.log(
           `${basename(photo)}: ${pixels - differing} of ${pixels} pixels agree ` +
             `(page ${shown.ms.toFixed(0)} ms, colours ${[...colours].join(" ")})`,

@@ -22,6 +22,7 @@ import { writeSyntheticDataset } from "../lib/synthetic_files.ts";
 import { startServer } from "../tools/serve.ts";
 import { renderNewtPhoto } from "../lib/synthetic_newts.ts";
 import { lessonNamed } from "../web/lessons.ts";
+import { compareWithMask } from "./page_pixels.ts";
 import { trainLesson } from "../web/training.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
@@ -316,16 +317,7 @@ Deno.test({
         return { rgba: Array.from(data), width, height };
       });
       assertEquals([shown.width, shown.height], [written.width, written.height]);
-      let differing = 0;
-      const colours = new Set<string>();
-      for (let pixel = 0; pixel < written.width * written.height; pixel++) {
-        const inPage = shown.rgba.slice(4 * pixel, 4 * pixel + 3).join(",");
-        colours.add(inPage);
-        if (inPage !== Array.from(written.data.subarray(3 * pixel, 3 * pixel + 3)).join(",")) {
-          differing++;
-        }
-      }
-      const pixels = written.width * written.height;
+      const { pixels, differing, colours } = compareWithMask(shown, written);
       console.log(
         `segmented in the tab: ${pixels - differing} of ${pixels} pixels agree with ` +
           `deno task segment's mask (colours ${[...colours].join(" ")})`,

@@ -15,6 +15,7 @@
 import { fetchCheckedCheckpoint } from "/lib/checkpoint_check.js";
 import { registerCustomLayers } from "/lib/custom_layers.js";
 import { classesOf } from "/lib/classes.js";
+import { texturePixels } from "./texture_pixels.js";
 import {
   classMapToPhoto,
   classShares,
@@ -98,33 +99,6 @@ async function loadCheckpoint(name) {
   );
 }
 
-/**
- * The decoded photo's RGBA bytes as they are, read through a WebGL texture: a 2D canvas
- * premultiplies alpha, which loses the colour under transparent pixels that the dataset reader
- * keeps. Falls back to the canvas's pixels without WebGL 2 or for a photo larger than a texture.
- */
-function pixelsOf(bitmap, canvasPixels) {
-  const { width, height } = bitmap;
-  const gl = new OffscreenCanvas(1, 1).getContext("webgl2", { premultipliedAlpha: false });
-  if (!gl || Math.max(width, height) > gl.getParameter(gl.MAX_TEXTURE_SIZE)) return canvasPixels();
-  const texture = gl.createTexture();
-  const framebuffer = gl.createFramebuffer();
-  try {
-    gl.bindTexture(gl.TEXTURE_2D, texture);
-    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
-    gl.bindFramebuffer(gl.FRAMEBUFFER, framebuffer);
-    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
-    const rgba = new Uint8ClampedArray(width * height * 4);
-    gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, rgba); // rows top first, as uploaded
-    return gl.getError() === gl.NO_ERROR ? rgba : canvasPixels();
-  } finally {
-    gl.deleteFramebuffer(framebuffer);
-    gl.deleteTexture(texture);
-    gl.getExtension("WEBGL_lose_context")?.loseContext();
-  }
-}
-
 /** Draws RGBA pixels on a canvas of their size. */
 function show(canvas, rgba, width, height) {
   canvas.width = width;
@@ -150,7 +124,8 @@ async function segment(file) {
   photoCanvas.height = height;
   const context = photoCanvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(bitmap, 0, 0);
-  const rgba = pixelsOf(bitmap, () => context.getImageData(0, 0, width, height).data);
+  // Through a WebGL texture, which keeps the colour under alpha; else the canvas's pixels
+  const rgba = texturePixels(bitmap) ?? context.getImageData(0, 0, width, height).data;
   bitmap.close();
   const { model, inputSize, outputSize, channels } = loaded;
   const pixels = resizeBilinear(

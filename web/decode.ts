@@ -15,6 +15,7 @@
  */
 import { UserError } from "../lib/errors.ts";
 import type { RasterImage } from "../lib/raster.ts";
+import { texturePixels } from "./texture_pixels.js";
 
 /** What {@linkcode decodeFile} decodes for. */
 export interface DecodeFileOptions {
@@ -49,68 +50,18 @@ export function pngHeader(bytes: Uint8Array): { depth: number; colourType: numbe
   return { depth: bytes[24]!, colourType: bytes[25]! };
 }
 
-/** The little of WebGL 2 and of a canvas this module calls (tests compile without the DOM). */
-interface WebGl2 {
-  MAX_TEXTURE_SIZE: number;
-  TEXTURE_2D: number;
-  UNPACK_PREMULTIPLY_ALPHA_WEBGL: number;
-  RGBA8: number;
-  RGBA: number;
-  UNSIGNED_BYTE: number;
-  FRAMEBUFFER: number;
-  COLOR_ATTACHMENT0: number;
-  NO_ERROR: number;
-  getParameter(name: number): number;
-  createTexture(): unknown;
-  createFramebuffer(): unknown;
-  bindTexture(target: number, texture: unknown): void;
-  pixelStorei(name: number, value: boolean): void;
-  texImage2D(...args: unknown[]): void;
-  bindFramebuffer(target: number, framebuffer: unknown): void;
-  framebufferTexture2D(...args: unknown[]): void;
-  readPixels(...args: unknown[]): void;
-  getError(): number;
-  deleteFramebuffer(framebuffer: unknown): void;
-  deleteTexture(texture: unknown): void;
-  getExtension(name: string): { loseContext(): void } | null;
-}
+/** The little of a canvas this module calls (tests compile without the DOM). */
 interface Canvas2d {
   drawImage(image: ImageBitmap, x: number, y: number): void;
   getImageData(x: number, y: number, width: number, height: number): { data: Uint8ClampedArray };
 }
-type Canvas = { getContext(kind: string, options?: object): WebGl2 | Canvas2d | null };
+type Canvas = { getContext(kind: string, options?: object): Canvas2d | null };
 
 function newCanvas(width: number, height: number): Canvas {
   const OffscreenCanvas = (globalThis as unknown as {
     OffscreenCanvas: new (width: number, height: number) => Canvas;
   }).OffscreenCanvas;
   return new OffscreenCanvas(width, height);
-}
-
-/**
- * The RGBA bytes of a bitmap as decoded, through a WebGL 2 texture; `undefined` without
- * WebGL 2 or for a bitmap larger than a texture.
- */
-function texturePixels(bitmap: ImageBitmap): Uint8ClampedArray | undefined {
-  const { width, height } = bitmap;
-  const gl = newCanvas(1, 1).getContext("webgl2", { premultipliedAlpha: false }) as WebGl2 | null;
-  if (!gl || Math.max(width, height) > gl.getParameter(gl.MAX_TEXTURE_SIZE)) return undefined;
-  const texture = gl.createTexture();
-  const framebuffer = gl.createFramebuffer();
-  try {
-    gl.bindTexture(gl.TEXTURE_2D, texture);
-    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, bitmap);
-    gl.bindFramebuffer(gl.FRAMEBUFFER, framebuffer);
-    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
-    const rgba = new Uint8ClampedArray(width * height * 4);
-    gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, rgba); // rows top first
-    return gl.getError() === gl.NO_ERROR ? rgba : undefined;
-  } finally {
-    gl.deleteFramebuffer(framebuffer);
-    gl.deleteTexture(texture);
-    gl.getExtension("WEBGL_lose_context")?.loseContext();
-  }
 }
 
 /** The RGBA bytes through a 2D canvas (alpha premultiplied, then divided out again). */

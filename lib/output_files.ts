@@ -20,7 +20,7 @@
  */
 import { UserError } from "./errors.ts";
 import { shellWord } from "./flag_defs.ts";
-import { basename, dirname, join, resolve, shownPath } from "./path.ts";
+import { basename, dirname, extname, join, resolve, shownPath } from "./path.ts";
 import { describeFolders, includesFolder, trainedOn } from "./trained_on.ts";
 
 /** The text of the PNG `Software` chunk that marks a file as written by this project. */
@@ -507,6 +507,7 @@ export function markPng(bytes: Uint8Array): Uint8Array {
  * ```
  */
 export async function isProjectFile(path: string): Promise<boolean> {
+  if (extname(path).toLowerCase() !== ".png") return false; // it writes PNGs only: no file opened
   try {
     const file = await Deno.open(path);
     try {

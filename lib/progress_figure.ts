@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { classesOf } from "./classes.js";
 import type { Classify } from "./evaluate.ts";
 import type { MaskMode } from "./mask_classes.ts";
-import { classLegend, writeFigure } from "./figure.ts";
+import { classLegend, type LegendEntry, writeFigure } from "./figure.ts";
 import { cropMasks } from "./losses.ts";
 import type { Paint } from "./test_figures.ts";
 
@@ -71,6 +71,8 @@ export function watchPoints(iters: number, start = 0): number[] {
  */
 export class ProgressFigure {
   readonly #photo: WatchedPhoto;
+  /** The key of the class colours, made at the first write. */
+  #legend?: LegendEntry[];
   readonly #points: Set<number>;
   readonly #panels: { title: string; image: tf.Tensor3D }[] = [];
 
@@ -134,7 +136,7 @@ export class ProgressFigure {
     try {
       await writeFigure(path, [...context, ...this.#panels], {
         title: `${title}: prediction for ${this.#photo.name} during training`,
-        legend: await classLegend(this.#photo.mode.classNames, this.#photo.paint),
+        legend: this.#legend ??= await classLegend(this.#photo.mode.classNames, this.#photo.paint),
       });
     } finally {
       tf.dispose([...context, ...this.#panels].map((panel) => panel.image));

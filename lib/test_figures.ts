@@ -47,6 +47,7 @@ export interface ShowDatasetOptions {
  */
 export async function showDataset(data: Dataset, options: ShowDatasetOptions): Promise<string[]> {
   const figures: string[] = [];
+  const legend = await classLegend(data.classNames, options.paint); // one key for every figure
   for (const [index, photo] of data.names.entries()) {
     const [image, mask] = tf.tidy(() => [
       tf.squeeze(tf.slice(data.images, index, 1), [0]) as tf.Tensor3D, // [size, size, 3]
@@ -55,7 +56,7 @@ export async function showDataset(data: Dataset, options: ShowDatasetOptions): P
     const path = photoFigurePath(options.out, options.name, photo, data.folders?.[index]);
     try {
       await writeFigure(path, [{ title: "input", image }, { title: options.title, image: mask }], {
-        legend: await classLegend(data.classNames, options.paint),
+        legend,
       });
     } finally {
       tf.dispose([image, mask]);
@@ -170,6 +171,7 @@ async function showTest(
   });
   const figures: string[] = [];
   try {
+    const legend = await classLegend(options.mode.classNames, options.paint); // for every figure
     for (let index = 0; index < data.names.length; index++) {
       const path = photoFigurePath(
         options.out,
@@ -212,7 +214,7 @@ async function showTest(
       try {
         await writeFigure(path, panels, {
           title: `${options.name}: ${data.names[index]}`,
-          legend: await classLegend(options.mode.classNames, options.paint),
+          legend,
         });
       } finally {
         tf.dispose(panels.map((panel) => panel.image));

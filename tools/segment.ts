@@ -37,6 +37,7 @@ import { checkSize } from "../lib/network.ts";
 import { claimOutputFile, isProjectFile, noteInputs } from "../lib/output_files.ts";
 import { basename, dirname, extname, join, relative, resolve, shownPath } from "../lib/path.ts";
 import { isSyntheticSet } from "../lib/data_dir.ts";
+import { trainedOn } from "../lib/trained_on.ts";
 import { classesOf } from "../lib/classes.js";
 import {
   classMapToPhoto,
@@ -451,11 +452,11 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
   );
   // A network trained on the built-in synthetic newts (the first command's default) has not seen
   // a photo: say so, since its masks of real photos are rough.
-  const trainedOn = [loaded.state.settings?.data].flat().at(-1);
-  if (typeof trainedOn === "string" && await isSyntheticSet(trainedOn)) {
+  const lastData = trainedOn(loaded.state.settings).at(-1);
+  if (lastData !== undefined && await isSyntheticSet(lastData)) {
     console.log(
       `warning: ${loaded.path} was trained on the built-in synthetic newts (${
-        shownPath(trainedOn)
+        shownPath(lastData)
       }), not on photos: expect rough masks; for photos, train on the Imori set (deno task ` +
         "download, then the exercise with --checkpoint <new folder>)",
     );

@@ -17,6 +17,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { KernelConfig } from "@tensorflow/tfjs-core";
 import { type Blas, blasThreads, openBlas } from "./blas.ts";
 import { BackendError } from "./errors.ts";
+import { markBackendKernel, markEngineKernel } from "./routes.ts";
 import { type Dnnl, findUnusableDnnl, openDnnl } from "./dnnl.ts";
 import { detectSystem, nativeLibraryHint } from "./native_hint.ts";
 import { conv2dBlasConfig, conv2dDnnlConfig, conv2dSimdConfig } from "./kernels/conv2d.ts";
@@ -284,7 +285,7 @@ async function tryCpu(): Promise<Attempt> {
   // tfjs 4.22's own kernels: wrong for batches of more than one image, and very slow.
   for (const config of [resizeNearestNeighborGradCpuConfig, conv2dBackpropFilterCpuConfig]) {
     tf.unregisterKernel(config.kernelName, "cpu");
-    tf.registerKernel(config);
+    tf.registerKernel(markEngineKernel(config));
   }
   return { ok: true, label: "cpu", note: "(plain JavaScript, slow)" };
 }
@@ -584,6 +585,30 @@ function sharedDnnl(): DnnlKernels | string {
   return openedDnnl;
 }
 
+/**
+ * The shapes oneDNN turned down in this process (they ran on the kernels
+ * below it: OpenBLAS, the engine's wasm SIMD, the backend's own), per
+ * oneDNN kernel of the engine; empty without oneDNN. A primitive oneDNN
+ * would only run with its slow reference implementation counts as declined.
+ *
+ * @returns One entry per kernel with declined shapes: its name (`convolutions`,
+ *   `batchNorm`, ...) and the cache keys (shape and thread count).
+ *
+ * @example
+ * ```ts
+ * import { declinedByDnnl } from "./backend.ts";
+ * import { assert } from "./assert.ts";
+ * assert(declinedByDnnl().every((entry) => entry.keys.length > 0));
+ * ```
+ */
+export function declinedByDnnl(): { kernel: string; keys: string[] }[] {
+  if (openedDnnl === null) return [];
+  const { library: _, ...kernels } = openedDnnl;
+  return Object.entries(kernels)
+    .map(([kernel, cache]) => ({ kernel, keys: cache.declined }))
+    .filter((entry) => entry.keys.length > 0);
+}
+
 /** An environment variable, or `undefined` when unset or not permitted. */
 function envValue(name: string): string | undefined {
   try {
@@ -602,13 +627,18 @@ function baseKernel(name: string): KernelConfig | undefined {
 
 function replaceKernel(name: string, config: KernelConfig | undefined): void {
   if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
-  if (config !== undefined) tf.registerKernel(config);
+  if (config !== undefined) registerEngineKernel(config);
+}
+
+/** Registers a kernel of the engine's, marked as such for a profiler (`routes.ts`). */
+function registerEngineKernel(config: KernelConfig): void {
+  tf.registerKernel(markEngineKernel(config));
 }
 
 function requireKernel(name: string): KernelConfig {
   const kernel = baseKernel(name);
   if (kernel === undefined) throw new Error(`The wasm backend has no ${name} kernel`);
-  return kernel;
+  return markBackendKernel(kernel);
 }
 
 /**
@@ -713,26 +743,26 @@ export function registerWasmKernels(
     if (tf.getKernel(name, "wasm") !== undefined) tf.unregisterKernel(name, "wasm");
   }
   // Optimizer steps and batch-norm moving averages take these, with or without oneDNN.
-  tf.registerKernel(movingAveragesWasmConfig());
+  registerEngineKernel(movingAveragesWasmConfig());
   // With oneDNN, variables above MAX_FUSED_MOMENTUM_SIZE run on its sums (kernels/momentum.ts).
-  tf.registerKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
+  registerEngineKernel(momentumUpdateWasmConfig(dnnl?.sums ?? null));
   if (dnnl === null && simd !== null) {
     // Training batch-norm layers take these (kernels/norm_simd.ts), ReLU's gradient this.
     const norm = new SimdBatchNorm(simd);
-    tf.registerKernel(batchNormTrainingConfig(norm));
-    tf.registerKernel(batchNormTrainingGradConfig(norm));
-    tf.registerKernel(reluGradWasmConfig(null, simd));
+    registerEngineKernel(batchNormTrainingConfig(norm));
+    registerEngineKernel(batchNormTrainingGradConfig(norm));
+    registerEngineKernel(reluGradWasmConfig(null, simd));
   }
   if (dnnl !== null) {
     // Training batch-norm layers take these (kernels/batch_norm_training.ts).
-    tf.registerKernel(batchNormTrainingConfig(dnnl.batchNorm));
-    tf.registerKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
+    registerEngineKernel(batchNormTrainingConfig(dnnl.batchNorm));
+    registerEngineKernel(batchNormTrainingGradConfig(dnnl.batchNorm));
     // ReLU's gradient takes it (kernels/relu_grad.ts).
-    tf.registerKernel(reluGradWasmConfig(dnnl.eltwise, simd));
+    registerEngineKernel(reluGradWasmConfig(dnnl.eltwise, simd));
     // SegNet's pooling masks take it (kernels/max_pool_mask.ts, lib/custom_layers.js).
-    tf.registerKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
+    registerEngineKernel(maxPoolMaskDnnlConfig(dnnl.maxPoolGrad));
     // tf.losses.sigmoidCrossEntropy takes them (kernels/cross_entropy.ts).
-    for (const config of crossEntropyWasmConfigs(dnnl.eltwise)) tf.registerKernel(config);
+    for (const config of crossEntropyWasmConfigs(dnnl.eltwise)) registerEngineKernel(config);
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { noteRoute } from "./routes.ts";
 
 /** The library file names tried, in order. */
 export const OPENBLAS_PATHS: readonly string[] = [
@@ -317,6 +318,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
       const transB = options.transB ?? false;
       const { m, n, k } = options;
       if (m === 0 || n === 0) return;
+      noteRoute("OpenBLAS");
       use(productThreads(m, n, k, this.threads));
       symbols.cblas_sgemm(
         ROW_MAJOR,
@@ -341,10 +343,12 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
         out.fill(0);
         return;
       }
+      noteRoute("OpenBLAS");
       symbols.cblas_sgemv(ROW_MAJOR, TRANS, rows, cols, scale, a, cols, ones, 1, 0, out, 1);
     },
     copy(options) {
       if (options.rows === 0 || options.cols === 0) return;
+      noteRoute("OpenBLAS");
       symbols.cblas_somatcopy(
         ROW_MAJOR,
         options.transpose ? TRANS : NO_TRANS,

@@ -15,6 +15,7 @@
  */
 
 import { FreeCores } from "./free_cores.ts";
+import { noteRoute } from "./routes.ts";
 
 /** The library file names tried, in order. */
 export const DNNL_PATHS: readonly string[] = [
@@ -812,6 +813,19 @@ const OPENMP_SYMBOLS = {
 
 function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, version: string): Dnnl {
   const symbols = library.symbols;
+  // Each primitive's route for the profiler ("oneDNN jit:avx2"), by its handle's address.
+  const routes = new Map<number | bigint, string>();
+  // Reorders' descriptors, whose primitives are named as such ("oneDNN reorder jit:uni").
+  const reorders = new Set<number | bigint>();
+  const implName = (pd: Handle): string => {
+    const out = new BigUint64Array(1);
+    check(
+      symbols.dnnl_primitive_desc_query(pd, DNNL.queryImplInfoStr, 0, out),
+      "primitive_desc_query",
+    );
+    const pointer = Deno.UnsafePointer.create(out[0]!);
+    return pointer === null ? "" : Deno.UnsafePointerView.getCString(pointer);
+  };
   const openmp = openMp();
   const maxThreads = openmp?.symbols.omp_get_max_threads() ?? 1;
   const freeCores = new FreeCores(maxThreads);
@@ -1084,25 +1098,22 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         ),
         "reorder_primitive_desc_create",
       );
-      return outHandle(cell, "reorder_primitive_desc_create");
+      const desc = outHandle(cell, "reorder_primitive_desc_create");
+      reorders.add(Deno.UnsafePointer.value(desc));
+      return desc;
     },
     queryDesc(pd, query) {
       const desc = symbols.dnnl_primitive_desc_query_md(pd, query, 0);
       if (desc === null) throw new Error(`oneDNN has no memory descriptor for query ${query}`);
       return desc;
     },
-    implName(pd) {
-      const out = new BigUint64Array(1);
-      check(
-        symbols.dnnl_primitive_desc_query(pd, DNNL.queryImplInfoStr, 0, out),
-        "primitive_desc_query",
-      );
-      const pointer = Deno.UnsafePointer.create(out[0]!);
-      return pointer === null ? "" : Deno.UnsafePointerView.getCString(pointer);
-    },
+    implName,
     primitive(pd) {
       check(symbols.dnnl_primitive_create(cell, pd), "primitive_create");
-      return outHandle(cell, "primitive_create");
+      const primitive = outHandle(cell, "primitive_create");
+      const kind = reorders.has(Deno.UnsafePointer.value(pd)) ? "reorder " : "";
+      routes.set(Deno.UnsafePointer.value(primitive), `oneDNN ${kind}${implName(pd)}`);
+      return primitive;
     },
     memory(desc, owned) {
       // DNNL_MEMORY_ALLOCATE is (void *)-1, DNNL_MEMORY_NONE is NULL.
@@ -1127,6 +1138,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       return bytes;
     },
     execute(primitive, args) {
+      noteRoute(routes.get(Deno.UnsafePointer.value(primitive)) ?? "oneDNN");
       check(
         symbols.dnnl_primitive_execute(primitive, stream, args.length / EXEC_ARG_BYTES, args),
         "primitive_execute",
@@ -1143,8 +1155,14 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       pinned = threads === null ? null : Math.max(1, Math.min(maxThreads, Math.floor(threads)));
     },
     destroy({ primitives = [], descs = [], memories = [] }) {
-      for (const primitive of primitives) symbols.dnnl_primitive_destroy(primitive);
-      for (const desc of descs) symbols.dnnl_primitive_desc_destroy(desc);
+      for (const primitive of primitives) {
+        routes.delete(Deno.UnsafePointer.value(primitive));
+        symbols.dnnl_primitive_destroy(primitive);
+      }
+      for (const desc of descs) {
+        reorders.delete(Deno.UnsafePointer.value(desc));
+        symbols.dnnl_primitive_desc_destroy(desc);
+      }
       for (const memory of memories) symbols.dnnl_memory_destroy(memory);
     },
     close() {

@@ -19,6 +19,7 @@
 export {
   BACKEND_NAMES,
   type BackendName,
+  declinedByDnnl,
   findGpuAdapter,
   isSoftwareAdapter,
   setupBackend,
@@ -26,4 +27,5 @@ export {
 } from "./backend.ts";
 export { openBlas } from "./blas.ts";
 export { openDnnl } from "./dnnl.ts";
+export { callRoute, listenRoutes, unreportedRoute } from "./routes.ts";
 export { BackendError } from "./errors.ts";

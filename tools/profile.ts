@@ -18,7 +18,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { BACKEND_NAMES, type BackendName, setupBackend } from "../engine/mod.ts";
+import {
+  BACKEND_NAMES,
+  type BackendName,
+  callRoute,
+  declinedByDnnl,
+  listenRoutes,
+  setupBackend,
+  unreportedRoute,
+} from "../engine/mod.ts";
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { trainingLoss } from "../lib/train.ts";
@@ -53,13 +61,26 @@ export interface KernelTime {
   calls: number;
   /** Milliseconds per step, all calls together. */
   ms: number;
+  /** What the calls ran on (`oneDNN jit:avx2`, `wasm SIMD`, ...), with calls per step of each. */
+  routes: Map<string, number>;
+}
+
+/** One kernel call, as {@linkcode timeKernels} or `tf.profile` gives it. */
+export interface KernelCall {
+  /** Kernel name. */
+  name: string;
+  /** Milliseconds (a number when the backend timed it). */
+  kernelTimeMs: unknown;
+  /** What it ran on ({@linkcode callRoute}); absent from `tf.profile`. */
+  route?: string;
 }
 
 /**
  * Sums kernel times by kernel name, slowest first.
  *
- * @param kernels The kernels of `tf.profile`'s result, over `steps` steps.
+ * @param kernels The kernel calls of {@linkcode timeKernels} or `tf.profile`, over `steps` steps.
  * @param steps Steps profiled; times and calls are divided by it.
+ * @param route What a call without a route ran on (the backend's name).
  * @returns One row per kernel name.
  *
  * @example
@@ -67,38 +88,70 @@ export interface KernelTime {
  * import { kernelTable } from "./profile.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * const table = kernelTable([
- *   { name: "Add", kernelTimeMs: 1 },
- *   { name: "Conv2D", kernelTimeMs: 4 },
- *   { name: "Add", kernelTimeMs: 2 },
- * ], 1);
- * assertEquals(table[0], { name: "Conv2D", calls: 1, ms: 4 });
- * assertEquals(table[1], { name: "Add", calls: 2, ms: 3 });
+ *   { name: "Add", kernelTimeMs: 1, route: "JavaScript" },
+ *   { name: "Conv2D", kernelTimeMs: 4, route: "wasm SIMD" },
+ *   { name: "Add", kernelTimeMs: 2, route: "oneDNN jit:avx2" },
+ * ], 1, "wasm");
+ * assertEquals(table[0], {
+ *   name: "Conv2D", calls: 1, ms: 4, routes: new Map([["wasm SIMD", 1]]),
+ * });
+ * assertEquals(table[1]!.ms, 3);
+ * assertEquals(table[1]!.routes, new Map([["JavaScript", 1], ["oneDNN jit:avx2", 1]]));
  * ```
  */
 export function kernelTable(
-  kernels: readonly { name: string; kernelTimeMs: unknown }[],
+  kernels: readonly KernelCall[],
   steps: number,
+  route: string,
 ): KernelTime[] {
   const rows = new Map<string, KernelTime>();
   for (const kernel of kernels) {
     // Wrappers of custom gradients (`fusedConv2d__op`) time their inner kernels again.
     if (kernel.name.endsWith("__op")) continue;
-    const row = rows.get(kernel.name) ?? { name: kernel.name, calls: 0, ms: 0 };
+    const row = rows.get(kernel.name) ??
+      { name: kernel.name, calls: 0, ms: 0, routes: new Map<string, number>() };
     row.calls += 1 / steps;
     row.ms += (typeof kernel.kernelTimeMs === "number" ? kernel.kernelTimeMs : 0) / steps;
+    const ranOn = kernel.route ?? route;
+    row.routes.set(ranOn, (row.routes.get(ranOn) ?? 0) + 1 / steps);
     rows.set(kernel.name, row);
   }
   return [...rows.values()].sort((a, b) => b.ms - a.ms);
 }
 
 /**
+ * A row's routes as text: the most frequent first, each with its calls per
+ * step when the kernel ran on more than one.
+ *
+ * @param routes Calls per step by route ({@linkcode KernelTime.routes}).
+ * @returns e.g. `oneDNN brg:avx512_core (8), wasm SIMD (2)`.
+ *
+ * @example
+ * ```ts
+ * import { routesText } from "./profile.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * assertEquals(routesText(new Map([["wasm SIMD", 2], ["oneDNN jit:avx2", 8]])),
+ *   "oneDNN jit:avx2 (8), wasm SIMD (2)");
+ * assertEquals(routesText(new Map([["OpenBLAS", 3]])), "OpenBLAS");
+ * ```
+ */
+export function routesText(routes: ReadonlyMap<string, number>): string {
+  const sorted = [...routes].sort((a, b) => b[1] - a[1]);
+  if (sorted.length === 1) return sorted[0]![0];
+  return sorted.map(([route, calls]) => `${route} (${calls.toFixed(0)})`).join(", ");
+}
+
+/**
  * Times every kernel of the active backend while `f` runs, by wrapping each
  * registered kernel function with a clock, then restores the kernels. For
  * synchronous backends only (wasm, cpu): an asynchronous backend's kernels
- * return before their work is done.
+ * return before their work is done. Each call also records what it ran on
+ * (`engine/routes.ts`): on wasm the libraries the engine's layers reached
+ * (oneDNN with its implementation and ISA, OpenBLAS, the engine's wasm SIMD),
+ * else the backend's own kernel or the engine's JavaScript.
  *
  * @param f The work to time; awaited.
- * @returns One record per kernel call, in call order: kernel name and milliseconds.
+ * @returns One record per kernel call, in call order: kernel name, milliseconds, route.
  *
  * @example
  * ```ts
@@ -109,25 +162,34 @@ export function kernelTable(
  * const x = tf.ones([8, 8]);
  * const calls = await timeKernels(() => void tf.matMul(x, x).dispose());
  * assert(calls.some((call) => call.name === "BatchMatMul" && call.kernelTimeMs >= 0));
+ * assert(calls.every((call) => call.route === "tfjs-backend-cpu"));
  * x.dispose();
  * ```
  */
 export async function timeKernels(
   f: () => void | Promise<void>,
-): Promise<{ name: string; kernelTimeMs: number }[]> {
+): Promise<{ name: string; kernelTimeMs: number; route: string }[]> {
   const backendName = tf.getBackend();
-  const calls: { name: string; kernelTimeMs: number }[] = [];
+  const calls: { name: string; kernelTimeMs: number; route: string }[] = [];
   const originals = tf.getKernelsForBackend(backendName);
   for (const config of originals) {
     const inner = config.kernelFunc;
+    // Only the wasm backend has the engine's layers; the others run their own kernels.
+    const unreported = backendName === "wasm"
+      ? unreportedRoute(config)
+      : `tfjs-backend-${backendName}`;
     tf.unregisterKernel(config.kernelName, backendName);
     tf.registerKernel({
       ...config,
       kernelFunc: (args) => {
         const started = performance.now();
-        const out = inner(args);
-        calls.push({ name: config.kernelName, kernelTimeMs: performance.now() - started });
-        return out;
+        const { result, routes } = listenRoutes(() => inner(args));
+        calls.push({
+          name: config.kernelName,
+          kernelTimeMs: performance.now() - started,
+          route: callRoute(routes, unreported),
+        });
+        return result;
       },
     });
   }
@@ -186,7 +248,7 @@ export async function run(args: string[]): Promise<void> {
   const timedStarted = performance.now();
   const kernels = synchronous ? await timeKernels(steps) : (await tf.profile(steps)).kernels;
   const timedMs = (performance.now() - timedStarted) / flags.steps;
-  const table = kernelTable(kernels, flags.steps);
+  const table = kernelTable(kernels, flags.steps, tf.getBackend());
   const kernelMs = table.reduce((sum, row) => sum + row.ms, 0);
   console.log(
     `${name}, batch ${flags.batchSize}, ${size}x${size} -> ${out}x${out}, on ${backend}: ` +
@@ -195,14 +257,15 @@ export async function run(args: string[]): Promise<void> {
   // As wide as the longest kernel name shown (the engine's run to 30 characters).
   const width = Math.max(28, ...table.slice(0, flags.top).map((row) => row.name.length));
   console.log(
-    `${"kernel".padEnd(width)} ${"calls".padStart(6)} ${"ms".padStart(8)} ${"share".padStart(6)}`,
+    `${"kernel".padEnd(width)} ${"calls".padStart(6)} ${"ms".padStart(8)} ${
+      "share".padStart(6)
+    }  ran on (calls per step)`,
   );
   for (const row of table.slice(0, flags.top)) {
     console.log(
       `${row.name.padEnd(width)} ${row.calls.toFixed(0).padStart(6)} ${
         row.ms.toFixed(1).padStart(8)
-      } ` +
-        `${(100 * row.ms / kernelMs).toFixed(0).padStart(5)}%`,
+      } ${(100 * row.ms / kernelMs).toFixed(0).padStart(5)}%  ${routesText(row.routes)}`,
     );
   }
   const rest = table.slice(flags.top).reduce((sum, row) => sum + row.ms, 0);
@@ -216,6 +279,15 @@ export async function run(args: string[]): Promise<void> {
           `(tape, scopes, dispatch) and JavaScript outside kernels`
         : `(tf.profile; the rest of the step is JavaScript outside kernels)`),
   );
+  if (backend === "wasm+onednn") {
+    const declined = declinedByDnnl();
+    console.log(
+      declined.length === 0
+        ? "oneDNN declined no shape (every kernel above that could run on it did)"
+        : "oneDNN declined these shapes (they ran on the routes above):",
+    );
+    for (const { kernel, keys } of declined) console.log(`  ${kernel}: ${keys.join("; ")}`);
+  }
   tf.dispose([images, masks]);
   model.dispose();
 }

@@ -9,16 +9,12 @@
  *
  * @module
  */
-import {
-  backend_util,
-  type KernelConfig,
-  type KernelFunc,
-  type TensorInfo,
-} from "@tensorflow/tfjs-core";
+import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
 import { DnnlKernel } from "./primitive_cache.ts";
 import {
   callKernel,
+  callKernelOutputs,
   heapOffset,
   heapPointer,
   type KernelOverride,
@@ -227,7 +223,7 @@ export function splitVDnnlConfig(copies: DnnlStridedCopy, fallback: KernelConfig
           for (const out of outs) wasm.disposeData(out.dataId);
         }
       }
-      return (fallback.kernelFunc as KernelFunc)({ inputs, backend, attrs });
+      return callKernelOutputs(fallback, wasm, inputs as Record<string, TensorInfo>, attrs ?? {});
     },
   };
 }

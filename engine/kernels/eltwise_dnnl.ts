@@ -16,7 +16,13 @@
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
 import { DnnlKernel } from "./primitive_cache.ts";
-import { heapOffset, heapPointer, type KernelOverride, type WasmBackend } from "./wasm_heap.ts";
+import {
+  callKernelOutputs,
+  heapOffset,
+  heapPointer,
+  type KernelOverride,
+  type WasmBackend,
+} from "./wasm_heap.ts";
 
 /** Elements below which the wasm kernels are faster than an FFI call into oneDNN. */
 export const MIN_DNNL_ELTWISE_ELEMENTS = 16384;
@@ -190,7 +196,12 @@ export function eltwiseDnnlConfig(
         if (ran) return y;
         wasm.disposeData(y.dataId);
       }
-      return fallback.kernelFunc(args);
+      return callKernelOutputs(
+        fallback,
+        wasm,
+        args.inputs as Record<string, TensorInfo>,
+        args.attrs ?? {},
+      );
     },
   };
 }

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { noteRoute } from "../routes.ts";
 import { type SimdThreads, startSimdThreads } from "./simd_threads.ts";
 import type { WasmBackend } from "./wasm_heap.ts";
 
@@ -225,6 +226,23 @@ export function sharedHeap(backend: WasmBackend): boolean {
     memory.buffer instanceof SharedArrayBuffer;
 }
 
+/**
+ * The exports, each function reporting its route (`../routes.ts`) as it is called.
+ *
+ * @param exports The instance's exports.
+ * @returns Functions of the same names and signatures.
+ */
+function reporting(exports: SimdExports): SimdExports {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(exports)) {
+    wrapped[name] = typeof value !== "function" ? value : (...args: number[]) => {
+      noteRoute("wasm SIMD");
+      return value(...args);
+    };
+  }
+  return wrapped as unknown as SimdExports;
+}
+
 /** Instances by backend memory: the backend's memory object stays the same when it grows. */
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 
@@ -285,7 +303,7 @@ export function simdKernels(
     const exports = instance.exports as unknown as SimdExports;
     const helper = startSimdThreads(memory, module, exports, emscripten, threads, pinned);
     kernels = {
-      exports,
+      exports: reporting(exports),
       memory,
       geometry: emscripten._malloc(32 * 4) >>> 0,
       threads: typeof helper === "string" ? null : helper,

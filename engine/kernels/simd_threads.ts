@@ -29,6 +29,7 @@
  * @module
  */
 import { FreeCores } from "../free_cores.ts";
+import { noteRoute } from "../routes.ts";
 import type { SimdExports } from "./simd.ts";
 
 /** Milliseconds the helper waits for work before it closes. */
@@ -173,6 +174,7 @@ export class SimdThreads {
   run(kernel: SharedKernel, mine: number[], theirs: number[]): void {
     const call = this.#kernels[kernel] as (...args: number[]) => void;
     if (this.#freeCores !== null && this.#freeCores.threads(performance.now()) < 2) {
+      noteRoute("wasm SIMD");
       call(...mine);
       call(...theirs);
       return;
@@ -180,6 +182,7 @@ export class SimdThreads {
     const state = this.#state();
     if (Atomics.compareExchange(state, HELPER, IDLE, CLAIMED) !== IDLE) {
       if (Atomics.load(state, HELPER) === GONE) this.#spawn(state);
+      noteRoute("wasm SIMD");
       call(...mine);
       call(...theirs);
       return;
@@ -190,6 +193,7 @@ export class SimdThreads {
     const job = (state[JOB]! + 1) | 0;
     Atomics.store(state, JOB, job);
     Atomics.notify(state, JOB, 1);
+    noteRoute("wasm SIMD, 2 threads");
     try {
       call(...mine);
     } finally {

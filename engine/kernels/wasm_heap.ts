@@ -11,6 +11,7 @@
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { BACKEND_ROUTE, isBackendKernel, noteRoute } from "../routes.ts";
 
 /** The wasm backend as this project's kernels see it. */
 export type WasmBackend = BackendWasm;
@@ -234,12 +235,32 @@ export function callKernel(
   inputs: Record<string, TensorInfo>,
   attrs: NamedAttrMap,
 ): TensorInfo {
-  const func = kernel.kernelFunc as KernelFunc;
-  const result = func({ inputs, backend, attrs });
+  const result = callKernelOutputs(kernel, backend, inputs, attrs);
   if (Array.isArray(result)) {
     throw new Error(`Kernel ${kernel.kernelName} returned several outputs`);
   }
   return result;
+}
+
+/**
+ * Calls a kernel function with the wasm backend, as {@linkcode callKernel},
+ * for a kernel that may return several outputs (`SplitV`). Reports the
+ * backend's own kernels to a profiler (`../routes.ts`).
+ *
+ * @param kernel The kernel to call (a registered config or an original one).
+ * @param backend The wasm backend.
+ * @param inputs Named input tensors.
+ * @param attrs Named attributes.
+ * @returns The kernel's output or outputs.
+ */
+export function callKernelOutputs(
+  kernel: KernelConfig,
+  backend: WasmBackend,
+  inputs: Record<string, TensorInfo>,
+  attrs: NamedAttrMap,
+): TensorInfo | TensorInfo[] {
+  if (isBackendKernel(kernel)) noteRoute(BACKEND_ROUTE);
+  return (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
 }
 
 /**

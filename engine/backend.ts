@@ -136,8 +136,10 @@ export interface SetupBackendOptions {
    * oneDNN's threads, fixed: for runs that repeat to the bit whatever else
    * the machine does (the thread count sets the order of oneDNN's sums).
    * On the pure wasm path, the SIMD kernels' threads: 2 starts the backend on
-   * a shared heap with a helper thread (their splits give the same floats on
-   * any count); by default one, on an unshared heap.
+   * a shared heap with a helper thread that always joins (their splits give
+   * the same floats on any count), 1 keeps one thread on an unshared heap; by
+   * default two where the machine has two cores or more, the helper joining
+   * while two cores are free.
    * `SEGMENT_THREADS=N` in the environment does the same.
    * @default as many as other processes leave cores free (engine/free_cores.ts)
    */
@@ -455,13 +457,14 @@ async function tryWasm(
     : null;
   const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
   const pinned = Number.isInteger(asked) && asked >= 1 ? asked : null;
-  // Asked for (SEGMENT_THREADS=2), the pure wasm path runs its SIMD kernels on two threads,
+  // On a machine of two cores or more the pure wasm path runs its SIMD kernels on two threads,
   // which needs the backend's heap shared: it is made so as the backend starts (the first time
-  // only; it keeps its heap). Not by default: on a shared heap V8 runs the same kernels 17%
-  // slower (bin's forward layer, best of 60: 8.7-9.0 ms against 7.5-7.6), and on this machine,
-  // never idle while it was measured, two threads did not beat one (engine/README.md).
+  // only; it keeps its heap). The helper joins only while two cores are free, unless asked for
+  // (SEGMENT_THREADS=2); SEGMENT_THREADS=1 keeps one thread on an unshared heap. The threads
+  // claim blocks of work as they come free, so a slower core takes fewer: bin at 75-89 ms per
+  // step on two threads against 107-112 on one, on this 2-core machine (engine/README.md).
   const simdThreads = simdOff === null && typeof blas === "string" && typeof dnnl === "string"
-    ? Math.min(2, pinned ?? 1)
+    ? Math.min(2, pinned ?? navigator.hardwareConcurrency)
     : 1;
   const started = simdThreads >= 2
     ? (await startSharedHeap(() => tf.setBackend("wasm"))).result

@@ -50,6 +50,8 @@ type ConvShape =
  * @returns The block's byte offset.
  */
 function writeGeometry(simd: SimdKernels, info: ConvShape): number {
+  // Slot 16 (G_NEXT): the counter the kernels that share their work claim units from.
+  new Int32Array(simd.memory.buffer, simd.geometry, 17).fill(0, 15);
   const block = new Int32Array(simd.memory.buffer, simd.geometry, 15);
   block.set([
     info.batchSize,
@@ -103,47 +105,56 @@ function winogradConv(
   const cin = shape.inChannels;
   const cout = shape.outChannels;
   const tiles = shape.batchSize * Math.ceil(shape.outHeight / 2) * Math.ceil(shape.outWidth / 2);
-  const blocks = Math.ceil(tiles / WINOGRAD_BLOCK);
-  // Two threads take whole blocks each: a tile's floats depend on its place in its block.
-  const split = simd.threads !== null && blocks >= 2
-    ? Math.ceil(blocks / 2) * WINOGRAD_BLOCK
-    : tiles;
+  // Two threads claim blocks of tiles as they come free (a block's floats are the same on
+  // either), each with its own scratch.
+  const two = simd.threads !== null && tiles > WINOGRAD_BLOCK;
   const u = heapAlloc(backend, 16 * cin * cout);
   const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin);
   const m = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout);
-  const v2 = split < tiles ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin) : 0;
-  const m2 = split < tiles ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout) : 0;
+  const v2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin) : 0;
+  const m2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout) : 0;
   // The allocations may grow the heap: the geometry is written after them.
   const geometry = writeGeometry(simd, shape);
   simd.exports.winograd_filter(geometry, buffers.w, u, flip ? 1 : 0);
-  const args = [geometry, buffers.x, u, bias ?? 0, buffers.y, relu ? 1 : 0];
-  if (split < tiles) {
-    simd.threads!.run("winograd_conv", [...args, v, m, 0, split], [
-      ...args,
-      v2,
-      m2,
-      split,
-      tiles,
-    ]);
+  const args = [geometry, buffers.x, u, bias ?? 0, buffers.y, relu ? 1 : 0] as const;
+  if (two) {
+    simd.threads!.run("winograd_conv", [...args, v, m], [...args, v2, m2]);
     heapFree(backend, m2);
     heapFree(backend, v2);
   } else {
-    simd.exports.winograd_conv(
-      geometry,
-      buffers.x,
-      u,
-      bias ?? 0,
-      buffers.y,
-      relu ? 1 : 0,
-      v,
-      m,
-      0,
-      tiles,
-    );
+    simd.exports.winograd_conv(...args, v, m);
   }
   heapFree(backend, m);
   heapFree(backend, v);
   heapFree(backend, u);
+}
+
+/** The most parts a Winograd filter gradient is cut into, and their sums' bytes at most. */
+const FILTER_GRAD_PARTS = 4, FILTER_GRAD_SUMS_BYTES = 32 * 2 ** 20;
+
+/**
+ * How many parts a Winograd filter gradient's tiles are cut into, each
+ * summed on its own and then added in order (`winograd_filter_grad` in
+ * kernels.c): fixed by the shape, so that the floats are the same on one
+ * thread or two; up to 4, so that two threads claiming them as they come
+ * free can balance, in whole blocks, within 32 MiB of sums.
+ *
+ * @param blocks Blocks of `WINOGRAD_BLOCK` tiles.
+ * @param sums Floats of one part's sums (`16 * cin * cout`).
+ * @returns The parts, 1 to 4.
+ *
+ * @example
+ * ```ts
+ * import { filterGradParts } from "./conv_simd.ts";
+ * import { assertEquals } from "../assert.ts";
+ * assertEquals(filterGradParts(64, 16 * 32 * 32), 4); // bin's layers
+ * assertEquals(filterGradParts(1, 16 * 32 * 32), 1);
+ * assertEquals(filterGradParts(8, 16 * 512 * 512), 2); // 16 MiB each
+ * ```
+ */
+export function filterGradParts(blocks: number, sums: number): number {
+  const fit = Math.floor(FILTER_GRAD_SUMS_BYTES / (4 * sums));
+  return Math.max(1, Math.min(FILTER_GRAD_PARTS, blocks, fit));
 }
 
 /**
@@ -353,33 +364,31 @@ export function simdConvFilterGrad(
   if (winogradFits(info)) {
     const cin = info.inChannels;
     const cout = info.outChannels;
-    const two = simd.threads !== null;
-    const mg = heapAlloc(backend, 16 * cin * cout);
+    const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
+    const sums = 16 * cin * cout;
+    const parts = filterGradParts(Math.ceil(tiles / WINOGRAD_BLOCK), sums);
+    const two = simd.threads !== null && parts >= 2;
+    const mg = heapAlloc(backend, parts * sums);
     const v = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin);
     const z = heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout);
     const v2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cin) : 0;
     const z2 = two ? heapAlloc(backend, 16 * WINOGRAD_BLOCK * cout) : 0;
-    new Float32Array(simd.memory.buffer, mg, 16 * cin * cout).fill(0);
+    // The allocations may grow the heap: views and the geometry come after them.
+    new Float32Array(simd.memory.buffer, mg, parts * sums).fill(0);
     const geometry = writeGeometry(simd, info);
-    const tiles = info.batchSize * Math.ceil(info.outHeight / 2) * Math.ceil(info.outWidth / 2);
-    const args = [geometry, buffers.x, buffers.y, mg];
+    const { x, y: dy } = buffers;
     if (two) {
-      // Each thread sums every tile into its own 8 of the 16 planes: the floats of one thread.
-      simd.threads!.run("winograd_filter_grad", [...args, v, z, 0, tiles, 0, 8], [
-        ...args,
-        v2,
-        z2,
-        0,
-        tiles,
-        8,
-        16,
-      ]);
+      simd.threads!.run(
+        "winograd_filter_grad",
+        [geometry, x, dy, mg, v, z, parts],
+        [geometry, x, dy, mg, v2, z2, parts],
+      );
       heapFree(backend, z2);
       heapFree(backend, v2);
     } else {
-      simd.exports.winograd_filter_grad(geometry, buffers.x, buffers.y, mg, v, z, 0, tiles, 0, 16);
+      simd.exports.winograd_filter_grad(geometry, x, dy, mg, v, z, parts);
     }
-    simd.exports.winograd_filter_grad_finish(geometry, mg, buffers.w);
+    simd.exports.winograd_filter_grad_finish(geometry, mg, parts, buffers.w);
     heapFree(backend, z);
     heapFree(backend, v);
     heapFree(backend, mg);

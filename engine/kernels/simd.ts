@@ -61,8 +61,9 @@ export interface SimdExports {
    */
   winograd_filter(geometry: number, w: number, u: number, flip: number): void;
   /**
-   * Winograd F(2x2, 3x3): 2x2 tiles `[tileBegin, tileEnd)` (image after image, row after
-   * row) of `act(conv(x, w) + bias)` from the filter's transform; `v` and `m` are scratch.
+   * Winograd F(2x2, 3x3): the 2x2 tiles (image after image, row after row) of
+   * `act(conv(x, w) + bias)` from the filter's transform, in blocks of 64 tiles claimed from
+   * the geometry block's counter (two threads share them); `v` and `m` are scratch.
    */
   winograd_conv(
     geometry: number,
@@ -73,12 +74,11 @@ export interface SimdExports {
     act: number,
     v: number,
     m: number,
-    tileBegin: number,
-    tileEnd: number,
   ): void;
   /**
-   * Winograd F(2x2, 3x3) filter gradient: adds the 2x2 tiles `[tileBegin, tileEnd)`
-   * to the planes `[eBegin, eEnd)` of `mg` (`[16][cin][cout]`); `v` and `z` are scratch.
+   * Winograd F(2x2, 3x3) filter gradient: the tiles cut into `parts` runs of whole blocks,
+   * claimed from the geometry block's counter, part `p` summed into `mg + p * 16 * cin * cout`
+   * floats (`[16][cin][cout]` each, zeroed first); `v` and `z` are scratch.
    */
   winograd_filter_grad(
     geometry: number,
@@ -87,13 +87,10 @@ export interface SimdExports {
     mg: number,
     v: number,
     z: number,
-    tileBegin: number,
-    tileEnd: number,
-    eBegin: number,
-    eEnd: number,
+    parts: number,
   ): void;
-  /** Winograd F(2x2, 3x3) filter gradient: `dw` from the sums `mg`. */
-  winograd_filter_grad_finish(geometry: number, mg: number, dw: number): void;
+  /** Winograd F(2x2, 3x3) filter gradient: `dw` from the `parts` sums in `mg`, added in order. */
+  winograd_filter_grad_finish(geometry: number, mg: number, parts: number, dw: number): void;
   /** A training batch norm: the rows' mean and biased variance, and the normalized output. */
   batch_norm_training(
     x: number,

@@ -1,7 +1,10 @@
 /**
- * Both cores for the SIMD kernels: one helper Web Worker runs half of a
- * kernel's work on the same wasm heap while the calling thread runs the other
- * half, so that a convolution takes about half the time on two cores.
+ * Both cores for the SIMD kernels: one helper Web Worker runs part of a
+ * kernel's work on the same wasm heap while the calling thread runs the rest,
+ * so that a convolution takes about half the time on two cores. The Winograd
+ * kernels are called on both threads with the same work and claim it a block
+ * at a time from a shared counter, so a thread on a slower or busier core
+ * takes less of it; the direct kernels take fixed halves.
  *
  * Two threads can share the heap only if it is a shared `WebAssembly.Memory`.
  * tfjs-backend-wasm's single-threaded builds define their own unshared memory,
@@ -164,7 +167,8 @@ export class SimdThreads {
    * Runs `kernel(...mine)` here and `kernel(...theirs)` on the helper at the
    * same time, and returns when both are done; with no helper ready (the first
    * call, or after it closed when idle) both run here, one after the other.
-   * The two calls must write disjoint memory.
+   * The two calls must write disjoint memory, or claim disjoint work from a
+   * shared counter (the Winograd kernels: the first call then takes it all).
    *
    * @param kernel The kernel.
    * @param mine This thread's arguments (int32 values: byte offsets, counts).

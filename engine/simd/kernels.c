@@ -25,7 +25,18 @@ enum {
   G_BATCH, G_IN_H, G_IN_W, G_IN_C, G_OUT_H, G_OUT_W, G_OUT_C,
   G_FILTER_H, G_FILTER_W, G_STRIDE_H, G_STRIDE_W, G_DILATION_H, G_DILATION_W,
   G_PAD_TOP, G_PAD_LEFT,
+  // Not geometry: the next unit of work (a block, a part) for whichever thread asks first. The
+  // JavaScript side writes 0 with the geometry; each kernel that shares its work takes units
+  // with claim(). On the shared build two threads take them as they come free, so a thread
+  // slowed by another process, or on a slower core, takes fewer.
+  G_NEXT = 16,
 };
+
+// The next unit of work from the counter g[G_NEXT] (atomic on the shared build; the single-
+// threaded build's lowering makes it a plain add).
+static inline int claim(const int *g) {
+  return __atomic_fetch_add((int *)g + G_NEXT, 1, __ATOMIC_RELAXED);
+}
 
 #define LOAD(p) wasm_v128_load(p)
 #define STORE(p, v) wasm_v128_store((p), (v))
@@ -446,19 +457,21 @@ static void input_transform(const int *g, const f32 *x, int first, int tiles, f3
 
 #define WINOGRAD_BLOCK 64
 
-// Tiles [tile_begin, tile_end) (flat: image after image, row after row; 2x2 output pixels
-// each) of act(conv(x, w) + bias), U from winograd_filter(), in blocks of WINOGRAD_BLOCK tiles
-// that run across rows and images, so that deep layers of few pixels still make products of
-// many rows. Scratch: v holds 16 * WINOGRAD_BLOCK * cin floats, m 16 * WINOGRAD_BLOCK * cout.
+// All tiles (flat: image after image, row after row; 2x2 output pixels each) of
+// act(conv(x, w) + bias), U from winograd_filter(), in blocks of WINOGRAD_BLOCK tiles that run
+// across rows and images, so that deep layers of few pixels still make products of many rows.
+// Blocks are claimed one at a time (claim()): two threads calling it with their own scratch
+// share the blocks, and each block's floats are the same whichever thread computes it. Scratch:
+// v holds 16 * WINOGRAD_BLOCK * cin floats, m 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, const f32 *x,
                                                                   const f32 *u, const f32 *bias,
-                                                                  f32 *y, int act, f32 *v, f32 *m,
-                                                                  int tile_begin, int tile_end) {
+                                                                  f32 *y, int act, f32 *v, f32 *m) {
   const int cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
   const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
+  const int tile_end = g[G_BATCH] * tile_rows * tile_cols;
   const v128_t zero = wasm_f32x4_splat(0);
-  for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
+  for (int first; (first = claim(g) * WINOGRAD_BLOCK) < tile_end;) {
     const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
     input_transform(g, x, first, tiles, v);
     // M[e] = V[e] U[e], e < 16.
@@ -501,66 +514,79 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
 }
 
 // The filter gradient as Winograd's F(2x2, 3x3): dw = sum over tiles of G^T [V . Z] G, with
-// V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. This adds
-// the sums of V . Z over tiles [tile_begin, tile_end) (flat, as winograd_conv's) to mg
-// [16][cin][cout], for the transform's elements [e_begin, e_end) of 16 only: two threads that
-// take different elements write disjoint planes of mg and give the same floats as one thread
-// (each transforms every tile; the products, 16 in all, are the work they share).
-// winograd_filter_grad_finish() turns mg into dw. Scratch: v holds 16 * WINOGRAD_BLOCK * cin
-// floats, z 16 * WINOGRAD_BLOCK * cout.
+// V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. The
+// tiles (flat, as winograd_conv's) are cut into `parts` runs of whole blocks, fixed by the
+// shape; part p adds its sums of V . Z to its own mg + p * 16 * cin * cout ([16][cin][cout],
+// zeroed by the caller). Parts are claimed one at a time (claim()), so two threads share them,
+// and winograd_filter_grad_finish() adds the parts in order: the floats are the same on one
+// thread or two. Scratch: v holds 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
-    const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int tile_begin,
-    int tile_end, int e_begin, int e_end) {
+    const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int parts) {
   const int cin = g[G_IN_C];
   const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
   const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
+  const int all = g[G_BATCH] * tile_rows * tile_cols;
+  const int blocks = (all + WINOGRAD_BLOCK - 1) / WINOGRAD_BLOCK;
   const v128_t zero = wasm_f32x4_splat(0);
-  for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
-    const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
-    input_transform(g, x, first, tiles, v);
-    // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
-    for (int t = 0; t < tiles; t++) {
-      int image, oy, ox;
-      tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
-      const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
-      for (int co = 0; co < cout; co += 4) {
-        v128_t d[2][2];
-        for (int a = 0; a < 2; a++) {
+  for (int part; (part = claim(g)) < parts;) {
+    f32 *sums = mg + (long)part * 16 * cin * cout;
+    const int tile_begin = (int)((long)blocks * part / parts) * WINOGRAD_BLOCK;
+    const int block_end = (int)((long)blocks * (part + 1) / parts) * WINOGRAD_BLOCK;
+    const int tile_end = block_end < all ? block_end : all;
+    for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
+      const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
+      input_transform(g, x, first, tiles, v);
+      // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
+      for (int t = 0; t < tiles; t++) {
+        int image, oy, ox;
+        tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
+        const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
+        for (int co = 0; co < cout; co += 4) {
+          v128_t d[2][2];
+          for (int a = 0; a < 2; a++) {
+            for (int b = 0; b < 2; b++) {
+              d[a][b] = oy + a < out_h && ox + b < out_w
+                            ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
+                            : zero;
+            }
+          }
+          v128_t r[4][2];
           for (int b = 0; b < 2; b++) {
-            d[a][b] = oy + a < out_h && ox + b < out_w
-                          ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
-                          : zero;
+            r[0][b] = d[0][b];
+            r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
+            r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
+            r[3][b] = wasm_f32x4_neg(d[1][b]);
+          }
+          f32 *out = z + t * cout + co;
+          const int step = tiles * cout;
+          for (int i = 0; i < 4; i++) {
+            STORE(out + (i * 4 + 0) * step, r[i][0]);
+            STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
+            STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
+            STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
           }
         }
-        v128_t r[4][2];
-        for (int b = 0; b < 2; b++) {
-          r[0][b] = d[0][b];
-          r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
-          r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
-          r[3][b] = wasm_f32x4_neg(d[1][b]);
-        }
-        f32 *out = z + t * cout + co;
-        const int step = tiles * cout;
-        for (int i = 0; i < 4; i++) {
-          STORE(out + (i * 4 + 0) * step, r[i][0]);
-          STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
-          STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
-          STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
-        }
       }
-    }
-    // mg[e] += V[e]^T Z[e], e_begin <= e < e_end.
-    for (int e = e_begin; e < e_end; e++) {
-      gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
-           mg + e * cin * cout, cout);
+      // sums[e] += V[e]^T Z[e], e < 16.
+      for (int e = 0; e < 16; e++) {
+        gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
+             sums + e * cin * cout, cout);
+      }
     }
   }
 }
 
-// dw [3][3][cin][cout] = G^T mg G for every channel pair, mg from winograd_filter_grad().
+// dw [3][3][cin][cout] = G^T M G for every channel pair, M the sum of the `parts` sums from
+// winograd_filter_grad(), added in order into the first.
 __attribute__((export_name("winograd_filter_grad_finish"))) void winograd_filter_grad_finish(
-    const int *g, const f32 *mg, f32 *dw) {
+    const int *g, f32 *mg, int parts, f32 *dw) {
   const int plane = g[G_IN_C] * g[G_OUT_C];
+  for (int part = 1; part < parts; part++) {
+    const f32 *other = mg + (long)part * 16 * plane;
+    for (int i = 0; i < 16 * plane; i += 4) {
+      STORE(mg + i, wasm_f32x4_add(LOAD(mg + i), LOAD(other + i)));
+    }
+  }
   for (int p = 0; p < plane; p += 4) {
     v128_t m[4][4];
     for (int e = 0; e < 16; e++) m[e / 4][e % 4] = LOAD(mg + e * plane + p);

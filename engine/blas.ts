@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { noteRoute } from "./routes.ts";
+import { noteRoute, routeClock } from "./routes.ts";
 
 /** The library file names tried, in order. */
 export const OPENBLAS_PATHS: readonly string[] = [
@@ -318,7 +318,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
       const transB = options.transB ?? false;
       const { m, n, k } = options;
       if (m === 0 || n === 0) return;
-      noteRoute("OpenBLAS");
+      const since = routeClock();
       use(productThreads(m, n, k, this.threads));
       symbols.cblas_sgemm(
         ROW_MAJOR,
@@ -336,6 +336,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
         options.c,
         options.ldc ?? n,
       );
+      noteRoute("OpenBLAS", since);
     },
     columnSums(a, rows, cols, ones, out, scale) {
       if (cols === 0) return;
@@ -343,12 +344,13 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
         out.fill(0);
         return;
       }
-      noteRoute("OpenBLAS");
+      const since = routeClock();
       symbols.cblas_sgemv(ROW_MAJOR, TRANS, rows, cols, scale, a, cols, ones, 1, 0, out, 1);
+      noteRoute("OpenBLAS", since);
     },
     copy(options) {
       if (options.rows === 0 || options.cols === 0) return;
-      noteRoute("OpenBLAS");
+      const since = routeClock();
       symbols.cblas_somatcopy(
         ROW_MAJOR,
         options.transpose ? TRANS : NO_TRANS,
@@ -360,6 +362,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string): Blas 
         options.b,
         options.ldb,
       );
+      noteRoute("OpenBLAS", since);
     },
     close() {
       library.close();

@@ -15,7 +15,7 @@
  */
 
 import { FreeCores } from "./free_cores.ts";
-import { noteRoute } from "./routes.ts";
+import { noteRoute, routeClock } from "./routes.ts";
 
 /** The library file names tried, in order. */
 export const DNNL_PATHS: readonly string[] = [
@@ -1138,12 +1138,13 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
       return bytes;
     },
     execute(primitive, args) {
-      noteRoute(routes.get(Deno.UnsafePointer.value(primitive)) ?? "oneDNN");
+      const since = routeClock();
       check(
         symbols.dnnl_primitive_execute(primitive, stream, args.length / EXEC_ARG_BYTES, args),
         "primitive_execute",
       );
       check(symbols.dnnl_stream_wait(stream), "stream_wait");
+      noteRoute(routes.get(Deno.UnsafePointer.value(primitive)) ?? "oneDNN", since);
     },
     threads() {
       if (openmp === null) return 0;

@@ -6,7 +6,8 @@
  * profiler can say per kernel call where the time went
  * (`deno task profile`'s "ran on" column).
  *
- * Reporting costs one check of a variable while nobody listens. No Deno API:
+ * Reporting costs one check of a variable while nobody listens (no clock is
+ * read; while a profiler listens, each report carries its time). No Deno API:
  * the page's engine reports the same way.
  *
  * @module
@@ -19,7 +20,7 @@ export const BACKEND_ROUTE = "tfjs-backend-wasm";
 /** What a route is called when the engine's JavaScript did the work and no library ran. */
 export const JAVASCRIPT_ROUTE = "JavaScript";
 
-let listener: ((route: string) => void) | null = null;
+let listener: ((route: string, ms: number) => void) | null = null;
 
 /** tfjs-backend-wasm's own kernel functions, as the engine found them before overriding. */
 const backendKernels = new WeakSet<KernelFunc>();
@@ -28,42 +29,63 @@ const backendKernels = new WeakSet<KernelFunc>();
 const engineKernels = new WeakSet<KernelFunc>();
 
 /**
- * Reports that an implementation is doing work for the kernel now running.
+ * The clock for a report's time: `performance.now()` while someone listens,
+ * else -1 (no clock read outside a profile).
+ *
+ * @returns Milliseconds, or -1.
+ */
+export function routeClock(): number {
+  return listener === null ? -1 : performance.now();
+}
+
+/**
+ * Reports that an implementation did work for the kernel now running.
  *
  * @param route e.g. `oneDNN jit:avx2`, `OpenBLAS`, `wasm SIMD`.
+ * @param since {@linkcode routeClock} before the work, to report its time; -1 for none.
  */
-export function noteRoute(route: string): void {
-  if (listener !== null) listener(route);
+export function noteRoute(route: string, since = -1): void {
+  if (listener !== null) listener(route, since < 0 ? 0 : performance.now() - since);
 }
 
 /**
  * Calls `f` and returns the routes reported while it ran, in order (one per
  * library call: a convolution on oneDNN that runs three primitives reports
- * three). A listener set inside `f` (a nested call) takes the reports until it
- * returns, then this one listens again.
+ * three), and the milliseconds each route reported. A listener set inside `f`
+ * (a nested call) takes the reports until it returns, then this one listens
+ * again.
  *
  * @param f The work, synchronous.
- * @returns `f`'s result and the routes.
+ * @returns `f`'s result, the routes, and the time per route.
  *
  * @example
  * ```ts
- * import { listenRoutes, noteRoute } from "./routes.ts";
- * import { assertEquals } from "./assert.ts";
- * const { result, routes } = listenRoutes(() => {
- *   noteRoute("OpenBLAS");
+ * import { listenRoutes, noteRoute, routeClock } from "./routes.ts";
+ * import { assert, assertEquals } from "./assert.ts";
+ * const { result, routes, times } = listenRoutes(() => {
+ *   const since = routeClock();
+ *   noteRoute("OpenBLAS", since);
  *   const inner = listenRoutes(() => noteRoute("wasm SIMD"));
  *   assertEquals(inner.routes, ["wasm SIMD"]);
  *   return 7;
  * });
  * assertEquals([result, routes], [7, ["OpenBLAS"]]);
+ * assert(times.get("OpenBLAS")! >= 0);
+ * assertEquals(routeClock(), -1); // nobody listens now
  * ```
  */
-export function listenRoutes<T>(f: () => T): { result: T; routes: string[] } {
+export function listenRoutes<T>(
+  f: () => T,
+): { result: T; routes: string[]; times: Map<string, number> } {
   const routes: string[] = [];
+  const times = new Map<string, number>();
   const outer = listener;
-  listener = (route) => routes.push(route);
+  listener = (route, ms) => {
+    routes.push(route);
+    times.set(route, (times.get(route) ?? 0) + ms);
+  };
   try {
-    return { result: f(), routes };
+    return { result: f(), routes, times };
   } finally {
     listener = outer;
   }

@@ -73,6 +73,12 @@ export interface KernelCall {
   kernelTimeMs: unknown;
   /** What it ran on ({@linkcode callRoute}); absent from `tf.profile`. */
   route?: string;
+  /**
+   * Milliseconds by implementation: each library's reported time, the rest
+   * of the call under the kernel's own (JavaScript or the backend's); absent
+   * from `tf.profile`.
+   */
+  times?: Map<string, number>;
 }
 
 /**
@@ -119,6 +125,47 @@ export function kernelTable(
   return [...rows.values()].sort((a, b) => b.ms - a.ms);
 }
 
+/** A kernel call as {@linkcode timeKernels} records it: every field present. */
+export type TimedCall = Required<KernelCall> & { kernelTimeMs: number };
+
+/**
+ * Milliseconds per step by implementation over every kernel call, slowest
+ * first: where a step's time goes whatever the kernels are called.
+ *
+ * @param kernels The kernel calls, over `steps` steps.
+ * @param steps Steps profiled.
+ * @param route What a call without times ran on (the backend's name).
+ * @returns `[implementation, ms per step]` pairs.
+ *
+ * @example
+ * ```ts
+ * import { implementationTable } from "./profile.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const table = implementationTable([
+ *   { name: "Conv2D", kernelTimeMs: 5, times: new Map([["wasm SIMD", 4], ["JavaScript", 1]]) },
+ *   { name: "Add", kernelTimeMs: 2 },
+ * ], 1, "wasm");
+ * assertEquals(table, [["wasm SIMD", 4], ["wasm", 2], ["JavaScript", 1]]);
+ * ```
+ */
+export function implementationTable(
+  kernels: readonly KernelCall[],
+  steps: number,
+  route: string,
+): [string, number][] {
+  const totals = new Map<string, number>();
+  const add = (name: string, ms: number) => totals.set(name, (totals.get(name) ?? 0) + ms / steps);
+  for (const kernel of kernels) {
+    if (kernel.name.endsWith("__op")) continue;
+    if (kernel.times === undefined) {
+      add(kernel.route ?? route, typeof kernel.kernelTimeMs === "number" ? kernel.kernelTimeMs : 0);
+    } else {
+      for (const [name, ms] of kernel.times) add(name, ms);
+    }
+  }
+  return [...totals].sort((a, b) => b[1] - a[1]);
+}
+
 /**
  * A row's routes as text: the most frequent first, each with its calls per
  * step when the kernel ran on more than one.
@@ -151,7 +198,8 @@ export function routesText(routes: ReadonlyMap<string, number>): string {
  * else the backend's own kernel or the engine's JavaScript.
  *
  * @param f The work to time; awaited.
- * @returns One record per kernel call, in call order: kernel name, milliseconds, route.
+ * @returns One record per kernel call, in call order: kernel name, milliseconds, route,
+ *   and milliseconds by implementation.
  *
  * @example
  * ```ts
@@ -168,9 +216,9 @@ export function routesText(routes: ReadonlyMap<string, number>): string {
  */
 export async function timeKernels(
   f: () => void | Promise<void>,
-): Promise<{ name: string; kernelTimeMs: number; route: string }[]> {
+): Promise<TimedCall[]> {
   const backendName = tf.getBackend();
-  const calls: { name: string; kernelTimeMs: number; route: string }[] = [];
+  const calls: TimedCall[] = [];
   const originals = tf.getKernelsForBackend(backendName);
   for (const config of originals) {
     const inner = config.kernelFunc;
@@ -183,11 +231,16 @@ export async function timeKernels(
       ...config,
       kernelFunc: (args) => {
         const started = performance.now();
-        const { result, routes } = listenRoutes(() => inner(args));
+        const { result, routes, times } = listenRoutes(() => inner(args));
+        const kernelTimeMs = performance.now() - started;
+        // What no library reported is the kernel's own: glue around the libraries, or all of it.
+        const reported = [...times.values()].reduce((sum, ms) => sum + ms, 0);
+        times.set(unreported, (times.get(unreported) ?? 0) + Math.max(0, kernelTimeMs - reported));
         calls.push({
           name: config.kernelName,
-          kernelTimeMs: performance.now() - started,
+          kernelTimeMs,
           route: callRoute(routes, unreported),
+          times,
         });
         return result;
       },
@@ -279,6 +332,12 @@ export async function run(args: string[]): Promise<void> {
           `(tape, scopes, dispatch) and JavaScript outside kernels`
         : `(tf.profile; the rest of the step is JavaScript outside kernels)`),
   );
+  if (synchronous) {
+    console.log("time by implementation (ms per step, all kernels together):");
+    for (const [name, ms] of implementationTable(kernels, flags.steps, tf.getBackend())) {
+      if (ms >= 0.05) console.log(`  ${name.padEnd(width)} ${ms.toFixed(1).padStart(8)}`);
+    }
+  }
   if (backend === "wasm+onednn") {
     const declined = declinedByDnnl();
     console.log(

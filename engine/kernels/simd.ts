@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { noteRoute } from "../routes.ts";
+import { noteRoute, routeClock } from "../routes.ts";
 import { type SimdThreads, startSimdThreads } from "./simd_threads.ts";
 import type { WasmBackend } from "./wasm_heap.ts";
 
@@ -233,8 +233,10 @@ function reporting(exports: SimdExports): SimdExports {
   const wrapped: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(exports)) {
     wrapped[name] = typeof value !== "function" ? value : (...args: number[]) => {
-      noteRoute("wasm SIMD");
-      return value(...args);
+      const since = routeClock();
+      const result = value(...args);
+      noteRoute("wasm SIMD", since);
+      return result;
     };
   }
   return wrapped as unknown as SimdExports;

@@ -32,7 +32,7 @@
  * @module
  */
 import { FreeCores } from "../free_cores.ts";
-import { noteRoute } from "../routes.ts";
+import { noteRoute, routeClock } from "../routes.ts";
 import type { SimdExports } from "./simd.ts";
 
 /** Milliseconds the helper waits for work before it closes. */
@@ -177,18 +177,19 @@ export class SimdThreads {
    */
   run(kernel: SharedKernel, mine: number[], theirs: number[]): void {
     const call = this.#kernels[kernel] as (...args: number[]) => void;
+    const since = routeClock();
     if (this.#freeCores !== null && this.#freeCores.threads(performance.now()) < 2) {
-      noteRoute("wasm SIMD");
       call(...mine);
       call(...theirs);
+      noteRoute("wasm SIMD", since);
       return;
     }
     const state = this.#state();
     if (Atomics.compareExchange(state, HELPER, IDLE, CLAIMED) !== IDLE) {
       if (Atomics.load(state, HELPER) === GONE) this.#spawn(state);
-      noteRoute("wasm SIMD");
       call(...mine);
       call(...theirs);
+      noteRoute("wasm SIMD", since);
       return;
     }
     state[KERNEL] = KERNEL_NAMES.indexOf(kernel);
@@ -197,7 +198,6 @@ export class SimdThreads {
     const job = (state[JOB]! + 1) | 0;
     Atomics.store(state, JOB, job);
     Atomics.notify(state, JOB, 1);
-    noteRoute("wasm SIMD, 2 threads");
     try {
       call(...mine);
     } finally {
@@ -205,6 +205,7 @@ export class SimdThreads {
       while ((done = Atomics.load(state, DONE)) !== job) Atomics.wait(state, DONE, done);
       Atomics.store(state, HELPER, IDLE);
     }
+    noteRoute("wasm SIMD, 2 threads", since);
     this.#helped++;
     if (Atomics.exchange(state, FAILED, 0) !== 0) {
       throw new Error(`The SIMD helper thread failed in ${kernel}`);

@@ -11,7 +11,7 @@
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
-import { BACKEND_ROUTE, isBackendKernel, noteRoute } from "../routes.ts";
+import { BACKEND_ROUTE, isBackendKernel, noteRoute, routeClock } from "../routes.ts";
 
 /** The wasm backend as this project's kernels see it. */
 export type WasmBackend = BackendWasm;
@@ -259,8 +259,13 @@ export function callKernelOutputs(
   inputs: Record<string, TensorInfo>,
   attrs: NamedAttrMap,
 ): TensorInfo | TensorInfo[] {
-  if (isBackendKernel(kernel)) noteRoute(BACKEND_ROUTE);
-  return (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
+  if (!isBackendKernel(kernel)) {
+    return (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
+  }
+  const since = routeClock();
+  const result = (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
+  noteRoute(BACKEND_ROUTE, since);
+  return result;
 }
 
 /**

@@ -54,10 +54,11 @@ import {
 import { binaryDnnlConfig, DNNL_BINARY_KERNELS, DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { blockSumDnnlConfig, DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
 import {
-  concatDnnlConfig,
+  concatChannelsConfig,
   DnnlStridedCopy,
-  splitVDnnlConfig,
-} from "./kernels/channel_copy_dnnl.ts";
+  SimdStridedCopy,
+  splitVChannelsConfig,
+} from "./kernels/channel_copy.ts";
 import { identityConfig } from "./kernels/identity.ts";
 import { castConfig } from "./kernels/cast.ts";
 import { meanGradConfig } from "./kernels/mean_grad.ts";
@@ -769,8 +770,10 @@ export function registerWasmKernels(
   }
   const concat = requireKernel("Concat");
   const splitV = requireKernel("SplitV");
-  replaceKernel("Concat", dnnl === null ? concat : concatDnnlConfig(dnnl.copies, concat));
-  replaceKernel("SplitV", dnnl === null ? splitV : splitVDnnlConfig(dnnl.copies, splitV));
+  // Along channels on oneDNN's copies, else on the SIMD kernels' (kernels/channel_copy.ts).
+  const copies = dnnl?.copies ?? (simd === null ? null : new SimdStridedCopy(simd));
+  replaceKernel("Concat", copies === null ? concat : concatChannelsConfig(copies, concat));
+  replaceKernel("SplitV", copies === null ? splitV : splitVChannelsConfig(copies, splitV));
   for (const kernel of DNNL_ELTWISE_KERNELS) {
     const own = requireKernel(kernel.name);
     replaceKernel(kernel.name, dnnl === null ? own : eltwiseDnnlConfig(kernel, dnnl.eltwise, own));

@@ -17,7 +17,7 @@ import { DnnlConvolutions } from "./kernels/conv_dnnl.ts";
 import { DnnlBatchNorm } from "./kernels/norm_dnnl.ts";
 import { DnnlBinary } from "./kernels/binary_dnnl.ts";
 import { DnnlBlockSum } from "./kernels/block_sum_dnnl.ts";
-import { DnnlStridedCopy } from "./kernels/channel_copy_dnnl.ts";
+import { DnnlStridedCopy } from "./kernels/channel_copy.ts";
 import { DnnlEltwise } from "./kernels/eltwise_dnnl.ts";
 import { BATCH_NORM_TRAINING, MOVING_AVERAGES } from "./kernels/batch_norm_training.ts";
 import { DnnlMaxPoolGrad } from "./kernels/pool_dnnl.ts";

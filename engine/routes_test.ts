@@ -2,7 +2,8 @@
  * What `deno task profile` says a kernel ran on is what ran: a convolution
  * and its two gradients report oneDNN (with its implementation), OpenBLAS,
  * the engine's wasm SIMD kernels or the backend's own kernel, as each layer
- * is switched on and off.
+ * is switched on and off; on the pure wasm path a concatenation along
+ * channels and its split run on the SIMD kernels.
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "./assert.ts";
@@ -56,6 +57,15 @@ Deno.test("listenRoutes() names the library each convolution kernel ran on, laye
       Conv2DBackpropInput: "wasm SIMD",
       Conv2DBackpropFilter: "wasm SIMD",
     });
+    // Concat and SplitV along channels: the SIMD kernels' strided copies, not the backend's slices.
+    const [a, b] = [tf.ones([2, 32, 32, 16]), tf.ones([2, 32, 32, 8])];
+    const joined = listenRoutes(() => tf.concat([a, b], 3));
+    const split = listenRoutes(() => tf.split(joined.result, [5, 19], 3));
+    assertEquals([callRoute(joined.routes, "none"), callRoute(split.routes, "none")], [
+      "wasm SIMD",
+      "wasm SIMD",
+    ]);
+    tf.dispose([a, b, joined.result, ...split.result]);
 
     if (typeof openBlas() !== "string") {
       await setupBackend("wasm", { quiet: true, dnnl: false });

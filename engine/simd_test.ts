@@ -78,6 +78,7 @@ Deno.test("kernels.wasm imports only the backend's memory and has no data of its
       "conv_backward_input",
       "conv_forward",
       "relu_grad",
+      "strided_copy",
       "transpose_taps",
       "winograd_conv",
       "winograd_filter",

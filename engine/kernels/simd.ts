@@ -89,6 +89,15 @@ export interface SimdExports {
     z: number,
     parts: number,
   ): void;
+  /** Copies a `rows x columns` block of floats between row strides (in floats). */
+  strided_copy(
+    from: number,
+    fromStride: number,
+    to: number,
+    toStride: number,
+    rows: number,
+    columns: number,
+  ): void;
   /** Winograd F(2x2, 3x3) filter gradient: `dw` from the `parts` sums in `mg`, added in order. */
   winograd_filter_grad_finish(geometry: number, mg: number, parts: number, dw: number): void;
   /** A training batch norm: the rows' mean and biased variance, and the normalized output. */

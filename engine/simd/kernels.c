@@ -323,6 +323,21 @@ __attribute__((export_name("conv_backward_filter"))) void conv_backward_filter(
   }
 }
 
+// Copies a rows x columns block of floats from rows `from_stride` floats apart to rows
+// `to_stride` apart (a tensor's channel range to a dense block, or back): Concat and SplitV
+// along channels.
+__attribute__((export_name("strided_copy"))) void strided_copy(const f32 *from, int from_stride,
+                                                                f32 *to, int to_stride, int rows,
+                                                                int columns) {
+  for (int r = 0; r < rows; r++) {
+    const f32 *src = from + (long)r * from_stride;
+    f32 *dst = to + (long)r * to_stride;
+    int c = 0;
+    for (; c + 4 <= columns; c += 4) STORE(dst + c, LOAD(src + c));
+    for (; c < columns; c++) dst[c] = src[c];
+  }
+}
+
 // Column sums of `rows` rows of `cols` floats, times `scale`, into out[cols]: blocks of 64 rows
 // are added in float32 (four running sums per column), the blocks' sums in float64 (`wide`,
 // cols doubles of scratch), so that a long sum does not drift as a float32 running sum does.

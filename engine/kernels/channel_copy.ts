@@ -1,17 +1,19 @@
 /**
- * `Concat` and `SplitV` along the last axis (channels, NHWC) on oneDNN over
- * the wasm backend's heap. UNet's skip connections concatenate channels and
- * their gradient splits them again; the wasm backend copies such a tensor a
- * row of a few channels at a time (2.7 ms to concatenate two `[4, 64, 64, 16]`
+ * `Concat` and `SplitV` along the last axis (channels, NHWC) over the wasm
+ * backend's heap, on oneDNN or, on the pure wasm path, on the engine's wasm
+ * SIMD kernels. UNet's skip connections concatenate channels and their
+ * gradient splits them again; the wasm backend copies such a tensor a row of
+ * a few channels at a time (2.7 ms to concatenate two `[4, 64, 64, 16]`
  * tensors, 10 ms to split their gradient). Here each input (or output) is
- * one strided oneDNN reorder between a dense `[rows, channels]` block and
- * its columns of the whole.
+ * one strided copy between a dense `[rows, channels]` block and its columns
+ * of the whole: a oneDNN reorder, or `strided_copy` in `simd/kernels.c`.
  *
  * @module
  */
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { DNNL, type Dnnl, type Handle } from "../dnnl.ts";
 import { DnnlKernel } from "./primitive_cache.ts";
+import type { SimdKernels } from "./simd.ts";
 import {
   callKernel,
   callKernelOutputs,
@@ -31,13 +33,80 @@ interface Entry {
   desc: Handle;
 }
 
+/** A strided copy of a `[rows, columns]` block of floats (the kernels' one need). */
+export interface StridedCopy {
+  /**
+   * Copies a `rows x columns` block of floats between two row strides.
+   *
+   * @param wasm The wasm backend.
+   * @param rows Rows of the block.
+   * @param columns Columns of the block.
+   * @param from Byte offset of the block's first float in the heap, and its row stride in floats.
+   * @param to The same for the destination.
+   * @returns `false` when it cannot run it (nothing is written).
+   */
+  copy(
+    wasm: WasmBackend,
+    rows: number,
+    columns: number,
+    from: { offset: number; stride: number },
+    to: { offset: number; stride: number },
+  ): boolean;
+}
+
+/**
+ * Strided copies on the engine's wasm SIMD kernels (`strided_copy` in
+ * `simd/kernels.c`): the pure wasm path's `Concat` and `SplitV` along
+ * channels, which tfjs-backend-wasm runs as a slice per output (unetlike's
+ * four `SplitV`s took 17 ms of a 147 ms step there).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { SimdStridedCopy } from "./channel_copy.ts";
+ * import { loadSimdModule, simdKernels } from "./simd.ts";
+ * import { heapOffset, type WasmBackend } from "./wasm_heap.ts";
+ * import { assertEquals } from "../assert.ts";
+ * await tf.setBackend("wasm");
+ * const backend = tf.backend() as WasmBackend;
+ * const copies = new SimdStridedCopy(simdKernels(backend, await loadSimdModule() as WebAssembly.Module));
+ * const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+ * const y = tf.zeros([2, 2]);
+ * const at = heapOffset(backend, x) + 4; // columns 1 and 2
+ * copies.copy(backend, 2, 2, { offset: at, stride: 3 }, { offset: heapOffset(backend, y), stride: 2 });
+ * assertEquals([...y.dataSync()], [2, 3, 5, 6]);
+ * tf.dispose([x, y]);
+ * ```
+ */
+export class SimdStridedCopy implements StridedCopy {
+  readonly #simd: SimdKernels;
+
+  /** @param simd The SIMD kernels on the backend's heap. */
+  constructor(simd: SimdKernels) {
+    this.#simd = simd;
+  }
+
+  /** As {@linkcode StridedCopy.copy}; always runs. */
+  copy(
+    _wasm: WasmBackend,
+    rows: number,
+    columns: number,
+    from: { offset: number; stride: number },
+    to: { offset: number; stride: number },
+  ): boolean {
+    this.#simd.exports.strided_copy(from.offset, from.stride, to.offset, to.stride, rows, columns);
+    return true;
+  }
+}
+
 /**
  * Strided copies of `[rows, columns]` blocks on oneDNN, cached per shape.
  *
  * @example
  * ```ts
  * import { openDnnl } from "../dnnl.ts";
- * import { DnnlStridedCopy } from "./channel_copy_dnnl.ts";
+ * import { DnnlStridedCopy } from "./channel_copy.ts";
  * import { assert } from "../assert.ts";
  * const dnnl = openDnnl();
  * if (typeof dnnl !== "string") {
@@ -46,7 +115,7 @@ interface Entry {
  * }
  * ```
  */
-export class DnnlStridedCopy extends DnnlKernel<Entry> {
+export class DnnlStridedCopy extends DnnlKernel<Entry> implements StridedCopy {
   /**
    * @param dnnl The oneDNN library.
    */
@@ -110,21 +179,25 @@ function isLastAxis(axis: number | number[], rank: number): boolean {
 }
 
 /**
- * The `Concat` kernel of the wasm backend on oneDNN, for float tensors
- * joined along their last axis; everything else goes to `fallback`.
+ * The `Concat` kernel of the wasm backend on strided copies (oneDNN's, or
+ * the engine's wasm SIMD kernel), for float tensors joined along their last
+ * axis; everything else goes to `fallback`.
  *
- * @param copies oneDNN's strided copies.
+ * @param copies The strided copies.
  * @param fallback The `Concat` registered before.
  * @returns The kernel config to register.
  *
  * @example
  * ```ts
- * import { concatDnnlConfig } from "./channel_copy_dnnl.ts";
+ * import { concatChannelsConfig } from "./channel_copy.ts";
  * import { assertEquals } from "../assert.ts";
- * assertEquals(concatDnnlConfig({} as never, {} as never).kernelName, "Concat");
+ * assertEquals(concatChannelsConfig({} as never, {} as never).kernelName, "Concat");
  * ```
  */
-export function concatDnnlConfig(copies: DnnlStridedCopy, fallback: KernelConfig): KernelOverride {
+export function concatChannelsConfig(
+  copies: StridedCopy,
+  fallback: KernelConfig,
+): KernelOverride {
   return {
     kernelName: "Concat",
     backendName: "wasm",
@@ -168,21 +241,25 @@ export function concatDnnlConfig(copies: DnnlStridedCopy, fallback: KernelConfig
 }
 
 /**
- * The `SplitV` kernel of the wasm backend on oneDNN, for a float tensor
- * split along its last axis; everything else goes to `fallback`.
+ * The `SplitV` kernel of the wasm backend on strided copies (oneDNN's, or
+ * the engine's wasm SIMD kernel), for a float tensor split along its last
+ * axis; everything else goes to `fallback`.
  *
- * @param copies oneDNN's strided copies.
+ * @param copies The strided copies.
  * @param fallback The `SplitV` registered before.
  * @returns The kernel config to register.
  *
  * @example
  * ```ts
- * import { splitVDnnlConfig } from "./channel_copy_dnnl.ts";
+ * import { splitVChannelsConfig } from "./channel_copy.ts";
  * import { assertEquals } from "../assert.ts";
- * assertEquals(splitVDnnlConfig({} as never, {} as never).kernelName, "SplitV");
+ * assertEquals(splitVChannelsConfig({} as never, {} as never).kernelName, "SplitV");
  * ```
  */
-export function splitVDnnlConfig(copies: DnnlStridedCopy, fallback: KernelConfig): KernelOverride {
+export function splitVChannelsConfig(
+  copies: StridedCopy,
+  fallback: KernelConfig,
+): KernelOverride {
   return {
     kernelName: "SplitV",
     backendName: "wasm",

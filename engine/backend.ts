@@ -191,12 +191,13 @@ export async function setupBackend(
       `Unknown backend "${name}": use one of ${BACKEND_NAMES.join(", ")}`,
     );
   }
+  const threads = options.threads ?? threadsFromEnv();
   registerTrainingGraph();
   quietCpuBanner();
   const order: BackendName[] = name === "auto" ? ["tensorflow", "webgpu", "wasm", "cpu"] : [name];
   const skipped: string[] = [];
   for (const candidate of order) {
-    const attempt = await tryBackend(candidate, name === "auto", options);
+    const attempt = await tryBackend(candidate, name === "auto", { ...options, threads });
     if (attempt.ok) {
       if (!options.quiet) {
         const why = name === "auto"
@@ -456,8 +457,7 @@ async function tryWasm(
     : noSimd !== undefined && noSimd !== "" && noSimd !== "0"
     ? "SEGMENT_NO_SIMD is set"
     : null;
-  const asked = threads ?? Number(envValue("SEGMENT_THREADS") ?? NaN);
-  const pinned = Number.isInteger(asked) && asked >= 1 ? asked : null;
+  const pinned = threads ?? null;
   // On a machine of two cores or more the pure wasm path runs its SIMD kernels on two threads,
   // which needs the backend's heap shared: it is made so as the backend starts (the first time
   // only; it keeps its heap). The helper joins only while two cores are free, unless asked for
@@ -504,10 +504,20 @@ async function tryWasm(
       blas.threads === 1 ? "1 thread" : `${blas.threads} threads for large products`
     }`;
   if (typeof dnnl !== "string") {
+    const most = dnnl.library.maxThreads;
+    const threadsNote = most === 0
+      ? ""
+      : pinned !== null
+      ? ` on ${Math.min(pinned, most)} thread${Math.min(pinned, most) === 1 ? "" : "s"}` +
+        ` (SEGMENT_THREADS=${pinned})`
+      : most > 1
+      ? ` on up to ${most} threads, as many as other processes leave cores free`
+      : " on 1 thread";
     return {
       ok: true,
       label: "wasm+onednn",
-      note: `(oneDNN ${dnnl.library.version} for convolutions and batch norm; ${blasNote})`,
+      note: `(oneDNN ${dnnl.library.version} for convolutions and batch norm${threadsNote}; ` +
+        `${blasNote})`,
     };
   }
   // Advice only where a library is missing, not where the user switched it off.
@@ -525,7 +535,11 @@ async function tryWasm(
     ? `; without the SIMD kernels: ${simdModule}`
     : typeof blas === "string"
     ? `; convolutions and sums on the engine's wasm SIMD kernels, ${
-      simd?.threads ? "2 threads" : "1 thread"
+      !simd?.threads
+        ? "1 thread"
+        : pinned === null
+        ? "2 threads (the second while a core is free)"
+        : `2 threads (SEGMENT_THREADS=${pinned}${pinned > 2 ? "; they use at most 2" : ""})`
     }`
     : "";
   return {
@@ -611,6 +625,26 @@ export function declinedByDnnl(): { kernel: string; keys: string[] }[] {
   return Object.entries(kernels)
     .map(([kernel, cache]) => ({ kernel, keys: cache.declined }))
     .filter((entry) => entry.keys.length > 0);
+}
+
+/**
+ * The thread count `SEGMENT_THREADS` fixes, or `undefined` when it is unset
+ * or empty (the engine chooses).
+ *
+ * @returns A whole number of threads, 1 or more.
+ * @throws {BackendError} For any other value, saying what to write instead.
+ */
+function threadsFromEnv(): number | undefined {
+  const value = envValue("SEGMENT_THREADS")?.trim();
+  if (value === undefined || value === "") return undefined;
+  const threads = Number(value);
+  if (!/^[0-9]+$/.test(value) || threads < 1) {
+    throw new BackendError(
+      `SEGMENT_THREADS=${value} is not a thread count: set a whole number of 1 or more ` +
+        `(1 repeats a run to the bit and leaves a core free), or unset it to let the engine choose`,
+    );
+  }
+  return threads;
 }
 
 /** An environment variable, or `undefined` when unset or not permitted. */

@@ -161,3 +161,23 @@ Deno.test("the wasm backend's heap running out past 4 GB is a BackendError that 
     `${text}\n${new TextDecoder().decode(output.stderr)}`,
   );
 });
+
+Deno.test("setupBackend() refuses a SEGMENT_THREADS that is not a thread count, naming it", async () => {
+  const previous = Deno.env.get("SEGMENT_THREADS");
+  try {
+    for (const value of ["abc", "0", "-1", "1.5"]) {
+      Deno.env.set("SEGMENT_THREADS", value);
+      await assertRejects(
+        () => setupBackend("cpu", { quiet: true }),
+        (error: Error) =>
+          error instanceof BackendError &&
+          error.message.startsWith(`SEGMENT_THREADS=${value} is not a thread count`),
+      );
+    }
+    // A count given in the options wins over the environment.
+    assertEquals(await setupBackend("cpu", { quiet: true, threads: 1 }), "cpu");
+  } finally {
+    if (previous === undefined) Deno.env.delete("SEGMENT_THREADS");
+    else Deno.env.set("SEGMENT_THREADS", previous);
+  }
+});

@@ -108,6 +108,7 @@ export const DNNL = {
   argDiffBias: 169,
   argDiffScale: 255,
   argDiffShift: 256,
+  queryPrimitiveKind: 2,
   queryImplInfoStr: 8,
   querySrcMd: 129,
   queryDiffSrcMd: 130,
@@ -301,6 +302,33 @@ const STATUS_NAMES = [
   "iterator ends",
   "runtime error",
   "not required",
+];
+
+/** oneDNN 2.x's primitive kinds (`dnnl_primitive_kind_t`), by value, as a profile names them. */
+const PRIMITIVE_KINDS: readonly string[] = [
+  "undefined",
+  "reorder",
+  "shuffle",
+  "concat",
+  "sum",
+  "convolution",
+  "deconvolution",
+  "eltwise",
+  "softmax",
+  "pooling",
+  "lrn",
+  "batch normalization",
+  "layer normalization",
+  "inner product",
+  "rnn",
+  "gemm",
+  "binary",
+  "logsoftmax",
+  "matmul",
+  "resampling",
+  "pooling",
+  "reduction",
+  "prelu",
 ];
 
 /** An argument of {@linkcode Dnnl.execute}: an argument id (`DNNL.argSrc`, ...) and a memory. */
@@ -607,6 +635,8 @@ export interface Dnnl {
    * @returns The threads set, or 0.
    */
   threads(): number;
+  /** The most threads {@linkcode Dnnl.threads} sets (OpenMP's count, the cores); 0 without GNU OpenMP. */
+  readonly maxThreads: number;
   /**
    * Fixes oneDNN's threads at `threads` (at most the cores), or with `null`
    * lets {@linkcode Dnnl.threads} follow the free cores again.
@@ -813,10 +843,17 @@ const OPENMP_SYMBOLS = {
 
 function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, version: string): Dnnl {
   const symbols = library.symbols;
-  // Each primitive's route for the profiler ("oneDNN jit:avx2"), by its handle's address.
+  // Each primitive's route for the profiler ("oneDNN convolution brgconv:avx512_core"), by its
+  // handle's address.
   const routes = new Map<number | bigint, string>();
-  // Reorders' descriptors, whose primitives are named as such ("oneDNN reorder jit:uni").
-  const reorders = new Set<number | bigint>();
+  // The primitive kind as a word and a space ("convolution "), from oneDNN 2.x's
+  // dnnl_primitive_kind_t (the 3.x enum is ordered differently; 3.x is refused at load).
+  const kindName = (pd: Handle): string => {
+    const out = new Int32Array(2);
+    if (symbols.dnnl_primitive_desc_query(pd, DNNL.queryPrimitiveKind, 0, out) !== 0) return "";
+    const name = PRIMITIVE_KINDS[out[0]!];
+    return name === undefined ? "" : `${name} `;
+  };
   const implName = (pd: Handle): string => {
     const out = new BigUint64Array(1);
     check(
@@ -841,6 +878,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
   const dnnl: Dnnl = {
     path,
     version,
+    maxThreads: openmp === null ? 0 : maxThreads,
     memoryDesc(shape, tag) {
       const desc = new Uint8Array(MEMORY_DESC_BYTES);
       check(
@@ -1098,9 +1136,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         ),
         "reorder_primitive_desc_create",
       );
-      const desc = outHandle(cell, "reorder_primitive_desc_create");
-      reorders.add(Deno.UnsafePointer.value(desc));
-      return desc;
+      return outHandle(cell, "reorder_primitive_desc_create");
     },
     queryDesc(pd, query) {
       const desc = symbols.dnnl_primitive_desc_query_md(pd, query, 0);
@@ -1111,8 +1147,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
     primitive(pd) {
       check(symbols.dnnl_primitive_create(cell, pd), "primitive_create");
       const primitive = outHandle(cell, "primitive_create");
-      const kind = reorders.has(Deno.UnsafePointer.value(pd)) ? "reorder " : "";
-      routes.set(Deno.UnsafePointer.value(primitive), `oneDNN ${kind}${implName(pd)}`);
+      routes.set(Deno.UnsafePointer.value(primitive), `oneDNN ${kindName(pd)}${implName(pd)}`);
       return primitive;
     },
     memory(desc, owned) {
@@ -1160,10 +1195,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         routes.delete(Deno.UnsafePointer.value(primitive));
         symbols.dnnl_primitive_destroy(primitive);
       }
-      for (const desc of descs) {
-        reorders.delete(Deno.UnsafePointer.value(desc));
-        symbols.dnnl_primitive_desc_destroy(desc);
-      }
+      for (const desc of descs) symbols.dnnl_primitive_desc_destroy(desc);
       for (const memory of memories) symbols.dnnl_memory_destroy(memory);
     },
     close() {

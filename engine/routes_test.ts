@@ -78,8 +78,14 @@ Deno.test("listenRoutes() names the library each convolution kernel ran on, laye
       dnnl.close();
       await setupBackend("wasm", { quiet: true });
       for (const [kernel, route] of Object.entries(convolutionRoutes())) {
-        // e.g. "oneDNN reorder jit:uni + oneDNN brgconv:avx512_core": a named implementation.
-        assert(/^oneDNN (reorder )?[a-z_0-9]+:[a-z_0-9]+/.test(route), `${kernel}: ${route}`);
+        // e.g. "oneDNN reorder jit:uni + oneDNN convolution brgconv:avx512_core": each primitive
+        // with its kind and implementation, and one of them the convolution.
+        const parts = route.split(" + ");
+        assert(
+          parts.every((part) => /^oneDNN (reorder|convolution) [a-z_0-9]+:[a-z_0-9]+$/.test(part)),
+          `${kernel}: ${route}`,
+        );
+        assert(parts.some((part) => part.startsWith("oneDNN convolution ")), `${kernel}: ${route}`);
       }
     } else console.log(`oneDNN part skipped: ${dnnl}`);
   } finally {

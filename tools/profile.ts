@@ -49,9 +49,17 @@ const FLAGS = {
     help: "Unprofiled steps before the timed ones (the first steps build oneDNN's primitives: " +
       "with 2, bin's mean came out 150 ms, with 5 about 20)",
   },
-  steps: { type: "int", default: 3, min: 1, help: "Profiled steps (the table is their mean)" },
+  steps: {
+    type: "int",
+    default: 10,
+    min: 1,
+    help: "Profiled steps (the tables are their mean; with 3, totals moved 2x between runs)",
+  },
   top: { type: "int", default: 25, min: 1, help: "Kernels shown in the table" },
 } as const;
+
+/** The time label of the JavaScript around a kernel's library calls (argument checks, views, caches). */
+export const GLUE_ROUTE = "JavaScript around library calls";
 
 /** One row of the profile table. */
 export interface KernelTime {
@@ -168,7 +176,8 @@ export function implementationTable(
 
 /**
  * A row's routes as text: the most frequent first, each with its calls per
- * step when the kernel ran on more than one.
+ * step (a mean over the profiled steps) when the kernel ran on more than one,
+ * separated by semicolons.
  *
  * @param routes Calls per step by route ({@linkcode KernelTime.routes}).
  * @returns e.g. `oneDNN brg:avx512_core (8), wasm SIMD (2)`.
@@ -178,14 +187,18 @@ export function implementationTable(
  * import { routesText } from "./profile.ts";
  * import { assertEquals } from "../lib/assert.ts";
  * assertEquals(routesText(new Map([["wasm SIMD", 2], ["oneDNN jit:avx2", 8]])),
- *   "oneDNN jit:avx2 (8), wasm SIMD (2)");
+ *   "oneDNN jit:avx2 (8); wasm SIMD (2)");
+ * assertEquals(routesText(new Map([["wasm SIMD", 6.7], ["wasm SIMD on 2 threads", 0.3]])),
+ *   "wasm SIMD (6.7); wasm SIMD on 2 threads (0.3)");
  * assertEquals(routesText(new Map([["OpenBLAS", 3]])), "OpenBLAS");
  * ```
  */
 export function routesText(routes: ReadonlyMap<string, number>): string {
   const sorted = [...routes].sort((a, b) => b[1] - a[1]);
   if (sorted.length === 1) return sorted[0]![0];
-  return sorted.map(([route, calls]) => `${route} (${calls.toFixed(0)})`).join(", ");
+  const count = (calls: number) =>
+    Math.abs(calls - Math.round(calls)) < 1e-9 ? calls.toFixed(0) : calls.toFixed(1);
+  return sorted.map(([route, calls]) => `${route} (${count(calls)})`).join("; ");
 }
 
 /**
@@ -235,7 +248,10 @@ export async function timeKernels(
         const kernelTimeMs = performance.now() - started;
         // What no library reported is the kernel's own: glue around the libraries, or all of it.
         const reported = [...times.values()].reduce((sum, ms) => sum + ms, 0);
-        times.set(unreported, (times.get(unreported) ?? 0) + Math.max(0, kernelTimeMs - reported));
+        // Where libraries ran, the rest is the JavaScript around them, named apart from kernels
+        // that are JavaScript (or the backend's own) through and through.
+        const rest = routes.length === 0 ? unreported : GLUE_ROUTE;
+        times.set(rest, (times.get(rest) ?? 0) + Math.max(0, kernelTimeMs - reported));
         calls.push({
           name: config.kernelName,
           kernelTimeMs,
@@ -267,7 +283,9 @@ export async function run(args: string[]): Promise<void> {
   const flags = parseFlags(args, FLAGS, {
     usage: "deno task profile [flags]",
     summary: "Times one training step of a network kernel by kernel and prints where the " +
-      "time goes. SEGMENT_NO_BLAS=1 profiles the wasm backend without OpenBLAS.",
+      "time goes, per kernel and per implementation (oneDNN, OpenBLAS, the engine's wasm SIMD " +
+      "kernels, JavaScript). SEGMENT_NO_DNNL=1 SEGMENT_NO_BLAS=1 profiles the pure wasm path " +
+      "most machines run.",
   });
   const backend = await setupBackend(flags.backend as BackendName);
   const name = flags.model as ModelName;
@@ -334,8 +352,11 @@ export async function run(args: string[]): Promise<void> {
   );
   if (synchronous) {
     console.log("time by implementation (ms per step, all kernels together):");
-    for (const [name, ms] of implementationTable(kernels, flags.steps, tf.getBackend())) {
-      if (ms >= 0.05) console.log(`  ${name.padEnd(width)} ${ms.toFixed(1).padStart(8)}`);
+    const shown = implementationTable(kernels, flags.steps, tf.getBackend())
+      .filter(([, ms]) => ms >= 0.05);
+    const labelWidth = Math.max(width, ...shown.map(([name]) => name.length));
+    for (const [name, ms] of shown) {
+      console.log(`  ${name.padEnd(labelWidth)} ${ms.toFixed(1).padStart(8)}`);
     }
   }
   if (backend === "wasm+onednn") {

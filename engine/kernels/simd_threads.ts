@@ -205,7 +205,7 @@ export class SimdThreads {
       while ((done = Atomics.load(state, DONE)) !== job) Atomics.wait(state, DONE, done);
       Atomics.store(state, HELPER, IDLE);
     }
-    noteRoute("wasm SIMD, 2 threads", since);
+    noteRoute("wasm SIMD on 2 threads", since);
     this.#helped++;
     if (Atomics.exchange(state, FAILED, 0) !== 0) {
       throw new Error(`The SIMD helper thread failed in ${kernel}`);

@@ -790,6 +790,27 @@ function withShortOpenMpSpin<T>(load: () => T): T {
   }
 }
 
+/** Milliseconds the process waits at exit once OpenMP has run: its spin (about 3 ms) and more. */
+const OPENMP_SETTLE_MS = 20;
+
+let settleAtExit = false;
+
+/**
+ * Makes the process wait {@linkcode OPENMP_SETTLE_MS} at exit (the `unload`
+ * event), once per process. OpenMP's workers spin for a few milliseconds
+ * after each oneDNN call; a process that exits inside that window tears the
+ * libraries down under them, and once in about 65 profile runs here the exit
+ * ended in a segfault (exit code 139, a jump into unmapped code) after all
+ * output. Waiting lets the workers fall asleep first.
+ */
+function settleOpenMpAtExit(): void {
+  if (settleAtExit) return;
+  settleAtExit = true;
+  globalThis.addEventListener("unload", () => {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, OPENMP_SETTLE_MS);
+  });
+}
+
 /** `dnnl_version()`: three ints, major first. */
 function readVersion(symbols: Symbols): string {
   const pointer = symbols.dnnl_version();
@@ -864,6 +885,7 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
     return pointer === null ? "" : Deno.UnsafePointerView.getCString(pointer);
   };
   const openmp = openMp();
+  if (openmp !== null) settleOpenMpAtExit();
   const maxThreads = openmp?.symbols.omp_get_max_threads() ?? 1;
   const freeCores = new FreeCores(maxThreads);
   /** Threads oneDNN is set to now, and the count asked for, if fixed. */

@@ -12,6 +12,13 @@ const SIGNALS: readonly Deno.Signal[] = Deno.build.os === "windows"
   ? ["SIGINT", "SIGBREAK"]
   : ["SIGINT", "SIGTERM"];
 
+/**
+ * Milliseconds within which the same signal counts as the first one again: under `timeout -s INT`
+ * a `deno task` script got one SIGINT twice, a few milliseconds apart, in 2 of 3 tries, and quit
+ * without saving; a person's second Ctrl+C comes later.
+ */
+const DUPLICATE_MS = 100;
+
 /** How a signal is named to the user. */
 const NAMES: Partial<Record<Deno.Signal, string>> = {
   SIGINT: "Ctrl+C",
@@ -36,7 +43,8 @@ export interface StopRequest extends Disposable {
 /**
  * Listens for Ctrl+C (and SIGTERM, or Ctrl+Break on Windows) until disposed:
  * the first aborts `signal`, so that the loop stops after its current
- * iteration and saves it; a second writes `quit` on a line of its own and
+ * iteration and saves it; a second (not the same signal within 100 ms, which
+ * is the first delivered twice) writes `quit` on a line of its own and
  * exits at once. Disposing removes the listeners, so that the default (the
  * process ends) holds again.
  *
@@ -54,15 +62,20 @@ export interface StopRequest extends Disposable {
 export function stopOnSignal(quit: string): StopRequest {
   const controller = new AbortController();
   let first: Deno.Signal | undefined;
+  let firstAt = 0;
   const exitCode = (name: Deno.Signal | undefined) => name === "SIGTERM" ? 143 : 130;
   const listeners = SIGNALS.map((name) => {
     const listener = () => {
+      // The same signal again within DUPLICATE_MS is the first one delivered twice (`deno task`
+      // forwards a Ctrl+C that its process group also got), not a second Ctrl+C.
+      if (first === name && performance.now() - firstAt < DUPLICATE_MS) return;
       if (first !== undefined) {
         // The progress line may be unfinished: end it first.
         Deno.stdout.writeSync(new TextEncoder().encode(`\n${quit}\n`));
         Deno.exit(exitCode(first));
       }
       first = name;
+      firstAt = performance.now();
       controller.abort();
     };
     Deno.addSignalListener(name, listener);

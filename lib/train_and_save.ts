@@ -227,6 +227,12 @@ export async function trainAndSave(
     },
     losses: history,
   });
+  // Ctrl+C stops training after its iteration, which is saved (see the end); twice quits at once.
+  // Listening from here, a Ctrl+C while the first progress picture is drawn stops the run too.
+  using stop = stopOnSignal(
+    `quit at once without saving (stopped twice); ${dir} keeps the last checkpoint saved, if ` +
+      `any: \`${command} --resume\` continues from it`,
+  );
   console.log(
     `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
       `batch ${options.batchSize}, ${optimizer} lr ${options.lr} (${schedule}), ` +
@@ -236,11 +242,6 @@ export async function trainAndSave(
   const watch = options.watch &&
     new ProgressFigure(options.watch, watchPoints(options.iters, startIteration));
   watch?.see(model, startIteration);
-  // Ctrl+C stops training after its iteration, which is saved (see the end); twice quits at once.
-  using stop = stopOnSignal(
-    `quit at once without saving (stopped twice); ${dir} keeps the last checkpoint saved, if ` +
-      `any: \`${command} --resume\` continues from it`,
-  );
   const result = await trainModel(model, data, {
     iters: options.iters,
     batchSize: options.batchSize,

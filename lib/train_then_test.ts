@@ -97,11 +97,13 @@ export async function trainThenTest(
     trainCommand(name + (tuned ? ` --recipe ${recipe.name}` : ""), flags.checkpoint),
     flags.data,
   );
-  // The next command runs as printed: the test of this run's checkpoint reads it at its size.
+  // The next command runs as printed: the test of this run's checkpoint reads it at its size,
+  // and puts its figures beside this run's.
   const carry = trainsOnly
     ? {
       checkpoint: flags.checkpoint,
       size: flags.size === DATA_FLAGS.size.default ? undefined : flags.size,
+      out: flags.out === "answers" ? undefined : flags.out,
     }
     : {};
   const nextCommand = typeof lesson.next === "string" ? lesson.next : lesson.next(checkpoint);

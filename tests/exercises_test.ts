@@ -64,12 +64,13 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
   assertEquals(trained.value.trained!.losses.length, 2);
   assert(trained.lines.some((line) => line.startsWith("loss curve: ")));
   assert((await Deno.stat(trained.value.trained!.lossFigure)).isFile);
-  // The next step reads the same photos and tests this checkpoint at its size: carried over.
+  // The next step reads the same photos, tests this checkpoint at its size and writes its figures
+  // beside this run's: carried over.
   assertEquals(
     trained.lines.at(-1),
     `next: deno task bin_test --data ${join(root, "data")} --checkpoint ${
       join(root, "checkpoints", "bin")
-    } --size 16  (test it on the test photos)`,
+    } --size 16 --out ${join(root, "answers")}  (test it on the test photos)`,
   );
 
   // The checkpoint predicts what the trained model predicts.

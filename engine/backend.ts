@@ -289,7 +289,7 @@ async function tryCpu(): Promise<Attempt> {
   // tfjs 4.22's own kernels: wrong for batches of more than one image, and very slow.
   for (const config of [resizeNearestNeighborGradCpuConfig, conv2dBackpropFilterCpuConfig]) {
     tf.unregisterKernel(config.kernelName, "cpu");
-    tf.registerKernel(markEngineKernel(config));
+    tf.registerKernel(config);
   }
   return { ok: true, label: "cpu", note: "(plain JavaScript, slow)" };
 }
@@ -505,11 +505,11 @@ async function tryWasm(
     }`;
   if (typeof dnnl !== "string") {
     const most = dnnl.library.maxThreads;
+    const fixed = Math.min(pinned ?? most, most);
     const threadsNote = most === 0
       ? ""
       : pinned !== null
-      ? ` on ${Math.min(pinned, most)} thread${Math.min(pinned, most) === 1 ? "" : "s"}` +
-        ` (SEGMENT_THREADS=${pinned})`
+      ? ` on ${fixed} thread${fixed === 1 ? "" : "s"} (SEGMENT_THREADS=${pinned})`
       : most > 1
       ? ` on up to ${most} threads, as many as other processes leave cores free`
       : " on 1 thread";

@@ -1201,7 +1201,8 @@ function wrap(library: Deno.DynamicLibrary<typeof SYMBOLS>, path: string, versio
         "primitive_execute",
       );
       check(symbols.dnnl_stream_wait(stream), "stream_wait");
-      noteRoute(routes.get(Deno.UnsafePointer.value(primitive)) ?? "oneDNN", since);
+      // Looked up only while a profiler listens: this runs a hundred times a step.
+      if (since >= 0) noteRoute(routes.get(Deno.UnsafePointer.value(primitive)) ?? "oneDNN", since);
     },
     threads() {
       if (openmp === null) return 0;

@@ -33,6 +33,9 @@ interface Entry {
   desc: Handle;
 }
 
+/** Where a block of floats lies: the byte offset of its first float in the heap, its row stride in floats. */
+export type BlockAt = { offset: number; stride: number };
+
 /** A strided copy of a `[rows, columns]` block of floats (the kernels' one need). */
 export interface StridedCopy {
   /**
@@ -49,8 +52,8 @@ export interface StridedCopy {
     wasm: WasmBackend,
     rows: number,
     columns: number,
-    from: { offset: number; stride: number },
-    to: { offset: number; stride: number },
+    from: BlockAt,
+    to: BlockAt,
   ): boolean;
 }
 
@@ -92,8 +95,8 @@ export class SimdStridedCopy implements StridedCopy {
     _wasm: WasmBackend,
     rows: number,
     columns: number,
-    from: { offset: number; stride: number },
-    to: { offset: number; stride: number },
+    from: BlockAt,
+    to: BlockAt,
   ): boolean {
     this.#simd.exports.strided_copy(from.offset, from.stride, to.offset, to.stride, rows, columns);
     return true;
@@ -144,8 +147,8 @@ export class DnnlStridedCopy extends DnnlKernel<Entry> implements StridedCopy {
     wasm: WasmBackend,
     rows: number,
     columns: number,
-    from: { offset: number; stride: number },
-    to: { offset: number; stride: number },
+    from: BlockAt,
+    to: BlockAt,
   ): boolean {
     const key = `${rows},${columns},${from.stride},${to.stride}`;
     const entry = this.cache.get(key, () => this.#build(rows, columns, from.stride, to.stride));

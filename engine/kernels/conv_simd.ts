@@ -50,9 +50,7 @@ type ConvShape =
  * @returns The block's byte offset.
  */
 function writeGeometry(simd: SimdKernels, info: ConvShape): number {
-  // Slot 16 (G_NEXT): the counter the kernels that share their work claim units from.
-  new Int32Array(simd.memory.buffer, simd.geometry, 17).fill(0, 15);
-  const block = new Int32Array(simd.memory.buffer, simd.geometry, 15);
+  const block = new Int32Array(simd.memory.buffer, simd.geometry, 17);
   block.set([
     info.batchSize,
     info.inHeight,
@@ -69,6 +67,8 @@ function writeGeometry(simd: SimdKernels, info: ConvShape): number {
     info.dilationWidth,
     info.padInfo.top,
     info.padInfo.left,
+    0, // unused
+    0, // G_NEXT: the counter the kernels that share their work claim units from
   ]);
   return simd.geometry;
 }

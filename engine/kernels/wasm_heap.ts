@@ -259,12 +259,9 @@ export function callKernelOutputs(
   inputs: Record<string, TensorInfo>,
   attrs: NamedAttrMap,
 ): TensorInfo | TensorInfo[] {
-  if (!isBackendKernel(kernel)) {
-    return (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
-  }
   const since = routeClock();
   const result = (kernel.kernelFunc as KernelFunc)({ inputs, backend, attrs });
-  noteRoute(BACKEND_ROUTE, since);
+  if (since >= 0 && isBackendKernel(kernel)) noteRoute(BACKEND_ROUTE, since);
   return result;
 }
 

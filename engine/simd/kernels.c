@@ -528,6 +528,55 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
   }
 }
 
+// Adds one block of `tiles` tiles from `first` of the filter gradient's V . Z to sums
+// [16][cin][cout] (see winograd_filter_grad()).
+static inline __attribute__((always_inline)) void filter_grad_block(const int *g, const f32 *x,
+                                                                    const f32 *dy, f32 *sums,
+                                                                    f32 *v, f32 *z, int first,
+                                                                    int tiles) {
+  const int cin = g[G_IN_C];
+  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
+  const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
+  const v128_t zero = wasm_f32x4_splat(0);
+  input_transform(g, x, first, tiles, v);
+  // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
+  for (int t = 0; t < tiles; t++) {
+    int image, oy, ox;
+    tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
+    const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
+    for (int co = 0; co < cout; co += 4) {
+      v128_t d[2][2];
+      for (int a = 0; a < 2; a++) {
+        for (int b = 0; b < 2; b++) {
+          d[a][b] = oy + a < out_h && ox + b < out_w
+                        ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
+                        : zero;
+        }
+      }
+      v128_t r[4][2];
+      for (int b = 0; b < 2; b++) {
+        r[0][b] = d[0][b];
+        r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
+        r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
+        r[3][b] = wasm_f32x4_neg(d[1][b]);
+      }
+      f32 *out = z + t * cout + co;
+      const int step = tiles * cout;
+      for (int i = 0; i < 4; i++) {
+        STORE(out + (i * 4 + 0) * step, r[i][0]);
+        STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
+        STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
+        STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
+      }
+    }
+  }
+  // sums[e] += V[e]^T Z[e], e < 16.
+  for (int e = 0; e < 16; e++) {
+    gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
+         sums + e * cin * cout, cout);
+  }
+}
+
 // The filter gradient as Winograd's F(2x2, 3x3): dw = sum over tiles of G^T [V . Z] G, with
 // V = B^T d B of the input patch and Z = A dy A^T of the tile's 2x2 output gradient. The
 // tiles (flat, as winograd_conv's) are cut into `parts` runs of whole blocks, fixed by the
@@ -537,56 +586,16 @@ __attribute__((export_name("winograd_conv"))) void winograd_conv(const int *g, c
 // thread or two. Scratch: v holds 16 * WINOGRAD_BLOCK * cin floats, z 16 * WINOGRAD_BLOCK * cout.
 __attribute__((export_name("winograd_filter_grad"))) void winograd_filter_grad(
     const int *g, const f32 *x, const f32 *dy, f32 *mg, f32 *v, f32 *z, int parts) {
-  const int cin = g[G_IN_C];
-  const int out_h = g[G_OUT_H], out_w = g[G_OUT_W], cout = g[G_OUT_C];
-  const int tile_rows = (out_h + 1) / 2, tile_cols = (out_w + 1) / 2;
-  const int all = g[G_BATCH] * tile_rows * tile_cols;
+  const int all = g[G_BATCH] * ((g[G_OUT_H] + 1) / 2) * ((g[G_OUT_W] + 1) / 2);
   const int blocks = (all + WINOGRAD_BLOCK - 1) / WINOGRAD_BLOCK;
-  const v128_t zero = wasm_f32x4_splat(0);
   for (int part; (part = claim(g)) < parts;) {
-    f32 *sums = mg + (long)part * 16 * cin * cout;
+    f32 *sums = mg + (long)part * 16 * g[G_IN_C] * g[G_OUT_C];
     const int tile_begin = (int)((long)blocks * part / parts) * WINOGRAD_BLOCK;
     const int block_end = (int)((long)blocks * (part + 1) / parts) * WINOGRAD_BLOCK;
     const int tile_end = block_end < all ? block_end : all;
     for (int first = tile_begin; first < tile_end; first += WINOGRAD_BLOCK) {
       const int tiles = tile_end - first < WINOGRAD_BLOCK ? tile_end - first : WINOGRAD_BLOCK;
-      input_transform(g, x, first, tiles, v);
-      // Z = A dy A^T of each tile's 2x2 output gradient (zeros outside the output).
-      for (int t = 0; t < tiles; t++) {
-        int image, oy, ox;
-        tile_at(first + t, tile_rows, tile_cols, &image, &oy, &ox);
-        const f32 *dy_image = dy + (long)image * out_h * out_w * cout;
-        for (int co = 0; co < cout; co += 4) {
-          v128_t d[2][2];
-          for (int a = 0; a < 2; a++) {
-            for (int b = 0; b < 2; b++) {
-              d[a][b] = oy + a < out_h && ox + b < out_w
-                            ? LOAD(dy_image + ((long)(oy + a) * out_w + ox + b) * cout + co)
-                            : zero;
-            }
-          }
-          v128_t r[4][2];
-          for (int b = 0; b < 2; b++) {
-            r[0][b] = d[0][b];
-            r[1][b] = wasm_f32x4_add(d[0][b], d[1][b]);
-            r[2][b] = wasm_f32x4_sub(d[0][b], d[1][b]);
-            r[3][b] = wasm_f32x4_neg(d[1][b]);
-          }
-          f32 *out = z + t * cout + co;
-          const int step = tiles * cout;
-          for (int i = 0; i < 4; i++) {
-            STORE(out + (i * 4 + 0) * step, r[i][0]);
-            STORE(out + (i * 4 + 1) * step, wasm_f32x4_add(r[i][0], r[i][1]));
-            STORE(out + (i * 4 + 2) * step, wasm_f32x4_sub(r[i][0], r[i][1]));
-            STORE(out + (i * 4 + 3) * step, wasm_f32x4_neg(r[i][1]));
-          }
-        }
-      }
-      // sums[e] += V[e]^T Z[e], e < 16.
-      for (int e = 0; e < 16; e++) {
-        gemm(cin, cout, tiles, v + e * tiles * cin, 1, cin, z + e * tiles * cout, cout,
-             sums + e * cin * cout, cout);
-      }
+      filter_grad_block(g, x, dy, sums, v, z, first, tiles);
     }
   }
 }

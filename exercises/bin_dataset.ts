@@ -14,8 +14,6 @@ import { runShowDataset } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
 
-const NEXT = "deno task bin_loss  (train a network to predict these masks)";
-
 /**
  * The lesson: a mask pixel is a newt (1) wherever it is not black, whatever
  * its colour; background (0) where every channel is dark. Tolerant of masks
@@ -72,7 +70,7 @@ export const run = (args: string[]): Promise<string[]> =>
     mode: BINARY, // each mask binarized as it is read
     title: "mask (newt = 1)",
     paint: paintBinary,
-    next: NEXT,
+    next: "deno task bin_loss  (train a network to predict these masks)",
   });
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -19,7 +19,6 @@ import { BINARY, paintBinary } from "./bin_dataset.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
-const NEXT = "deno task bin_test  (test it on the test photos)";
 
 /**
  * The binarization network: 6 x CRB(32), then a 1x1 conv to one channel and
@@ -91,7 +90,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     // final sigmoid
     loss: binLoss,
     paint: paintBinary, // the progress figure's picture of a prediction
-    next: NEXT,
+    next: "deno task bin_test  (test it on the test photos)",
   });
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

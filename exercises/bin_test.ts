@@ -15,8 +15,6 @@ import type { TestedRun } from "../lib/test_figures.ts";
 import { BINARY, paintBinary } from "./bin_dataset.ts";
 import { Mynet } from "./bin_loss.ts";
 
-const NEXT = "deno task semaseg_dataset  (three classes: background, akahara, madara)";
-
 /** The flag of this exercise, beside the flags of every test. */
 const FLAGS = {
   threshold: {
@@ -67,7 +65,7 @@ export const run = (args: string[]): Promise<TestedRun> =>
     // Test: the probability, binarized at --threshold, a figure per photo, then the IoU
     classify: (flags) => (probabilities) => threshold(probabilities, flags.threshold),
     paint: paintBinary,
-    next: NEXT,
+    next: "deno task semaseg_dataset  (three classes: background, akahara, madara)",
   });
 
 if (import.meta.main) await runMain(async () => void await run(Deno.args));

@@ -30,7 +30,6 @@ import { argmaxClasses } from "./semaseg_test.ts";
 const EXERCISE = "concat";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
-const NEXT = "deno task unet  (the paper's UNet: four levels of skip connections)";
 
 /** The output size for an input size (pixels): one 2x2 pooling needs it even. */
 export const outputSize = (size: number): number | undefined => size % 2 ? undefined : size;
@@ -87,7 +86,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     loss: semasegLoss,
     classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
-    next: NEXT,
+    next: "deno task unet  (the paper's UNet: four levels of skip connections)",
   });
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

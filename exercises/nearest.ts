@@ -28,7 +28,6 @@ import { argmaxClasses } from "./semaseg_test.ts";
 const EXERCISE = "nearest";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
-const NEXT = "deno task transposeconv  (learn the upsampling instead)";
 
 /** The output size for an input size (pixels): one 2x2 pooling needs it even. */
 export const outputSize = (size: number): number | undefined => size % 2 ? undefined : size;
@@ -83,7 +82,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     loss: semasegLoss,
     classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
-    next: NEXT,
+    next: "deno task transposeconv  (learn the upsampling instead)",
   });
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

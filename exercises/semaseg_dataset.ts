@@ -14,8 +14,6 @@ import { runShowDataset } from "../lib/commands.ts";
 import { runMain } from "../lib/errors.ts";
 import { BLACK_BELOW, type MaskMode } from "../lib/mask_classes.ts";
 
-const NEXT = "deno task semaseg_loss  (train a network to predict these class maps)";
-
 /**
  * The lesson: the class of a mask colour. Imori masks paint akahara
  * (128, 0, 0) and madara (0, 128, 0) on black (the tutorial says 127, and
@@ -89,7 +87,7 @@ export const run = (args: string[]): Promise<string[]> =>
     mode: CLASSES, // each mask colour mapped to its class as it is read
     title: "class map",
     paint: paintClasses,
-    next: NEXT,
+    next: "deno task semaseg_loss  (train a network to predict these class maps)",
   });
 
 if (import.meta.main) await runMain(() => run(Deno.args));

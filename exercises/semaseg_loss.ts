@@ -19,7 +19,6 @@ import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 500, lr: 0.01 };
-const NEXT = "deno task semaseg_test  (test it on the test photos)";
 
 /**
  * The segmentation network: 6 x CRB(32), then a 1x1 conv to one channel per
@@ -94,7 +93,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     // final softmax
     loss: semasegLoss,
     paint: paintClasses, // the progress figure's picture of a prediction
-    next: NEXT,
+    next: "deno task semaseg_test  (test it on the test photos)",
   });
 
 if (import.meta.main) await runMain(async () => void (await run(Deno.args)).model?.dispose());

@@ -15,8 +15,6 @@ import type { TestedRun } from "../lib/test_figures.ts";
 import { CLASSES, paintClasses } from "./semaseg_dataset.ts";
 import { Mynet } from "./semaseg_loss.ts";
 
-const NEXT = "deno task nearest  (an encoder-decoder: pool, then upsample by nearest neighbour)";
-
 /**
  * The lesson: each pixel's class is the one of highest probability (the
  * argmax over the softmax's channels); {@linkcode paintClasses} then paints
@@ -51,7 +49,7 @@ export const run = (args: string[]): Promise<TestedRun> =>
     // Test: the argmax class of each pixel, painted; a figure per photo, then the mIoU
     classify: () => argmaxClasses,
     paint: paintClasses,
-    next: NEXT,
+    next: "deno task nearest  (an encoder-decoder: pool, then upsample by nearest neighbour)",
   });
 
 if (import.meta.main) await runMain(async () => void await run(Deno.args));

@@ -34,7 +34,6 @@ import { argmaxClasses } from "./semaseg_test.ts";
 const EXERCISE = "unetlike";
 // Settings: the protocol of the tutorial's answer (SGD with momentum 0.9), every value a flag.
 export const PROTOCOL = { size: 64, batchSize: 4, iters: 1000, lr: 0.01 };
-const NEXT = "deno task segnet  (SegNet: unpooling with the max-pool indices)";
 
 /** Filters of the five levels: a quarter of UNet's. */
 export const FILTERS = [16, 32, 64, 128, 256] as const;
@@ -108,7 +107,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     loss: semasegLoss,
     classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
-    next: NEXT,
+    next: "deno task segnet  (SegNet: unpooling with the max-pool indices)",
     recipes: true, // --recipe tuned: see docs/results.md
   });
 

@@ -69,9 +69,9 @@ export interface Lesson {
  *
  * @example
  * ```ts ignore
- * // In exercises/nearest.ts:
+ * // In exercises/unet.ts, with --full (the other exercises reach it through runTrainTest):
  * return await trainThenTest(flags, {
- *   name: "nearest", build: Mynet, outputSize, mode: CLASSES, loss: semasegLoss,
+ *   name: "unet", build: Mynet, outputSize, mode: CLASSES, loss: semasegLoss,
  *   classify: argmaxClasses, paint: paintClasses, next: NEXT,
  * });
  * ```

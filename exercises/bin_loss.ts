@@ -87,7 +87,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     outputSize: (size) => size,
     mode: BINARY, // masks binarized
     // binLoss (or --loss ce+dice) is taken on the logits: training runs Mynet without its
-    // final sigmoid
+    // final sigmoid (logitsModel in lib/train.ts)
     loss: binLoss,
     paint: paintBinary, // the progress figure's picture of a prediction
     next: "deno task bin_test  (test it on the test photos)",

@@ -90,7 +90,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     outputSize: (size) => size,
     mode: CLASSES, // masks as class indices
     // semasegLoss (or --loss ce+dice) is taken on the logits: training runs Mynet without its
-    // final softmax
+    // final softmax (logitsModel in lib/train.ts)
     loss: semasegLoss,
     paint: paintClasses, // the progress figure's picture of a prediction
     next: "deno task semaseg_test  (test it on the test photos)",

@@ -78,7 +78,7 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     outputSize,
     mode: CLASSES, // masks as class indices
     // semasegLoss, the softmax cross-entropy of every pixel, is taken on the logits:
-    // training runs Mynet without its final softmax
+    // training runs Mynet without its final softmax (logitsModel in lib/train.ts)
     loss: semasegLoss,
     classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,

@@ -32,7 +32,7 @@ import {
 import { resolveDataDir } from "../lib/data_dir.ts";
 import { loadSplit } from "../lib/dataset.ts";
 import { runMain } from "../lib/errors.ts";
-import { nextStep, TRAIN_TEST_FLAGS, withDefaults } from "../lib/exercise_flags.ts";
+import { nextStep, TRAIN_TEST_FLAGS, withDefaults, withHelp } from "../lib/exercise_flags.ts";
 import { type FlagDefs, parseFlags } from "../lib/flags.ts";
 import { checkBatchFits } from "../lib/memory_budget.ts";
 import { checkSize, type NetOptions, showModel } from "../lib/network.ts";
@@ -132,7 +132,9 @@ export function Mynet(size = 236, { classes = 3, seed = 0 }: NetOptions = {}): t
 }
 
 const FLAGS = {
-  ...withDefaults(TRAIN_TEST_FLAGS, PROTOCOL),
+  ...withHelp(withDefaults(TRAIN_TEST_FLAGS, PROTOCOL), {
+    checkpoint: `Checkpoint folder; default checkpoints/${EXERCISE}`,
+  }),
   full: {
     type: "boolean",
     default: false,
@@ -161,7 +163,8 @@ export async function run(args: string[]): Promise<TrainTestRun> {
       `${flags.size}x${flags.size} (nearest) and their centre ${out}x${out} is the target`,
   );
   // Train Mynet on semasegLoss, the softmax cross-entropy of every output pixel against the
-  // mask's centre, taken on the logits: training runs Mynet without its final softmax.
+  // mask's centre, taken on the logits: training runs Mynet without its final softmax
+  // (logitsModel in lib/train.ts).
   const lesson = {
     name: EXERCISE,
     build: Mynet,
@@ -186,7 +189,7 @@ export async function run(args: string[]): Promise<TrainTestRun> {
   });
   const result: TrainTestRun = { model };
   try {
-    console.log(`train: two iterations, batch ${flags.batchSize}, sgd lr ${flags.lr}`);
+    console.log(`train: two iterations, batch ${flags.batchSize}, sgd momentum 0.9 lr ${flags.lr}`);
     const trained = await trainModel(model, train, {
       ...flags,
       iters: 2,

@@ -21,6 +21,7 @@ import {
   TEST_FLAGS,
   TRAIN_TEST_FLAGS,
   withDefaults,
+  withHelp,
 } from "./exercise_flags.ts";
 import { DATA_FLAGS, type FlagDefs, type FlagValues } from "./flag_defs.ts";
 import { applyRecipe, RECIPE_NAMES, type RecipeSettings } from "./recipes.ts";
@@ -78,11 +79,19 @@ export async function runTrainTest(
   const info = { usage: `deno task ${exercise.name} [flags]`, summary };
   if (exercise.trainsOnly) {
     return await trainThenTest(
-      parseFlags(args, withDefaults(EXERCISE_FLAGS, protocol), info),
+      parseFlags(
+        args,
+        withHelp(withDefaults(EXERCISE_FLAGS, protocol), {
+          checkpoint: `Checkpoint folder; default checkpoints/${exercise.name}`,
+        }),
+        info,
+      ),
       lesson,
     );
   }
-  const defs = withDefaults(TRAIN_TEST_FLAGS, protocol);
+  const checkpoint = `Checkpoint folder; default checkpoints/${exercise.name}` +
+    (exercise.recipes ? ` (checkpoints/${exercise.name}_tuned with --recipe tuned)` : "");
+  const defs = withHelp(withDefaults(TRAIN_TEST_FLAGS, protocol), { checkpoint });
   if (!exercise.recipes) return await trainThenTest(parseFlags(args, defs, info), lesson);
   const parsed = parseFlags(args, { ...defs, ...RECIPE_FLAG }, info);
   // The recipe, with the flags typed on the command line
@@ -139,7 +148,10 @@ export async function runTest<F extends FlagDefs>(
       import("./test_figures.ts"),
       import("./train_and_save.ts"),
     ]);
-  const parsed = parseFlags(args, { ...TEST_FLAGS, ...exercise.flags }, {
+  const testFlags = withHelp(TEST_FLAGS, {
+    checkpoint: `Checkpoint folder to test; default checkpoints/${exercise.trainer}`,
+  });
+  const parsed = parseFlags(args, { ...testFlags, ...exercise.flags }, {
     usage: `deno task ${exercise.name} [flags]`,
     summary: exercise.summary,
   });
@@ -205,7 +217,10 @@ export async function runShowDataset(args: string[], exercise: DatasetExercise):
       import("./dataset.ts"),
       import("./test_figures.ts"),
     ]);
-  const flags = parseFlags(args, DATA_FLAGS, {
+  const defs = withHelp(DATA_FLAGS, {
+    size: "Height and width the photos and masks are resized to, in pixels",
+  });
+  const flags = parseFlags(args, defs, {
     usage: `deno task ${exercise.name} [flags]`,
     summary: exercise.summary,
   });

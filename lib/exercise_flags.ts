@@ -134,27 +134,57 @@ export function withDefaults<T extends FlagDefs>(
 }
 
 /**
+ * The same flags with other help texts: a shared flag said for this command
+ * (its real default folder, what it means here).
+ *
+ * @param defs Flag definitions.
+ * @param help New help texts by camelCase flag name.
+ * @returns A copy of `defs` with those texts.
+ * @throws {Error} For a name that is no flag (a bug in the script).
+ *
+ * @example
+ * ```ts
+ * import { TRAIN_TEST_FLAGS, withHelp } from "./exercise_flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const flags = withHelp(TRAIN_TEST_FLAGS, { checkpoint: "Checkpoint folder; default checkpoints/nearest" });
+ * assertEquals(flags.checkpoint.help, "Checkpoint folder; default checkpoints/nearest");
+ * assertEquals(flags.iters.help, TRAIN_TEST_FLAGS.iters.help);
+ * ```
+ */
+export function withHelp<T extends FlagDefs>(defs: T, help: { [K in keyof T]?: string }): T {
+  const copy: Record<string, FlagDef> = { ...defs };
+  for (const [name, text] of Object.entries(help)) {
+    const def = copy[name];
+    if (!def) throw new Error(`No flag --${name} to give a help text`);
+    copy[name] = { ...def, help: text! };
+  }
+  return copy as T;
+}
+
+/**
  * The command an exercise prints as its next step, runnable as printed: the
  * flags of this run that the next command needs are carried over (`--data`
  * when the run was given one, so that the next exercise reads the same
- * photos; `--checkpoint` and `--size` when the next command tests the
- * checkpoint just trained), each quoted for the shell where needed.
+ * photos; `--checkpoint`, `--size` and `--out` when the next command tests
+ * the checkpoint just trained), each quoted for the shell where needed. A
+ * note goes on the next line, indented to sit under the command after
+ * `next: `, so that the command's line pastes into a shell whole.
  *
- * @param next The next step, a command and maybe a note after two spaces.
+ * @param next The next step, a command and maybe a note in parentheses after two spaces.
  * @param data The `--data` this run was given, if any.
  * @param carry More flags to carry, by kebab-case name; `undefined` values are left out.
- * @returns The next step to print.
+ * @returns The next step to print after `next: `: the command, then the note on a line of its own.
  *
  * @example
  * ```ts
  * import { nextStep } from "./exercise_flags.ts";
  * import { assertEquals } from "./assert.ts";
- * assertEquals(nextStep("deno task bin_test  (test it)", "data/imori"), "deno task bin_test --data data/imori  (test it)");
+ * assertEquals(nextStep("deno task bin_test  (test it)", "data/imori"), "deno task bin_test --data data/imori\n      (test it)");
  * assertEquals(nextStep("deno task bin_test", "my photos"), "deno task bin_test --data 'my photos'");
- * assertEquals(nextStep("deno task bin_test  (test it)"), "deno task bin_test  (test it)");
+ * assertEquals(nextStep("deno task bin_test  (test it)"), "deno task bin_test\n      (test it)");
  * assertEquals(
  *   nextStep("deno task bin_test  (test it)", undefined, { checkpoint: "/tmp/run 1", size: 32 }),
- *   "deno task bin_test --checkpoint '/tmp/run 1' --size 32  (test it)",
+ *   "deno task bin_test --checkpoint '/tmp/run 1' --size 32\n      (test it)",
  * );
  * ```
  */
@@ -166,8 +196,9 @@ export function nextStep(
   const flags = Object.entries({ data, ...carry })
     .filter(([, value]) => value !== undefined && value !== "")
     .map(([name, value]) => ` --${name} ${shellWord(String(value))}`).join("");
-  if (!flags) return next;
   const cut = next.indexOf("  (");
-  const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut)];
-  return `${command}${flags}${note}`;
+  const [command, note] = cut < 0 ? [next, ""] : [next.slice(0, cut), next.slice(cut + 2)];
+  // The note on a line of its own, under the command (after `next: `): a line pasted whole
+  // into a shell runs, where `command  (note)` is a syntax error.
+  return note ? `${command}${flags}\n      ${note}` : `${command}${flags}`;
 }

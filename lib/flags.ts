@@ -63,6 +63,64 @@ export function helpText(info: ScriptInfo, defs: FlagDefs): string {
 }
 
 /**
+ * The flag a mistyped one most likely meant: the nearest name by edit distance
+ * (insertions, deletions and substitutions of one character, and swaps of two
+ * neighbours: the optimal string alignment distance),
+ * within 1 edit for names up to 4 characters and 2 beyond, or a name the typed
+ * one begins or ends (`--batch` for `--batch-size`) when that is the only one.
+ *
+ * @param typed The flag as typed, without its dashes (`itres`).
+ * @param names The flags the command takes, without dashes.
+ * @returns The flag it most likely meant, or `undefined` when none is close.
+ *
+ * @example
+ * ```ts
+ * import { closestFlag } from "./flags.ts";
+ * import { assertEquals } from "./assert.ts";
+ * const names = ["iters", "lr", "batch-size", "no-train", "train"];
+ * assertEquals(closestFlag("itres", names), "iters");
+ * assertEquals(closestFlag("batchsize", names), "batch-size");
+ * assertEquals(closestFlag("batch", names), "batch-size");
+ * assertEquals(closestFlag("tarin", names), "train"); // two neighbours swapped
+ * assertEquals(closestFlag("model", names), undefined);
+ * ```
+ */
+export function closestFlag(typed: string, names: readonly string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    // d[i][j]: the edits from a's first i characters to b's first j
+    const d = Array.from(
+      { length: a.length + 1 },
+      (_, i) => Array.from({ length: b.length + 1 }, (_, j) => i === 0 ? j : j === 0 ? i : 0),
+    );
+    for (let i = 1; i <= a.length; i++) {
+      for (let j = 1; j <= b.length; j++) {
+        const row = d[i]!, above = d[i - 1]!;
+        row[j] = Math.min(
+          above[j]! + 1,
+          row[j - 1]! + 1,
+          above[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+        );
+        if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+          row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1); // two neighbours swapped
+        }
+      }
+    }
+    return d[a.length]![b.length]!;
+  };
+  const lower = typed.toLowerCase();
+  let best: string | undefined, bestDistance = Infinity;
+  for (const name of names) {
+    const d = distance(lower, name);
+    if (d < bestDistance) [best, bestDistance] = [name, d];
+  }
+  if (best !== undefined && bestDistance <= (lower.length <= 4 ? 1 : 2)) return best;
+  const partial = names.filter((name) =>
+    lower.length >= 3 && (name.startsWith(lower) || name.endsWith(lower))
+  );
+  return partial.length === 1 ? partial[0] : undefined;
+}
+
+/**
  * Parses command-line arguments against flag definitions. `--help` prints the
  * help text and exits with status 0.
  *
@@ -130,8 +188,12 @@ export function parseFlags<T extends FlagDefs>(
     const message = error instanceof Error
       ? error.message.split("\n").map((line) => line.trim()).filter(Boolean).join(" ")
       : String(error);
+    const unknown = /^Unknown option '--([^'=]+)'/.exec(message)?.[1];
+    const closest = unknown === undefined ? undefined : closestFlag(unknown, Object.keys(options));
     throw new UserError(
-      `${message.replace(/\.$/, "")}; run with --help to see the flags`,
+      `${message.replace(/\.$/, "")}; ${
+        closest ? `did you mean --${closest}? ` : ""
+      }run with --help to see the flags`,
     );
   }
   if (parsed.values.help) {

@@ -209,6 +209,6 @@ export function modelSummary(model: tf.LayersModel): string {
  * ```
  */
 export function showModel(model: tf.LayersModel): tf.LayersModel {
-  console.log(`model: ${model.name}\n${modelSummary(model)}`);
+  console.log(modelSummary(model)); // its first line names the model
   return model;
 }

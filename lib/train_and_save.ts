@@ -14,6 +14,7 @@ import type { Dataset } from "./dataset.ts";
 import { writeLineChart } from "./line_chart.ts";
 import { chooseLoss, type LogitsLoss, type LossName } from "./losses.ts";
 import { checkBatchFits } from "./memory_budget.ts";
+import { showModel } from "./network.ts";
 import { claimCheckpoint, claimOutputFile } from "./output_files.ts";
 import { isAbsolute, join, shownPath } from "./path.ts";
 import { isSyntheticSet } from "./data_dir.ts";
@@ -63,6 +64,11 @@ export interface TrainAndSaveOptions {
   loss?: LossName;
   /** Continue from the checkpoint. @default false */
   resume?: boolean;
+  /**
+   * Print the network's summary (`showModel`) once the checkpoint folder and the figures are
+   * claimed, so that a refused run prints its one-line error alone. @default false
+   */
+  show?: boolean;
   /** Replace a checkpoint of an earlier run in `checkpoint` (else a fresh run refuses it).
    * @default false */
   overwrite?: boolean;
@@ -206,6 +212,7 @@ export async function trainAndSave(
   await claimOutputFile(lossFigure);
   if (options.watch) await claimOutputFile(progressPath);
   checkBatchFits(model, options.batchSize);
+  if (options.show) showModel(model);
   if (startIteration >= options.iters) {
     console.log(`train: already at iteration ${startIteration}; raise --iters to train on`);
   }
@@ -235,7 +242,8 @@ export async function trainAndSave(
   );
   console.log(
     `train: ${options.iters - Math.min(startIteration, options.iters)} iterations, ` +
-      `batch ${options.batchSize}, ${optimizer} lr ${options.lr} (${schedule}), ` +
+      `batch ${options.batchSize}, ${optimizer === "sgd" ? "sgd momentum 0.9" : optimizer} ` +
+      `lr ${options.lr} (${schedule}), ` +
       `seed ${options.seed}, loss ${loss}` +
       (options.augment ? ", random augmentation" : ""),
   );

@@ -19,7 +19,7 @@ import type { Classify } from "./evaluate.ts";
 import { type EXERCISE_FLAGS, nextStep, type TRAIN_TEST_FLAGS } from "./exercise_flags.ts";
 import { DATA_FLAGS, type FlagValues } from "./flags.ts";
 import type { LogitsLoss } from "./losses.ts";
-import { checkSize, type NetOptions, type OutputSizeOf, showModel } from "./network.ts";
+import { checkSize, type NetOptions, type OutputSizeOf } from "./network.ts";
 import type { RecipeName, RecipeSettings } from "./recipes.ts";
 import { type Paint, testAndShow, type TrainTestRun } from "./test_figures.ts";
 import { loadTrained, resumeOrOverwrite, trainAndSave, trainCommand } from "./train_and_save.ts";
@@ -47,7 +47,10 @@ export interface Lesson {
    * `--checkpoint` and `--size` are carried into it.
    */
   next: string | ((checkpoint: string) => string);
-  /** Carry `--data` into `next` (not for a tool that takes no `--data`). @default true */
+  /**
+   * Carry `--data` and `--out` into `next`: false for a tool that takes no `--data` and whose
+   * `--out` means another folder (segment). @default true
+   */
   carryData?: boolean;
   /** The network's name in the checkpoint, when it is not the exercise's. @default name */
   network?: string;
@@ -97,15 +100,16 @@ export async function trainThenTest(
     trainCommand(name + (tuned ? ` --recipe ${recipe.name}` : ""), flags.checkpoint),
     flags.data,
   );
-  // The next command runs as printed: the test of this run's checkpoint reads it at its size,
-  // and puts its figures beside this run's.
+  // The next command runs as printed: the test of this run's checkpoint reads it at its size;
+  // it, or the next exercise, puts its figures beside this run's.
+  const out = flags.out === "answers" || lesson.carryData === false ? undefined : flags.out;
   const carry = trainsOnly
     ? {
       checkpoint: flags.checkpoint,
       size: flags.size === DATA_FLAGS.size.default ? undefined : flags.size,
-      out: flags.out === "answers" ? undefined : flags.out,
+      out,
     }
-    : {};
+    : { out };
   const nextCommand = typeof lesson.next === "string" ? lesson.next : lesson.next(checkpoint);
   const next = nextStep(nextCommand, lesson.carryData === false ? undefined : flags.data, carry);
   if (flags.resume && flags.overwrite) throw resumeOrOverwrite(checkpoint);
@@ -137,7 +141,7 @@ export async function trainThenTest(
         tf.squeeze(tf.slice(test.images, 0, 1), [0]) as tf.Tensor3D, // [size, size, 3]
         tf.squeeze(tf.slice(test.masks, 0, 1), [0]) as tf.Tensor2D, // [size, size]
       ]) as [tf.Tensor3D, tf.Tensor2D];
-      const model = showModel(lesson.build(flags.size, { seed: flags.seed }));
+      const model = lesson.build(flags.size, { seed: flags.seed });
       const augment = recipe?.settings.augment;
       try {
         result.trained = await trainAndSave(model, train, {
@@ -151,6 +155,7 @@ export async function trainThenTest(
           augment: augment ? createAugment({ size: flags.size, ...augment }) : undefined,
           recipe: recipe?.name,
           watch: { ...lesson, name: test.names[0]!, image, mask },
+          show: true,
         });
         result.model = result.trained.model;
       } finally {

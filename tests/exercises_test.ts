@@ -66,12 +66,12 @@ Deno.test("bin_loss and bin_test train, save, reload and test with figures and I
   assert((await Deno.stat(trained.value.trained!.lossFigure)).isFile);
   // The next step reads the same photos, tests this checkpoint at its size and writes its figures
   // beside this run's: carried over.
-  assertEquals(
-    trained.lines.at(-1),
+  assertEquals(trained.lines.slice(-2), [
     `next: deno task bin_test --data ${join(root, "data")} --checkpoint ${
       join(root, "checkpoints", "bin")
-    } --size 16 --out ${join(root, "answers")}  (test it on the test photos)`,
-  );
+    } --size 16 --out ${join(root, "answers")}`,
+    "      (test it on the test photos)",
+  ]);
 
   // The checkpoint predicts what the trained model predicts.
   const loaded = await loadCheckpoint(join(root, "checkpoints", "bin"), { model: "bin", size: 16 });
@@ -274,6 +274,20 @@ Deno.test("exercises refuse a bad flag value with a one-line error", async () =>
       error instanceof UserError &&
       error.message === "Bad value for --iters: -5 is below the minimum 1",
   );
+  // A mistyped flag is named with the one it most likely meant; a flag nothing resembles is not
+  await assertRejects(
+    () => nearest(["--itres", "5"]),
+    (error: Error) =>
+      error instanceof UserError &&
+      error.message ===
+        "Unknown option '--itres'; did you mean --iters? run with --help to see the flags",
+  );
+  await assertRejects(
+    () => nearest(["--model", "unet"]),
+    (error: Error) =>
+      error instanceof UserError &&
+      error.message === "Unknown option '--model'; run with --help to see the flags",
+  );
 });
 
 Deno.test({
@@ -324,14 +338,12 @@ Deno.test("segnet's next line runs as printed: segment on the checkpoint just wr
   ];
   const trained = await capture(() => segnet(args));
   trained.value.model?.dispose();
-  const next = trained.lines.at(-1)!;
-  assertEquals(
-    next,
-    `next: deno task segment --checkpoint ${checkpoint} PHOTO  (use the trained SegNet on your own photos)`,
-  );
-  // The command without its note, PHOTO replaced by a photo, the output kept in the test's folder.
+  const [next, note] = trained.lines.slice(-2);
+  assertEquals(next, `next: deno task segment --checkpoint ${checkpoint} PHOTO`);
+  assertEquals(note, "      (use the trained SegNet on your own photos)");
+  // The command, PHOTO replaced by a photo, the output kept in the test's folder.
   const photos = join(root, "data", "test", "images");
-  const [, , , ...rest] = next.slice("next: ".length).split("  (")[0]!.split(" ");
+  const [, , , ...rest] = next!.slice("next: ".length).split(" ");
   const command = rest.map((word) => word === "PHOTO" ? photos : word);
   const segmented = await capture(() => segment([...command, "--out", join(root, "segment")]));
   assert(segmented.value.length > 0, segmented.lines.join("\n"));

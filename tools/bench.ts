@@ -136,7 +136,7 @@ const FLAGS = {
     default: 0,
     min: 0,
     help: "Peak GFLOP/s for each step's floor; 0: measured (the best rate of a large " +
-      "convolution on the backend in use)",
+      "convolution on the backend in use, run for 2 s)",
   },
   bandwidthGbs: {
     type: "number",

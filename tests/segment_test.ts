@@ -196,6 +196,36 @@ Deno.test("segment warns that a network trained on the synthetic newts has seen 
   });
 });
 
+Deno.test("segment says a --model that the --checkpoint's network overrides is ignored", async () => {
+  await withFixture(async (dir) => {
+    const checkpoint = join(dir, "checkpoints", "bin");
+    const lines: string[] = [];
+    const warn = console.warn;
+    console.warn = (...parts: unknown[]) => lines.push(parts.join(" "));
+    try {
+      for (const model of ["unetlike", "bin"]) {
+        const out = join(dir, `out_${model}`);
+        await segment([
+          "--model",
+          model,
+          "--checkpoint",
+          checkpoint,
+          "--out",
+          out,
+          join(dir, "photos"),
+        ]);
+      }
+      await segment(["--checkpoint", checkpoint, "--out", join(dir, "out"), join(dir, "photos")]);
+    } finally {
+      console.warn = warn;
+    }
+    // Once: for unetlike; --model bin agrees, and the default --model was not typed
+    assertEquals(lines, [
+      `warning: --model unetlike ignored: ${checkpoint} holds a bin network, which is used`,
+    ]);
+  });
+});
+
 Deno.test("segment of a binarization model writes black and white", async () => {
   await withFixture(async (dir) => {
     const [done] = await segment([

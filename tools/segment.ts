@@ -450,6 +450,18 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
       `input ${size}x${size}` + (size === trainedSize ? "" : ` (trained at ${trainedSize})`) +
       (flags.flipAverage ? ", mean over 8 flips and turns" : "") + `, backend ${backend}`,
   );
+  // --model names the default checkpoint folder; with --checkpoint, the checkpoint decides: a
+  // --model typed for another network is said to be ignored, not silently overridden.
+  const typedModel = split.flags.some((arg) => arg === "--model" || arg.startsWith("--model="));
+  if (typedModel && flags.checkpoint !== undefined) {
+    const asked = flags.model.replace(/_tuned$/, "").replace(/_loss$/, "");
+    if (asked !== network) {
+      console.warn(
+        `warning: --model ${flags.model} ignored: ${loaded.path} holds a ${network} network, ` +
+          "which is used",
+      );
+    }
+  }
   // A network trained on the built-in synthetic newts (the first command's default) has not seen
   // a photo: say so, since its masks of real photos are rough.
   const lastData = trainedOn(loaded.state.settings).at(-1);

@@ -107,7 +107,8 @@ export const run = (args: string[]): Promise<TrainTestRun> =>
     loss: semasegLoss,
     classify: argmaxClasses, // test: the argmax class of each pixel, painted, and the mIoU
     paint: paintClasses,
-    next: "deno task segnet  (SegNet: unpooling with the max-pool indices)",
+    next: "deno task segnet  (SegNet: unpooling with the max-pool indices; the longest run here, " +
+      "1000 iterations at batch 16: --iters 100 for a first look)",
     recipes: true, // --recipe tuned: see docs/results.md
   });
 

@@ -96,9 +96,11 @@ export async function trainThenTest(
   const tuned = recipe !== undefined && recipe.name !== "default";
   const run = tuned ? `${name}_${recipe.name}` : name; // names the figures and checkpoint
   const checkpoint = flags.checkpoint ?? `checkpoints/${run}`;
+  // Named in messages (`--resume` after a Ctrl+C, `--overwrite`): with this run's --out too
   const command = nextStep(
     trainCommand(name + (tuned ? ` --recipe ${recipe.name}` : ""), flags.checkpoint),
     flags.data,
+    { out: flags.out === "answers" ? undefined : flags.out },
   );
   // The next command runs as printed: the test of this run's checkpoint reads it at its size;
   // it, or the next exercise, puts its figures beside this run's.

@@ -387,7 +387,12 @@ Deno.test("the fix named for a damaged checkpoint is a command that works", asyn
       );
       const command = message.match(/; run `deno task nearest (.*)` to train a new one/)?.[1];
       assert(command !== undefined && message.includes(file), message);
-      assertEquals(command, `--checkpoint ${dir} --data ${join(root, "data")} --overwrite`);
+      assertEquals(
+        command,
+        `--checkpoint ${dir} --data ${join(root, "data")} --out ${
+          join(root, "answers")
+        } --overwrite`,
+      );
       // Run as printed (with this test's data and size): it trains a new checkpoint there.
       const rerun = [...flags("x").filter((arg) => !arg.includes("checkpoints")), "--no-test"];
       const args = [...rerun.filter((arg) => arg !== "--checkpoint"), ...command.split(" ")];
@@ -414,6 +419,15 @@ Deno.test("segment names the network of a damaged checkpoint, and its fix once",
         `short\\); run \`deno task nearest --checkpoint ${dir} --overwrite\` to train a new one ` +
         "in its place$",
     ),
+  );
+  // Trained on photos it records: the fix trains on the same ones (not the synthetic default)
+  const data = join(root, "data");
+  const state = JSON.parse(await Deno.readTextFile(join(dir, "training_state.json")));
+  state.settings = { ...state.settings, data };
+  await Deno.writeTextFile(join(dir, "training_state.json"), JSON.stringify(state));
+  await assertOneLine(
+    () => segment(["--checkpoint", dir, "--out", join(root, "s"), photo]),
+    new RegExp(`; run \`deno task nearest --data ${data} --checkpoint ${dir} --overwrite\` `),
   );
   await Deno.remove(root, { recursive: true });
 });

@@ -56,7 +56,9 @@ Deno.test({
     assert(sent, `training never reached iteration 50:\n${stdout}\n${stderr}`);
     assertEquals(code, 130, stderr);
     const line = stderr.trim().split("\n").at(-1)!;
-    const command = `deno task nearest --checkpoint ${checkpoint} --data ${join(root, "data")}`;
+    // With this run's --out, so that the resumed run's figures go beside these
+    const command = `deno task nearest --checkpoint ${checkpoint} --data ${join(root, "data")} ` +
+      `--out ${join(root, "out")}`;
     const match = line.match(
       /^stopped at iteration (\d+) \(Ctrl\+C\); checkpoint (.+) holds it; `(.+)` continues$/,
     );

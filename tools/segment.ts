@@ -310,8 +310,9 @@ function checkpointOf(
 
 /**
  * The command that trains the checkpoint in `dir`, from the network (and recipe) its
- * `training_state.json` records, or the name its `model.json` gives the network; with
- * `--checkpoint` unless `dir` is that command's own folder. `undefined` when neither says.
+ * `training_state.json` records, or the name its `model.json` gives the network; with the
+ * `--data` it was trained on last, and `--checkpoint` unless `dir` is that command's own
+ * folder, each quoted for the shell. `undefined` when neither file names a network.
  */
 async function trainerOf(dir: string): Promise<string | undefined> {
   const read = (name: string) =>
@@ -325,8 +326,13 @@ async function trainerOf(dir: string): Promise<string | undefined> {
   if (!TRAINERS.includes(trainer)) return undefined;
   const tuned = state?.settings?.recipe === "tuned";
   const own = join("checkpoints", tuned ? `${trainer}_tuned` : trainer);
-  return `deno task ${trainer}` + (tuned ? " --recipe tuned" : "") +
-    (resolve(dir) === resolve(own) ? "" : ` --checkpoint ${dir}`);
+  // On the photos it was trained on last, so that training it again is the same run
+  const data = trainedOn(state?.settings).at(-1);
+  return nextStep(
+    `deno task ${trainer}` + (tuned ? " --recipe tuned" : ""),
+    data === undefined ? undefined : shownPath(data),
+    { checkpoint: resolve(dir) === resolve(own) ? undefined : dir },
+  );
 }
 
 /** The same network and weights at another input size, from its own `model.json` topology. */

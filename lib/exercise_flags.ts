@@ -165,10 +165,11 @@ export function withHelp<T extends FlagDefs>(defs: T, help: { [K in keyof T]?: s
  * The command an exercise prints as its next step, runnable as printed: the
  * flags of this run that the next command needs are carried over (`--data`
  * when the run was given one, so that the next exercise reads the same
- * photos; `--checkpoint`, `--size` and `--out` when the next command tests
- * the checkpoint just trained), each quoted for the shell where needed. A
- * note goes on the next line, indented to sit under the command after
- * `next: `, so that the command's line pastes into a shell whole.
+ * photos; `--out`, so that its figures go beside this run's; `--checkpoint`
+ * and `--size` when the next command tests the checkpoint just trained),
+ * each quoted for the shell where needed. A note goes on the next line,
+ * indented to sit under the command after `next: `, so that the command's
+ * line pastes into a shell whole.
  *
  * @param next The next step, a command and maybe a note in parentheses after two spaces.
  * @param data The `--data` this run was given, if any.

@@ -63,11 +63,11 @@ export function helpText(info: ScriptInfo, defs: FlagDefs): string {
 }
 
 /**
- * The flag a mistyped one most likely meant: the nearest name by edit distance
- * (insertions, deletions and substitutions of one character, and swaps of two
- * neighbours: the optimal string alignment distance),
- * within 1 edit for names up to 4 characters and 2 beyond, or a name the typed
- * one begins or ends (`--batch` for `--batch-size`) when that is the only one.
+ * The flag a mistyped one most likely meant: the nearest name by the optimal
+ * string alignment distance (insertions, deletions and substitutions of one
+ * character, and swaps of two neighbours), within 1 edit for names of up to
+ * 4 characters and 2 beyond; else the one name that begins or ends with what
+ * was typed (`--batch` for `--batch-size`).
  *
  * @param typed The flag as typed, without its dashes (`itres`).
  * @param names The flags the command takes, without dashes.

@@ -77,20 +77,12 @@ export async function runTrainTest(
   ]);
   const { protocol, summary, ...lesson } = exercise;
   const info = { usage: `deno task ${exercise.name} [flags]`, summary };
-  if (exercise.trainsOnly) {
-    return await trainThenTest(
-      parseFlags(
-        args,
-        withHelp(withDefaults(EXERCISE_FLAGS, protocol), {
-          checkpoint: `Checkpoint folder; default checkpoints/${exercise.name}`,
-        }),
-        info,
-      ),
-      lesson,
-    );
-  }
   const checkpoint = `Checkpoint folder; default checkpoints/${exercise.name}` +
     (exercise.recipes ? ` (checkpoints/${exercise.name}_tuned with --recipe tuned)` : "");
+  if (exercise.trainsOnly) {
+    const defs = withHelp(withDefaults(EXERCISE_FLAGS, protocol), { checkpoint });
+    return await trainThenTest(parseFlags(args, defs, info), lesson);
+  }
   const defs = withHelp(withDefaults(TRAIN_TEST_FLAGS, protocol), { checkpoint });
   if (!exercise.recipes) return await trainThenTest(parseFlags(args, defs, info), lesson);
   const parsed = parseFlags(args, { ...defs, ...RECIPE_FLAG }, info);

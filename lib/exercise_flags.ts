@@ -124,11 +124,22 @@ export function withDefaults<T extends FlagDefs>(
   defs: T,
   defaults: { [K in keyof T]?: string | number | boolean },
 ): T {
+  return withField(defs, "default", defaults);
+}
+
+/** A copy of `defs` with `field` of the named flags set; throws for a name that is no flag. */
+function withField<T extends FlagDefs>(
+  defs: T,
+  field: "default" | "help",
+  values: Record<string, unknown>,
+): T {
   const copy: Record<string, FlagDef> = { ...defs };
-  for (const [name, value] of Object.entries(defaults)) {
+  for (const [name, value] of Object.entries(values)) {
     const def = copy[name];
-    if (!def) throw new Error(`No flag --${name} to give a default`);
-    copy[name] = { ...def, default: value };
+    if (!def) {
+      throw new Error(`No flag --${name} to give a ${field === "help" ? "help text" : field}`);
+    }
+    copy[name] = { ...def, [field]: value } as FlagDef;
   }
   return copy as T;
 }
@@ -152,13 +163,7 @@ export function withDefaults<T extends FlagDefs>(
  * ```
  */
 export function withHelp<T extends FlagDefs>(defs: T, help: { [K in keyof T]?: string }): T {
-  const copy: Record<string, FlagDef> = { ...defs };
-  for (const [name, text] of Object.entries(help)) {
-    const def = copy[name];
-    if (!def) throw new Error(`No flag --${name} to give a help text`);
-    copy[name] = { ...def, help: text! };
-  }
-  return copy as T;
+  return withField(defs, "help", help);
 }
 
 /**

@@ -70,6 +70,30 @@ export function kebab(name: string): string {
   return name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
 }
 
+/**
+ * Whether a flag was typed on the command line (`--name`, `--name=value`, or
+ * `--no-name` for a boolean), rather than left at its default.
+ *
+ * @param args The raw command-line arguments.
+ * @param name The flag's camelCase name.
+ * @returns Whether it was typed.
+ *
+ * @example
+ * ```ts
+ * import { flagTyped } from "./flag_defs.ts";
+ * import { assertEquals } from "./assert.ts";
+ * assertEquals(flagTyped(["--batch-size=8"], "batchSize"), true);
+ * assertEquals(flagTyped(["--no-test"], "test"), true);
+ * assertEquals(flagTyped(["--iters", "5"], "size"), false);
+ * ```
+ */
+export function flagTyped(args: readonly string[], name: string): boolean {
+  const flag = `--${kebab(name)}`;
+  return args.some((arg) =>
+    arg === flag || arg.startsWith(`${flag}=`) || arg === `--no-${kebab(name)}`
+  );
+}
+
 /** Flags of every script that reads the dataset. */
 export const DATA_FLAGS = {
   data: {

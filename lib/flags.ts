@@ -21,6 +21,7 @@ export {
   type FlagDef,
   type FlagDefs,
   type FlagType,
+  flagTyped,
   type FlagValues,
   kebab,
   type ScriptInfo,

@@ -11,7 +11,7 @@
  */
 import type { AugmentOptions } from "./augment.ts";
 import type { BatchNormStats } from "./batch_norm_stats.ts";
-import { kebab } from "./flag_defs.ts";
+import { flagTyped, kebab } from "./flag_defs.ts";
 import type { LossName } from "./losses.ts";
 import type { ScheduleName } from "./schedule.ts";
 import type { OptimizerName } from "./train.ts";
@@ -164,11 +164,7 @@ export function applyRecipe(
 ): RecipeSettings {
   const base = recipe(name, protocol);
   const settings: Recipe = { ...base };
-  const typed = (flag: string) =>
-    args.some((arg) =>
-      arg === `--${kebab(flag)}` || arg.startsWith(`--${kebab(flag)}=`) ||
-      arg === `--no-${kebab(flag)}`
-    );
+  const typed = (flag: string) => flagTyped(args, flag);
   for (const flag of RECIPE_FLAGS) {
     if (typed(flag)) {
       (settings as unknown as Record<string, unknown>)[flag] = (flags as Record<string, unknown>)[

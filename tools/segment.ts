@@ -20,7 +20,7 @@ import { nextStep } from "../lib/exercise_flags.ts";
 import { threshold } from "../exercises/bin_test.ts";
 import { argmaxClasses } from "../exercises/semaseg_test.ts";
 import { writeFigure } from "../lib/figure.ts";
-import { type FlagDefs, kebab, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
+import { type FlagDefs, flagTyped, kebab, parseFlags, TRAIN_FLAGS } from "../lib/flags.ts";
 import { predictViewsAveraged } from "../lib/flip_average.ts";
 import {
   decodeImage,
@@ -458,8 +458,7 @@ export async function run(args: string[]): Promise<SegmentedPhoto[]> {
   );
   // --model names the default checkpoint folder; with --checkpoint, the checkpoint decides: a
   // --model typed for another network is said to be ignored, not silently overridden.
-  const typedModel = split.flags.some((arg) => arg === "--model" || arg.startsWith("--model="));
-  if (typedModel && flags.checkpoint !== undefined) {
+  if (flagTyped(split.flags, "model") && flags.checkpoint !== undefined) {
     const asked = flags.model.replace(/_tuned$/, "").replace(/_loss$/, "");
     if (asked !== network) {
       console.warn(

@@ -15,9 +15,8 @@
  * the offset.
  *
  * The layer's `call` is wrapped: in training, when the active backend has
- * the kernel (the wasm backend with oneDNN) and the layer normalizes the
- * last axis of at least {@linkcode MIN_FUSED_ELEMENTS} values with a scale
- * and an offset, it takes this path and updates the
+ * the kernel (the wasm backend) and the layer normalizes the last axis with
+ * a scale and an offset, whatever its size, it takes this path and updates the
  * moving averages exactly as TensorFlow.js does; otherwise, and at
  * inference, it runs TensorFlow.js's own code.
  *
@@ -53,16 +52,6 @@ export const BATCH_NORM_TRAINING_GRAD = "SegmentBatchNormTrainingGrad";
  * its ReLU before a layer takes that path.
  */
 let registeredNorm: TrainingBatchNorm | null = null;
-
-/**
- * Values from which a layer takes the fused kernel (128 KB). Smaller layers
- * keep tfjs-layers' code: their passes cost microseconds. It also keeps the
- * project's network test within its tolerance: at 16x16 there, unetlike's
- * layers of 16384 values through oneDNN on one thread put its gradients
- * 1.02e-2 from the cpu backend's, against a limit of 1e-2 (its 4-row
- * bottleneck amplifies any rounding difference).
- */
-export const MIN_FUSED_ELEMENTS = 32768;
 
 /**
  * Both moving averages of a layer in one kernel: inputs `movingMean`,
@@ -295,7 +284,7 @@ export function useFusedTrainingBatchNorm(): void {
   ) {
     const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
     const fused = kwargs?.training === true && input !== undefined &&
-      input.dtype === "float32" && input.rank >= 2 && input.size >= MIN_FUSED_ELEMENTS &&
+      input.dtype === "float32" && input.rank >= 2 &&
       (this.axis === -1 || this.axis === input.rank - 1) && this.center && this.scale &&
       tf.getKernel(BATCH_NORM_TRAINING, tf.getBackend()) !== undefined;
     if (!fused) return original.call(this, inputs, kwargs);

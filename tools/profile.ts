@@ -15,9 +15,15 @@
  * (bin's batch norm: 3.2 ms per step in `tf.profile`, 1.1 ms timed here).
  * Other backends take `tf.profile`.
  *
+ * On those backends it then times every convolution call by shape, in the
+ * step and repeated alone on its own inputs ({@linkcode timeConvolutions}),
+ * beside the peak of `tools/floor.ts`: how close each shape comes to the
+ * machine's limit, and how much the step around the convolutions costs them.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 import {
   BACKEND_NAMES,
   type BackendName,
@@ -30,6 +36,7 @@ import {
 import { runMain } from "../lib/errors.ts";
 import { parseFlags } from "../lib/flags.ts";
 import { trainingLoss } from "../lib/train.ts";
+import { measurePeakGflops } from "./floor.ts";
 import { buildModel, lessonsOf, MODEL_NAMES, type ModelName, outputSize } from "./networks.ts";
 
 const FLAGS = {
@@ -56,6 +63,13 @@ const FLAGS = {
     help: "Profiled steps (the tables are their mean; with 3, totals moved 2x between runs)",
   },
   top: { type: "int", default: 25, min: 1, help: "Kernels shown in the table" },
+  repeats: {
+    type: "int",
+    default: 10,
+    min: 0,
+    help: "Repeats of each convolution on its own inputs for the table of convolutions by " +
+      "shape (its best is the library's limit for that shape here); 0 leaves the table out",
+  },
 } as const;
 
 /** The time label of the JavaScript around a kernel's library calls (argument checks, views, caches). */
@@ -201,6 +215,91 @@ export function routesText(routes: ReadonlyMap<string, number>): string {
   return sorted.map(([route, calls]) => `${route} (${count(calls)})`).join("; ");
 }
 
+/** The four convolution kernels {@linkcode convolutionOf} describes. */
+export const CONVOLUTION_KERNELS = [
+  "Conv2D",
+  "FusedConv2D",
+  "Conv2DBackpropInput",
+  "Conv2DBackpropFilter",
+] as const;
+
+/** One convolution kernel call, as {@linkcode convolutionOf} describes it. */
+export interface Convolution {
+  /** The forward convolution it belongs to: `batch x height x width x in-channels, filter -> out-channels, stride`. */
+  shape: string;
+  /** Multiply-adds times 2 (the forward's count; each backward direction does as many). */
+  flops: number;
+}
+
+/** The parts of a kernel call {@linkcode convolutionOf} reads. */
+export interface KernelArgs {
+  inputs: Record<string, { shape: number[] } | undefined>;
+  attrs?: Record<string, unknown>;
+}
+
+/**
+ * What a convolution kernel call computes: the shape of the forward
+ * convolution it belongs to, and its floating-point operations, 2 per
+ * multiply-add (each of the three directions of a convolution does as many
+ * as the forward pass: `2 * batch * outHeight * outWidth * outChannels *
+ * filterHeight * filterWidth * inChannels`). `null` for any other kernel.
+ *
+ * @param name The kernel's name.
+ * @param args Its inputs and attributes, as the kernel function gets them (NHWC, HWIO filters).
+ * @param output The shape of its output (the forward's `y`; unused by the backward kernels).
+ * @returns The convolution, or `null`.
+ *
+ * @example
+ * ```ts
+ * import { convolutionOf } from "./profile.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const forward = convolutionOf("Conv2D", {
+ *   inputs: { x: { shape: [4, 64, 64, 3] }, filter: { shape: [3, 3, 3, 16] } },
+ *   attrs: { strides: [1, 1] },
+ * }, [4, 64, 64, 16]);
+ * assertEquals(forward, { shape: "4x64x64x3, 3x3 -> 16, stride 1", flops: 2 * 4 * 64 * 64 * 16 * 27 });
+ * const weights = convolutionOf("Conv2DBackpropFilter", {
+ *   inputs: { x: { shape: [4, 64, 64, 3] }, dy: { shape: [4, 64, 64, 16] } },
+ *   attrs: { strides: 1, filterShape: [3, 3, 3, 16] },
+ * }, [3, 3, 3, 16]);
+ * assertEquals(weights, forward);
+ * assertEquals(convolutionOf("Relu", { inputs: {} }, [1]), null);
+ * ```
+ */
+export function convolutionOf(
+  name: string,
+  args: KernelArgs,
+  output: readonly number[],
+): Convolution | null {
+  const attrs = args.attrs ?? {};
+  let x: readonly number[] | undefined;
+  let filter: readonly number[] | undefined;
+  let y: readonly number[] | undefined;
+  if (name === "Conv2D" || name === "FusedConv2D") {
+    [x, filter, y] = [args.inputs.x?.shape, args.inputs.filter?.shape, output];
+  } else if (name === "Conv2DBackpropInput") {
+    [x, filter, y] = [
+      attrs.inputShape as number[],
+      args.inputs.filter?.shape,
+      args.inputs.dy?.shape,
+    ];
+  } else if (name === "Conv2DBackpropFilter") {
+    [x, filter, y] = [args.inputs.x?.shape, attrs.filterShape as number[], args.inputs.dy?.shape];
+  } else {
+    return null;
+  }
+  if (x?.length !== 4 || filter?.length !== 4 || y?.length !== 4) return null;
+  const [filterHeight, filterWidth, inChannels, outChannels] = filter as number[];
+  const strides = attrs.strides;
+  const stride = Array.isArray(strides)
+    ? (strides[0] === strides[1] ? strides[0] : strides.join("x"))
+    : strides;
+  return {
+    shape: `${x.join("x")}, ${filterHeight}x${filterWidth} -> ${outChannels}, stride ${stride}`,
+    flops: 2 * y[0]! * y[1]! * y[2]! * y[3]! * filterHeight! * filterWidth! * inChannels!,
+  };
+}
+
 /**
  * Times every kernel of the active backend while `f` runs, by wrapping each
  * registered kernel function with a clock, then restores the kernels. For
@@ -271,6 +370,132 @@ export async function timeKernels(
     }
   }
   return calls;
+}
+
+/** A convolution kernel call timed in the step and alone ({@linkcode timeConvolutions}). */
+export interface ConvolutionCall extends Convolution {
+  /** The kernel's name. */
+  name: string;
+  /** Milliseconds of the call in the step. */
+  stepMs: number;
+  /** The least milliseconds of the same call repeated on its own inputs right after it. */
+  aloneMs: number;
+}
+
+/**
+ * Times each convolution kernel call while `f` runs, once as the step makes
+ * it and then `repeats` more times on the same inputs, right after it, each
+ * repeat's output disposed: the least of those is what the library does for
+ * that shape with its inputs in cache and nothing else running (the
+ * convolutions' own limit on this machine, small layers included), the
+ * first what it did inside the step. Synchronous backends only, as
+ * {@linkcode timeKernels}.
+ *
+ * @param f The work to time; awaited.
+ * @param repeats Repeats of each call.
+ * @returns One record per convolution call, in call order.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { timeConvolutions } from "./profile.ts";
+ * import { assertEquals, assert } from "../lib/assert.ts";
+ * await tf.setBackend("cpu");
+ * const x = tf.ones([1, 4, 4, 2]);
+ * const w = tf.ones([3, 3, 2, 5]);
+ * const before = tf.memory().numTensors;
+ * const calls = await timeConvolutions(() => void tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same").dispose(), 3);
+ * assertEquals(calls.map((call) => [call.name, call.shape]), [["Conv2D", "1x4x4x2, 3x3 -> 5, stride 1"]]);
+ * assert(calls[0]!.aloneMs >= 0 && calls[0]!.flops === 2 * 16 * 5 * 18);
+ * assertEquals(tf.memory().numTensors, before);
+ * ```
+ */
+export async function timeConvolutions(
+  f: () => void | Promise<void>,
+  repeats: number,
+): Promise<ConvolutionCall[]> {
+  const backendName = tf.getBackend();
+  const backend = tf.backend();
+  const calls: ConvolutionCall[] = [];
+  const originals = tf.getKernelsForBackend(backendName)
+    .filter((config) => (CONVOLUTION_KERNELS as readonly string[]).includes(config.kernelName));
+  for (const config of originals) {
+    const inner = config.kernelFunc;
+    tf.unregisterKernel(config.kernelName, backendName);
+    tf.registerKernel({
+      ...config,
+      kernelFunc: (args) => {
+        const started = performance.now();
+        const result = inner(args);
+        const stepMs = performance.now() - started;
+        const output = (Array.isArray(result) ? result[0] : result) as TensorInfo;
+        const convolution = convolutionOf(config.kernelName, args as KernelArgs, output.shape);
+        if (convolution === null) return result;
+        let aloneMs = Infinity;
+        for (let i = 0; i < repeats; i++) {
+          const again = performance.now();
+          const repeated = inner(args);
+          aloneMs = Math.min(aloneMs, performance.now() - again);
+          for (const info of Array.isArray(repeated) ? repeated : [repeated]) {
+            backend.disposeData((info as TensorInfo).dataId);
+          }
+        }
+        calls.push({ name: config.kernelName, ...convolution, stepMs, aloneMs });
+        return result;
+      },
+    });
+  }
+  try {
+    await f();
+  } finally {
+    for (const config of originals) {
+      tf.unregisterKernel(config.kernelName, backendName);
+      tf.registerKernel(config);
+    }
+  }
+  return calls;
+}
+
+/** One row of {@linkcode convolutionTable}: a kernel at one shape, per step. */
+export interface ConvolutionRow extends Convolution {
+  name: string;
+  calls: number;
+  stepMs: number;
+  aloneMs: number;
+}
+
+/**
+ * Sums convolution calls by kernel and shape, per step, in the order the
+ * step first ran them.
+ *
+ * @param calls The calls of {@linkcode timeConvolutions}, over `steps` steps.
+ * @param steps Steps timed.
+ * @returns One row per kernel and shape; `flops` is per step.
+ *
+ * @example
+ * ```ts
+ * import { convolutionTable } from "./profile.ts";
+ * import { assertEquals } from "../lib/assert.ts";
+ * const call = { name: "Conv2D", shape: "1x4x4x2, 3x3 -> 5, stride 1", flops: 10, stepMs: 2, aloneMs: 1 };
+ * assertEquals(convolutionTable([call, call], 2), [{ ...call, calls: 1, flops: 10, stepMs: 2, aloneMs: 1 }]);
+ * ```
+ */
+export function convolutionTable(
+  calls: readonly ConvolutionCall[],
+  steps: number,
+): ConvolutionRow[] {
+  const rows = new Map<string, ConvolutionRow>();
+  for (const call of calls) {
+    const key = `${call.name} ${call.shape}`;
+    const row = rows.get(key) ??
+      { name: call.name, shape: call.shape, calls: 0, flops: 0, stepMs: 0, aloneMs: 0 };
+    row.calls += 1 / steps;
+    row.flops += call.flops / steps;
+    row.stepMs += call.stepMs / steps;
+    row.aloneMs += call.aloneMs / steps;
+    rows.set(key, row);
+  }
+  return [...rows.values()];
 }
 
 /**
@@ -359,6 +584,13 @@ export async function run(args: string[]): Promise<void> {
       console.log(`  ${name.padEnd(labelWidth)} ${ms.toFixed(1).padStart(8)}`);
     }
   }
+  if (synchronous && flags.repeats > 0) {
+    const convolutions = convolutionTable(
+      await timeConvolutions(steps, flags.repeats),
+      flags.steps,
+    );
+    printConvolutions(convolutions, await measurePeakGflops(), flags.repeats);
+  }
   if (backend === "wasm+onednn") {
     const declined = declinedByDnnl();
     console.log(
@@ -370,6 +602,41 @@ export async function run(args: string[]): Promise<void> {
   }
   tf.dispose([images, masks]);
   model.dispose();
+}
+
+/** Prints {@linkcode convolutionTable}'s rows, their totals and the peak's time for the same work. */
+function printConvolutions(rows: readonly ConvolutionRow[], peak: number, repeats: number): void {
+  console.log(
+    `convolutions by shape, per step: in the step, and alone (the best of ${repeats} repeats ` +
+      `of each call on its own inputs); GFLOP/s against the peak of ${peak.toFixed(0)} measured ` +
+      `on a large convolution`,
+  );
+  const width = Math.max(20, ...rows.map((row) => row.name.length));
+  const shapeWidth = Math.max(5, ...rows.map((row) => row.shape.length));
+  const rate = (ms: number, flops: number) => (ms > 0 ? flops / ms / 1e6 : 0).toFixed(0);
+  console.log(
+    `  ${"kernel".padEnd(width)} ${"shape".padEnd(shapeWidth)} ${"calls".padStart(5)} ` +
+      `${"step ms".padStart(8)} ${"GFLOP/s".padStart(7)} ${"alone ms".padStart(8)} ` +
+      `${"GFLOP/s".padStart(7)}`,
+  );
+  for (const row of rows) {
+    console.log(
+      `  ${row.name.padEnd(width)} ${row.shape.padEnd(shapeWidth)} ` +
+        `${row.calls.toFixed(0).padStart(5)} ${row.stepMs.toFixed(2).padStart(8)} ` +
+        `${rate(row.stepMs, row.flops).padStart(7)} ${row.aloneMs.toFixed(2).padStart(8)} ` +
+        `${rate(row.aloneMs, row.flops).padStart(7)}`,
+    );
+  }
+  const flops = rows.reduce((sum, row) => sum + row.flops, 0);
+  const stepMs = rows.reduce((sum, row) => sum + row.stepMs, 0);
+  const aloneMs = rows.reduce((sum, row) => sum + row.aloneMs, 0);
+  console.log(
+    `  all convolutions: ${(flops / 1e9).toFixed(2)} GFLOP, ${stepMs.toFixed(1)} ms in the step ` +
+      `(${rate(stepMs, flops)} GFLOP/s), ${aloneMs.toFixed(1)} ms alone (${
+        rate(aloneMs, flops)
+      }), ` +
+      `${(flops / peak / 1e6).toFixed(1)} ms at the peak`,
+  );
 }
 
 if (import.meta.main) await runMain(() => run(Deno.args));

@@ -23,7 +23,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { TensorInfo } from "@tensorflow/tfjs-core";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import {
   BACKEND_NAMES,
   type BackendName,
@@ -301,6 +301,34 @@ export function convolutionOf(
 }
 
 /**
+ * Runs `f` with some of the active backend's kernels replaced by `wrap` of
+ * their function, then registers the originals again, whatever `f` does.
+ *
+ * @param configs The kernels to wrap (registered on the active backend).
+ * @param wrap The function to run in place of one kernel's, given its config.
+ * @param f The work to run; awaited.
+ * @returns A promise that resolves when `f` has and the kernels are restored.
+ */
+async function withWrappedKernels(
+  configs: readonly KernelConfig[],
+  wrap: (config: KernelConfig) => KernelConfig["kernelFunc"],
+  f: () => void | Promise<void>,
+): Promise<void> {
+  for (const config of configs) {
+    tf.unregisterKernel(config.kernelName, config.backendName);
+    tf.registerKernel({ ...config, kernelFunc: wrap(config) });
+  }
+  try {
+    await f();
+  } finally {
+    for (const config of configs) {
+      tf.unregisterKernel(config.kernelName, config.backendName);
+      tf.registerKernel(config);
+    }
+  }
+}
+
+/**
  * Times every kernel of the active backend while `f` runs, by wrapping each
  * registered kernel function with a clock, then restores the kernels. For
  * synchronous backends only (wasm, cpu): an asynchronous backend's kernels
@@ -331,44 +359,31 @@ export async function timeKernels(
 ): Promise<TimedCall[]> {
   const backendName = tf.getBackend();
   const calls: TimedCall[] = [];
-  const originals = tf.getKernelsForBackend(backendName);
-  for (const config of originals) {
+  await withWrappedKernels(tf.getKernelsForBackend(backendName), (config) => {
     const inner = config.kernelFunc;
     // Only the wasm backend has the engine's layers; the others run their own kernels.
     const unreported = backendName === "wasm"
       ? unreportedRoute(config)
       : `tfjs-backend-${backendName}`;
-    tf.unregisterKernel(config.kernelName, backendName);
-    tf.registerKernel({
-      ...config,
-      kernelFunc: (args) => {
-        const started = performance.now();
-        const { result, routes, times } = listenRoutes(() => inner(args));
-        const kernelTimeMs = performance.now() - started;
-        // What no library reported is the kernel's own: glue around the libraries, or all of it.
-        const reported = [...times.values()].reduce((sum, ms) => sum + ms, 0);
-        // Where libraries ran, the rest is the JavaScript around them, named apart from kernels
-        // that are JavaScript (or the backend's own) through and through.
-        const rest = routes.length === 0 ? unreported : GLUE_ROUTE;
-        times.set(rest, (times.get(rest) ?? 0) + Math.max(0, kernelTimeMs - reported));
-        calls.push({
-          name: config.kernelName,
-          kernelTimeMs,
-          route: callRoute(routes, unreported),
-          times,
-        });
-        return result;
-      },
-    });
-  }
-  try {
-    await f();
-  } finally {
-    for (const config of originals) {
-      tf.unregisterKernel(config.kernelName, backendName);
-      tf.registerKernel(config);
-    }
-  }
+    return (args) => {
+      const started = performance.now();
+      const { result, routes, times } = listenRoutes(() => inner(args));
+      const kernelTimeMs = performance.now() - started;
+      // What no library reported is the kernel's own: glue around the libraries, or all of it.
+      const reported = [...times.values()].reduce((sum, ms) => sum + ms, 0);
+      // Where libraries ran, the rest is the JavaScript around them, named apart from kernels
+      // that are JavaScript (or the backend's own) through and through.
+      const rest = routes.length === 0 ? unreported : GLUE_ROUTE;
+      times.set(rest, (times.get(rest) ?? 0) + Math.max(0, kernelTimeMs - reported));
+      calls.push({
+        name: config.kernelName,
+        kernelTimeMs,
+        route: callRoute(routes, unreported),
+        times,
+      });
+      return result;
+    };
+  }, f);
   return calls;
 }
 
@@ -417,42 +432,30 @@ export async function timeConvolutions(
   const backendName = tf.getBackend();
   const backend = tf.backend();
   const calls: ConvolutionCall[] = [];
-  const originals = tf.getKernelsForBackend(backendName)
+  const convolutions = tf.getKernelsForBackend(backendName)
     .filter((config) => (CONVOLUTION_KERNELS as readonly string[]).includes(config.kernelName));
-  for (const config of originals) {
+  await withWrappedKernels(convolutions, (config) => {
     const inner = config.kernelFunc;
-    tf.unregisterKernel(config.kernelName, backendName);
-    tf.registerKernel({
-      ...config,
-      kernelFunc: (args) => {
-        const started = performance.now();
-        const result = inner(args);
-        const stepMs = performance.now() - started;
-        const output = (Array.isArray(result) ? result[0] : result) as TensorInfo;
-        const convolution = convolutionOf(config.kernelName, args as KernelArgs, output.shape);
-        if (convolution === null) return result;
-        let aloneMs = Infinity;
-        for (let i = 0; i < repeats; i++) {
-          const again = performance.now();
-          const repeated = inner(args);
-          aloneMs = Math.min(aloneMs, performance.now() - again);
-          for (const info of Array.isArray(repeated) ? repeated : [repeated]) {
-            backend.disposeData((info as TensorInfo).dataId);
-          }
+    return (args) => {
+      const started = performance.now();
+      const result = inner(args);
+      const stepMs = performance.now() - started;
+      const output = (Array.isArray(result) ? result[0] : result) as TensorInfo;
+      const convolution = convolutionOf(config.kernelName, args as KernelArgs, output.shape);
+      if (convolution === null) return result;
+      let aloneMs = Infinity;
+      for (let i = 0; i < repeats; i++) {
+        const again = performance.now();
+        const repeated = inner(args);
+        aloneMs = Math.min(aloneMs, performance.now() - again);
+        for (const info of Array.isArray(repeated) ? repeated : [repeated]) {
+          backend.disposeData((info as TensorInfo).dataId);
         }
-        calls.push({ name: config.kernelName, ...convolution, stepMs, aloneMs });
-        return result;
-      },
-    });
-  }
-  try {
-    await f();
-  } finally {
-    for (const config of originals) {
-      tf.unregisterKernel(config.kernelName, backendName);
-      tf.registerKernel(config);
-    }
-  }
+      }
+      calls.push({ name: config.kernelName, ...convolution, stepMs, aloneMs });
+      return result;
+    };
+  }, f);
   return calls;
 }
 
